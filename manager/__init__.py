@@ -1,0 +1,1 @@
+"""valley control plane: study grid, specs -> manifests, launch and lifecycle, MLflow records."""

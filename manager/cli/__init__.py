@@ -1,0 +1,21 @@
+"""`valleyctl`: the control plane CLI. One module per noun; bodies stay short.
+
+Only typer, rich and pydantic load at import time so `valleyctl --help` answers fast;
+mlflow and kubernetes load inside the commands that use them.
+"""
+
+from __future__ import annotations
+
+from manager.cli.study import compare_command, plan_command
+from valley.errors import run_cli, typer_app
+
+app = typer_app(
+    "Plan, render, launch and compare the runs of a distillation study.\n\n"
+    "Example: valleyctl launch --size 10k --model llama"
+)
+app.command("plan")(plan_command)
+app.command("compare")(compare_command)
+
+
+def main() -> None:
+    run_cli(app)

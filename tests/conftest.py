@@ -1,0 +1,49 @@
+"""Shared fixtures: the real CLIs as subprocesses, a real sqlite MLflow store, golden files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", help="rewrite golden files instead of comparing")
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def _cli(module: str, args: list[str], env: dict | None, cwd: Path | None, check: bool, timeout: float):
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    result = subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{module} {' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def valley():
+    """Run the real `valley` CLI: valley(["grade", ...], env=..., check=False)."""
+    return lambda args, env=None, cwd=None, check=True, timeout=600: _cli("valley", args, env, cwd, check, timeout)
+
+
+@pytest.fixture
+def valleyctl():
+    """Run the real `valleyctl` CLI."""
+    return lambda args, env=None, cwd=None, check=True, timeout=600: _cli("manager", args, env, cwd, check, timeout)

@@ -1,0 +1,3 @@
+from valley.cli import main
+
+main()

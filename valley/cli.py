@@ -1,0 +1,28 @@
+"""`valley`: the workload commands that run inside pods and locally.
+
+Each noun lives in its own module; heavy libraries (torch, torchtune, vllm) are imported
+inside the command bodies so `valley --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from valley.data.cli import data_app
+from valley.errors import run_cli, typer_app
+from valley.eval.cli import eval_command
+from valley.grader.cli import grade_command, grader_app
+from valley.train.cli import train_command
+
+app = typer_app("valley workloads: build data, train, evaluate and grade.")
+app.add_typer(data_app, name="data")
+app.add_typer(grader_app, name="grader")
+app.command("grade")(grade_command)
+app.command("train")(train_command)
+app.command("eval")(eval_command)
+
+
+def main() -> None:
+    run_cli(app)
+
+
+if __name__ == "__main__":
+    main()
