@@ -134,11 +134,12 @@ def hf_env() -> list[dict]:
     ]
 
 
-def spec_volumes(run: RunSpec, *, shm: str | None = None) -> list[dict]:
+def spec_volumes(run: RunSpec, claims: tuple[str, ...], *, shm: str | None = None) -> list[dict]:
+    """The spec ConfigMap, a scratch /tmp, the shared volumes the pod mounts, /dev/shm."""
     vols = [
         {"name": "spec", "configMap": {"name": f"{run.name}-spec"}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "16Gi"}},
-        *({"name": key, "persistentVolumeClaim": {"claimName": claim}} for key, claim in PVCS.items()),
+        *({"name": key, "persistentVolumeClaim": {"claimName": PVCS[key]}} for key in PVCS if key in claims),
     ]
     if shm:
         vols.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}})
@@ -260,7 +261,7 @@ def data_job(run: RunSpec, ctx: RenderContext) -> dict:
             env, mounts(writable=("datasets",), read_only=("models",)), resources("4", "16Gi", cpu_limit="8"),
         )
         containers, init = [build], [fetch]
-    pod = pod_spec("valley-train", containers, spec_volumes(run), **({"initContainers": init} if init else {}))
+    pod = pod_spec("valley-train", containers, spec_volumes(run, ("datasets", "models")), **({"initContainers": init} if init else {}))
     return job(run, ctx, "data", "data", pod, suspend=False, backoff_limit=3, policy_container=containers[0]["name"])
 
 
@@ -335,7 +336,7 @@ def train_job(run: RunSpec, ctx: RenderContext) -> dict:
     if train.nodes > 1:
         extra_pod["subdomain"] = train_service_name(run)
         job_spec = {"completionMode": "Indexed", "completions": train.nodes, "parallelism": train.nodes}
-    pod = pod_spec("valley-train", [main], spec_volumes(run, shm=f"{8 * gpus}Gi"), **extra_pod)
+    pod = pod_spec("valley-train", [main], spec_volumes(run, tuple(PVCS), shm=f"{8 * gpus}Gi"), **extra_pod)
     extra_labels = {"valley.base-run": run.base.name} if run.base else None
     return job(run, ctx, "train", "train", pod, suspend=True, backoff_limit=2, policy_container="train",
                job_spec=job_spec, extra_labels=extra_labels)
@@ -380,7 +381,7 @@ def eval_job(run: RunSpec, ctx: RenderContext) -> dict:
     extra_pod: dict = {}
     if not split:
         extra_pod = {"runtimeClassName": "gvisor", "initContainers": [grader_container(ctx, "127.0.0.1", restartPolicy="Always")]}
-    pod = pod_spec("valley-eval", [main], spec_volumes(run, shm=f"{4 * gpus}Gi"), **extra_pod)
+    pod = pod_spec("valley-eval", [main], spec_volumes(run, tuple(PVCS), shm=f"{4 * gpus}Gi"), **extra_pod)
     return job(run, ctx, "eval", "eval", pod, suspend=True, backoff_limit=2, policy_container="eval")
 
 
