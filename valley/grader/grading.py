@@ -18,7 +18,7 @@ from typing import Iterable, Iterator, Mapping
 
 from valley.grader.extract import extract_code
 from valley.grader.problem import Problem, from_lcb_row, from_taco_row
-from valley.grader.sandbox import ProgramEndedSandbox, SandboxError, Session, resolve_kind
+from valley.grader.sandbox import POOL, ProgramEndedSandbox, SandboxError, resolve_kind
 from valley.grader.verdict import TestResult, Verdict, judge_test, program_status
 
 INFRA_RETRIES = 2
@@ -63,9 +63,9 @@ def grade_code(
 def _run(problem: Problem, code: str, kind: str, timeout_s: float, early_stop: bool, limits: dict | None) -> Verdict:
     total = len(problem.tests)
     results: list[TestResult] = []
-    with Session(kind, code, problem.mode, problem.fn_name, limits) as session:
-        compile_error = session.start()
-        extra = {"sandbox_start_s": round(session.start_s, 4)}
+    with POOL.session(kind) as (session, fresh):
+        extra = {"sandbox_start_s": round(session.start_s, 4) if fresh else 0.0}
+        compile_error = session.load(code, problem.mode, problem.fn_name, limits)
         if compile_error:
             results.append(TestResult(0, "compile_error", detail=compile_error))
         else:

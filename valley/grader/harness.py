@@ -3,11 +3,15 @@
 Stdlib only, run as a script: `python -I harness.py`. It speaks newline-delimited JSON on
 its stdin/stdout with the grader outside:
 
-    -> {"code": ..., "mode": "stdin"|"functional", "fn_name": ..., "limits": {...}, "uid": 61234,
-        "confine_fs": true, "scratch": "/scratch"}
-    <- {"ready": true} | {"compile_error": "..."}
-    -> {"input": "...", "timeout_s": 6}                      (one per test; the grader decides
-    <- {"status": "exited"|"timeout"|..., "stdout"|"value", "time_s", "max_rss_kb", ...}    when to stop)
+    -> {"scratch": "/scratch", "uid": 65534, "confine_fs": false, "private_dirs": ["/tmp"]}
+    <- {"ready": true}
+    then per program (a warm sandbox serves many, one after another):
+    -> {"code": ..., "mode": "stdin"|"functional", "fn_name": ..., "limits": {...}}
+    <- {"loaded": true} | {"compile_error": "..."}
+    -> {"input": "...", "timeout_s": 6}          (one per test; the grader decides when to stop)
+    <- {"status": "exited"|"timeout"|"runtime_error"|..., "stdout"|"value", "time_s", "max_rss_kb"}
+    -> {"end": true}                            (kill leftovers, empty scratch and private dirs)
+    <- {"ended": true}
 
 Why this shape:
 * Expected outputs never enter the sandbox and verdicts are computed outside, so a program can
@@ -254,12 +258,15 @@ def _run_program(job: dict, prelude, code, test: dict) -> int:
 # ---- the harness loop
 
 class Harness:
-    def __init__(self, job: dict):
-        self.job = job
-        self.job["limits"] = {**DEFAULT_LIMITS, **job.get("limits", {})}
-        self.scratch = job["scratch"]
+    """Runs programs one after another (a warm sandbox), each test in a fresh forked child."""
+
+    def __init__(self, setup: dict):
+        self.scratch = setup["scratch"]
+        self.uid = setup.get("uid")
+        self.private_dirs = [d for d in setup.get("private_dirs", []) if os.path.isdir(d)]  # emptied between programs
         self.is_init = os.getpid() == 1
         self.test_index = 0
+        self.job: dict = {}
         self.wake_r, wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(wake_w, False)
@@ -271,20 +278,35 @@ class Harness:
         exec(LCB_PRELUDE, {})  # import once here; every forked child then finds them loaded
         self.prelude = compile(LCB_PRELUDE, "<prelude>", "exec")
 
-    def compile(self) -> str | None:
+    def load(self, program: dict) -> str | None:
+        """Take the next program; returns a compile error or None."""
+        self.job = {**program, "uid": self.uid, "limits": {**DEFAULT_LIMITS, **program.get("limits", {})}}
         try:
             self.code = compile(self.job["code"], "solution.py", "exec")
         except (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError) as error:
             return f"{type(error).__name__}: {error}"
         return None
 
+    def end_program(self) -> None:
+        """Nothing of one program reaches the next: processes killed, its files removed."""
+        self._kill_leftovers(None)
+        for directory in [self.scratch, *self.private_dirs]:
+            for entry in os.listdir(directory):
+                path = os.path.join(directory, entry)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    _remove_tree(path)
+                else:
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
+
     def run_test(self, test: dict) -> dict:
         self.test_index += 1
         workdir = os.path.join(self.scratch, f"t{self.test_index}")
         os.mkdir(workdir, 0o700)
-        uid = self.job.get("uid")
-        if uid is not None and os.geteuid() == 0:
-            os.chown(workdir, uid, uid)
+        if self.uid is not None and os.geteuid() == 0:
+            os.chown(workdir, self.uid, self.uid)
         paths = {name: os.path.join(self.scratch, f"{name}{self.test_index}") for name in ("in", "out", "err", "val")}
         with open(paths["in"], "w", encoding="utf-8") as handle:
             handle.write(test["input"])
@@ -327,9 +349,10 @@ class Harness:
             except BlockingIOError:
                 pass
 
-    def _kill_leftovers(self, pid: int) -> None:
+    def _kill_leftovers(self, pid: int | None) -> None:
         """No process outlives its test: detached children included."""
-        _kill_group(pid)
+        if pid is not None:
+            _kill_group(pid)
         if self.is_init:
             try:
                 os.kill(-1, signal.SIGKILL)  # as PID 1: everything else in the namespace
@@ -472,22 +495,29 @@ def _expose_interpreter(scratch: str) -> None:
 
 def main() -> None:
     stdin, stdout = sys.stdin.buffer, sys.stdout
-    job = json.loads(stdin.readline())
-    if job.get("confine_fs"):
-        confine_filesystem(job["scratch"], {**DEFAULT_LIMITS, **job.get("limits", {})}["scratch_mb"])
-    harness = Harness(job)
-    error = harness.compile()
-    stdout.write(json.dumps({"compile_error": error} if error else {"ready": True}) + "\n")
-    stdout.flush()
-    if error:
-        return
-    for line in stdin:
-        try:
-            result = harness.run_test(json.loads(line))
-        except Exception:  # the harness's own failure: the grader retries it as an infra error
-            result = {"status": "harness_error", "detail": traceback.format_exc()[-1500:]}
-        stdout.write(json.dumps(result) + "\n")
+
+    def reply(message: dict) -> None:
+        stdout.write(json.dumps(message) + "\n")
         stdout.flush()
+
+    setup = json.loads(stdin.readline())
+    if setup.get("confine_fs"):
+        confine_filesystem(setup["scratch"], setup.get("scratch_mb", DEFAULT_LIMITS["scratch_mb"]))
+    harness = Harness(setup)
+    reply({"ready": True})
+    for line in stdin:
+        message = json.loads(line)
+        try:
+            if "code" in message:
+                error = harness.load(message)
+                reply({"compile_error": error} if error else {"loaded": True})
+            elif "input" in message:
+                reply(harness.run_test(message))
+            else:
+                harness.end_program()
+                reply({"ended": True})
+        except Exception:  # the harness's own failure: the grader retries it as an infra error
+            reply({"status": "harness_error", "detail": traceback.format_exc()[-1500:]})
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ Stdlib only: the grader image imports this without typer, rich or pydantic.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import itertools
 import json
@@ -25,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -83,18 +86,16 @@ def namespace_prefix() -> tuple[str, ...]:
 
 
 class Session:
-    """A started sandbox running the harness for one program; use as a context manager."""
+    """A started sandbox running the harness; it grades programs one after another."""
 
-    def __init__(self, kind: str, code: str, mode: str, fn_name: str | None, limits: dict | None = None):
+    def __init__(self, kind: str):
         self.kind = resolve_kind(kind)
-        self.job = {"code": code, "mode": mode, "fn_name": fn_name, "limits": limits or {}}
         self.workdir = tempfile.mkdtemp(prefix="valley-grade-", dir=scratch_root())
         self.process: subprocess.Popen | None = None
         self.container_id: str | None = None
         self._buffer = b""
         self.start_s = 0.0
-
-    # -- lifecycle
+        self.programs = 0
 
     def __enter__(self) -> "Session":
         return self
@@ -102,23 +103,30 @@ class Session:
     def __exit__(self, *_exc) -> None:
         self.close()
 
-    def start(self) -> str | None:
-        """Start the sandbox and compile; returns a compile error message or None."""
+    def start(self) -> "Session":
         started = time.perf_counter()
-        argv = self._runsc_argv() if self.kind == "runsc" else self._process_argv()
+        argv, setup = self._runsc_argv() if self.kind == "runsc" else self._process_argv()
         try:
             self.process = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 env=HOST_ENV, cwd=self.workdir, start_new_session=True,
             )
         except OSError as error:
+            self.close()
             raise SandboxError(f"{self.kind} sandbox could not start: {error}") from error
-        self._send(self.job)
-        reply = self._receive(started + START_TIMEOUT_S)
-        if reply is None:
-            raise SandboxError(f"{self.kind} sandbox did not start: {self._stderr_tail()}")
+        self._send(setup)
+        if self._receive(started + START_TIMEOUT_S) is None:
+            detail = self._stderr_tail()
+            self.close()
+            raise SandboxError(f"{self.kind} sandbox did not start: {detail}")
         self.start_s = time.perf_counter() - started
-        return reply.get("compile_error")
+        return self
+
+    def load(self, code: str, mode: str, fn_name: str | None, limits: dict | None = None) -> str | None:
+        """Hand the sandbox the next program; returns its compile error or None."""
+        self.programs += 1
+        self._send({"code": code, "mode": mode, "fn_name": fn_name, "limits": limits or {}})
+        return self._expect(START_TIMEOUT_S).get("compile_error")
 
     def run(self, test_input: str, timeout_s: float) -> dict:
         """Run one test; the harness's raw result (status, stdout or value, time, memory)."""
@@ -126,8 +134,23 @@ class Session:
         reply = self._receive(time.perf_counter() + timeout_s + REPLY_MARGIN_S)
         if reply is None:
             raise ProgramEndedSandbox(self._stderr_tail())
-        if reply["status"] == "harness_error":
+        if reply.get("status") == "harness_error":
             raise SandboxError(f"{self.kind} harness failed: {reply['detail']}")
+        return reply
+
+    def end_program(self) -> None:
+        """Kill what the program left behind and empty its directories, ready for the next."""
+        self._send({"end": True})
+        self._expect(START_TIMEOUT_S)
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _expect(self, timeout_s: float) -> dict:
+        reply = self._receive(time.perf_counter() + timeout_s)
+        if reply is None or reply.get("status") == "harness_error":
+            raise SandboxError(f"{self.kind} harness failed: {(reply or {}).get('detail') or self._stderr_tail()}")
         return reply
 
     def close(self) -> None:
@@ -150,7 +173,7 @@ class Session:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _kill(self) -> None:
-        if self.container_id:
+        if self.process.poll() is None and self.container_id:
             self._runsc("kill", self.container_id, "KILL")
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -193,15 +216,17 @@ class Session:
 
     # -- the two sandboxes
 
-    def _process_argv(self) -> list[str]:
+    def _process_argv(self) -> tuple[list[str], dict]:
         prefix = namespace_prefix()
         scratch = os.path.join(self.workdir, "scratch")
         os.mkdir(scratch, 0o755)
         confined = bool(prefix)
-        self.job.update(scratch=scratch, confine_fs=confined, uid=_worker_uid())
-        return [*prefix, interpreter(), "-I", str(HARNESS)]
+        setup = {"scratch": scratch, "confine_fs": confined, "uid": _worker_uid(),
+                 # only namespaced tmpfs copies are ours to empty; never the host's /tmp
+                 "private_dirs": ["/tmp", "/var/tmp", "/dev/shm"] if confined else []}
+        return [*prefix, interpreter(), "-I", str(HARNESS)], setup
 
-    def _runsc_argv(self) -> list[str]:
+    def _runsc_argv(self) -> tuple[list[str], dict]:
         bundle = Path(self.workdir) / "bundle"
         rootfs = bundle / "rootfs"
         rootfs.mkdir(parents=True)
@@ -242,9 +267,9 @@ class Session:
             "linux": {"namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]},
         }
         (bundle / "config.json").write_text(json.dumps(config))
-        self.job.update(scratch="/scratch", confine_fs=False, uid=UNPRIVILEGED_UID)
+        setup = {"scratch": "/scratch", "confine_fs": False, "uid": UNPRIVILEGED_UID, "private_dirs": ["/tmp", "/dev/shm"]}
         self.container_id = f"valley-{uuid.uuid4().hex[:16]}"
-        return [*self._runsc_base(), "run", "--bundle", str(bundle), self.container_id]
+        return [*self._runsc_base(), "run", "--bundle", str(bundle), self.container_id], setup
 
     def _runsc_base(self) -> list[str]:
         flags = ["runsc", "--root", os.path.join(self.workdir, "state"), "--network=none", "--ignore-cgroups"]
@@ -265,3 +290,46 @@ _session_numbers = itertools.count()
 def _worker_uid() -> int:
     """A uid no other live sandbox uses, so per-uid process limits stay per sandbox."""
     return 100_000 + (os.getpid() * 64 + next(_session_numbers) % 64) % 1_000_000
+
+
+class SessionPool:
+    """Warm sandboxes, reused program after program: the start cost is paid once per
+    `max_programs` programs instead of once per program. A sandbox that a program broke
+    (killed its harness, wedged it) is closed, never reused."""
+
+    def __init__(self, max_programs: int = 64):
+        self.max_programs = max_programs
+        self._idle: dict[str, list[Session]] = {}
+        self._lock = threading.Lock()
+        atexit.register(self.close_all)
+
+    @contextlib.contextmanager
+    def session(self, kind: str):
+        kind = resolve_kind(kind)
+        with self._lock:
+            session = self._idle.get(kind, []).pop() if self._idle.get(kind) else None
+        fresh = session is None
+        if fresh:
+            session = Session(kind).start()
+        healthy = False
+        try:
+            yield session, fresh
+            if session.alive and session.programs < self.max_programs:
+                session.end_program()
+                healthy = True
+        finally:
+            if healthy:
+                with self._lock:
+                    self._idle.setdefault(kind, []).append(session)
+            else:
+                session.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            sessions = [s for idle in self._idle.values() for s in idle]
+            self._idle.clear()
+        for session in sessions:
+            session.close()
+
+
+POOL = SessionPool()
