@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import linecache
 import math
 import os
 import resource
@@ -90,6 +91,7 @@ PR_SET_CHILD_SUBREAPER = 36
 MS_BIND, MS_REC, MS_NOSUID, MS_NODEV, MS_MOVE = 4096, 16384, 2, 4, 8192
 STATUS_EXIT_CODE = {"compile": 120, "missing_method": 121, "unserialisable": 122}
 STDERR_TAIL = 2000
+TRACEBACK_FRAMES = 30
 
 
 # ---- tagged values: a functional program's return value crosses the sandbox boundary as JSON
@@ -218,7 +220,7 @@ def _child(job: dict, prelude, code, test: dict, workdir: str, fds: tuple[int, i
         status = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except BaseException:
         try:
-            traceback.print_exc()
+            traceback.print_exc(limit=-TRACEBACK_FRAMES)
         except BaseException:
             pass
         status = 1
@@ -242,7 +244,7 @@ def _run_program(job: dict, prelude, code, test: dict) -> int:
         target = namespace["Solution"]() if "Solution" in namespace else None
         method = getattr(target, job["fn_name"]) if target is not None else namespace[job["fn_name"]]
     except Exception:
-        traceback.print_exc()
+        traceback.print_exc(limit=-TRACEBACK_FRAMES)
         return STATUS_EXIT_CODE["missing_method"]
     args = [json.loads(line) for line in test["input"].split("\n")]
     result = method(*args)
@@ -281,6 +283,8 @@ class Harness:
     def load(self, program: dict) -> str | None:
         """Take the next program; returns a compile error or None."""
         self.job = {**program, "uid": self.uid, "limits": {**DEFAULT_LIMITS, **program.get("limits", {})}}
+        # tracebacks then quote the program's lines without a file lookup per frame (slow in gVisor)
+        linecache.cache["solution.py"] = (len(program["code"]), None, program["code"].splitlines(True), "solution.py")
         try:
             self.code = compile(self.job["code"], "solution.py", "exec")
         except (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError) as error:

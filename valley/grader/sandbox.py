@@ -38,6 +38,7 @@ HOST_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDO
 START_TIMEOUT_S = 30.0
 REPLY_MARGIN_S = 10.0  # the harness enforces per-test timeouts; this only catches a wedged sandbox
 UNPRIVILEGED_UID = 65534
+SCRATCH_MB = 512  # the tmpfs a program may fill; harness.DEFAULT_LIMITS["scratch_mb"] for the process sandbox
 CAPABILITIES = ["CAP_CHOWN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER"]
 
 
@@ -234,8 +235,8 @@ class Session:
         prefix = os.path.realpath(sys.base_prefix)
         mounts = [
             {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755"]},
-            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
+            {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755", f"size={SCRATCH_MB}m"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755", "size=1m"]},
             {"destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro"]},
         ]
         if not prefix.startswith("/usr/"):
