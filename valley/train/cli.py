@@ -12,6 +12,8 @@ from valley.errors import typer_app
 model_app = typer_app("Fetch student models (tiny ones are built locally).")
 
 RunSpecOpt = Annotated[Path, typer.Option("--run-spec", help="RunSpec JSON written by the control plane")]
+#: the train Job's podFailurePolicy fails fast on this exit code instead of retrying
+CONFIG_ERROR_EXIT = 3
 ModelDirOpt = Annotated[Path, typer.Option("--model", help="HF-format student directory (valley model fetch)")]
 
 
@@ -58,7 +60,13 @@ def train_command(
     Examples:
       valley train --run-spec run.json --data .valley/data/x --model .valley/models/tiny-qwen --out .valley/checkpoints/r
     """
+    from valley.train.config import TrainConfigError
     from valley.train.sft import train
 
-    train(run_spec, data_dir=data, model_dir=model, out_dir=out, base_checkpoint=base_checkpoint,
-          nproc_per_node=nproc_per_node)
+    try:
+        final = train(run_spec, data_dir=data, model_dir=model, out_dir=out, base_checkpoint=base_checkpoint,
+                      nproc_per_node=nproc_per_node)
+    except TrainConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(CONFIG_ERROR_EXIT) from None
+    typer.echo(f"final checkpoint: {final}")

@@ -38,7 +38,7 @@ def fetch_model(spec: ModelSpec, out_dir: Path) -> dict:
 
         shutil.rmtree(partial, ignore_errors=True)
         build_tiny(spec.family, partial)
-        revision = f"tiny-{file_digest(partial / 'model.safetensors')[:12]}"
+        revision = f"tiny-{sha256_file(partial / 'model.safetensors')[:12]}"
     else:
         revision = download(spec, partial)
     record = {
@@ -68,9 +68,9 @@ def download(spec: ModelSpec, into: Path) -> str:
     return sha
 
 
-def file_digest(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
+        for block in iter(lambda: handle.read(1 << 24), b""):
             digest.update(block)
     return digest.hexdigest()
