@@ -40,7 +40,7 @@ def test_pass_at_1_is_the_mean_over_problems_of_passed_over_n():
 
 
 def test_infrastructure_failures_are_counted_not_scored():
-    verdicts = [verdict("a", 0, True), verdict("a", 1, None), verdict("b", 0, None), verdict("b", 1, False)]
+    verdicts = [verdict("a", 0, True), verdict("a", 1, None), {**verdict("b", 0, False), "verdict": "infra_error"}, verdict("b", 1, False)]
     assert per_problem_pass(verdicts) == {"a": 1.0, "b": 0.0}
     metrics = eval_metrics(PROBLEMS[:2], [gen("a", 0, "")], verdicts)
     assert metrics["infra_failures"] == 2 and metrics["pass_at_1"] == 0.5

@@ -8,8 +8,8 @@
 - think-tag rate: share of responses that begin with `<think>` after leading whitespace,
   measured on the raw text.
 
-Grader verdicts whose `passed` is null are infrastructure failures (the sandbox could not
-run the program): they are counted, never scored as a pass or a fail.
+Grader verdicts `infra_error` (the sandbox could not run the program; `passed` null in older
+rows) are counted, never scored as a pass or a fail.
 """
 
 from __future__ import annotations
@@ -23,11 +23,15 @@ BOOTSTRAP_RESAMPLES = 10_000
 CONFIDENCE = 0.95
 
 
+def is_infra_failure(verdict: dict) -> bool:
+    return verdict.get("verdict") == "infra_error" or verdict.get("passed") is None
+
+
 def per_problem_pass(verdicts: list[dict]) -> dict[str, float]:
     """question_id -> passed/n over that problem's scored samples."""
     passed: dict[str, list[bool]] = defaultdict(list)
     for verdict in verdicts:
-        if verdict.get("passed") is not None:
+        if not is_infra_failure(verdict):
             passed[verdict["question_id"]].append(bool(verdict["passed"]))
     return {qid: sum(flags) / len(flags) for qid, flags in sorted(passed.items())}
 
@@ -99,11 +103,10 @@ def eval_metrics(problems: list[dict], generations: list[dict], verdicts: list[d
         "problems": float(len(problems)),
         "problems_scored": float(len(scores)),
         "responses": float(len(generations)),
-        "infra_failures": float(sum(v.get("passed") is None for v in verdicts)),
+        "infra_failures": float(sum(map(is_infra_failure, verdicts))),
+        # responses with no fenced code after the reasoning: scored as fails, tracked for health
+        "no_code_rate": _share(v.get("verdict") == "no_code" for v in verdicts),
     }
-    no_code = [v["no_code"] for v in verdicts if "no_code" in v]
-    if no_code:
-        metrics["no_code_rate"] = _share(no_code)
     difficulty = {p["question_id"]: p.get("difficulty") or "unknown" for p in problems}
     for level in sorted(set(difficulty.values())):
         level_scores = [s for q, s in scores.items() if difficulty.get(q) == level]

@@ -8,7 +8,6 @@ Every stage writes into EVAL_DIR, so a killed run resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -63,15 +62,16 @@ def grade(problems: list[dict], generations: list[dict], out_path: Path, run_spe
     In a pod the grader sidecar (gVisor) does the work over HTTP; locally the grader library
     runs in-process with its best available sandbox.
     """
+    from valley.grader.grading import read_verdicts
+
     if grader_url:
         from valley.grader.client import grade_remote
 
-        verdicts = list(grade_remote(grader_url, problems, generations))
-        write_jsonl(out_path, verdicts)
+        write_jsonl(out_path, grade_remote(grader_url, problems, generations))
     else:
         from valley.grader.grading import grade_batch
-        from valley.grader.problem import Problem
+        from valley.grader.problem import from_lcb_row
 
-        grade_batch([Problem.from_lcb_row(row) for row in problems], generations, out_path, sandbox="auto", workers=None)
-    return [json.loads(line) for line in out_path.read_text().splitlines() if line.strip()]
-
+        grade_batch([from_lcb_row(row) for row in problems], generations, out_path, sandbox="auto",
+                    timeout_s=run_spec.eval.grader_timeout_s)
+    return list(read_verdicts(out_path).values())
