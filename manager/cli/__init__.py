@@ -6,6 +6,7 @@ mlflow and kubernetes load inside the commands that use them.
 
 from __future__ import annotations
 
+from manager.cli.images import images_app
 from manager.cli.study import compare_command, plan_command
 from valley.errors import run_cli, typer_app
 
@@ -15,6 +16,7 @@ app = typer_app(
 )
 app.command("plan")(plan_command)
 app.command("compare")(compare_command)
+app.add_typer(images_app, name="images")
 
 
 def main() -> None:
