@@ -6,6 +6,7 @@ need=()
 command -v runsc >/dev/null || need+=(runsc)
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v kubectl >/dev/null || need+=(kubectl)  # kustomize builds of k8s/ in the tests
 command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then

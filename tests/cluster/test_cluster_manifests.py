@@ -151,9 +151,11 @@ def rules_of(role: dict) -> set[tuple[str, str, str]]:
     return {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"] for resource in rule["resources"] for verb in rule["verbs"]}
 
 
-def test_reconciler_may_only_read_jobs_and_patch_them():
+def test_reconciler_may_only_read_and_patch_jobs_and_record_gitops_runs():
     objects = kinds(built("base"))
-    assert rules_of(objects[("Role", "valley-reconciler")]) == {("batch", "jobs", verb) for verb in ("get", "list", "watch", "patch")}
+    jobs = {("batch", "jobs", verb) for verb in ("get", "list", "watch", "patch")}
+    run_records = {("", "configmaps", verb) for verb in ("get", "list", "create")}  # `<run>-mlflow` for runs applied from git
+    assert rules_of(objects[("Role", "valley-reconciler")]) == jobs | run_records
     binding = objects[("RoleBinding", "valley-reconciler")]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "valley-reconciler", "namespace": "valley"}]
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "valley-reconciler"}
