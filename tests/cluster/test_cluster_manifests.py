@@ -103,6 +103,7 @@ def test_mlflow_server_proxies_artifacts_and_reads_secrets_by_reference(relative
     assert any(arg.startswith("--allowed-hosts=") and "valley-mlflow:*" in arg for arg in args)
     env = {item["name"]: item for item in container["env"]}
     assert env["MLFLOW_BACKEND_STORE_URI"]["valueFrom"]["secretKeyRef"]["name"] == "valley-mlflow-db"
+    assert env["MLFLOW_WORKERS"]["value"] == {"overlays/dev": "1", "overlays/prod": "2"}[relative]
     assert {"secretRef": {"name": "valley-mlflow-s3"}} in container["envFrom"]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["path"] == "/health"
