@@ -6,6 +6,7 @@ mlflow and kubernetes load inside the commands that use them.
 
 from __future__ import annotations
 
+from manager.cli.images import images_app
 from manager.cli.runs import (
     cancel_command,
     launch_command,
@@ -29,6 +30,7 @@ app.command("status")(status_command)
 app.command("logs")(logs_command)
 app.command("cancel")(cancel_command)
 app.command("reconcile")(reconcile_command)
+app.add_typer(images_app, name="images")
 
 
 def main() -> None:
