@@ -12,6 +12,7 @@ import pytest
 
 from tests.grader.corpus import write_corpus
 from valley.grader.grading import grade_batch, load_problems, read_jsonl, read_verdicts
+from valley.grader.sandbox import POOL
 
 CORPUS_TIMEOUT_S = 2  # the corpus's timeouts are infinite loops; its correct programs need < 0.3 s
 
@@ -92,3 +93,15 @@ def test_unknown_question_and_bad_sandbox_are_one_line_errors(valley, corpus, tm
     assert "Traceback" not in result.stderr
     result = valley(["grade", "--problems", corpus["problems"], "--generations", generations, "--out", tmp_path / "v.jsonl", "--sandbox", "docker"], check=False)
     assert result.returncode == 1 and "--sandbox" in result.stderr and "process" in result.stderr
+
+
+def test_a_sandbox_that_cannot_start_is_an_infra_error_never_a_verdict(corpus, tmp_path, monkeypatch):
+    POOL.close_all()  # no warm sandbox: the next grade must start one
+    monkeypatch.setenv("VALLEY_GRADER_TMPDIR", str(tmp_path / "does-not-exist"))
+    problems = load_problems(corpus["problems"])
+    generation = next(g for g in read_jsonl(corpus["generations"]) if g["sample_id"] == "correct")
+    out = tmp_path / "verdicts.jsonl"
+    summary = grade_batch(problems, [generation], out, sandbox="process", workers=1, progress=False)
+    row = read_verdicts(out)[(generation["question_id"], "correct")]
+    assert row["verdict"] == "infra_error" and row["passed"] is False and "does-not-exist" in row["detail"]
+    assert summary == {"problems": 0, "infra_errors": 1}
