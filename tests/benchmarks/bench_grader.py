@@ -6,7 +6,7 @@ programs, measured in the same run, plus the cost of starting a sandbox.
 Baselines (no isolation at all):
 * in-process: LiveCodeBench's way: exec each program in a worker process with stdin/stdout
   swapped for strings (ProcessPoolExecutor, one task per program);
-* subprocess: `python -c code` per test with the input on stdin (TACO's way).
+* subprocess: `python -I -c code` per test with the input on stdin (TACO's way).
 Sandboxed: `grade_code` with warm sandboxes (one sandbox serves program after program) and cold
 (a new sandbox per program). Programs that loop forever are left out: the baselines cannot
 stop them without the machinery being measured. The issue's goal: runsc >= 0.5x unsandboxed.

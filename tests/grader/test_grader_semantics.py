@@ -131,3 +131,9 @@ def test_score_averages_over_problems_and_sets_infra_errors_aside():
         {"question_id": "b", "passed": False, "verdict": "infra_error"},
     ]
     assert score(rows, ks=(1, 2)) == {"problems": 2, "infra_errors": 1, "pass@1": 0.25, "pass@2": 1.0}
+
+
+def test_numpy_scalars_compare_like_python_numbers_arrays_do_not():
+    numpy = pytest.importorskip("numpy")
+    assert lcb_value_matches(decode_value(encode_value(numpy.int64(3))), "3")
+    assert not lcb_value_matches(decode_value(encode_value(numpy.array([1, 2]))), "[1, 2]")

@@ -114,6 +114,8 @@ def encode_value(value, depth: int = 0):
         return {"set": [encode_value(v, depth + 1) for v in value]}
     if isinstance(value, dict):
         return {"dict": [[encode_value(k, depth + 1), encode_value(v, depth + 1)] for k, v in value.items()]}
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        return encode_value(value.item(), depth + 1)  # np.int64(3) == 3 holds in LCB's comparison too
     return {"opaque": type(value).__name__}
 
 
