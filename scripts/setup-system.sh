@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # System packages valley's tests and demo use: gVisor (runsc) for the grader sandbox,
-# Docker's engine for the image-build tests, Chromium for the MLflow UI check.
+# Docker's engine and a registry for the image-build tests, Chromium for the MLflow UI check.
 set -euo pipefail
 need=()
 command -v runsc >/dev/null || need+=(runsc)
 command -v dockerd >/dev/null || need+=(docker.io)
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v kubectl >/dev/null || need+=(kubectl)  # kustomize builds of k8s/ in the tests
 command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
