@@ -10,11 +10,12 @@ from valley.data.cli import data_app
 from valley.errors import run_cli, typer_app
 from valley.eval.cli import eval_command
 from valley.grader.cli import grade_command, grader_app
-from valley.train.cli import train_command
+from valley.train.cli import model_app, train_command
 
 app = typer_app("valley workloads: build data, train, evaluate and grade.")
 app.add_typer(data_app, name="data")
 app.add_typer(grader_app, name="grader")
+app.add_typer(model_app, name="model")
 app.command("grade")(grade_command)
 app.command("train")(train_command)
 app.command("eval")(eval_command)

@@ -1,6 +1,72 @@
-"""`valley train` (being built: issue 5)."""
+"""`valley model fetch` and `valley train`: put a student on disk, fine-tune it with torchtune."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from valley.errors import typer_app
+
+model_app = typer_app("Fetch student models (tiny ones are built locally).")
+
+RunSpecOpt = Annotated[Path, typer.Option("--run-spec", help="RunSpec JSON written by the control plane")]
+#: the train Job's podFailurePolicy fails fast on this exit code instead of retrying
+CONFIG_ERROR_EXIT = 3
+ModelDirOpt = Annotated[Path, typer.Option("--model", help="HF-format student directory (valley model fetch)")]
 
 
-def train_command() -> None:
-    """Fine-tune a student with torchtune."""
-    raise SystemExit("valley train is not built yet")
+@model_app.command("fetch")
+def model_fetch(
+    preset: Annotated[str, typer.Option("--preset", help="qwen | llama | tiny-qwen | tiny-llama")],
+    out: Annotated[Path, typer.Option("--out", help="model directory to create (reused when complete)")],
+) -> None:
+    """Download a real student from the Hub, or build a tiny one; a complete --out is reused.
+
+    Examples:
+      valley model fetch --preset tiny-qwen --out .valley/models/tiny-qwen
+      HF_TOKEN=... valley model fetch --preset llama --out /models/llama
+    """
+    from manager.specs import MODEL_PRESETS
+    from valley.errors import ValleyError
+    from valley.train.fetch import fetch_model
+
+    if preset not in MODEL_PRESETS:
+        raise ValleyError(f"--preset: unknown preset {preset!r}; allowed: {', '.join(MODEL_PRESETS)}")
+    spec = MODEL_PRESETS[preset]
+    record = fetch_model(spec, out)
+    typer.echo(f"{record['preset']} ({record['hf_id']} @ {record['revision']}) at {out.resolve()}")
+
+
+def train_command(
+    run_spec: RunSpecOpt,
+    data: Annotated[Path, typer.Option("--data", help="built subset directory holding train.jsonl (valley data build)")],
+    model: ModelDirOpt,
+    out: Annotated[Path, typer.Option("--out", help="checkpoint directory; the final HF checkpoint lands in OUT/final")],
+    base_checkpoint: Annotated[
+        Optional[Path], typer.Option("--base-checkpoint", help="final checkpoint of the base run (continued runs)")
+    ] = None,
+    nproc_per_node: Annotated[
+        Optional[int], typer.Option("--nproc-per-node", help="processes per node (default: the spec's gpus_per_node; 1 on CPU)")
+    ] = None,
+) -> None:
+    """Fine-tune a student with torchtune's full_finetune recipe, logging into the attached MLflow run.
+
+    Writes OUT/config.yaml, runs `tune run`, resumes from OUT/torchtune after an interruption,
+    exports the final epoch to OUT/final and registers it in the run by reference.
+    Exit code 3: configuration error (do not retry); 1: runtime error.
+
+    Examples:
+      valley train --run-spec run.json --data .valley/data/x --model .valley/models/tiny-qwen --out .valley/checkpoints/r
+    """
+    from valley.train.config import TrainConfigError
+    from valley.train.sft import train
+
+    try:
+        final = train(run_spec, data_dir=data, model_dir=model, out_dir=out, base_checkpoint=base_checkpoint,
+                      nproc_per_node=nproc_per_node)
+    except TrainConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(CONFIG_ERROR_EXIT) from None
+    typer.echo(f"final checkpoint: {final}")

@@ -1,0 +1,208 @@
+"""`valley train`: one run's torchtune SFT, from RunSpec to a registered HF checkpoint.
+
+Reads top to bottom: validate the launch, render and write the config, run `tune run` (it
+resumes from the last completed epoch when an earlier attempt was interrupted), export the
+final epoch to OUT/final, register it in the attached MLflow run by reference.
+
+Layout of OUT (the run's directory on the checkpoint volume):
+    config.yaml            the rendered torchtune config of the latest attempt
+    torchtune/epoch_N/     torchtune's per-epoch HF checkpoints; recipe_state/ for resume
+    final/                 the last epoch, HF format with tokenizer, loadable by transformers and vLLM;
+                           final/.valley-checkpoint.json lists every file with size and sha256
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from manager.specs import RunSpec
+from manager.study import step_plan
+from valley.train.config import (
+    TrainConfigError, TrainPaths, check_launch, config_yaml, launch_command, recipe_name, render_config,
+)
+from valley.train.fetch import sha256_file
+
+MANIFEST = ".valley-checkpoint.json"
+#: files a student needs besides weights; copied from the model dir if torchtune did not carry them
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+                   "merges.txt", "generation_config.json", "chat_template.jinja")
+#: how the run tags the checkpoint it registered (set once, so reruns do not register twice)
+MODEL_ID_TAG = "valley.checkpoint.model_id"
+
+
+def train(run_spec: Path, *, data_dir: Path, model_dir: Path, out_dir: Path,
+          base_checkpoint: Path | None = None, nproc_per_node: int | None = None) -> Path:
+    """Train the run described by run_spec; return OUT/final. Raises TrainConfigError for bad input."""
+    run = load_run(run_spec)
+    paths = TrainPaths.resolved(data_dir, model_dir, out_dir, base_checkpoint)
+    if not (paths.final_dir / MANIFEST).exists():
+        device, processes = launch_shape(run, nproc_per_node)
+        check_launch(run, processes=processes)
+        examples = count_examples(paths)
+        done = completed_epochs(paths.torchtune_dir, run.train.epochs)
+        if done < run.train.epochs:
+            config = render_config(run, paths, examples=examples, device=device, resume_epochs=done)
+            log_plan(run, examples, config)
+            config_path = paths.out_dir / "config.yaml"
+            write_atomic(config_path, config_yaml(run, config, config_path, device=device))
+            if done:
+                print(f"resuming {run.label} after epoch {done} of {run.train.epochs}", file=sys.stderr)
+            run_tune(run, config_path, device)
+        export_final(paths, run.train.epochs)
+    register_checkpoint(run, paths)
+    return paths.final_dir
+
+
+def load_run(path: Path) -> RunSpec:
+    from pydantic import ValidationError
+
+    from manager.specs import spec_error_line
+
+    try:
+        run = RunSpec.from_json(path.read_text())
+    except FileNotFoundError:
+        raise TrainConfigError(f"--run-spec: {path} does not exist") from None
+    except ValidationError as error:
+        raise TrainConfigError(f"--run-spec: {spec_error_line(error)}") from None
+    if run.train is None:
+        raise TrainConfigError(f"--run-spec: {run.label} is an untrained baseline; there is nothing to train")
+    return run
+
+
+def launch_shape(run: RunSpec, nproc_per_node: int | None) -> tuple[str, int]:
+    """(device, total processes): GPUs when present, else one CPU process."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    per_node = nproc_per_node or (run.train.gpus_per_node if device == "cuda" else 1)
+    if device == "cpu" and per_node != 1:
+        raise TrainConfigError(f"--nproc-per-node: {per_node} CPU processes requested; CPU training runs one process")
+    return device, run.train.nodes * per_node
+
+
+def count_examples(paths: TrainPaths) -> int:
+    train_file = paths.data_dir / "train.jsonl"
+    if not train_file.is_file():
+        raise TrainConfigError(f"--data: {train_file} is missing; build the subset with `valley data build`")
+    if not (paths.model_dir / "config.json").is_file():
+        raise TrainConfigError(f"--model: {paths.model_dir} is not a model dir; fetch it with `valley model fetch`")
+    if paths.base_checkpoint and not (paths.base_checkpoint / MANIFEST).is_file():
+        raise TrainConfigError(f"--base-checkpoint: {paths.base_checkpoint} is not a finished valley checkpoint")
+    with train_file.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def completed_epochs(torchtune_dir: Path, epochs: int) -> int:
+    """Epochs an earlier attempt finished: all when the last epoch's checkpoint is complete,
+    else what recipe_state.pt records (written after each epoch but the last)."""
+    if epoch_complete(torchtune_dir / f"epoch_{epochs - 1}"):
+        return epochs
+    state = torchtune_dir / "recipe_state" / "recipe_state.pt"
+    if not state.exists():
+        return 0
+    import torch
+
+    # mmap: the state holds the optimizer (tens of GB for a 7B model); only one int is read
+    done = int(torch.load(state, mmap=True, weights_only=False)["epochs_run"])
+    return done if epoch_complete(torchtune_dir / f"epoch_{done - 1}") else 0
+
+
+def epoch_complete(epoch_dir: Path) -> bool:
+    # torchtune writes the index after all shards, then copies config.json and the tokenizer
+    index = epoch_dir / "model.safetensors.index.json"
+    if not index.exists() or not (epoch_dir / "config.json").exists():
+        return False
+    shards = set(json.loads(index.read_text())["weight_map"].values())
+    return all((epoch_dir / shard).exists() for shard in shards)
+
+
+def run_tune(run: RunSpec, config_path: Path, device: str) -> None:
+    command = launch_command(run, config_path, device=device)
+    # the same interpreter as this process, so `tune` and its recipes come from this environment
+    command = [sys.executable, "-m", "torchtune._cli.tune", *command[1:]]
+    print(f"{recipe_name(run, device)}: {' '.join(command)}", file=sys.stderr, flush=True)
+    result = subprocess.run(command, cwd=config_path.parent, env=os.environ.copy())
+    if result.returncode != 0:
+        raise RuntimeError(f"tune run exited {result.returncode}; rerun `valley train` to resume from the last epoch")
+
+
+def export_final(paths: TrainPaths, epochs: int) -> None:
+    """Copy the last epoch to OUT/final with tokenizer files and a manifest; rename into place."""
+    last = paths.torchtune_dir / f"epoch_{epochs - 1}"
+    partial = paths.out_dir / "final.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(last, partial)
+    for name in TOKENIZER_FILES:
+        if (paths.model_dir / name).exists() and not (partial / name).exists():
+            shutil.copy2(paths.model_dir / name, partial / name)
+    files = sorted(p for p in partial.iterdir() if p.is_file())
+    with ThreadPoolExecutor(max_workers=8) as pool:  # hashlib releases the GIL on large reads
+        digests = list(pool.map(sha256_file, files))
+    manifest = {
+        "path": str(paths.final_dir),
+        "source_epoch": epochs - 1,
+        "files": [{"name": p.name, "size": p.stat().st_size, "sha256": d} for p, d in zip(files, digests)],
+        "total_size": sum(p.stat().st_size for p in files),
+    }
+    (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    shutil.rmtree(paths.final_dir, ignore_errors=True)
+    partial.rename(paths.final_dir)
+
+
+def log_plan(run: RunSpec, examples: int, config: dict) -> None:
+    """The step plan as run params, before training, so progress can be read against it."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        return
+    import mlflow
+
+    plan = step_plan(examples, run.train)
+    mlflow.MlflowClient().log_batch(run_id, params=[
+        mlflow.entities.Param(f"train_plan.{key}", str(value)) for key, value in {
+            "examples": examples, "steps_per_epoch": plan.steps_per_epoch, "total_steps": plan.total_steps,
+            "warmup_steps": plan.warmup_steps, "gradient_accumulation_steps": config["gradient_accumulation_steps"],
+            "recipe_device": config["device"],
+        }.items()
+    ])
+
+
+def register_checkpoint(run: RunSpec, paths: TrainPaths) -> None:
+    """Record the final checkpoint in the attached run: a manifest artifact, the rendered config,
+    the step plan, and an MLflow 3 external LoggedModel pointing at the files (nothing uploaded)."""
+    from valley.tracking import attached_run
+
+    manifest = json.loads((paths.final_dir / MANIFEST).read_text())
+    with attached_run() as active:
+        if active is None:
+            return
+        import mlflow
+
+        mlflow.log_dict(manifest, "checkpoint/manifest.json")
+        config_path = paths.out_dir / "config.yaml"
+        if config_path.exists():
+            mlflow.log_artifact(str(config_path), artifact_path="train")
+        if MODEL_ID_TAG in active.data.tags:
+            return
+        digest = hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()
+        model = mlflow.create_external_model(
+            name=run.name, source_run_id=active.info.run_id,
+            tags={"valley.checkpoint.path": manifest["path"], "valley.checkpoint.volume_path": run.checkpoint_dir,
+                  "valley.checkpoint.manifest_sha256": digest},
+            params={"total_size": str(manifest["total_size"]), "files": str(len(manifest["files"])),
+                    "model_preset": run.model.preset},
+        )
+        mlflow.set_tags({MODEL_ID_TAG: model.model_id, "valley.checkpoint.path": manifest["path"]})
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
