@@ -83,7 +83,7 @@ def test_health_and_grading_through_the_client(server):
         {"question_id": "double", "sample_id": 1, "response": "```python\nprint(int(input()) + 1)\n```"},
         {"question_id": "other", "sample_id": 0, "response": "<think>```python\nprint(0)\n```</think>```python\nprint(int(input()) * 2)\n```"},
     ]
-    rows = grade_remote(server, [problem_row("double"), problem_row("other")], generations, concurrency=1)
+    rows = grade_remote(server, [problem_row("double"), problem_row("other")], generations, concurrency=1, test_timeout_s=3)
     assert [(r["question_id"], r["sample_id"], r["verdict"]) for r in rows] == [
         ("double", 0, "pass"), ("double", 1, "wrong_answer"), ("other", 0, "pass")]
     assert [t["status"] for t in rows[0]["tests"]] == ["pass"] * 3
