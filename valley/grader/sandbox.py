@@ -97,7 +97,7 @@ class Session:
             raise SandboxError(f"{self.kind} sandbox: no scratch directory under {scratch_root()}: {error}") from error
         self.process: subprocess.Popen | None = None
         self.container_id: str | None = None
-        self._buffer = b""
+        self._buffer = bytearray()
         self.start_s = 0.0
         self.programs = 0
 
@@ -196,7 +196,9 @@ class Session:
 
     def _receive(self, deadline: float) -> dict | None:
         fd = self.process.stdout.fileno()
-        while b"\n" not in self._buffer:
+        scanned = 0  # a reply can be tens of MB: look for the newline only in new bytes
+        while (end := self._buffer.find(b"\n", scanned)) < 0:
+            scanned = len(self._buffer)
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 self._kill()
@@ -207,7 +209,8 @@ class Session:
                 if not chunk:
                     return None
                 self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
+        line = bytes(self._buffer[:end])
+        del self._buffer[: end + 1]
         try:
             return json.loads(line)
         except json.JSONDecodeError:
