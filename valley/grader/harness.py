@@ -234,7 +234,7 @@ def _child(job: dict, prelude, code, test: dict, workdir: str, fds: tuple[int, i
             sys.stderr.flush()
         except BaseException:
             status = status or 1
-        os._exit(status & 0xFF if isinstance(status, int) else 1)
+        os._exit(status if isinstance(status, int) and 0 <= status < 256 else 1)  # exit(256) is no pass
 
 
 def _run_program(job: dict, prelude, code, test: dict) -> int:
@@ -400,7 +400,7 @@ class Harness:
             kind = {signal.SIGXCPU: "timeout", signal.SIGXFSZ: "output_limit"}.get(signum, "runtime_error")
             return {"status": kind, "signal": signum, "stderr": stderr_tail}
         code = os.WEXITSTATUS(status)
-        if code == STATUS_EXIT_CODE["missing_method"]:
+        if code == STATUS_EXIT_CODE["missing_method"] and self.job["mode"] == "functional":
             return {"status": "compile_error", "stderr": stderr_tail}
         if code != 0:
             return {"status": "runtime_error", "exit_code": code, "stderr": stderr_tail}
