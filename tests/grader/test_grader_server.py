@@ -4,7 +4,6 @@ request-size limit (413), bounded queue (429), and the stdlib-only entrypoint.""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
