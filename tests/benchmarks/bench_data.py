@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from manager.specs import DataSpec, RunSpec, TrainSpec  # noqa: E402
 from valley.data.build import build_subset  # noqa: E402
 from valley.data.sample_corpus import SAMPLE_DIR  # noqa: E402
-from valley.data.tokens import count_tokens, load_tokenizer  # noqa: E402
+from valley.data.tokens import load_tokenizer  # noqa: E402
 
 SCALE = float(os.environ.get("VALLEY_BENCH_SCALE", "1"))
 POOL = int(31_000 * SCALE)  # 30k plus room for the examples the drop policy skips

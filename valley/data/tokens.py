@@ -48,14 +48,11 @@ def tokenizer_digest(tokenizer_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def count_tokens(tokenizer, conversations: list[list[dict]], cache: "LengthCache | None" = None) -> list[int]:
+def count_tokens(tokenizer, conversations: list[list[dict]], cache: "LengthCache") -> list[int]:
     """Length in tokens of each conversation rendered with the tokenizer's chat template."""
     if not conversations:
         return []
-    texts = tokenizer.apply_chat_template(conversations, tokenize=False)
-    if cache is None:
-        return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-    return cache.lengths(tokenizer, texts)
+    return cache.lengths(tokenizer, tokenizer.apply_chat_template(conversations, tokenize=False))
 
 
 class LengthCache:
