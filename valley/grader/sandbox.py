@@ -91,7 +91,10 @@ class Session:
 
     def __init__(self, kind: str):
         self.kind = resolve_kind(kind)
-        self.workdir = tempfile.mkdtemp(prefix="valley-grade-", dir=scratch_root())
+        try:
+            self.workdir = tempfile.mkdtemp(prefix="valley-grade-", dir=scratch_root())
+        except OSError as error:
+            raise SandboxError(f"{self.kind} sandbox: no scratch directory under {scratch_root()}: {error}") from error
         self.process: subprocess.Popen | None = None
         self.container_id: str | None = None
         self._buffer = b""
