@@ -6,6 +6,15 @@ mlflow and kubernetes load inside the commands that use them.
 
 from __future__ import annotations
 
+from manager.cli.images import images_app
+from manager.cli.runs import (
+    cancel_command,
+    launch_command,
+    logs_command,
+    reconcile_command,
+    render_command,
+    status_command,
+)
 from manager.cli.study import compare_command, plan_command
 from valley.errors import run_cli, typer_app
 
@@ -15,6 +24,13 @@ app = typer_app(
 )
 app.command("plan")(plan_command)
 app.command("compare")(compare_command)
+app.command("render")(render_command)
+app.command("launch")(launch_command)
+app.command("status")(status_command)
+app.command("logs")(logs_command)
+app.command("cancel")(cancel_command)
+app.command("reconcile")(reconcile_command)
+app.add_typer(images_app, name="images")
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -27,6 +28,27 @@ def plan_command(study: StudyOpt = "valley", as_json: JsonOpt = False) -> None:
         render_plan_table(study, rows, assumptions)
 
 
-def compare_command(study: StudyOpt = "valley", as_json: JsonOpt = False) -> None:
-    """Compare a study's runs from MLflow (being built: issue 6)."""
-    raise SystemExit("valleyctl compare is not built yet")
+def compare_command(
+    study: StudyOpt = "valley",
+    as_json: JsonOpt = False,
+    out: Annotated[Path, typer.Option("--out", help="Where the valley plot and compare JSON are written.")] = Path(".valley/compare"),
+    target: Annotated[Optional[float], typer.Option("--target", help="pass@1 to reach: print the data size the post-valley fit predicts.")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlflow.db).")] = None,
+    allow_mixed_eval: Annotated[bool, typer.Option("--allow-mixed-eval", help="Compare runs even if their eval specs differ.")] = False,
+) -> None:
+    """Tables 1-2 beside the paper's numbers, paired bootstraps, the valley plot and fit, from MLflow.
+
+    \b
+    Examples:
+      valleyctl compare --study mini
+      valleyctl compare --study valley --target 0.4 --json
+    """
+    from manager.compare import compare_study, default_tracking_uri, render
+
+    result = compare_study(study, default_tracking_uri(tracking_uri), out, target=target, allow_mixed_eval=allow_mixed_eval)
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        from rich.console import Console
+
+        render(result, Console())

@@ -1,6 +1,34 @@
-"""`valley eval` (being built: issue 6)."""
+"""`valley eval`: evaluate a student on LiveCodeBench and log the metrics to its run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+RunSpecOpt = Annotated[Path, typer.Option("--run-spec", help="RunSpec JSON written by the control plane.", exists=True, dir_okay=False)]
+ModelOpt = Annotated[Path, typer.Option("--model", help="HF-format model directory (base model or checkpoint final/).", exists=True, file_okay=False)]
+OutOpt = Annotated[Path, typer.Option("--out", help="Eval directory: generations.jsonl, verdicts.jsonl, metrics.json; reruns resume.")]
+LcbPathOpt = Annotated[Optional[Path], typer.Option("--lcb-path", help="Local LCB jsonl instead of the Hugging Face dataset.", exists=True, dir_okay=False)]
+GraderUrlOpt = Annotated[Optional[str], typer.Option("--grader-url", help="Grader sidecar URL, e.g. http://127.0.0.1:8000; default grades in-process.")]
 
 
-def eval_command() -> None:
-    """Evaluate a student on LiveCodeBench."""
-    raise SystemExit("valley eval is not built yet")
+def eval_command(run_spec: RunSpecOpt, model: ModelOpt, out: OutOpt, lcb_path: LcbPathOpt = None,
+                 grader_url: GraderUrlOpt = None) -> None:
+    """Generate with vLLM, grade in the sandbox, log pass@1 (95% CI), completion and think-tag rates.
+
+    \b
+    Examples:
+      valley eval --run-spec run.json --model .valley/models/tiny-qwen --out .valley/eval/mini-tiny-qwen-baseline
+      valley eval --run-spec run.json --model /checkpoints/valley-qwen-10k-1a2b3c4d/final --out /eval --grader-url http://127.0.0.1:8000
+    """
+    from manager.specs import RunSpec
+    from valley.eval.run import evaluate
+
+    spec = RunSpec.from_json(run_spec.read_text())
+    metrics = evaluate(spec, model, out, lcb_path=lcb_path, grader_url=grader_url)
+    low, high = metrics["pass_at_1_ci_low"], metrics["pass_at_1_ci_high"]
+    print(f"{spec.label}: pass@1 {metrics['pass_at_1']:.4f} (95% CI {low:.4f}-{high:.4f}), "
+          f"completion {metrics['completion_rate']:.4f}, think-tag {metrics['think_tag_rate']:.4f}, "
+          f"{metrics['mean_response_tokens']:.0f} tokens/response -> {out}")

@@ -1,0 +1,63 @@
+"""`valleyctl images`: build the workload images through the Docker SDK and list what is recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from valley.errors import typer_app
+
+images_app = typer_app(
+    "Build, push and list valley's container images (trainer, evaluator, grader, control).\n\n"
+    "Example: valleyctl images build --push --registry ghcr.io/your-org"
+)
+
+NamesArg = Annotated[Optional[list[str]], typer.Argument(help="Images to build (default: all of them).", show_default=False)]
+RegistryOpt = Annotated[Optional[str], typer.Option("--registry", help="Registry prefix, e.g. ghcr.io/your-org.")]
+PushOpt = Annotated[bool, typer.Option("--push", help="Push after building and record the registry digest.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+RootOpt = Annotated[Path, typer.Option("--root", hidden=True, help="Project directory holding images/.")]
+
+
+def _default_root() -> Path:
+    from manager.images import PROJECT_ROOT
+
+    return PROJECT_ROOT
+
+
+@images_app.command("build")
+def images_build(names: NamesArg = None, push: PushOpt = False, registry: RegistryOpt = None, root: RootOpt = None) -> None:
+    """Build images with content-hash tags and record them in images/digests.json.
+
+    Examples:
+      valleyctl images build grader
+      valleyctl images build --push --registry ghcr.io/your-org
+    """
+    from manager.images import build_images
+
+    built = build_images(names, registry, push, root=root or _default_root())
+    for name, entry in built.items():
+        pinned = f"@{entry['digest']}" if entry["digest"] else "  (not pushed: render uses the tag)"
+        print(f"{name:10} {entry['repository']}:{entry['tag']}{pinned}")
+    print("next: valleyctl images list, or valleyctl render to pin these refs")
+
+
+@images_app.command("list")
+def images_list(as_json: JsonOpt = False, root: RootOpt = None) -> None:
+    """Show each image's current content tag and what images/digests.json records for it.
+
+    Examples:
+      valleyctl images list
+      valleyctl images list --json
+    """
+    from manager.images import image_status
+
+    rows = image_status(root or _default_root())
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        print(f"{row['name']:10} {row['tag']}  {row['state']}" + (f"  {row['recorded']}" if row["recorded"] else ""))

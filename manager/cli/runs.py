@@ -1,0 +1,210 @@
+"""Run commands: render, launch, status, logs, cancel, reconcile.
+
+Bodies parse flags, call the library (manager.render / tracking / kube / lifecycle / local)
+and print what happened plus the next command. mlflow and kubernetes load inside them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from manager.selection import Selection, select
+
+StudyOpt = Annotated[str, typer.Option("--study", help="Study: valley (the paper's grid) or mini (local demo).")]
+SizeOpt = Annotated[Optional[str], typer.Option("--size", help="Data size (1k, 10k, 30k, 6k, 4k, 300) or 'baseline'.")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Student preset: qwen, llama, tiny-qwen, tiny-llama.")]
+SubsetOpt = Annotated[Optional[str], typer.Option("--subset", help="Subset kind: random, correct, incorrect, easy, hard.")]
+FromOpt = Annotated[Optional[str], typer.Option("--from", help="Continue from this run's checkpoint, e.g. qwen-30k.")]
+RunOpt = Annotated[Optional[list[str]], typer.Option("--run", help="A run by label or name (repeatable).")]
+NodesOpt = Annotated[Optional[int], typer.Option("--nodes", min=1, help="Spread training over N nodes (Indexed Job).")]
+QueueOpt = Annotated[Optional[str], typer.Option("--queue", help="Kueue LocalQueue for the Jobs.")]
+NamespaceOpt = Annotated[str, typer.Option("--namespace", envvar="VALLEY_NAMESPACE", help="Kubernetes namespace.")]
+TrackingOpt = Annotated[Optional[str], typer.Option(
+    "--tracking-uri", help="MLflow for records (default: $MLFLOW_TRACKING_URI, else ./mlflow.db).")]
+ClusterTrackingOpt = Annotated[str, typer.Option(
+    "--cluster-tracking-uri", help="MLflow address the pods use.")]
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="k8s (Jobs on the cluster) or local (subprocesses here).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+RunArg = Annotated[str, typer.Argument(help="Run label (qwen-10k) or name (valley-qwen-10k-1a2b3c4d).")]
+
+DEFAULT_CLUSTER_TRACKING = "http://valley-mlflow:5000"
+
+
+def _runs(study, size, model, subset, base, run, nodes):
+    return select(Selection(study=study, size=size, model=model, subset=subset, base=base,
+                            runs=tuple(run or ()), nodes=nodes))
+
+
+def _context(namespace: str, cluster_tracking_uri: str, queue: str | None):
+    from manager.render import RenderContext
+    from manager.render.context import default_images
+
+    return RenderContext(namespace=namespace, images=default_images(), tracking_uri=cluster_tracking_uri, queue=queue)
+
+
+def render_command(
+    study: StudyOpt = "valley", size: SizeOpt = None, model: ModelOpt = None, subset: SubsetOpt = None,
+    base: FromOpt = None, run: RunOpt = None, nodes: NodesOpt = None, queue: QueueOpt = None,
+    namespace: NamespaceOpt = "valley", cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write a kustomize directory here.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="With --out: exit 1 if DIR differs from the render.")] = False,
+) -> None:
+    """Print a run's manifests as multi-document YAML, or write them for GitOps.
+
+    Examples:
+      valleyctl render --size 10k --model llama
+      valleyctl render --study valley --out k8s/experiments/valley
+      valleyctl render --study valley --out k8s/experiments/valley --check
+    """
+    from manager.gitops import differences, render_tree, write_tree
+    from manager.render import render_run
+    from manager.render.objects import to_yaml
+
+    runs = _runs(study, size, model, subset, base, run, nodes)
+    ctx = _context(namespace, cluster_tracking_uri, queue)
+    if out is None:
+        if check:
+            raise typer.BadParameter("--check needs --out DIR")
+        sys.stdout.write(to_yaml([obj for r in runs for obj in render_run(r, ctx)]))
+        return
+    directory = out.expanduser().resolve()
+    files = render_tree(runs, ctx)
+    if check:
+        diff = differences(files, directory)
+        for line in diff:
+            print(line)
+        if diff:
+            raise SystemExit(f"{len(diff)} file(s) differ from the render; run the same command without --check")
+        print(f"{directory}: up to date ({len(files)} files)")
+        return
+    changes = write_tree(files, directory)
+    print(f"{directory}: {len(files)} files, {len(changes)} changed")
+    for line in changes:
+        print(f"  {line}")
+
+
+def launch_command(
+    study: StudyOpt = "valley", size: SizeOpt = None, model: ModelOpt = None, subset: SubsetOpt = None,
+    base: FromOpt = None, run: RunOpt = None, nodes: NodesOpt = None, queue: QueueOpt = None,
+    executor: ExecutorOpt = "k8s", dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted; change nothing.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="k8s: follow the runs to the end, opening gates.")] = False,
+    namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None,
+    cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING,
+) -> None:
+    """Record each run in MLflow, then run it: as Jobs on the cluster or as local processes.
+
+    Examples:
+      valleyctl launch --size 10k --model llama
+      valleyctl launch --size 6k --model qwen --subset correct --from qwen-30k --dry-run
+      valleyctl launch --study mini --executor local
+    """
+    from manager.local import ordered
+
+    if executor not in ("k8s", "local"):
+        raise typer.BadParameter(f"--executor: {executor!r}; allowed: k8s, local")
+    runs = ordered(_runs(study, size, model, subset, base, run, nodes))
+    if executor == "local":
+        from manager.cli.local_run import launch_local
+
+        launch_local(runs, tracking_uri, dry_run=dry_run)
+        return
+    from manager.cli.cluster import launch_k8s
+
+    launch_k8s(runs, _context(namespace, cluster_tracking_uri, queue), tracking_uri, dry_run=dry_run, wait=wait)
+
+
+def status_command(
+    study: StudyOpt = "valley", executor: Annotated[str, typer.Option(
+        "--executor", help="k8s: add Job states; local: MLflow only; auto: Jobs when a cluster is configured.")] = "auto",
+    namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """A table of the study's runs: MLflow state, Job states, key metrics.
+
+    Examples:
+      valleyctl status --study mini
+      valleyctl status --json
+    """
+    from manager.cli.cluster import status_rows
+
+    rows, note = status_rows(study, executor, namespace, tracking_uri)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"study {study}")
+    columns = ["run", "mlflow", "data", "train", "eval", "pass@1", "completion", "think-tag"]
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) if row.get(c) is not None else "" for c in
+                        ("label", "mlflow", "data", "train", "eval", "pass_at_1", "completion_rate", "think_tag_rate")))
+    console = Console()
+    console.print(table)
+    if note:
+        console.print(note)
+
+
+def logs_command(
+    run: RunArg, study: StudyOpt = "valley", follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until the run's pods end.")] = False,
+    executor: ExecutorOpt = "k8s", namespace: NamespaceOpt = "valley",
+) -> None:
+    """Print a run's logs (data, train, eval), from its pods or the local log files.
+
+    Examples:
+      valleyctl logs qwen-10k --follow
+      valleyctl logs tiny-qwen-40 --study mini --executor local
+    """
+    from manager.cli.cluster import print_logs
+
+    print_logs(resolve_run(run, study), executor, namespace, follow)
+
+
+def cancel_command(run: RunArg, study: StudyOpt = "valley", executor: ExecutorOpt = "k8s",
+                   namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None) -> None:
+    """Delete a run's Jobs (with their pods) and mark its MLflow run KILLED.
+
+    Example:
+      valleyctl cancel qwen-10k
+    """
+    from manager.cli.cluster import cancel
+
+    cancel(resolve_run(run, study), executor, namespace, tracking_uri)
+
+
+def reconcile_command(namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None) -> None:
+    """One idempotent pass: open gated Jobs whose dependency succeeded, mirror Job states
+    into MLflow, create MLflow runs for specs applied from git. Run by the CronJob.
+
+    Example:
+      VALLEY_NAMESPACE=valley valleyctl reconcile
+    """
+    from manager.kube import Kube
+    from manager.lifecycle import reconcile_once
+    from manager.tracking import Tracker
+
+    kube = Kube.connect(namespace)
+    plan = reconcile_once(kube, Tracker(tracking_uri))
+    for run_name, why in sorted(plan.waiting.items()):
+        print(f"{run_name}: {why}")
+    print(f"reconciled {len(plan.statuses)} run(s) in {namespace}; opened {len(plan.opens)} Job(s)")
+
+
+def resolve_run(wanted: str, study: str):
+    """A run of `study` by label or name (bases included), else one line listing labels."""
+    from manager.local import ordered
+    from manager.study import study_runs
+    from valley.errors import ValleyError
+
+    runs = ordered(study_runs(study))
+    for run in runs:
+        if wanted in (run.label, run.name):
+            return run
+    raise ValleyError(f"run: {wanted!r} is not a run of study {study!r}; allowed: {', '.join(r.label for r in runs)}")
+

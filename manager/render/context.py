@@ -1,0 +1,41 @@
+"""What a render needs besides the spec: a small frozen value built at the CLI edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: image refs used until `manager.images.image_refs()` has recorded built digests
+DEV_IMAGES: dict[str, str] = {
+    "trainer": "valley/trainer:dev",
+    "evaluator": "valley/evaluator:dev",
+    "grader": "valley/grader:dev",
+    "control": "valley/control:dev",
+}
+
+#: the in-cluster MLflow Service of the cluster kit (k8s/base)
+IN_CLUSTER_TRACKING_URI = "http://valley-mlflow:5000"
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """Cluster-side values a run's manifests depend on."""
+
+    namespace: str = "valley"
+    #: role -> image ref (`trainer`, `evaluator`, `grader`, `control`)
+    images: dict[str, str] = field(default_factory=lambda: dict(DEV_IMAGES))
+    #: the tracking URI pods use (an in-cluster address, not the laptop's)
+    tracking_uri: str = IN_CLUSTER_TRACKING_URI
+    #: the pre-created MLflow run; None renders no `<run>-mlflow` ConfigMap (GitOps: the
+    #: reconciler creates the run and that ConfigMap when it first sees the run's spec)
+    run_id: str | None = None
+    #: Kueue LocalQueue; None = no queue label
+    queue: str | None = None
+
+
+def default_images(registry: str | None = None) -> dict[str, str]:
+    """Image refs from the cluster kit's recorded builds (pinned by digest), else dev tags."""
+    try:
+        from manager.images import image_refs
+    except ImportError:
+        return dict(DEV_IMAGES)
+    return {**DEV_IMAGES, **image_refs(registry=registry)}

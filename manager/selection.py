@@ -1,0 +1,100 @@
+"""Which runs a command acts on, from flags.
+
+    --study valley                            every run of the study
+    --size 10k --model llama                  the study's llama 10k run
+    --size 6k --model qwen --subset correct --from qwen-30k
+    --run qwen-10k --run llama-baseline       by label (or full run name)
+
+Flags filter the study's grid; a model + size the grid lacks becomes a new run with the
+study's train and eval settings. Unknown values get one line listing the allowed ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from manager.specs import MODEL_PRESETS, RQ_OF_SUBSET, DataSpec, RunSpec, parse_size
+from manager.study import STUDIES, study_runs
+from valley.errors import ValleyError
+
+
+@dataclass(frozen=True)
+class Selection:
+    study: str = "valley"
+    size: str | None = None
+    model: str | None = None
+    subset: str | None = None
+    base: str | None = None
+    runs: tuple[str, ...] = ()
+    nodes: int | None = None
+
+
+def _allowed(field: str, value: str, allowed: list[str]) -> None:
+    if value not in allowed:
+        raise ValleyError(f"{field}: unknown value {value!r}; allowed: {', '.join(allowed)}")
+
+
+def select(sel: Selection) -> list[RunSpec]:
+    """The RunSpecs `sel` names, in study order."""
+    _allowed("--study", sel.study, list(STUDIES))
+    grid = study_runs(sel.study)
+    if sel.runs:
+        by_key = {r.label: r for r in grid} | {r.name: r for r in grid}
+        for wanted in sel.runs:
+            _allowed("--run", wanted, [r.label for r in grid])
+        chosen = [by_key[w] for w in dict.fromkeys(sel.runs)]
+        return [with_nodes(r, sel.nodes) for r in chosen]
+    if sel.model is not None:
+        _allowed("--model", sel.model, sorted({r.model.preset for r in grid} | set(MODEL_PRESETS)))
+    if sel.subset is not None:
+        _allowed("--subset", sel.subset, list(RQ_OF_SUBSET))
+    base = None
+    if sel.base is not None:
+        trained = [r for r in grid if not r.is_baseline]
+        _allowed("--from", sel.base, [r.label for r in trained])
+        base = next(r for r in trained if r.label == sel.base)
+    size = None
+    if sel.size is not None and sel.size != "baseline":
+        try:
+            size = parse_size(sel.size)
+        except ValueError as error:
+            raise ValleyError(f"--{error}") from None
+
+    def matches(run: RunSpec) -> bool:
+        if sel.model and run.model.preset != sel.model:
+            return False
+        if sel.size == "baseline":
+            return run.is_baseline
+        if size is not None and (run.data is None or run.data.size != size):
+            return False
+        if sel.subset and (run.data is None or run.data.subset != sel.subset):
+            return False
+        if sel.base is not None:
+            return run.base is not None and run.base.label == sel.base
+        if sel.subset or size is not None:  # a size or subset without --from: from the instruct model
+            return run.base is None
+        return True
+
+    chosen = [r for r in grid if matches(r)]
+    if not chosen and sel.model and size is not None:
+        chosen = [custom_run(grid, sel.model, size, sel.subset or "random", base)]
+    if not chosen:
+        raise ValleyError(f"selection: no run of study {sel.study!r} matches; `valleyctl plan --study {sel.study}` lists them")
+    return [with_nodes(r, sel.nodes) for r in chosen]
+
+
+def custom_run(grid: list[RunSpec], model: str, size: int, subset: str, base: RunSpec | None) -> RunSpec:
+    """A cell the grid lacks, with the study's own train/eval settings and data source."""
+    template = next(r for r in grid if not r.is_baseline)
+    data = template.data.model_copy(update={"size": size, "subset": subset})
+    return RunSpec(study=template.study, model=model, data=DataSpec.model_validate(data.model_dump()),
+                   train=template.train, eval=template.eval, base=base)
+
+
+def with_nodes(run: RunSpec, nodes: int | None) -> RunSpec:
+    """`--nodes N`: the same run spread over N nodes (a new spec, hence a new name)."""
+    if nodes is None or run.train is None or nodes == run.train.nodes:
+        return run
+    data = run.model_dump()
+    data["train"]["nodes"] = nodes
+    return RunSpec.model_validate(data)

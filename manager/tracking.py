@@ -1,0 +1,190 @@
+"""MLflow run records of a study: one experiment per study, a parent run tagged
+`valley.kind=study`, and one run per RunSpec that the workloads attach to.
+
+Idempotent: a RunSpec's run is found again by its `valley.spec_hash` and name tags, so
+launching the same spec twice reports the existing run instead of making a duplicate.
+mlflow loads lazily (it takes over a second to import).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from manager.specs import RunSpec, format_size
+
+#: MLflow RunStatus names, as the store spells them
+SCHEDULED, RUNNING, FINISHED, FAILED, KILLED = "SCHEDULED", "RUNNING", "FINISHED", "FAILED", "KILLED"
+TERMINAL = {FINISHED, FAILED, KILLED}
+
+
+def resolve_tracking_uri(flag: str | None = None) -> str:
+    """`--tracking-uri`, else MLFLOW_TRACKING_URI, else `./mlflow.db` (no server needed)."""
+    if flag:
+        return flag
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def experiment_name(study: str) -> str:
+    return f"valley-{study}"
+
+
+def run_tags(run: RunSpec) -> dict[str, str]:
+    tags = {
+        "valley.kind": "run",
+        "valley.study": run.study,
+        "valley.run_name": run.name,
+        "valley.label": run.label,
+        "valley.spec_hash": run.spec_hash,
+        "valley.rq": run.rq,
+        "valley.model": run.model.preset,
+        "valley.size": format_size(run.data.size) if run.data else "0",
+        "valley.subset": run.data.subset if run.data else "none",
+        "valley.base": run.base.label if run.base else "none",
+    }
+    return tags
+
+
+def flat_params(run: RunSpec) -> dict[str, str]:
+    """The spec as dotted params; a base run is named, not repeated (it is in the artifact)."""
+    spec = run.model_dump(mode="json")
+    base = spec.pop("base")
+    params: dict[str, str] = {}
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, item)
+        else:
+            params[prefix] = "" if value is None else str(value)
+
+    walk("", spec)
+    params["base"] = run.base.name if base else "none"
+    return params
+
+
+def _local_artifact_root(tracking_uri: str) -> str | None:
+    """Artifacts of a local sqlite store go beside the database file, wherever the cwd is."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return (Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
+
+
+class Tracker:
+    """The control plane's view of MLflow: experiments, the study run, one run per spec."""
+
+    def __init__(self, tracking_uri: str | None = None) -> None:
+        import logging
+
+        from mlflow.tracking import MlflowClient
+
+        # a new sqlite store announces its schema migrations at INFO; the CLI's output stays ours
+        for noisy in ("mlflow.store.db.utils", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        self.uri = resolve_tracking_uri(tracking_uri)
+        self.client = MlflowClient(tracking_uri=self.uri)
+
+    # ------------------------------------------------------------------- experiment
+
+    def experiment_id(self, study: str) -> str:
+        name = experiment_name(study)
+        existing = self.client.get_experiment_by_name(name)
+        if existing is not None:
+            return existing.experiment_id
+        root = _local_artifact_root(self.uri)
+        try:
+            return self.client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None,
+                                                 tags={"valley.study": study})
+        except Exception:  # created concurrently (two launches at once): use theirs
+            existing = self.client.get_experiment_by_name(name)
+            if existing is None:
+                raise
+            return existing.experiment_id
+
+    def _find(self, experiment_id: str, filter_string: str):
+        runs = self.client.search_runs([experiment_id], filter_string=filter_string, max_results=2,
+                                       order_by=["attributes.start_time ASC"])
+        return runs[0] if runs else None
+
+    def study_run_id(self, study: str) -> str:
+        """The study's parent run (created once, tagged `valley.kind=study`)."""
+        experiment_id = self.experiment_id(study)
+        found = self._find(experiment_id, f"tags.`valley.kind` = 'study' and tags.`valley.study` = '{study}'")
+        if found is not None:
+            return found.info.run_id
+        run = self.client.create_run(experiment_id, run_name=f"study-{study}",
+                                     tags={"valley.kind": "study", "valley.study": study})
+        self.client.update_run(run.info.run_id, status=SCHEDULED)
+        return run.info.run_id
+
+    # -------------------------------------------------------------------------- runs
+
+    def find_run(self, run: RunSpec):
+        """The MLflow run of this exact spec, or None."""
+        experiment = self.client.get_experiment_by_name(experiment_name(run.study))
+        if experiment is None:
+            return None
+        return self._find(experiment.experiment_id,
+                          f"tags.`valley.spec_hash` = '{run.spec_hash}' and tags.`valley.run_name` = '{run.name}'")
+
+    def find_by_name(self, study: str, run_name: str):
+        experiment = self.client.get_experiment_by_name(experiment_name(study))
+        if experiment is None:
+            return None
+        return self._find(experiment.experiment_id, f"tags.`valley.run_name` = '{run_name}'")
+
+    def ensure_run(self, run: RunSpec, manifests: str | None = None) -> tuple[str, bool]:
+        """(run id, created): the existing run of this spec, or a new SCHEDULED one with tags,
+        params, the spec JSON and (when given) the rendered manifests as artifacts."""
+        found = self.find_run(run)
+        if found is not None:
+            return found.info.run_id, False
+        from mlflow.entities import Param
+
+        experiment_id = self.experiment_id(run.study)
+        parent = self.study_run_id(run.study)
+        created = self.client.create_run(experiment_id, run_name=run.label,
+                                         tags={**run_tags(run), "mlflow.parentRunId": parent})
+        run_id = created.info.run_id
+        params = [Param(k, v) for k, v in sorted(flat_params(run).items())]
+        for start in range(0, len(params), 100):  # the store takes at most 100 params a batch
+            self.client.log_batch(run_id, params=params[start:start + 100])
+        self.client.log_dict(run_id, json.loads(run.to_json()), "spec/run.json")
+        if manifests is not None:
+            self.log_manifests(run_id, manifests)
+        self.client.set_tag(run_id, "valley.created_by", "valleyctl")
+        self.client.update_run(run_id, status=SCHEDULED)
+        return run_id, True
+
+    def log_manifests(self, run_id: str, manifests: str) -> None:
+        self.client.log_text(run_id, manifests, "manifests/manifests.yaml")
+
+    def status(self, run_id: str) -> str:
+        return self.client.get_run(run_id).info.status
+
+    def set_status(self, run_id: str, status: str, *, note: str | None = None) -> None:
+        """Mirror a state into the run; terminal states also set the end time."""
+        if note:
+            self.client.set_tag(run_id, "valley.status_note", note)
+        if status in TERMINAL:
+            self.client.set_terminated(run_id, status=status)
+        else:
+            self.client.update_run(run_id, status=status)
+
+    def study_runs(self, study: str) -> list:
+        experiment = self.client.get_experiment_by_name(experiment_name(study))
+        if experiment is None:
+            return []
+        return self.client.search_runs([experiment.experiment_id], filter_string="tags.`valley.kind` = 'run'",
+                                       max_results=1000, order_by=["attributes.start_time ASC"])
+
+    def run_url(self, run_id: str) -> str:
+        """A link for http stores; for a local store, the `mlflow ui` command that shows it."""
+        run = self.client.get_run(run_id)
+        if self.uri.startswith("http"):
+            return f"{self.uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+        return f"mlflow ui --backend-store-uri {self.uri}  (experiment {run.info.experiment_id}, run {run_id})"
+

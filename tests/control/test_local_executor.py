@@ -1,0 +1,153 @@
+"""The local executor: step planning against the workload CLI contracts, and execution,
+resume and failure handling with a stand-in `valley` that honours those contracts (the
+real workloads are exercised end to end by test_demo.py)."""
+
+import json
+import sys
+import textwrap
+from dataclasses import replace
+
+import pytest
+
+from manager.layout import Layout
+from manager.local import execute, ordered, plan_steps
+from manager.study import mini_study, valley_study
+from manager.tracking import Tracker
+
+# Writes what each contract says the command leaves behind, and a call log; fails on demand.
+STAND_IN = textwrap.dedent('''
+    import json, os, sys
+    from pathlib import Path
+    args = sys.argv[1:]
+    out = Path(args[args.index("--out") + 1])
+    stage = args[0] if args[0] in ("train", "eval") else " ".join(args[:2])
+    with open(os.environ["CALLS"], "a") as calls:
+        calls.write(json.dumps({"stage": stage, "out": str(out), "run_id": os.environ.get("MLFLOW_RUN_ID"),
+                                "uri": os.environ["MLFLOW_TRACKING_URI"], "args": args}) + "\\n")
+    if os.environ.get("FAIL_OUT") and str(out).endswith(os.environ["FAIL_OUT"]):
+        print("stand-in failure for", out); sys.exit(1)
+    target = out / "final" if stage == "train" else out
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "written").write_text(stage)
+''')
+
+
+@pytest.fixture
+def stand_in(tmp_path, monkeypatch):
+    script = tmp_path / "valley_stand_in.py"
+    script.write_text(STAND_IN)
+    calls = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("CALLS", str(calls))
+
+    def swap(steps):
+        return [replace(s, command=(sys.executable, str(script), *s.command[3:])) for s in steps]
+
+    def read():
+        return [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
+
+    return swap, read
+
+
+def test_steps_follow_the_workload_contracts(tmp_path):
+    layout = Layout(tmp_path / ".valley")
+    runs = mini_study()
+    steps = plan_steps(runs, layout, {r.name: f"id-{r.label}" for r in runs})
+    stages = [s.stage for s in steps]
+    assert stages.count("fetch") == 2 and stages.count("data") == 6 and stages.count("train") == 6 and stages.count("eval") == 8
+    run = next(r for r in runs if r.label == "tiny-qwen-120")
+    train = next(s for s in steps if s.key == f"train:{run.name}")
+    assert train.command[1:] == ("-m", "valley", "train", "--run-spec", str(layout.spec_file(run)),
+                                 "--data", str(layout.root / "data" / f"{run.data.key}-tiny-qwen"),
+                                 "--model", str(layout.root / "models" / "tiny-qwen"),
+                                 "--out", str(layout.root / "checkpoints" / run.name))
+    assert train.run_id == train.token == "id-tiny-qwen-120"
+    evaluation = next(s for s in steps if s.key == f"eval:{run.name}")
+    assert evaluation.command[3:] == ("eval", "--run-spec", str(layout.spec_file(run)),
+                                      "--model", str(layout.root / "checkpoints" / run.name / "final"),
+                                      "--out", str(layout.root / "eval" / run.name))
+    baseline = next(s for s in steps if s.stage == "eval" and "baseline" in s.title)
+    assert "--model" in baseline.command and str(layout.root / "models") in baseline.command[baseline.command.index("--model") + 1]
+    fetch = steps[0]
+    assert fetch.command[3:] == ("model", "fetch", "--preset", "tiny-qwen", "--out", str(layout.root / "models" / "tiny-qwen"))
+
+
+def test_base_runs_train_first_and_continued_runs_get_the_base_checkpoint(tmp_path):
+    layout = Layout(tmp_path / ".valley")
+    continued = [r for r in valley_study() if r.base is not None][:1]
+    runs = ordered(continued)
+    assert [r.label for r in runs] == ["qwen-30k", continued[0].label]
+    steps = plan_steps(runs, layout, {r.name: r.label for r in runs})
+    keys = [s.key for s in steps]
+    base_train = f"train:{runs[0].name}"
+    train = steps[keys.index(f"train:{runs[1].name}")]
+    assert keys.index(base_train) < keys.index(train.key) and base_train in train.needs
+    assert train.command[-2:] == ("--base-checkpoint", str(layout.final_checkpoint(runs[0])))
+
+
+def records(tracker):
+    return {r.data.tags["valley.label"]: r for r in tracker.study_runs("mini")}
+
+
+def test_execute_records_into_each_run_then_resumes(tmp_path, mlflow_uri, stand_in):
+    swap, calls = stand_in
+    layout = Layout(tmp_path / ".valley")
+    tracker = Tracker(mlflow_uri)
+    runs = mini_study()[:4]
+    run_ids = {r.name: tracker.ensure_run(r)[0] for r in runs}
+    steps = swap(plan_steps(runs, layout, run_ids))
+    outcome = execute(steps, tracker)
+    assert outcome.ok and len(outcome.done) == len(steps)
+    made = calls()
+    assert {c["uri"] for c in made} == {mlflow_uri}
+    for call in made:
+        if call["stage"] in ("train", "eval"):
+            assert call["run_id"] in run_ids.values()
+        if call["stage"] == "model fetch":
+            assert call["run_id"] is None
+    assert {r.info.status for r in records(tracker).values()} == {"FINISHED"}
+    assert all((s.out_dir / ".done").exists() for s in steps)
+
+    again = execute(steps, tracker)
+    assert len(again.reused) == len(steps) and len(calls()) == len(made)
+
+
+def test_failure_marks_the_run_failed_with_its_log_and_spares_the_others(tmp_path, mlflow_uri, stand_in, monkeypatch):
+    swap, calls = stand_in
+    layout = Layout(tmp_path / ".valley")
+    tracker = Tracker(mlflow_uri)
+    runs = mini_study()[:3]
+    run_ids = {r.name: tracker.ensure_run(r)[0] for r in runs}
+    broken = runs[1]
+    monkeypatch.setenv("FAIL_OUT", f"checkpoints/{broken.name}")
+    outcome = execute(swap(plan_steps(runs, layout, run_ids)), tracker)
+    assert list(outcome.failed) == [f"train:{broken.name}"] and outcome.skipped == [f"eval:{broken.name}"]
+    record = records(tracker)
+    failed = record[broken.label]
+    assert failed.info.status == "FAILED"
+    log = layout.log_file(broken, "train")
+    assert failed.data.tags["valley.status_note"] == f"train failed; log: {log}"
+    assert "stand-in failure" in log.read_text()
+    assert {record[r.label].info.status for r in runs if r is not broken} == {"FINISHED"}
+
+    monkeypatch.delenv("FAIL_OUT")
+    resumed = execute(swap(plan_steps(runs, layout, run_ids)), tracker)
+    assert sorted(resumed.done) == sorted([f"train:{broken.name}", f"eval:{broken.name}"])
+    assert records(tracker)[broken.label].info.status == "FINISHED"
+
+
+def test_a_recreated_mlflow_run_retrains_into_the_new_run(tmp_path, mlflow_uri, stand_in):
+    swap, calls = stand_in
+    layout = Layout(tmp_path / ".valley")
+    tracker = Tracker(mlflow_uri)
+    runs = mini_study()[:2]
+    execute(swap(plan_steps(runs, layout, {r.name: tracker.ensure_run(r)[0] for r in runs})), tracker)
+    fresh = Tracker(f"sqlite:///{tmp_path / 'fresh.db'}")
+    outcome = execute(swap(plan_steps(runs, layout, {r.name: fresh.ensure_run(r)[0] for r in runs})), fresh)
+    assert {k.split(":")[0] for k in outcome.done} == {"train", "eval"}
+    assert {k.split(":")[0] for k in outcome.reused} == {"fetch", "data"}
+
+
+def test_dry_run_prints_the_commands(valleyctl, tmp_path):
+    out = valleyctl(["launch", "--study", "mini", "--executor", "local", "--dry-run"], cwd=tmp_path).stdout
+    assert out.count("valley train") == 6 and out.count("valley eval") == 8 and out.count("model fetch") == 2
+    assert not (tmp_path / "mlflow.db").exists()

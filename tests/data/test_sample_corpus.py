@@ -1,0 +1,121 @@
+"""The shipped sample corpus: real schemas, deterministic, and its wrong responses really fail."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+from valley.data.sample_corpus import FILES, SAMPLE_DIR
+from valley.grader.lcb import decode_private_tests
+
+TACO_COLUMNS = {"question", "solutions", "starter_code", "input_output", "difficulty", "raw_tags", "name", "source",
+                "tags", "skill_types", "url", "Expected Auxiliary Space", "time_limit", "date", "picture_num",
+                "memory_limit", "Expected Time Complexity"}
+OCR2_COLUMNS = {"id", "question_id", "question", "r1_generation", "qwq_critique", "solution", "judgement", "pass_rate",
+                "source", "license", "dataset", "split", "difficulty", "index"}
+LCB_COLUMNS = {"question_title", "question_content", "platform", "question_id", "contest_id", "contest_date",
+               "starter_code", "difficulty", "public_test_cases", "private_test_cases", "metadata"}
+
+
+def rows(name: str) -> list[dict]:
+    return [json.loads(line) for line in (SAMPLE_DIR / name).read_text().splitlines()]
+
+
+def test_cli_regenerates_the_shipped_files_byte_identically(valley, tmp_path: Path) -> None:
+    valley(["data", "sample-corpus", "--out", tmp_path])
+    for name in FILES:
+        assert (tmp_path / name).read_bytes() == (SAMPLE_DIR / name).read_bytes(), name
+
+
+def test_taco_rows_have_taco_schema_and_every_difficulty_label() -> None:
+    taco = rows("taco.jsonl")
+    assert len(taco) >= 40
+    assert all(set(row) == TACO_COLUMNS for row in taco)
+    assert set(Counter(row["difficulty"] for row in taco)) == {
+        "EASY", "MEDIUM", "MEDIUM_HARD", "HARD", "VERY_HARD", "UNKNOWN_DIFFICULTY"}
+    for row in taco:
+        tests = json.loads(row["input_output"])
+        assert len(tests["inputs"]) == len(tests["outputs"]) >= 5
+        assert ("fn_name" in tests) == bool(row["starter_code"])
+        assert json.loads(row["solutions"])
+
+
+def test_ocr2_rows_point_at_taco_problems_with_think_and_code() -> None:
+    taco, ocr2 = rows("taco.jsonl"), rows("ocr2.jsonl")
+    assert len(ocr2) >= 300
+    assert all(set(row) == OCR2_COLUMNS for row in ocr2)
+    assert all(row["question"] == "-" and row["dataset"] == "taco" and row["split"] == "train" for row in ocr2)
+    assert {int(row["index"]) for row in ocr2} == set(range(len(taco)))
+    for row in ocr2:
+        assert row["difficulty"] == taco[int(row["index"])]["difficulty"]
+        assert re.match(r"<think>\n.+\n</think>\n\n", row["r1_generation"], re.S)
+        assert row["r1_generation"].rstrip().endswith("```")
+    assert len({row["id"] for row in ocr2}) == len(ocr2)
+    wrong = sum(row["judgement"] == "wrong" for row in ocr2) / len(ocr2)
+    assert 0.35 <= wrong <= 0.40
+
+
+def _passes(code: str, tests: dict) -> bool:
+    """A plain in-process runner for the corpus's own programs (the grader is tested elsewhere)."""
+    for given, expected in zip(tests["inputs"], tests["outputs"]):
+        namespace: dict = {"__name__": "__main__"}
+        try:
+            if "fn_name" in tests:
+                exec(code, namespace)
+                if namespace[tests["fn_name"]](*given) not in (expected, expected[0]):
+                    return False
+            else:
+                out = io.StringIO()
+                with contextlib.redirect_stdout(out), _stdin(given):
+                    exec(code, namespace)
+                if out.getvalue().strip() != expected.strip():
+                    return False
+        except Exception:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _stdin(text: str):
+    import sys
+
+    saved, sys.stdin = sys.stdin, io.StringIO(text)
+    try:
+        yield
+    finally:
+        sys.stdin = saved
+
+
+def test_judgements_match_running_the_final_code_block_against_taco_tests() -> None:
+    taco, ocr2 = rows("taco.jsonl"), rows("ocr2.jsonl")
+    for row in ocr2:
+        code = row["r1_generation"].split("```python\n")[-1].split("```")[0]
+        assert code == row["solution"]
+        tests = json.loads(taco[int(row["index"])]["input_output"])
+        assert _passes(code, tests) == (row["judgement"] == "right"), row["id"]
+
+
+def test_lcb_rows_have_lcb_schema_window_spread_and_packed_private_tests() -> None:
+    lcb = rows("lcb.jsonl")
+    assert len(lcb) >= 30
+    assert all(set(row) == LCB_COLUMNS for row in lcb)
+    assert {row["difficulty"] for row in lcb} == {"easy", "medium", "hard"}
+    inside = [row for row in lcb if "2024-08-01" <= row["contest_date"][:10] <= "2025-01-31"]
+    assert len(lcb) - 6 <= len(inside) < len(lcb)
+    kinds = Counter()
+    for row in lcb:
+        public = json.loads(row["public_test_cases"])
+        private = decode_private_tests(row["private_test_cases"])
+        assert not row["private_test_cases"].startswith("[")  # packed, like the real dataset
+        kind = {t["testtype"] for t in public + private}
+        assert len(kind) == 1
+        kinds[kind.pop()] += 1
+        func_name = json.loads(row["metadata"]).get("func_name")
+        assert (func_name is not None) == (row["platform"] == "leetcode")
+        if func_name:
+            assert f"def {func_name}(self" in row["starter_code"]
+    assert kinds["stdin"] >= 10 and kinds["functional"] >= 10

@@ -1,0 +1,56 @@
+"""Log a built subset as the MLflow run's training input (digest, source, profile)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from valley.tracking import attached_run
+
+
+def subset_dataset(manifest_path: Path):
+    """An `mlflow.data` dataset describing the subset: digest of train.jsonl, the subset dir as
+    source, and a profile with sizes, label counts and token statistics."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.types import ColSpec, Schema
+
+    manifest = json.loads(Path(manifest_path).read_text())
+    stats = manifest["token_stats"]
+    profile = {
+        "num_rows": manifest["sizes"]["written"],
+        "subset": manifest["subset"],
+        "seed": manifest["seed"],
+        "candidates": manifest["sizes"]["candidates"],
+        "dropped_over_length": manifest["sizes"]["dropped_over_length"],
+        "label_counts": manifest["label_counts"],
+        "tokens": stats.get("tokens_kept", 0),
+        "mean_tokens": stats.get("mean"),
+        "share_above_max_seq_len": stats.get("share_above_max_seq_len"),
+        "sources": [f"{s['dataset']}@{s['revision']}" for s in manifest["sources"]],
+    }
+
+    class SubsetDataset(MetaDataset):
+        @property
+        def profile(self):
+            return profile
+
+        def to_dict(self) -> dict[str, str]:
+            return {**super().to_dict(), "profile": json.dumps(profile, sort_keys=True)}
+
+    source = resolve_dataset_source(str(Path(manifest_path).resolve().parent))
+    schema = Schema([ColSpec("string", "messages")])
+    return SubsetDataset(source, name=manifest["key"], digest=manifest["files"]["train.jsonl"][:16], schema=schema)
+
+
+def log_subset_input(manifest_path: Path) -> bool:
+    """`mlflow.log_input` the subset into the attached run; False when no run is attached."""
+    with attached_run() as run:
+        if run is None:
+            return False
+        import mlflow
+
+        manifest = json.loads(Path(manifest_path).read_text())
+        tags = {"valley.data.key": manifest["key"], "valley.data.manifest": str(Path(manifest_path).resolve())}
+        mlflow.log_input(subset_dataset(manifest_path), context="training", tags=tags)
+        return True

@@ -1,0 +1,77 @@
+"""`valley eval`: one student on LiveCodeBench, top to bottom.
+
+problems (release + contest-date window) -> prompts (LCB format, the student's chat template,
+budget check before any generation) -> generations (vLLM, resumable) -> verdicts (grader
+in-process, or the sidecar over HTTP) -> metrics -> the attached MLflow run.
+Every stage writes into EVAL_DIR, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from manager.specs import RunSpec
+from valley.eval.generate import generate
+from valley.eval.metrics import eval_metrics, per_problem_table
+from valley.eval.prompts import chat_template_hash, render_prompts
+from valley.eval.record import eval_tags, record_eval, write_jsonl
+
+VERDICTS = "verdicts.jsonl"
+
+
+def evaluate(run_spec: RunSpec, model_dir: Path, out_dir: Path, *, lcb_path: Path | None = None,
+             grader_url: str | None = None, llm=None) -> dict[str, float]:
+    """Evaluate `model_dir` as `run_spec` says; returns the metrics it logged."""
+    from transformers import AutoTokenizer
+
+    spec = run_spec.eval
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    problems = load_problems(run_spec, lcb_path)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    prompts = render_prompts(problems, tokenizer, spec.max_model_len)
+    generations = [asdict(g) for g in generate(prompts, Path(model_dir), spec, out_dir, llm=llm)]
+    verdicts = grade(problems, generations, out_dir / VERDICTS, run_spec, grader_url)
+    metrics = eval_metrics(problems, generations, verdicts, seed=spec.seed)
+
+    engine_seeds = [spec.seed + rank for rank in range(spec.data_parallel_size)]
+    tags = eval_tags(run_spec, chat_template_hash=chat_template_hash(tokenizer), engine_seeds=engine_seeds)
+    record_eval(run_spec, metrics, tags, out_dir, per_problem_table(problems, generations, verdicts))
+    return metrics
+
+
+def load_problems(run_spec: RunSpec, lcb_path: Path | None) -> list[dict]:
+    from valley.data.lcb import load_lcb_problems
+
+    problems = load_lcb_problems(run_spec.eval, path=lcb_path)
+    if not problems:
+        spec = run_spec.eval
+        from valley.errors import ValleyError
+
+        raise ValleyError(f"eval.date_start/date_end: no {spec.lcb_release} problems between "
+                          f"{spec.date_start} and {spec.date_end}; widen the window")
+    return problems
+
+
+def grade(problems: list[dict], generations: list[dict], out_path: Path, run_spec: RunSpec,
+          grader_url: str | None) -> list[dict]:
+    """Verdict rows, one per generation, written to `out_path`.
+
+    In a pod the grader sidecar (gVisor) does the work over HTTP; locally the grader library
+    runs in-process with its best available sandbox.
+    """
+    from valley.grader.grading import read_verdicts
+
+    if grader_url:
+        from valley.grader.client import grade_remote
+
+        write_jsonl(out_path, grade_remote(grader_url, problems, generations))
+    else:
+        from valley.grader.grading import grade_batch
+        from valley.grader.problem import from_lcb_row
+
+        grade_batch([from_lcb_row(row) for row in problems], generations, out_path, sandbox="auto",
+                    timeout_s=run_spec.eval.grader_timeout_s)
+    return list(read_verdicts(out_path).values())

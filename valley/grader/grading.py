@@ -1,0 +1,265 @@
+"""Grading: one response (`grade`), a resumable batch (`grade_batch`) and pass@k.
+
+Stdlib only at import time (the grader image has no typer/rich/pydantic); the progress bar
+uses rich when it is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import threading
+from collections import defaultdict
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping
+
+from valley.grader.extract import extract_code
+from valley.grader.problem import Problem, from_lcb_row, from_taco_row
+from valley.grader.sandbox import POOL, ProgramEndedSandbox, SandboxError, resolve_kind
+from valley.grader.verdict import TestResult, Verdict, judge_test, program_status
+
+INFRA_RETRIES = 2
+
+
+def grade(
+    problem: Problem,
+    response: str,
+    *,
+    sandbox: str = "auto",
+    timeout_s: float | None = None,
+    early_stop: bool = True,
+    limits: dict | None = None,
+) -> Verdict:
+    """Extract the code from a raw response (reasoning dropped) and run it on every test."""
+    code = extract_code(response)
+    if not code.strip():
+        return Verdict("no_code", total_tests=len(problem.tests), sandbox=resolve_kind(sandbox), detail="no fenced code block after the reasoning")
+    return grade_code(problem, code, sandbox=sandbox, timeout_s=timeout_s, early_stop=early_stop, limits=limits)
+
+
+def grade_code(
+    problem: Problem,
+    code: str,
+    *,
+    sandbox: str = "auto",
+    timeout_s: float | None = None,
+    early_stop: bool = True,
+    limits: dict | None = None,
+) -> Verdict:
+    """Run already-extracted code; a sandbox failure is retried, then reported as `infra_error`."""
+    kind = resolve_kind(sandbox)
+    error: Exception | None = None
+    for _attempt in range(1 + INFRA_RETRIES):
+        try:
+            return _run(problem, code, kind, timeout_s or problem.timeout_s, early_stop, limits)
+        except SandboxError as failure:
+            error = failure
+    return Verdict("infra_error", total_tests=len(problem.tests), sandbox=kind, detail=str(error))
+
+
+def _run(problem: Problem, code: str, kind: str, timeout_s: float, early_stop: bool, limits: dict | None) -> Verdict:
+    total = len(problem.tests)
+    results: list[TestResult] = []
+    with POOL.session(kind) as (session, fresh):
+        extra = {"sandbox_start_s": round(session.start_s, 4) if fresh else 0.0}
+        compile_error = session.load(code, problem.mode, problem.fn_name, limits)
+        if compile_error:
+            results.append(TestResult(0, "compile_error", detail=compile_error))
+        else:
+            for index, test in enumerate(problem.tests):
+                try:
+                    raw = session.run(test.input, timeout_s)
+                except ProgramEndedSandbox as ended:
+                    results.append(TestResult(index, "runtime_error", detail=f"the program ended its sandbox {ended}"[:500]))
+                    break
+                status, detail = judge_test(problem.judge, problem.mode, raw, test.output)
+                results.append(TestResult(index, status, raw.get("time_s"), raw.get("max_rss_kb"), detail))
+                if status != "pass" and early_stop:
+                    break
+    return Verdict(program_status(results, total), tuple(results), total, kind, extra=extra)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased estimator 1 - C(n-c, k)/C(n, k) (Chen et al. 2021; LCB pass_k_utils)."""
+    if not 0 <= c <= n or k < 1 or k > n:
+        raise ValueError(f"pass_at_k: need 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def score(rows: Iterable[dict], ks: Iterable[int] = (1,)) -> dict:
+    """Mean pass@k over problems; infra errors are excluded (neither pass nor fail)."""
+    per_problem: dict[str, list[bool]] = defaultdict(list)
+    infra = 0
+    for row in rows:
+        if row["verdict"] == "infra_error":
+            infra += 1
+            continue
+        per_problem[row["question_id"]].append(bool(row["passed"]))
+    result: dict = {"problems": len(per_problem), "infra_errors": infra}
+    for k in ks:
+        eligible = [outcomes for outcomes in per_problem.values() if len(outcomes) >= k]
+        if eligible:
+            result[f"pass@{k}"] = sum(pass_at_k(len(o), sum(o), k) for o in eligible) / len(eligible)
+    return result
+
+
+# ---- files
+
+def problem_from_row(row: dict) -> Problem:
+    """An LCB row (dataset schema), a TACO row (`input_output` + `question_id`), or `Problem.to_dict()`."""
+    if "public_test_cases" in row:
+        return from_lcb_row(row)
+    if "input_output" in row:
+        return from_taco_row(row, str(row["question_id"]))
+    if "tests" in row:
+        return Problem.from_dict(row)
+    raise ValueError(f"problem row {row.get('question_id', '?')}: expected LCB columns (public_test_cases), TACO input_output, or tests")
+
+
+def read_jsonl(path: str | Path) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{path}:{number}: not JSON ({error.msg}); fix or remove that line") from error
+
+
+def load_problems(path: str | Path) -> dict[str, Problem]:
+    return {problem.question_id: problem for problem in map(problem_from_row, read_jsonl(path))}
+
+
+def read_verdicts(path: str | Path) -> dict[tuple[str, str], dict]:
+    """The last row per (question_id, sample_id): a resumed batch appends retried infra errors."""
+    rows: dict[tuple[str, str], dict] = {}
+    for row in _complete_rows(Path(path)):
+        rows[(row["question_id"], str(row["sample_id"]))] = row
+    return rows
+
+
+def _complete_rows(path: Path) -> Iterator[dict]:
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.endswith("\n"):
+                yield json.loads(line)
+
+
+def _truncate_partial_row(path: Path) -> None:
+    """An interrupted write leaves a line without its newline: cut it so the rerun redoes it."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
+# ---- batches
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def grade_batch(
+    problems: Mapping[str, Problem] | Iterable[Problem],
+    generations: Iterable[dict],
+    out_path: str | Path,
+    *,
+    sandbox: str = "auto",
+    workers: int | None = None,
+    timeout_s: float | None = None,
+    early_stop: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Grade `{"question_id","sample_id","response"}` rows into `out_path`, one JSON row each.
+
+    Rows are appended and fsynced as they finish, so an interrupted batch resumes: pairs already
+    in the file are skipped (except infra errors, which are retried). At most 2×workers
+    generations are held in memory at a time. Returns `score()` of the whole file.
+    """
+    if not isinstance(problems, Mapping):
+        problems = {problem.question_id: problem for problem in problems}
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _truncate_partial_row(out)
+    done = {key for key, row in read_verdicts(out).items() if row["verdict"] != "infra_error"}
+    workers = workers or default_workers()
+    kind = resolve_kind(sandbox)
+    total = _count_hint(generations)
+    lock = threading.Lock()
+
+    def one(generation: dict) -> dict:
+        problem = problems.get(str(generation["question_id"]))
+        if problem is None:
+            raise ValueError(f"generation {generation['question_id']}/{generation['sample_id']}: no problem with that question_id in the problems file")
+        verdict = grade(problem, generation["response"], sandbox=kind, timeout_s=timeout_s, early_stop=early_stop)
+        return {"question_id": problem.question_id, "sample_id": generation["sample_id"], **verdict.to_dict()}
+
+    with open(out, "a", encoding="utf-8") as sink, _Progress(total, progress) as bar, ThreadPoolExecutor(workers) as pool:
+        def write(row: dict) -> None:
+            with lock:
+                sink.write(json.dumps(row) + "\n")
+                sink.flush()
+                os.fsync(sink.fileno())
+            bar.advance(row["passed"])
+
+        pending = set()
+        for generation in generations:
+            if (str(generation["question_id"]), str(generation["sample_id"])) in done:
+                bar.advance(None)
+                continue
+            if len(pending) >= 2 * workers:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    write(future.result())
+            pending.add(pool.submit(one, generation))
+        for future in pending:
+            write(future.result())
+    return score(read_verdicts(out).values())
+
+
+def _count_hint(generations) -> int | None:
+    try:
+        return len(generations)
+    except TypeError:
+        return None
+
+
+class _Progress:
+    """A rich progress bar on a terminal when rich is installed; silent otherwise."""
+
+    def __init__(self, total: int | None, enabled: bool):
+        self.total, self.passed, self.skipped = total, 0, 0
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            try:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            except ImportError:
+                return
+            self.bar = Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), TimeRemainingColumn())
+
+    def __enter__(self) -> "_Progress":
+        if self.bar:
+            self.bar.start()
+            self.task = self.bar.add_task("", total=self.total)
+        return self
+
+    def advance(self, passed: bool | None) -> None:
+        if passed is None:
+            self.skipped += 1
+        elif passed:
+            self.passed += 1
+        if self.bar:
+            self.bar.update(self.task, advance=1, description=f"passed {self.passed}, resumed {self.skipped}")
+
+    def __exit__(self, *_exc) -> None:
+        if self.bar:
+            self.bar.stop()

@@ -1,0 +1,546 @@
+"""The program runner that executes INSIDE a sandbox (gVisor container or confined process).
+
+Stdlib only, run as a script: `python -I harness.py`. It speaks newline-delimited JSON on
+its stdin/stdout with the grader outside:
+
+    -> {"scratch": "/scratch", "uid": 65534, "confine_fs": false, "private_dirs": ["/tmp"]}
+    <- {"ready": true}
+    then per program (a warm sandbox serves many, one after another):
+    -> {"code": ..., "mode": "stdin"|"functional", "fn_name": ..., "limits": {...}}
+    <- {"loaded": true} | {"compile_error": "..."}
+    -> {"input": "...", "timeout_s": 6}          (one per test; the grader decides when to stop)
+    <- {"status": "exited"|"timeout"|"runtime_error"|..., "stdout"|"value", "time_s", "max_rss_kb"}
+    -> {"end": true}                            (kill leftovers, empty scratch and private dirs)
+    <- {"ended": true}
+
+Why this shape:
+* Expected outputs never enter the sandbox and verdicts are computed outside, so a program can
+  neither read the answers from memory nor forge a passing result.
+* The harness compiles once and forks one child per test (no interpreter start per test);
+  the child drops to an unprivileged uid, gets rlimits and a fresh working directory, and runs
+  the code as LiveCodeBench does (its import prelude, recursion limit 50000).
+* The harness marks itself non-dumpable, so a same-uid child cannot open /proc/<harness>/fd/*
+  to write into the result channel; as PID 1 of its namespace it kills every leftover process
+  after each test, otherwise it is a child subreaper and kills its descendants.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import linecache
+import math
+import os
+import resource
+import select
+import signal
+import sys
+import time
+import traceback
+
+# LiveCodeBench's `import_string` (lcb_runner/evaluation/testing_util.py), run before every program.
+LCB_PRELUDE = """\
+from string import *
+from re import *
+from datetime import *
+from collections import *
+from heapq import *
+from bisect import *
+from copy import *
+from math import *
+from random import *
+from statistics import *
+from itertools import *
+from functools import *
+from operator import *
+from io import *
+from sys import *
+from json import *
+from builtins import *
+from typing import *
+import string
+import re
+import datetime
+import collections
+import heapq
+import bisect
+import copy
+import math
+import random
+import statistics
+import itertools
+import functools
+import operator
+import io
+import sys
+import json
+sys.setrecursionlimit(50000)
+"""
+
+DEFAULT_LIMITS = {
+    "address_space_mb": 4096,  # LiveCodeBench's comment says 4 GB
+    "processes": 64,
+    "file_size_mb": 64,  # also the cap on captured stdout
+    "open_files": 256,
+    "stack_mb": 1024,
+    "scratch_mb": 512,
+}
+CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC = 1, 2, 4, 32, 4096, 8192, 16384
+STATUS_EXIT_CODE = {"compile": 120, "missing_method": 121, "unserialisable": 122}
+STDERR_TAIL = 2000
+TRACEBACK_FRAMES = 30
+
+
+# ---- tagged values: a functional program's return value crosses the sandbox boundary as JSON
+# without losing the Python types `==` depends on (tuple vs list, set, float specials).
+
+def encode_value(value, depth: int = 0):
+    if depth > 200:
+        raise ValueError("value nested too deeply")
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**53 else {"int": str(value)}
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"float": repr(value)}
+    if isinstance(value, list):
+        return [encode_value(v, depth + 1) for v in value]
+    if isinstance(value, tuple):
+        return {"tuple": [encode_value(v, depth + 1) for v in value]}
+    if isinstance(value, (set, frozenset)):
+        return {"set": [encode_value(v, depth + 1) for v in value]}
+    if isinstance(value, dict):
+        return {"dict": [[encode_value(k, depth + 1), encode_value(v, depth + 1)] for k, v in value.items()]}
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        return encode_value(value.item(), depth + 1)  # np.int64(3) == 3 holds in LCB's comparison too
+    return {"opaque": type(value).__name__}
+
+
+class Opaque:
+    """A value of a type that cannot cross the boundary: equal to nothing (see docs/grader.md)."""
+
+    def __init__(self, type_name: str):
+        self.type_name = type_name
+
+    def __eq__(self, other):
+        return False
+
+    def __repr__(self):
+        return f"<{self.type_name}>"
+
+
+def decode_value(data):
+    if isinstance(data, list):
+        return [decode_value(v) for v in data]
+    if not isinstance(data, dict):
+        return data
+    (tag, payload), = data.items()
+    if tag == "int":
+        return int(payload)
+    if tag == "float":
+        return float(payload)
+    if tag == "tuple":
+        return tuple(decode_value(v) for v in payload)
+    if tag == "set":
+        return {decode_value(v) for v in payload}
+    if tag == "dict":
+        return {_hashable(decode_value(k)): decode_value(v) for k, v in payload}
+    return Opaque(payload)
+
+
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+# ---- the confined child
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _prctl(option: int, arg: int) -> None:
+    _libc().prctl(option, arg, 0, 0, 0)
+
+
+def _set_limits(limits: dict, timeout_s: float) -> None:
+    mb = 1024 * 1024
+    wanted = {
+        resource.RLIMIT_AS: limits["address_space_mb"] * mb,
+        resource.RLIMIT_CPU: int(math.ceil(timeout_s)) + 1,
+        resource.RLIMIT_NPROC: limits["processes"],
+        resource.RLIMIT_FSIZE: limits["file_size_mb"] * mb,
+        resource.RLIMIT_NOFILE: limits["open_files"],
+        resource.RLIMIT_CORE: 0,
+        resource.RLIMIT_STACK: limits["stack_mb"] * mb,
+    }
+    for kind, value in wanted.items():
+        _soft, hard = resource.getrlimit(kind)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        try:
+            resource.setrlimit(kind, (value, value))
+        except (ValueError, OSError):
+            resource.setrlimit(kind, (value, hard))
+
+
+def _drop_privileges(uid: int | None) -> None:
+    if uid is None or os.geteuid() != 0:
+        return
+    try:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    except OSError:  # a user namespace without that uid mapped: stay, namespaces still confine
+        pass
+
+
+def _child(job: dict, prelude, code, test: dict, workdir: str, fds: tuple[int, int, int, int]) -> None:
+    """Runs in the forked child; never returns."""
+    status = 1
+    try:
+        os.setsid()
+        stdin_fd, stdout_fd, stderr_fd, value_fd = fds
+        for target, fd in ((0, stdin_fd), (1, stdout_fd), (2, stderr_fd), (3, value_fd)):
+            os.dup2(fd, target)
+        os.closerange(4, 65536)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it; output past the cap ends the program
+        signal.set_wakeup_fd(-1)
+        _set_limits(job["limits"], test["timeout_s"])
+        _drop_privileges(job.get("uid"))
+        os.chdir(workdir)
+        os.environ.clear()
+        os.environ.update(CHILD_ENV, HOME=workdir, TMPDIR=workdir)
+        sys.stdin = sys.__stdin__ = open(0, "r", encoding="utf-8", errors="replace", closefd=False)
+        sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", closefd=False)
+        sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", closefd=False)
+        sys.argv = ["solution.py"]
+        status = _run_program(job, prelude, code, test)
+    except SystemExit as exit_:
+        status = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except BaseException:
+        try:
+            traceback.print_exc(limit=-TRACEBACK_FRAMES)
+        except BaseException:
+            pass
+        status = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            status = status or 1
+        os._exit(status & 0xFF if isinstance(status, int) else 1)
+
+
+def _run_program(job: dict, prelude, code, test: dict) -> int:
+    namespace = {"__name__": "__main__" if job["mode"] == "stdin" else "solution", "__builtins__": __builtins__}
+    exec(prelude, namespace)
+    if job["mode"] == "stdin":
+        exec(code, namespace)
+        return 0
+    try:
+        exec(code, namespace)
+        target = namespace["Solution"]() if "Solution" in namespace else None
+        method = getattr(target, job["fn_name"]) if target is not None else namespace[job["fn_name"]]
+    except Exception:
+        traceback.print_exc(limit=-TRACEBACK_FRAMES)
+        return STATUS_EXIT_CODE["missing_method"]
+    args = [json.loads(line) for line in test["input"].split("\n")]
+    result = method(*args)
+    try:
+        encoded = json.dumps(encode_value(result))
+    except (ValueError, RecursionError):
+        return STATUS_EXIT_CODE["unserialisable"]
+    with open(3, "w", closefd=False) as value_file:
+        value_file.write(encoded)
+    return 0
+
+
+# ---- the harness loop
+
+class Harness:
+    """Runs programs one after another (a warm sandbox), each test in a fresh forked child."""
+
+    def __init__(self, setup: dict):
+        self.scratch = setup["scratch"]
+        self.uid = setup.get("uid")
+        self.private_dirs = [d for d in setup.get("private_dirs", []) if os.path.isdir(d)]  # emptied between programs
+        self.is_init = os.getpid() == 1
+        self.test_index = 0
+        self.job: dict = {}
+        self.wake_r, wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(wake_w)
+        _prctl(PR_SET_DUMPABLE, 0)
+        if not self.is_init:
+            _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        exec(LCB_PRELUDE, {})  # import once here; every forked child then finds them loaded
+        self.prelude = compile(LCB_PRELUDE, "<prelude>", "exec")
+
+    def load(self, program: dict) -> str | None:
+        """Take the next program; returns a compile error or None."""
+        self.job = {**program, "uid": self.uid, "limits": {**DEFAULT_LIMITS, **program.get("limits", {})}}
+        # tracebacks then quote the program's lines without a file lookup per frame (slow in gVisor)
+        linecache.cache["solution.py"] = (len(program["code"]), None, program["code"].splitlines(True), "solution.py")
+        try:
+            self.code = compile(self.job["code"], "solution.py", "exec")
+        except (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError) as error:
+            return f"{type(error).__name__}: {error}"
+        return None
+
+    def end_program(self) -> None:
+        """Nothing of one program reaches the next: processes killed, its files removed."""
+        self._kill_leftovers(None)
+        for directory in [self.scratch, *self.private_dirs]:
+            for entry in os.listdir(directory):
+                path = os.path.join(directory, entry)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    _remove_tree(path)
+                else:
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
+
+    def run_test(self, test: dict) -> dict:
+        self.test_index += 1
+        workdir = os.path.join(self.scratch, f"t{self.test_index}")
+        os.mkdir(workdir, 0o700)
+        if self.uid is not None and os.geteuid() == 0:
+            os.chown(workdir, self.uid, self.uid)
+        paths = {name: os.path.join(self.scratch, f"{name}{self.test_index}") for name in ("in", "out", "err", "val")}
+        with open(paths["in"], "w", encoding="utf-8") as handle:
+            handle.write(test["input"])
+        fds = (
+            os.open(paths["in"], os.O_RDONLY),
+            os.open(paths["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+            os.open(paths["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+            os.open(paths["val"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+        )
+        sys.stdout.flush()
+        started = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:
+            _child(self.job, self.prelude, self.code, test, workdir, fds)
+        for fd in fds:
+            os.close(fd)
+        outcome, status, usage = self._wait(pid, started + test["timeout_s"])
+        elapsed = time.perf_counter() - started
+        self._kill_leftovers(pid)
+        result = {"time_s": round(elapsed, 4), "max_rss_kb": usage.ru_maxrss if usage else None}
+        result.update(self._classify(outcome, status, paths))
+        for path in paths.values():
+            os.unlink(path)
+        _remove_tree(workdir)
+        return result
+
+    def _wait(self, pid: int, deadline: float):
+        while True:
+            done, status, usage = os.wait4(pid, os.WNOHANG)
+            if done:
+                return "exited", status, usage
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                _kill_group(pid)
+                _done, status, usage = os.wait4(pid, 0)
+                return "timeout", status, usage
+            select.select([self.wake_r], [], [], remaining)
+            try:
+                os.read(self.wake_r, 4096)
+            except BlockingIOError:
+                pass
+
+    def _kill_leftovers(self, pid: int | None) -> None:
+        """No process outlives its test: detached children included."""
+        if pid is not None:
+            _kill_group(pid)
+        if self.is_init:
+            try:
+                os.kill(-1, signal.SIGKILL)  # as PID 1: everything else in the namespace
+            except ProcessLookupError:
+                pass
+        else:
+            for _ in range(50):
+                orphans = _descendants(os.getpid())
+                if not orphans:
+                    break
+                for orphan in orphans:
+                    _kill_group(orphan)
+                    try:
+                        os.kill(orphan, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                self._reap()
+        self._reap()
+
+    @staticmethod
+    def _reap() -> None:
+        while True:
+            try:
+                done, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if not done:
+                return
+
+    def _classify(self, outcome: str, status: int, paths: dict) -> dict:
+        cap = self.job["limits"]["file_size_mb"] * 1024 * 1024
+        stderr_tail = _read(paths["err"], cap)[-STDERR_TAIL:]
+        if outcome == "timeout":
+            return {"status": "timeout", "stderr": stderr_tail}
+        if os.WIFSIGNALED(status):
+            signum = os.WTERMSIG(status)
+            kind = {signal.SIGXCPU: "timeout", signal.SIGXFSZ: "output_limit"}.get(signum, "runtime_error")
+            return {"status": kind, "signal": signum, "stderr": stderr_tail}
+        code = os.WEXITSTATUS(status)
+        if code == STATUS_EXIT_CODE["missing_method"]:
+            return {"status": "compile_error", "stderr": stderr_tail}
+        if code != 0:
+            return {"status": "runtime_error", "exit_code": code, "stderr": stderr_tail}
+        if self.job["mode"] == "functional":
+            raw = _read(paths["val"], cap)
+            return {"status": "exited", "value": json.loads(raw) if raw else {"opaque": "nothing"}, "stderr": stderr_tail}
+        return {"status": "exited", "stdout": _read(paths["out"], cap), "stderr": stderr_tail}
+
+
+def _read(path: str, cap: int) -> str:
+    with open(path, "rb") as handle:
+        return handle.read(cap).decode("utf-8", errors="replace")
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    stat = handle.read()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat[stat.rindex(b")") + 2:].split()[1])
+    found, frontier = [], [root]
+    while frontier:
+        current = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == current]
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
+def _remove_tree(path: str) -> None:
+    for root, dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            try:
+                os.unlink(os.path.join(root, name))
+            except OSError:
+                pass
+        for name in dirs:
+            full = os.path.join(root, name)
+            try:
+                os.rmdir(full) if not os.path.islink(full) else os.unlink(full)
+            except OSError:
+                pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+# ---- filesystem confinement (process sandbox in its own mount namespace)
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+    libc = _libc()
+    encode = lambda s: s.encode() if s is not None else None  # noqa: E731
+    if libc.mount(encode(source), encode(target), encode(fstype), flags, encode(data)) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"mount {target}: {os.strerror(errno)}")
+
+
+def confine_filesystem(scratch: str, scratch_mb: int) -> None:
+    """Private tmpfs over the scratch dir and every world-writable or secret-holding place,
+    and make the interpreter readable to the unprivileged uid when it lives under /root."""
+    for path in ("/tmp", "/var/tmp", "/dev/shm", "/run/secrets", "/var/run/secrets", "/home"):
+        if os.path.isdir(path) and not os.path.islink(path):
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+    os.makedirs(scratch, exist_ok=True)  # it may have lived under a directory just hidden
+    _mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"size={scratch_mb}m,mode=0755")
+    _expose_interpreter(scratch)
+    _read_only_except(scratch)
+
+
+def _read_only_except(scratch: str) -> None:
+    """Every other mount read-only in this namespace: a world-writable host directory stays
+    unwritable too. Best effort: a mount whose flags a user namespace locked keeps them."""
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        points = {line.split()[4].replace("\\040", " ") for line in handle}
+    for point in sorted(points):
+        if point == scratch or point.startswith(scratch + "/"):
+            continue
+        try:
+            _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+        except OSError:
+            pass
+
+
+def _expose_interpreter(scratch: str) -> None:
+    prefix = os.path.realpath(sys.base_prefix)
+    parts = prefix.strip("/").split("/")
+    hidden = None
+    for depth in range(1, len(parts)):
+        ancestor = "/" + "/".join(parts[:depth])
+        if not os.stat(ancestor).st_mode & 0o001:
+            hidden = ancestor
+            break
+    if hidden is None:
+        return
+    holding = os.path.join(scratch, ".prefix")
+    os.mkdir(holding)
+    _mount(prefix, holding, None, MS_BIND | MS_REC, None)
+    _mount("tmpfs", hidden, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+    os.makedirs(prefix, exist_ok=True)
+    _mount(holding, prefix, None, MS_MOVE, None)
+    os.rmdir(holding)
+
+
+def main() -> None:
+    stdin, stdout = sys.stdin.buffer, sys.stdout
+
+    def reply(message: dict) -> None:
+        stdout.write(json.dumps(message) + "\n")
+        stdout.flush()
+
+    setup = json.loads(stdin.readline())
+    if setup.get("confine_fs"):
+        confine_filesystem(setup["scratch"], setup.get("scratch_mb", DEFAULT_LIMITS["scratch_mb"]))
+    harness = Harness(setup)
+    reply({"ready": True})
+    for line in stdin:
+        message = json.loads(line)
+        try:
+            if "code" in message:
+                error = harness.load(message)
+                reply({"compile_error": error} if error else {"loaded": True})
+            elif "input" in message:
+                reply(harness.run_test(message))
+            else:
+                harness.end_program()
+                reply({"ended": True})
+        except Exception:  # the harness's own failure: the grader retries it as an infra error
+            reply({"status": "harness_error", "detail": traceback.format_exc()[-1500:]})
+
+
+if __name__ == "__main__":
+    main()

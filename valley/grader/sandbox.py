@@ -1,0 +1,339 @@
+"""Sandboxes that run the harness (valley/grader/harness.py) for one program and all its tests.
+
+* `runsc`: a gVisor container from an OCI bundle built per program: read-only root holding only
+  the harness, read-only binds of /usr and the interpreter's prefix, tmpfs /scratch and /tmp
+  (writes never reach the host), no network (`--network=none`), no host environment.
+* `process`: the harness as a confined host process: its own PID, network and mount namespaces
+  when `unshare` allows (as root, or through a user namespace), tmpfs over scratch and every
+  world-writable or secret-holding directory, a scrubbed environment, its own session; the
+  harness adds rlimits, an unprivileged uid and a fresh working directory per test.
+* `auto`: runsc when the binary is on PATH, else process.
+
+One sandbox serves every test of a program, so its start cost is paid once per program.
+Stdlib only: the grader image imports this without typer, rich or pydantic.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import itertools
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+HARNESS = Path(__file__).with_name("harness.py")
+SANDBOX_KINDS = ("auto", "runsc", "process")
+HOST_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+START_TIMEOUT_S = 30.0
+REPLY_MARGIN_S = 10.0  # the harness enforces per-test timeouts; this only catches a wedged sandbox
+UNPRIVILEGED_UID = 65534
+SCRATCH_MB = 512  # the tmpfs a program may fill; harness.DEFAULT_LIMITS["scratch_mb"] for the process sandbox
+CAPABILITIES = ["CAP_CHOWN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER"]
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (could not start, died): an infrastructure error, not a verdict."""
+
+
+class ProgramEndedSandbox(RuntimeError):
+    """The sandbox ended while a test ran: the program took its supervisor down."""
+
+
+def resolve_kind(kind: str) -> str:
+    if kind not in SANDBOX_KINDS:
+        raise ValueError(f"sandbox: unknown kind {kind!r}; use one of {', '.join(SANDBOX_KINDS)}")
+    if kind == "auto":
+        return "runsc" if shutil.which("runsc") else "process"
+    return kind
+
+
+def scratch_root() -> str:
+    return os.environ.get("VALLEY_GRADER_TMPDIR") or tempfile.gettempdir()
+
+
+def interpreter() -> str:
+    """The base interpreter (not a venv's): it runs with -I and needs only the stdlib."""
+    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+
+
+@functools.lru_cache(maxsize=None)
+def namespace_prefix() -> tuple[str, ...]:
+    """The `unshare` invocation that works here, or () when none does (then: rlimits only)."""
+    unshare = shutil.which("unshare")
+    if not unshare:
+        return ()
+    common = ("--pid", "--net", "--mount", "--fork", "--kill-child", "--mount-proc")
+    candidates = [(unshare, *common)] if os.geteuid() == 0 else []
+    candidates.append((unshare, "--user", "--map-root-user", *common))
+    for candidate in candidates:
+        try:
+            probe = subprocess.run([*candidate, "true"], capture_output=True, timeout=10, env=HOST_ENV)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0:
+            return candidate
+    return ()
+
+
+class Session:
+    """A started sandbox running the harness; it grades programs one after another."""
+
+    def __init__(self, kind: str):
+        self.kind = resolve_kind(kind)
+        try:
+            self.workdir = tempfile.mkdtemp(prefix="valley-grade-", dir=scratch_root())
+        except OSError as error:
+            raise SandboxError(f"{self.kind} sandbox: no scratch directory under {scratch_root()}: {error}") from error
+        self.process: subprocess.Popen | None = None
+        self.container_id: str | None = None
+        self._buffer = b""
+        self.start_s = 0.0
+        self.programs = 0
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    def start(self) -> "Session":
+        started = time.perf_counter()
+        argv, setup = self._runsc_argv() if self.kind == "runsc" else self._process_argv()
+        try:
+            self.process = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=HOST_ENV, cwd=self.workdir, start_new_session=True,
+            )
+        except OSError as error:
+            self.close()
+            raise SandboxError(f"{self.kind} sandbox could not start: {error}") from error
+        self._send(setup)
+        if self._receive(started + START_TIMEOUT_S) is None:
+            detail = self._stderr_tail()
+            self.close()
+            raise SandboxError(f"{self.kind} sandbox did not start: {detail}")
+        self.start_s = time.perf_counter() - started
+        return self
+
+    def load(self, code: str, mode: str, fn_name: str | None, limits: dict | None = None) -> str | None:
+        """Hand the sandbox the next program; returns its compile error or None."""
+        self.programs += 1
+        self._send({"code": code, "mode": mode, "fn_name": fn_name, "limits": limits or {}})
+        return self._expect(START_TIMEOUT_S).get("compile_error")
+
+    def run(self, test_input: str, timeout_s: float) -> dict:
+        """Run one test; the harness's raw result (status, stdout or value, time, memory)."""
+        self._send({"input": test_input, "timeout_s": timeout_s})
+        reply = self._receive(time.perf_counter() + timeout_s + REPLY_MARGIN_S)
+        if reply is None:
+            raise ProgramEndedSandbox(self._stderr_tail())
+        if reply.get("status") == "harness_error":
+            raise SandboxError(f"{self.kind} harness failed: {reply['detail']}")
+        return reply
+
+    def end_program(self) -> None:
+        """Kill what the program left behind and empty its directories, ready for the next."""
+        self._send({"end": True})
+        self._expect(START_TIMEOUT_S)
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _expect(self, timeout_s: float) -> dict:
+        reply = self._receive(time.perf_counter() + timeout_s)
+        if reply is None or reply.get("status") == "harness_error":
+            raise SandboxError(f"{self.kind} harness failed: {(reply or {}).get('detail') or self._stderr_tail()}")
+        return reply
+
+    def close(self) -> None:
+        if self.process is not None:
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            self._kill()
+            for stream in (self.process.stdout, self.process.stderr):
+                stream.close()
+            self.process = None
+        if self.container_id:
+            self._runsc("delete", "--force", self.container_id)
+            self.container_id = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _kill(self) -> None:
+        if self.process.poll() is None and self.container_id:
+            self._runsc("kill", self.container_id, "KILL")
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.process.wait()
+
+    # -- the line protocol
+
+    def _send(self, message: dict) -> None:
+        try:
+            self.process.stdin.write(json.dumps(message).encode() + b"\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the reply read reports the dead sandbox
+
+    def _receive(self, deadline: float) -> dict | None:
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                self._kill()
+                return None
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if ready:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    return None
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            return None
+
+    def _stderr_tail(self) -> str:
+        if self.process.poll() is None:
+            self._kill()
+        return self.process.stderr.read()[-1000:].decode(errors="replace").strip()
+
+    # -- the two sandboxes
+
+    def _process_argv(self) -> tuple[list[str], dict]:
+        prefix = namespace_prefix()
+        scratch = os.path.join(self.workdir, "scratch")
+        os.mkdir(scratch, 0o755)
+        confined = bool(prefix)
+        setup = {"scratch": scratch, "confine_fs": confined, "uid": _worker_uid(),
+                 # only namespaced tmpfs copies are ours to empty; never the host's /tmp
+                 "private_dirs": ["/tmp", "/var/tmp", "/dev/shm"] if confined else []}
+        return [*prefix, interpreter(), "-I", str(HARNESS)], setup
+
+    def _runsc_argv(self) -> tuple[list[str], dict]:
+        bundle = Path(self.workdir) / "bundle"
+        rootfs = bundle / "rootfs"
+        rootfs.mkdir(parents=True)
+        shutil.copy(HARNESS, rootfs / "harness.py")
+        prefix = os.path.realpath(sys.base_prefix)
+        mounts = [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755", f"size={SCRATCH_MB}m"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755", "size=1m"]},
+            {"destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro"]},
+        ]
+        if not prefix.startswith("/usr/"):
+            mounts.append({"destination": prefix, "type": "bind", "source": prefix, "options": ["rbind", "ro"]})
+        for name in ("bin", "lib", "lib64", "sbin"):
+            host = Path("/") / name
+            if host.is_symlink():
+                (rootfs / name).symlink_to(os.readlink(host))
+            elif host.is_dir():
+                mounts.append({"destination": f"/{name}", "type": "bind", "source": str(host), "options": ["rbind", "ro"]})
+        for mount in mounts:
+            (rootfs / mount["destination"].lstrip("/")).mkdir(parents=True, exist_ok=True)
+        config = {
+            "ociVersion": "1.0.2",
+            "process": {
+                "terminal": False,
+                "user": {"uid": 0, "gid": 0},
+                "args": [interpreter(), "-I", "/harness.py"],
+                "env": [f"{k}={v}" for k, v in HOST_ENV.items()],
+                "cwd": "/scratch",
+                "noNewPrivileges": True,
+                # the harness needs these to hand each test a directory and drop to UNPRIVILEGED_UID;
+                # the program itself runs with none
+                "capabilities": {key: CAPABILITIES for key in ("bounding", "effective", "permitted")},
+            },
+            "root": {"path": "rootfs", "readonly": True},
+            "hostname": "sandbox",
+            "mounts": mounts,
+            "linux": {"namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]},
+        }
+        (bundle / "config.json").write_text(json.dumps(config))
+        setup = {"scratch": "/scratch", "confine_fs": False, "uid": UNPRIVILEGED_UID, "private_dirs": ["/tmp", "/dev/shm"]}
+        self.container_id = f"valley-{uuid.uuid4().hex[:16]}"
+        return [*self._runsc_base(), "run", "--bundle", str(bundle), self.container_id], setup
+
+    def _runsc_base(self) -> list[str]:
+        flags = ["runsc", "--root", os.path.join(self.workdir, "state"), "--network=none", "--ignore-cgroups"]
+        if os.geteuid() != 0:
+            flags.append("--rootless")
+        return flags
+
+    def _runsc(self, *args: str) -> None:
+        try:
+            subprocess.run([*self._runsc_base(), *args], capture_output=True, timeout=10, env=HOST_ENV)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+
+
+_session_numbers = itertools.count()
+
+
+def _worker_uid() -> int:
+    """A uid no other live sandbox uses, so per-uid process limits stay per sandbox."""
+    return 100_000 + (os.getpid() * 64 + next(_session_numbers) % 64) % 1_000_000
+
+
+class SessionPool:
+    """Warm sandboxes, reused program after program: the start cost is paid once per
+    `max_programs` programs instead of once per program. A sandbox that a program broke
+    (killed its harness, wedged it) is closed, never reused."""
+
+    def __init__(self, max_programs: int = 64):
+        self.max_programs = max_programs
+        self._idle: dict[str, list[Session]] = {}
+        self._lock = threading.Lock()
+        atexit.register(self.close_all)
+
+    @contextlib.contextmanager
+    def session(self, kind: str):
+        kind = resolve_kind(kind)
+        with self._lock:
+            session = self._idle.get(kind, []).pop() if self._idle.get(kind) else None
+        fresh = session is None
+        if fresh:
+            session = Session(kind).start()
+        healthy = False
+        try:
+            yield session, fresh
+            if session.alive and session.programs < self.max_programs:
+                session.end_program()
+                healthy = True
+        finally:
+            if healthy:
+                with self._lock:
+                    self._idle.setdefault(kind, []).append(session)
+            else:
+                session.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            sessions = [s for idle in self._idle.values() for s in idle]
+            self._idle.clear()
+        for session in sessions:
+            session.close()
+
+
+POOL = SessionPool()

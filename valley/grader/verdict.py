@@ -1,0 +1,158 @@
+"""Verdicts, and the output comparisons of LiveCodeBench (reference) and TACO (labelling)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from valley.grader.harness import decode_value
+
+TEST_STATUSES = ("pass", "wrong_answer", "timeout", "runtime_error", "compile_error")
+# A program's status: its first failing test's status, or one of these.
+PROGRAM_STATUSES = (*TEST_STATUSES, "no_code", "infra_error")
+
+
+@dataclass(frozen=True)
+class TestResult:
+    index: int
+    status: str
+    time_s: float | None = None
+    max_rss_kb: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One graded response. `infra_error` means the grader could not run it: neither pass nor fail."""
+
+    status: str
+    tests: tuple[TestResult, ...] = ()
+    total_tests: int = 0
+    sandbox: str = ""
+    detail: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    def to_dict(self) -> dict:
+        return {
+            "passed": self.passed,
+            "verdict": self.status,
+            "total_tests": self.total_tests,
+            "sandbox": self.sandbox,
+            "detail": self.detail,
+            "tests": [asdict(t) for t in self.tests],
+            **self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Verdict":
+        return cls(
+            status=data["verdict"],
+            tests=tuple(TestResult(**t) for t in data.get("tests", [])),
+            total_tests=data.get("total_tests", 0),
+            sandbox=data.get("sandbox", ""),
+            detail=data.get("detail", ""),
+        )
+
+
+def program_status(tests: list[TestResult], total: int) -> str:
+    for test in tests:
+        if test.status != "pass":
+            return test.status
+    return "pass" if len(tests) == total else "infra_error"
+
+
+# ---- LiveCodeBench (lcb_runner/evaluation/testing_util.py)
+
+def _stripped_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.strip().split("\n")]
+
+
+def _decimals(line: str) -> list[Decimal] | None:
+    try:
+        return [Decimal(token) for token in line.split()]
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def lcb_stdout_matches(output: str, expected: str) -> bool:
+    """Line counts equal; each line equal after strip, or equal as Decimal tokens."""
+    got, want = _stripped_lines(output), _stripped_lines(expected)
+    if len(got) != len(want):
+        return False
+    for got_line, want_line in zip(got, want):
+        if got_line == want_line:
+            continue
+        got_numbers, want_numbers = _decimals(got_line), _decimals(want_line)
+        if got_numbers is None or want_numbers is None or got_numbers != want_numbers:
+            return False
+    return True
+
+
+def lcb_value_matches(value, expected_json: str) -> bool:
+    """`prediction == json.loads(output)` after a top-level tuple becomes a list."""
+    if isinstance(value, tuple):
+        value = list(value)
+    try:
+        return bool(value == json.loads(expected_json))
+    except Exception:  # a pathological comparison is a wrong answer, never a grader crash
+        return False
+
+
+# ---- TACO (FlagOpen/TACO metrics/testing_util.py), used only to label training responses
+
+def taco_stdout_matches(output: str, expected: str) -> bool:
+    if output.strip() == expected.strip():
+        return True
+    got = [line.strip() for line in output.strip().split("\n") if line.strip()]
+    want = [line.strip() for line in expected.strip().split("\n") if line.strip()]
+    if got == want:
+        return True
+    got_tokens, want_tokens = " ".join(got).split(), " ".join(want).split()
+    if got_tokens == want_tokens:
+        return True
+    try:
+        got_floats, want_floats = [float(t) for t in got_tokens], [float(t) for t in want_tokens]
+    except ValueError:
+        return False
+    return len(got_floats) == len(want_floats) and all(
+        math.isclose(g, w, rel_tol=1e-5, abs_tol=1e-8) for g, w in zip(got_floats, want_floats)
+    )
+
+
+def taco_value_matches(value, expected_json: str) -> bool:
+    if isinstance(value, tuple):
+        value = list(value)
+    try:
+        expected = json.loads(expected_json)
+        if value == expected:
+            return True
+        if isinstance(expected, list) and expected:
+            if value == expected[0]:
+                return True
+            if isinstance(value, list) and value and isinstance(value[0], tuple):
+                return [list(x) for x in value] == expected[0]
+    except Exception:
+        return False
+    return False
+
+
+def judge_test(judge: str, mode: str, raw: dict, expected: str) -> tuple[str, str]:
+    """Turn one harness result into (status, detail)."""
+    status = raw["status"]
+    if status == "output_limit":
+        return "wrong_answer", "output over the size cap"
+    if status != "exited":
+        return status, raw.get("stderr", "")[-500:]
+    if mode == "functional":
+        matches = lcb_value_matches if judge == "lcb" else taco_value_matches
+        ok = matches(decode_value(raw["value"]), expected)
+    else:
+        matches = lcb_stdout_matches if judge == "lcb" else taco_stdout_matches
+        ok = matches(raw["stdout"], expected)
+    return ("pass", "") if ok else ("wrong_answer", "")
