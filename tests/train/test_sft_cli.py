@@ -46,7 +46,7 @@ def test_tiny_sft_trains_logs_and_exports_a_loadable_checkpoint(valley, tmp_path
     run = mini_run("tiny-qwen")
     model_dir = tiny_model(tmp_path_factory, "tiny-qwen")
     (tmp_path / "run.json").write_text(run.to_json())
-    write_subset(tmp_path / "data", rows=run.data.size)
+    valley(["data", "build", "--run-spec", "run.json", "--tokenizer", model_dir, "--out", "data"], cwd=tmp_path)
     run_id = precreated_run(mlflow_uri, run)
     env = {"MLFLOW_TRACKING_URI": mlflow_uri, "MLFLOW_RUN_ID": run_id}
 
@@ -61,6 +61,7 @@ def test_tiny_sft_trains_logs_and_exports_a_loadable_checkpoint(valley, tmp_path
     logged = client.get_run(run_id)
     plan = {k: v for k, v in logged.data.params.items() if k.startswith("train_plan.")}
     assert plan["train_plan.total_steps"] == "10" and plan["train_plan.warmup_steps"] == "1"  # 40 rows / 4 / 2 x 2 epochs
+    assert plan["train_plan.examples"] == "40"
     assert logged.data.params["torchtune.tokenizer._component_"] == "valley.train.hf_tokenizer.hf_chat_tokenizer"
     losses = [m.value for m in sorted(client.get_metric_history(run_id, "loss"), key=lambda m: m.step)]
     assert len(losses) == 10 and losses[-1] < losses[0] - 0.5
