@@ -128,7 +128,10 @@ def run_tune(run: RunSpec, config_path: Path, device: str) -> None:
     # the same interpreter as this process, so `tune` and its recipes come from this environment
     command = [sys.executable, "-m", "torchtune._cli.tune", *command[1:]]
     print(f"{recipe_name(run, device)}: {' '.join(command)}", file=sys.stderr, flush=True)
-    result = subprocess.run(command, cwd=config_path.parent, env=os.environ.copy())
+    env = os.environ.copy()
+    # chat_dataset caches its Arrow copy under HF_HOME by default, which is read-only in hardened pods
+    env.setdefault("HF_DATASETS_CACHE", str(config_path.parent / ".cache" / "datasets"))
+    result = subprocess.run(command, cwd=config_path.parent, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"tune run exited {result.returncode}; rerun `valley train` to resume from the last epoch")
 
