@@ -37,31 +37,41 @@ def baseline_json() -> str:
     return next(r for r in mini_study() if r.is_baseline).to_json()
 
 
+@pytest.fixture(scope="module")
+def trained_tiny_qwen(tmp_path_factory):
+    """One tiny SFT through the real CLIs, as the local executor runs it: data build, then train."""
+    from tests.conftest import _cli
+
+    run = mini_run("tiny-qwen")
+    model_dir = tiny_model(tmp_path_factory, "tiny-qwen")
+    work = tmp_path_factory.mktemp("sft")
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    (work / "run.json").write_text(run.to_json())
+    _cli("valley", ["data", "build", "--run-spec", "run.json", "--tokenizer", model_dir, "--out", "data"],
+         None, work, True, 600)
+    run_id = precreated_run(uri, run)
+    env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_RUN_ID": run_id}
+    _cli("valley", train_args("run.json", model_dir), env, work, True, 900)
+    return {"work": work, "uri": uri, "run_id": run_id, "env": env, "model_dir": model_dir}
+
+
 @pytest.mark.slow
-def test_tiny_sft_trains_logs_and_exports_a_loadable_checkpoint(valley, tmp_path, tmp_path_factory, mlflow_uri):
+def test_tiny_sft_trains_logs_and_exports_a_loadable_checkpoint(valley, trained_tiny_qwen):
     import mlflow
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    run = mini_run("tiny-qwen")
-    model_dir = tiny_model(tmp_path_factory, "tiny-qwen")
-    (tmp_path / "run.json").write_text(run.to_json())
-    valley(["data", "build", "--run-spec", "run.json", "--tokenizer", model_dir, "--out", "data"], cwd=tmp_path)
-    run_id = precreated_run(mlflow_uri, run)
-    env = {"MLFLOW_TRACKING_URI": mlflow_uri, "MLFLOW_RUN_ID": run_id}
+    work, run_id, model_dir = trained_tiny_qwen["work"], trained_tiny_qwen["run_id"], trained_tiny_qwen["model_dir"]
+    final = work / "ckpt" / "final"
+    config = yaml.safe_load((work / "ckpt" / "config.yaml").read_text())
+    assert config["output_dir"] == str(work / "ckpt" / "torchtune")
+    assert config["dataset"]["data_files"] == str(work / "data" / "train.jsonl")
 
-    valley(train_args("run.json", model_dir), env=env, cwd=tmp_path)
-
-    final = tmp_path / "ckpt" / "final"
-    config = yaml.safe_load((tmp_path / "ckpt" / "config.yaml").read_text())
-    assert config["output_dir"] == str(tmp_path / "ckpt" / "torchtune")
-    assert config["dataset"]["data_files"] == str(tmp_path / "data" / "train.jsonl")
-
-    client = mlflow.MlflowClient(mlflow_uri)
+    client = mlflow.MlflowClient(trained_tiny_qwen["uri"])
     logged = client.get_run(run_id)
     plan = {k: v for k, v in logged.data.params.items() if k.startswith("train_plan.")}
-    assert plan["train_plan.total_steps"] == "10" and plan["train_plan.warmup_steps"] == "1"  # 40 rows / 4 / 2 x 2 epochs
     assert plan["train_plan.examples"] == "40"
+    assert plan["train_plan.total_steps"] == "10" and plan["train_plan.warmup_steps"] == "1"  # 40 rows / 4 / 2 x 2 epochs
     assert logged.data.params["torchtune.tokenizer._component_"] == "valley.train.hf_tokenizer.hf_chat_tokenizer"
     losses = [m.value for m in sorted(client.get_metric_history(run_id, "loss"), key=lambda m: m.step)]
     assert len(losses) == 10 and losses[-1] < losses[0] - 0.5
@@ -84,10 +94,47 @@ def test_tiny_sft_trains_logs_and_exports_a_loadable_checkpoint(valley, tmp_path
     with torch.no_grad():
         assert not torch.allclose(trained(tokens).logits, initial(tokens).logits, atol=1e-3)
 
-    rerun = valley(train_args("run.json", model_dir), env=env, cwd=tmp_path)
+    rerun = valley(train_args("run.json", model_dir), env=trained_tiny_qwen["env"], cwd=work)
     assert "final checkpoint" in rerun.stdout
     assert len(client.get_metric_history(run_id, "loss")) == 10
     assert len(client.search_logged_models(experiment_ids=[logged.info.experiment_id])) == 1
+
+
+VLLM_GREEDY = """
+import json, sys
+from pathlib import Path
+
+if __name__ == "__main__":
+    from manager.study import MINI_EVAL
+    from vllm import SamplingParams
+    from valley.eval.generate import load_engine
+
+    llm = load_engine(Path(sys.argv[1]), MINI_EVAL.model_copy(update={"max_model_len": 256}))
+    out = llm.generate([{"prompt_token_ids": json.loads(sys.argv[2])}], SamplingParams(temperature=0, max_tokens=8))
+    print(json.dumps(list(out[0].outputs[0].token_ids)))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_vllm_serves_the_final_checkpoint_like_transformers(trained_tiny_qwen, tmp_path):
+    """The exported checkpoint through the eval engine loader: greedy tokens equal transformers'."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    final = trained_tiny_qwen["work"] / "ckpt" / "final"
+    tokenizer = AutoTokenizer.from_pretrained(final)
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Print the sum of two integers."}],
+                                           tokenize=True, add_generation_prompt=True, return_dict=False)
+    with torch.no_grad():
+        expected = AutoModelForCausalLM.from_pretrained(final).generate(
+            torch.tensor([prompt]), max_new_tokens=8, do_sample=False)[0, len(prompt):].tolist()
+    script = tmp_path / "vllm_greedy.py"
+    script.write_text(VLLM_GREEDY)
+    result = subprocess.run([sys.executable, str(script), str(final), json.dumps(prompt)], capture_output=True,
+                            text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == expected
 
 
 @pytest.mark.slow
