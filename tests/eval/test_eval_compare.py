@@ -1,18 +1,22 @@
 """`valleyctl compare` on runs recorded into a real sqlite MLflow store.
 
-The runs are created as the control plane creates them (experiment `valley-<study>`, tags) and
-their evaluations are recorded through `valley.eval.record.record_eval`, the same code
-`valley eval` uses; only the generations and verdicts are synthetic, with known pass rates.
+The runs are created by the control plane's own `Tracker.ensure_run` and their evaluations
+recorded through `valley.eval.record.record_eval`, the code `valley eval` uses; only the
+generations and verdicts are synthetic, with known pass rates.
 """
 
 import json
 
 import numpy as np
 import pytest
-from mlflow.tracking import MlflowClient
+from rich.console import Console
+
+from manager.compare import compare_study, render
+from valley.errors import ValleyError
 
 from manager.specs import EvalSpec, format_size
 from manager.study import valley_study
+from manager.tracking import Tracker
 from valley.eval.metrics import eval_metrics, per_problem_table
 from valley.eval.record import eval_tags, record_eval, write_jsonl
 
@@ -27,14 +31,10 @@ RATES = {
 }
 
 
-def record_synthetic(client, experiment_id, run, tmp_path, monkeypatch, eval_spec=None):
-    tags = {"valley.kind": "run", "valley.study": run.study, "valley.label": run.label, "valley.rq": run.rq,
-            "valley.model": run.model.preset, "valley.size": format_size(run.data.size) if run.data else "0",
-            "valley.subset": run.data.subset if run.data else "none",
-            "valley.base": run.base.label if run.base else "none", "valley.run_name": run.name}
-    run_id = client.create_run(experiment_id, run_name=run.name, tags=tags).info.run_id
-    # rate-matched samples: problem i passes k of 4 samples, k drawn so problem means average to the rate
-    rng = np.random.default_rng(abs(hash(run.label.replace("incorrect", "correct"))) % 2**32)
+def record_synthetic(tracker, run, out_root, eval_spec=None):
+    run_id, _ = tracker.ensure_run(run)
+    # problem i passes each of its 4 samples with probability rate + noise; correct/incorrect share a seed
+    rng = np.random.default_rng(sum(map(ord, run.label.replace("incorrect", "correct"))))
     generations, verdicts = [], []
     for problem in PROBLEMS:
         p = min(1.0, max(0.0, RATES[run.label] + rng.normal(0, 0.05)))
@@ -42,33 +42,39 @@ def record_synthetic(client, experiment_id, run, tmp_path, monkeypatch, eval_spe
             passed = bool(rng.random() < p)
             generations.append({"question_id": problem["question_id"], "sample_id": sample, "response": "<think>x",
                                 "finish_reason": "stop" if sample < 3 else "length", "num_tokens": 100})
-            verdicts.append({"question_id": problem["question_id"], "sample_id": sample, "passed": passed})
-    out = tmp_path / "eval" / run.name
+            verdicts.append({"question_id": problem["question_id"], "sample_id": sample, "passed": passed,
+                             "verdict": "pass" if passed else "wrong_answer"})
+    out = out_root / run_id
     write_jsonl(out / "generations.jsonl", generations)
     write_jsonl(out / "verdicts.jsonl", verdicts)
     spec = run.model_copy(update={"eval": eval_spec}) if eval_spec else run
     metrics = eval_metrics(PROBLEMS, generations, verdicts)
-    monkeypatch.setenv("MLFLOW_RUN_ID", run_id)
-    assert record_eval(spec, metrics, eval_tags(spec, chat_template_hash="abc", engine_seeds=[0]), out,
-                       per_problem_table(PROBLEMS, generations, verdicts))
-    client.set_terminated(run_id)
+    with pytest.MonkeyPatch.context() as env:  # what the control plane hands the eval workload
+        env.setenv("MLFLOW_TRACKING_URI", tracker.uri)
+        env.setenv("MLFLOW_RUN_ID", run_id)
+        assert record_eval(spec, metrics, eval_tags(spec, chat_template_hash="abc", engine_seeds=[0]), out,
+                           per_problem_table(PROBLEMS, generations, verdicts))
     return run_id
 
 
-@pytest.fixture
-def valley_store(tmp_path, mlflow_uri, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
-    client = MlflowClient(mlflow_uri)
-    experiment_id = client.create_experiment("valley-valley", artifact_location=(tmp_path / "artifacts").as_uri())
-    runs = valley_study()
-    for run in runs:
-        record_synthetic(client, experiment_id, run, tmp_path, monkeypatch)
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    return client, experiment_id, runs
+def new_store(root):
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    return uri, Tracker(uri)
 
 
-def test_compare_prints_tables_contrasts_fit_and_logs_the_plot(valley_store, valleyctl, mlflow_uri, tmp_path):
-    client, experiment_id, _ = valley_store
+@pytest.fixture(scope="module")
+def valley_store(tmp_path_factory):
+    """The paper's 16 runs, evaluated; shared by the tests that only read it."""
+    root = tmp_path_factory.mktemp("valley-store")
+    uri, tracker = new_store(root)
+    for run in valley_study():
+        record_synthetic(tracker, run, root / "eval")
+    return uri, tracker
+
+
+def test_compare_prints_tables_contrasts_fit_and_logs_the_plot(valley_store, valleyctl, tmp_path):
+    mlflow_uri, tracker = valley_store
+    client, experiment_id = tracker.client, tracker.experiment_id("valley")
     result = valleyctl(["compare", "--study", "valley", "--json", "--target", "0.4", "--out", tmp_path / "cmp"],
                        env={"MLFLOW_TRACKING_URI": mlflow_uri})
     report = json.loads(result.stdout)
@@ -109,26 +115,27 @@ def test_compare_prints_tables_contrasts_fit_and_logs_the_plot(valley_store, val
     logged = {a.path for a in client.list_artifacts(parents[0].info.run_id, "compare")}
     assert logged == {"compare/valley-valley.png", "compare/compare-valley.json"}
 
-    # a second compare reuses the study run instead of creating another
-    table = valleyctl(["compare", "--study", "valley", "--out", tmp_path / "cmp"], env={"MLFLOW_TRACKING_URI": mlflow_uri})
-    assert "Table 1" in table.stdout and "Table 2" in table.stdout and "valley fit qwen" in table.stdout
+    # the human form, and a second compare reuses the study run instead of creating another
+    console = Console(record=True, width=160)
+    render(compare_study("valley", mlflow_uri, tmp_path / "cmp", target=0.4), console)
+    text = console.export_text()
+    assert "Table 1" in text and "Table 2" in text and "0.1842" in text and "qwen-easy-4k − qwen-hard-4k" in text
+    assert "valley fit llama" in text and "needs N ≈" in text
     assert len(client.search_runs([experiment_id], "tags.`valley.kind` = 'study'")) == 1
 
 
-def test_compare_refuses_runs_with_different_eval_specs(valley_store, valleyctl, mlflow_uri, tmp_path, monkeypatch):
-    client, experiment_id, runs = valley_store
-    relabelled = runs[2].model_copy(update={"study": "valley"})
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
-    record_synthetic(client, experiment_id, relabelled, tmp_path, monkeypatch, eval_spec=EvalSpec(n_samples=8))
+def test_compare_refuses_runs_with_different_eval_specs_and_names_missing_studies(valleyctl, tmp_path):
+    mlflow_uri, tracker = new_store(tmp_path)
+    runs = {r.label: r for r in valley_study()}
+    record_synthetic(tracker, runs["qwen-1k"], tmp_path)
+    record_synthetic(tracker, runs["qwen-10k"], tmp_path, eval_spec=EvalSpec(n_samples=8))
     result = valleyctl(["compare", "--study", "valley", "--out", tmp_path / "cmp"],
                        env={"MLFLOW_TRACKING_URI": mlflow_uri}, check=False)
     assert result.returncode == 1
-    assert result.stderr.strip().startswith("error: eval.n_samples:") and len(result.stderr.strip().splitlines()) == 1
-    allowed = valleyctl(["compare", "--study", "valley", "--json", "--allow-mixed-eval", "--out", tmp_path / "cmp"],
-                        env={"MLFLOW_TRACKING_URI": mlflow_uri})
-    assert len(json.loads(allowed.stdout)["runs"]) == 16
-
-
-def test_compare_without_the_study_names_the_fix(valleyctl, mlflow_uri, tmp_path):
-    result = valleyctl(["compare", "--study", "mini", "--out", tmp_path], env={"MLFLOW_TRACKING_URI": mlflow_uri}, check=False)
-    assert result.returncode == 1 and "valleyctl launch --study mini" in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: eval.n_samples: qwen-1k was evaluated with 4, qwen-10k with 8; "
+        "re-evaluate with one eval spec or pass --allow-mixed-eval"]
+    allowed = compare_study("valley", mlflow_uri, tmp_path / "cmp", allow_mixed_eval=True)
+    assert allowed["runs"] == ["qwen-1k", "qwen-10k"]
+    with pytest.raises(ValleyError, match="valleyctl launch --study mini"):  # no such experiment yet
+        compare_study("mini", mlflow_uri, tmp_path / "cmp")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -192,20 +193,20 @@ def generate(prompts: list[Prompt], model_dir: Path, eval_spec: EvalSpec, out_di
     """
     log = GenerationLog(Path(out_dir) / GENERATIONS)
     requests = pending_requests(prompts, log, eval_spec)
-    total = len(prompts) * eval_spec.n_samples
     if requests:
-        with _progress(total, len(log.done)) as advance:
-            for rows in _finished_rows(llm, requests, model_dir, eval_spec):
+        finished = _finished_rows(llm, requests, model_dir, eval_spec)
+        with _progress(len(prompts) * eval_spec.n_samples, len(log.done)) as advance:
+            for rows in finished:
                 log.append(rows)
                 advance(len(rows))
     return sorted(log.rows, key=lambda g: (g.question_id, g.sample_id))
 
 
 def _finished_rows(llm, requests, model_dir, eval_spec) -> Iterator[list[Generation]]:
-    if llm is not None or eval_spec.data_parallel_size == 1 or not _has_gpus():
-        yield from run_requests(llm or load_engine(model_dir, eval_spec), requests, eval_spec)
-    else:
-        yield from _data_parallel(requests, model_dir, eval_spec)
+    """Start the engine(s) now, so the progress bar times generation only; yield finished problems."""
+    if llm is None and eval_spec.data_parallel_size > 1 and _has_gpus():
+        return _data_parallel(requests, model_dir, eval_spec)
+    return run_requests(llm or load_engine(model_dir, eval_spec), requests, eval_spec)
 
 
 def _has_gpus() -> bool:
@@ -262,16 +263,11 @@ def _data_parallel(requests: list[Request], model_dir: Path, eval_spec: EvalSpec
             worker.join()
 
 
-def _progress(total: int, done: int):
-    from contextlib import contextmanager
-
+@contextmanager
+def _progress(total: int, done: int) -> Iterator:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    @contextmanager
-    def bar():
-        with Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TimeRemainingColumn(), transient=False) as progress:
-            task = progress.add_task("generating", total=total, completed=done)
-            yield lambda k: progress.advance(task, k)
-
-    return bar()
+    with Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn()) as progress:
+        task = progress.add_task("generating", total=total, completed=done)
+        yield lambda count: progress.advance(task, count)
