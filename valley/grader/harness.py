@@ -87,6 +87,8 @@ DEFAULT_LIMITS = {
 }
 CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
 PR_SET_DUMPABLE = 4
+PR_SET_NO_NEW_PRIVS = 38
+CAPABILITY_VERSION_3 = 0x20080522
 PR_SET_CHILD_SUBREAPER = 36
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC = 1, 2, 4, 32, 4096, 8192, 16384
 STATUS_EXIT_CODE = {"missing_method": 121, "unserialisable": 122}
@@ -187,15 +189,37 @@ def _set_limits(limits: dict, timeout_s: float) -> None:
             resource.setrlimit(kind, (value, hard))
 
 
-def _drop_privileges(uid: int | None) -> None:
+def _mapped(uid: int | None) -> bool:
+    """Whether this (possibly user-namespaced) root can become `uid`: a rootless user namespace
+    maps only the caller itself, and then the namespaces alone confine the program."""
     if uid is None or os.geteuid() != 0:
-        return
+        return False
+    try:
+        with open("/proc/self/uid_map", encoding="ascii") as handle:
+            ranges = [tuple(map(int, line.split())) for line in handle if line.strip()]
+    except OSError:
+        return True
+    return any(inside <= uid < inside + count for inside, _outside, count in ranges)
+
+
+def _drop_privileges(uid: int | None) -> None:
+    """Become `uid` when we may; in every case hold no capability and gain none by exec."""
+    if uid is not None and os.geteuid() == 0:
+        _become(uid)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    header = (ctypes.c_uint32 * 2)(CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable × 2 words: all empty
+    if _libc().capset(header, data) != 0:
+        os._exit(126)  # a namespaced root that kept CAP_SYS_PTRACE could reach the harness
+
+
+def _become(uid: int) -> None:
     try:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-    except OSError:  # a user namespace without that uid mapped: stay, namespaces still confine
-        pass
+    except OSError:  # cannot happen once _mapped() said yes; never run the program as root
+        os._exit(126)
 
 
 def _child(job: dict, prelude, code, test: dict, workdir: str, fds: tuple[int, int, int, int]) -> None:
@@ -268,7 +292,7 @@ class Harness:
 
     def __init__(self, setup: dict):
         self.scratch = setup["scratch"]
-        self.uid = setup.get("uid")
+        self.uid = setup.get("uid") if _mapped(setup.get("uid")) else None
         self.private_dirs = [d for d in setup.get("private_dirs", []) if os.path.isdir(d)]  # emptied between programs
         self.is_init = os.getpid() == 1
         self.test_index = 0
