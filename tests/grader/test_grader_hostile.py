@@ -81,9 +81,8 @@ while True:
     "read_secrets": """
 import glob, os, sys
 seen = [repr(dict(os.environ))]
-paths = ["/proc/1/environ", "/proc/self/environ", f"/proc/{os.getppid()}/environ", SECRET_FILE,
-         "/var/run/secrets/kubernetes.io/serviceaccount/token", "/run/secrets/kubernetes.io/serviceaccount/token"]
-for path in paths + glob.glob("/proc/*/environ"):
+paths = ["/proc/1/environ", "/proc/self/environ", f"/proc/{os.getppid()}/environ", SECRET_FILE]
+for path in paths + glob.glob("/proc/*/environ") + glob.glob("/proc/*/cmdline"):
     try:
         with open(path, "rb") as handle:
             seen.append(handle.read().decode(errors="replace"))
@@ -93,6 +92,17 @@ text = "\\n".join(seen)
 if "valley-planted-" in text:
     print("ok")
 sys.stderr.write(text)
+raise SystemExit(3)
+""",
+    "read_token": """
+import sys
+for path in ("/var/run/secrets/kubernetes.io/serviceaccount/token", "/run/secrets/kubernetes.io/serviceaccount/token"):
+    try:
+        with open(path) as handle:
+            print("ok")
+            sys.stderr.write(handle.read())
+    except OSError:
+        pass
 raise SystemExit(3)
 """,
     "network_connect": """
@@ -214,7 +224,7 @@ def leftover_processes(*markers: str) -> list[str]:
 class HostileBatch:
     """The batch's files, secrets and escape targets, laid out under `root`."""
 
-    def __init__(self, root: Path, port: int):
+    def __init__(self, root: Path, port: int, skip: tuple[str, ...] = ()):
         self.root = root
         self.secret_env = f"valley-planted-{uuid.uuid4().hex}"
         self.secret_file = root / "secret-token"
@@ -231,6 +241,8 @@ class HostileBatch:
         self.problems.write_text(json.dumps(hostile_problem()) + "\n")
         self.rows = []
         for name, code in HOSTILE.items():
+            if name in skip:
+                continue
             code = code.replace("SECRET_FILE", repr(str(self.secret_file))).replace("PORT", str(port)).replace("OUTSIDE", repr(self.outside))
             self.rows.append({"question_id": "hostile", "sample_id": name, "response": f"```python\n{code}\n```"})
         self.rows.append({"question_id": "hostile", "sample_id": "sentinel", "response": f"```python\n{SENTINEL}```"})
@@ -269,11 +281,23 @@ def test_hostile_programs_fail_and_leave_nothing_behind(valley, tmp_path, listen
     batch.check(result.stdout + result.stderr, connections, planted_token)
 
 
+# Without a mount namespace the program shares the grader's file system and uid: it can write
+# where the grader can (world-writable /tmp) and read what the grader can (a token file that is
+# mounted). Pods never mount a service-account token into the grader (automount off) and run it
+# under gVisor; docs/grader.md lists this. Every other attack must still fail there.
+NO_NAMESPACE_SKIPS = ("write_outside_scratch", "read_token")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("sandbox", ["process", pytest.param("runsc", marks=pytest.mark.runsc)])
-def test_hostile_programs_under_a_non_root_grader(listener, planted_token, sandbox):
+@pytest.mark.parametrize("sandbox, namespaces", [
+    ("process", "1"),
+    ("process", "0"),
+    pytest.param("runsc", "1", marks=pytest.mark.runsc),
+])
+def test_hostile_programs_under_a_non_root_grader(listener, planted_token, sandbox, namespaces):
     """The grader image runs non-root on the standard library alone: the same batch as uid 65534
-    (a rootless user namespace / `runsc --rootless`), through `python -m valley.grader grade`."""
+    (a rootless user namespace / `runsc --rootless`, or no namespaces at all, as in a pod whose
+    seccomp profile forbids `unshare`), through `python -m valley.grader grade`."""
     system_python = "/usr/bin/python3"
     if os.geteuid() != 0 or not shutil.which("setpriv") or not os.access(system_python, os.X_OK):
         pytest.skip("needs root (to switch to uid 65534), setpriv and a system python3")
@@ -286,7 +310,7 @@ def test_hostile_programs_under_a_non_root_grader(listener, planted_token, sandb
         package = root / "pkg" / "valley"
         shutil.copytree(ROOT / "valley" / "grader", package / "grader", ignore=shutil.ignore_patterns("__pycache__"))
         (package / "__init__.py").write_text("")
-        batch = HostileBatch(root, port)
+        batch = HostileBatch(root, port, skip=NO_NAMESPACE_SKIPS if namespaces == "0" else ())
         for path in (batch.sandbox_tmp, root / "pkg"):
             subprocess.run(["chmod", "-R", "a+rwX", str(path)], check=True)
         batch.out.touch()
@@ -298,7 +322,8 @@ def test_hostile_programs_under_a_non_root_grader(listener, planted_token, sandb
             ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", system_python, "-I", "-c", entry,
              "grade", "--problems", str(batch.problems), "--generations", str(batch.generations), "--out", str(batch.out),
              "--sandbox", sandbox, "--workers", "2", "--timeout-s", "2"],
-            env={"PATH": "/usr/bin:/bin", "HOME": str(root), **batch.env()}, capture_output=True, text=True, timeout=300,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(root), "VALLEY_GRADER_NAMESPACES": namespaces, **batch.env()},
+            capture_output=True, text=True, timeout=300,
         )
         assert result.returncode == 0, result.stderr
         batch.check(result.stdout + result.stderr, connections, planted_token, str(package.parent))
