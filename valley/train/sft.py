@@ -42,25 +42,30 @@ def train(run_spec: Path, *, data_dir: Path, model_dir: Path, out_dir: Path,
     """Train the run described by run_spec; return OUT/final. Raises TrainConfigError for bad input."""
     run = load_run(run_spec)
     paths = TrainPaths.resolved(data_dir, model_dir, out_dir, base_checkpoint)
-    if not (paths.final_dir / MANIFEST).exists():
-        device, processes = launch_shape(run, nproc_per_node)
-        check_launch(run, processes=processes)
-        examples = count_examples(paths)
-        done = completed_epochs(paths.torchtune_dir, run.train.epochs)
-        if done < run.train.epochs:
-            config = render_config(run, paths, examples=examples, device=device, resume_epochs=done)
-            if lead_node():
-                log_plan(run, examples, config)
-            config_path = paths.out_dir / "config.yaml"
-            write_atomic(config_path, config_yaml(run, config, config_path, device=device))
-            if done:
-                print(f"resuming {run.label} after epoch {done} of {run.train.epochs}", file=sys.stderr)
-            run_tune(run, config_path, device)
-        if not lead_node():  # every node trains; one exports and registers
-            return paths.final_dir
+    if (paths.final_dir / MANIFEST).exists():  # finished earlier: only make sure it is registered
+        register_checkpoint(run, paths)
+        return paths.final_dir
+    device, processes = launch_shape(run, nproc_per_node)
+    check_launch(run, processes=processes)
+    examples = count_examples(paths)
+    done = completed_epochs(paths.torchtune_dir, run.train.epochs)
+    if done < run.train.epochs:
+        fine_tune(run, paths, examples=examples, device=device, resume_epochs=done)
+    if lead_node():  # every node trains; one exports and registers
         export_final(paths, run.train.epochs)
-    register_checkpoint(run, paths)
+        register_checkpoint(run, paths)
     return paths.final_dir
+
+
+def fine_tune(run: RunSpec, paths: TrainPaths, *, examples: int, device: str, resume_epochs: int) -> None:
+    config = render_config(run, paths, examples=examples, device=device, resume_epochs=resume_epochs)
+    if lead_node():
+        log_plan(run, examples, config)
+    config_path = paths.out_dir / "config.yaml"
+    write_atomic(config_path, config_yaml(run, config, config_path, device=device))
+    if resume_epochs:
+        print(f"resuming {run.label} after epoch {resume_epochs} of {run.train.epochs}", file=sys.stderr)
+    run_tune(run, config_path, device)
 
 
 def lead_node() -> bool:
