@@ -8,12 +8,8 @@ MLflow is a real `mlflow server` over sqlite, since launch records where the pod
 
 import json
 import re
-import socket
 import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -128,37 +124,14 @@ def cluster(tmp_path):
     server.shutdown()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """A real tracking server (sqlite, one worker), as port-forwarded from the cluster."""
+    from manager.mlflow_ui import mlflow_server as server
+
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=root, stdout=open(root / "server.log", "w"), stderr=subprocess.STDOUT,
-        env={**__import__("os").environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2)
-            break
-        except OSError:
-            if time.time() > deadline or process.poll() is not None:
-                process.kill()
-                raise AssertionError((root / "server.log").read_text()[-2000:])
-            time.sleep(0.5)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    with server(f"sqlite:///{root / 'mlflow.db'}", workdir=root) as url:
+        yield url
 
 
 @pytest.fixture

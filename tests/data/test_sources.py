@@ -104,3 +104,43 @@ def test_lcb_private_tests_round_trip() -> None:
     assert not encoded.startswith("[")
     assert decode_private_tests(encoded) == tests
     assert decode_private_tests(json.dumps(tests)) == tests  # plain JSON is read as is
+
+
+@pytest.fixture
+def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The Hub cannot be reached here: serve a repo snapshot from a local dir through the same calls."""
+    import huggingface_hub
+
+    class Info:
+        sha = "0123456789abcdef0123456789abcdef01234567"
+
+    def snapshot_download(repo_id, repo_type, revision, allow_patterns):
+        assert repo_type == "dataset" and revision == Info.sha
+        return str(tmp_path / "hub" / repo_id)
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", lambda self, repo_id, revision=None: Info())
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    return tmp_path / "hub"
+
+
+def test_script_repos_are_read_from_their_data_files(fake_hub: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    taco = fake_hub / sources.TACO_ID / "ALL"
+    taco.mkdir(parents=True)
+    row = {"question": "q", "starter_code": "", "input_output": "{}", "difficulty": "HARD"}
+    for split, count in (("train", 3), ("test", 1)):
+        pq.write_table(pa.Table.from_pylist([row] * count), taco / f"{split}-00000-of-00001.parquet")
+    splits, origin = sources.load_source("taco")
+    assert {name: len(table) for name, table in splits.items()} == {"train": 3, "test": 1}
+    assert origin.revision == "0123456789abcdef0123456789abcdef01234567"
+
+    lcb = fake_hub / sources.LCB_ID
+    lcb.mkdir(parents=True)
+    sample = (SAMPLE_DIR / "lcb.jsonl").read_text().splitlines()
+    for number, name in enumerate(sources.lcb_release_files("release_latest")):
+        (lcb / name).write_text(sample[number] + "\n")
+    rows, origin = sources.load_lcb_release("v4_v5")
+    assert [r["question_id"] for r in rows] == [json.loads(sample[3])["question_id"], json.loads(sample[4])["question_id"]]
+    assert origin.dataset == "livecodebench/code_generation_lite"

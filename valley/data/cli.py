@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -48,7 +49,11 @@ def data_build(
     spec = RunSpec.from_json(run_spec.read_text())
     manifest = build_subset(spec, tokenizer, out, local, sandbox=sandbox, workers=workers)
     logged = log_subset_input(manifest)
-    typer.echo(f"{manifest}" + (" (logged as the run's training input)" if logged else ""))
+    summary = json.loads(manifest.read_text())
+    stats = summary["token_stats"]
+    typer.echo(f"{summary['key']}: {summary['sizes']['written']} examples, {stats['tokens_kept']:,} tokens "
+               f"(mean {stats['mean']:,.0f}, {stats['share_above_max_seq_len']:.1%} over {stats['max_seq_len']:,}, "
+               f"{stats['dropped']} dropped) -> {manifest}" + (" (logged as the run's training input)" if logged else ""))
 
 
 @data_app.command("generate")

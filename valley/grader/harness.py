@@ -89,7 +89,7 @@ CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONI
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC = 1, 2, 4, 32, 4096, 8192, 16384
-STATUS_EXIT_CODE = {"compile": 120, "missing_method": 121, "unserialisable": 122}
+STATUS_EXIT_CODE = {"missing_method": 121, "unserialisable": 122}
 STDERR_TAIL = 2000
 TRACEBACK_FRAMES = 30
 
@@ -152,7 +152,8 @@ def decode_value(data):
 
 
 def _hashable(value):
-    return tuple(value) if isinstance(value, list) else value
+    """Dict keys come back hashable: a frozenset key was encoded like a set."""
+    return frozenset(value) if isinstance(value, set) else value
 
 
 # ---- the confined child
@@ -233,7 +234,7 @@ def _child(job: dict, prelude, code, test: dict, workdir: str, fds: tuple[int, i
             sys.stderr.flush()
         except BaseException:
             status = status or 1
-        os._exit(status & 0xFF if isinstance(status, int) else 1)
+        os._exit(status if isinstance(status, int) and 0 <= status < 256 else 1)  # exit(256) is no pass
 
 
 def _run_program(job: dict, prelude, code, test: dict) -> int:
@@ -399,7 +400,7 @@ class Harness:
             kind = {signal.SIGXCPU: "timeout", signal.SIGXFSZ: "output_limit"}.get(signum, "runtime_error")
             return {"status": kind, "signal": signum, "stderr": stderr_tail}
         code = os.WEXITSTATUS(status)
-        if code == STATUS_EXIT_CODE["missing_method"]:
+        if code == STATUS_EXIT_CODE["missing_method"] and self.job["mode"] == "functional":
             return {"status": "compile_error", "stderr": stderr_tail}
         if code != 0:
             return {"status": "runtime_error", "exit_code": code, "stderr": stderr_tail}
