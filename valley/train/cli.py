@@ -47,9 +47,6 @@ def train_command(
     base_checkpoint: Annotated[
         Optional[Path], typer.Option("--base-checkpoint", help="final checkpoint of the base run (continued runs)")
     ] = None,
-    nproc_per_node: Annotated[
-        Optional[int], typer.Option("--nproc-per-node", help="processes per node (default: the spec's gpus_per_node; 1 on CPU)")
-    ] = None,
 ) -> None:
     """Fine-tune a student with torchtune's full_finetune recipe, logging into the attached MLflow run.
 
@@ -64,8 +61,7 @@ def train_command(
     from valley.train.sft import train
 
     try:
-        final = train(run_spec, data_dir=data, model_dir=model, out_dir=out, base_checkpoint=base_checkpoint,
-                      nproc_per_node=nproc_per_node)
+        final = train(run_spec, data_dir=data, model_dir=model, out_dir=out, base_checkpoint=base_checkpoint)
     except TrainConfigError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(CONFIG_ERROR_EXIT) from None

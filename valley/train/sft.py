@@ -38,14 +38,14 @@ MODEL_ID_TAG = "valley.checkpoint.model_id"
 
 
 def train(run_spec: Path, *, data_dir: Path, model_dir: Path, out_dir: Path,
-          base_checkpoint: Path | None = None, nproc_per_node: int | None = None) -> Path:
+          base_checkpoint: Path | None = None) -> Path:
     """Train the run described by run_spec; return OUT/final. Raises TrainConfigError for bad input."""
     run = load_run(run_spec)
     paths = TrainPaths.resolved(data_dir, model_dir, out_dir, base_checkpoint)
     if (paths.final_dir / MANIFEST).exists():  # finished earlier: only make sure it is registered
         register_checkpoint(run, paths)
         return paths.final_dir
-    device, processes = launch_shape(run, nproc_per_node)
+    device, processes = launch_shape(run)
     check_launch(run, processes=processes)
     examples = count_examples(paths)
     done = completed_epochs(paths.torchtune_dir, run.train.epochs)
@@ -89,15 +89,12 @@ def load_run(path: Path) -> RunSpec:
     return run
 
 
-def launch_shape(run: RunSpec, nproc_per_node: int | None) -> tuple[str, int]:
-    """(device, total processes): GPUs when present, else one CPU process."""
+def launch_shape(run: RunSpec) -> tuple[str, int]:
+    """(device, total processes): one per visible GPU on each node, else one CPU process."""
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    per_node = nproc_per_node or (run.train.gpus_per_node if device == "cuda" else 1)
-    if device == "cpu" and per_node != 1:
-        raise TrainConfigError(f"--nproc-per-node: {per_node} CPU processes requested; CPU training runs one process")
-    return device, run.train.nodes * per_node
+    per_node = torch.cuda.device_count()
+    return ("cuda", run.train.nodes * per_node) if per_node else ("cpu", run.train.nodes)
 
 
 def count_examples(paths: TrainPaths) -> int:
