@@ -224,3 +224,31 @@ def test_fetching_a_real_student_without_the_hub_fails_in_one_line_and_leaves_no
     assert result.stderr.startswith("error: model: could not download Qwen/Qwen2.5-7B-Instruct")
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "qwen").exists()
+
+
+def test_completed_epochs_trusts_only_finished_checkpoints_and_readable_state(tmp_path):
+    import torch
+
+    from valley.train.sft import completed_epochs
+
+    def epoch(number: int, complete: bool = True) -> None:
+        directory = tmp_path / f"epoch_{number}"
+        directory.mkdir()
+        shard = "model-00001-of-00001.safetensors"
+        (directory / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": shard}}))
+        (directory / "config.json").write_text("{}")
+        if complete:
+            (directory / shard).write_bytes(b"")
+
+    state = tmp_path / "recipe_state" / "recipe_state.pt"
+    assert completed_epochs(tmp_path, 3) == 0
+    epoch(0)
+    state.parent.mkdir()
+    torch.save({"epochs_run": 1}, state)
+    assert completed_epochs(tmp_path, 3) == 1
+    epoch(1, complete=False)  # killed while writing epoch 1: the state still says 1
+    assert completed_epochs(tmp_path, 3) == 1
+    state.write_bytes(b"truncated")  # killed while torchtune rewrote the state in place
+    assert completed_epochs(tmp_path, 3) == 0
+    epoch(2)
+    assert completed_epochs(tmp_path, 3) == 3

@@ -119,8 +119,12 @@ def completed_epochs(torchtune_dir: Path, epochs: int) -> int:
         return 0
     import torch
 
-    # mmap: the state holds the optimizer (tens of GB for a 7B model); only one int is read
-    done = int(torch.load(state, mmap=True, weights_only=False)["epochs_run"])
+    try:
+        # mmap: the state holds the optimizer (tens of GB for a 7B model); only one int is read
+        done = int(torch.load(state, mmap=True, weights_only=False)["epochs_run"])
+    except Exception as error:  # torchtune writes it in place: a kill mid-write leaves it unreadable
+        print(f"warning: {state} is unreadable ({error}); training starts over", file=sys.stderr)
+        return 0
     return done if epoch_complete(torchtune_dir / f"epoch_{done - 1}") else 0
 
 
