@@ -24,6 +24,7 @@ def model_fetch(
 ) -> None:
     """Download a real student from the Hub, or build a tiny one; a complete --out is reused.
 
+    \b
     Examples:
       valley model fetch --preset tiny-qwen --out .valley/models/tiny-qwen
       HF_TOKEN=... valley model fetch --preset llama --out /models/llama
@@ -54,6 +55,7 @@ def train_command(
     exports the final epoch to OUT/final and registers it in the run by reference.
     Exit code 3: configuration error (do not retry); 1: runtime error.
 
+    \b
     Examples:
       valley train --run-spec run.json --data .valley/data/x --model .valley/models/tiny-qwen --out .valley/checkpoints/r
     """
