@@ -73,21 +73,24 @@ def context_files(root: Path, dockerfile: str) -> set[str]:
     return {p for p in exclude_paths(str(root), patterns, dockerfile=dockerfile) if (root / p).is_file()}
 
 
-def content_tag(name: str, root: Path = PROJECT_ROOT) -> str:
-    """Hash of the Dockerfile plus every context file it copies: the image's tag."""
+def copied_files(name: str, root: Path = PROJECT_ROOT) -> list[str]:
+    """The context files (relative paths) that image `name`'s COPY/ADD instructions put in it."""
     dockerfile = dockerfile_path(name, root)
-    relative = dockerfile.relative_to(root).as_posix()
-    text = dockerfile.read_text()
-    files = context_files(root, relative)
+    files = context_files(root, dockerfile.relative_to(root).as_posix())
     selected: set[str] = set()
-    for source in copied_sources(text):
+    for source in copied_sources(dockerfile.read_text()):
         source = source.rstrip("/")
         if source == ".":
             selected |= files
             continue
         selected |= {f for f in files if f == source or f.startswith(source + "/") or fnmatch.fnmatch(f, source)}
-    digest = hashlib.sha256(text.encode())
-    for path in sorted(selected):
+    return sorted(selected)
+
+
+def content_tag(name: str, root: Path = PROJECT_ROOT) -> str:
+    """Hash of the Dockerfile plus every context file it copies: the image's tag."""
+    digest = hashlib.sha256(dockerfile_path(name, root).read_bytes())
+    for path in copied_files(name, root):
         digest.update(b"\0" + path.encode() + b"\0" + hashlib.sha256((root / path).read_bytes()).digest())
     return digest.hexdigest()[:TAG_LENGTH]
 

@@ -63,8 +63,11 @@ class Kube:
         from kubernetes import client, config
         from kubernetes.config.config_exception import ConfigException
 
+        import os
+
         try:
-            api_client = config.new_client_from_config(context=context)
+            # KUBECONFIG read now, not when the client module was imported (it caches it then)
+            api_client = config.new_client_from_config(config_file=os.environ.get("KUBECONFIG") or None, context=context)
         except (ConfigException, FileNotFoundError, TypeError):
             try:
                 config.load_incluster_config()

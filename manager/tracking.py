@@ -77,8 +77,13 @@ class Tracker:
     """The control plane's view of MLflow: experiments, the study run, one run per spec."""
 
     def __init__(self, tracking_uri: str | None = None) -> None:
+        import logging
+
         from mlflow.tracking import MlflowClient
 
+        # a new sqlite store announces its schema migrations at INFO; the CLI's output stays ours
+        for noisy in ("mlflow.store.db.utils", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         self.uri = resolve_tracking_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri=self.uri)
 

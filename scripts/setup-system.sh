@@ -6,7 +6,9 @@ need=()
 command -v runsc >/dev/null || need+=(runsc)
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v docker-registry >/dev/null || need+=(docker-registry)
-command -v kubectl >/dev/null || need+=(kubectl)  # kustomize builds of k8s/ in the tests
+# kubectl (for `kubectl kustomize` in the cluster tests) is not in Debian's archive at a version that
+# knows kustomize's `labels:`; those tests skip with the reason when it is missing.
+command -v kubectl >/dev/null || echo "valley: kubectl not found; the kustomize build tests will skip" >&2
 command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then

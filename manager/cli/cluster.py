@@ -74,7 +74,6 @@ def status_rows(study: str, executor: str, namespace: str, tracking_uri: str | N
 
     if executor not in ("auto", "k8s", "local"):
         raise ValleyError(f"--executor: {executor!r}; allowed: auto, k8s, local")
-    recorded = {r.data.tags.get("valley.run_name"): r for r in Tracker(tracking_uri).study_runs(study)}
     jobs: dict[str, dict[str, str]] = {}
     note = ""
     if executor != "local":
@@ -89,6 +88,7 @@ def status_rows(study: str, executor: str, namespace: str, tracking_uri: str | N
             if executor == "k8s":
                 raise
             note = f"Job states not shown: {error}"
+    recorded = {r.data.tags.get("valley.run_name"): r for r in Tracker(tracking_uri).study_runs(study)}
     layout = Layout.at(".")
     rows = []
     for run in ordered(study_runs(study)):

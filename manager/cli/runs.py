@@ -13,8 +13,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from manager.selection import Selection, select
-
 StudyOpt = Annotated[str, typer.Option("--study", help="Study: valley (the paper's grid) or mini (local demo).")]
 SizeOpt = Annotated[Optional[str], typer.Option("--size", help="Data size (1k, 10k, 30k, 6k, 4k, 300) or 'baseline'.")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Student preset: qwen, llama, tiny-qwen, tiny-llama.")]
@@ -36,6 +34,8 @@ DEFAULT_CLUSTER_TRACKING = "http://valley-mlflow:5000"
 
 
 def _runs(study, size, model, subset, base, run, nodes):
+    from manager.selection import Selection, select
+
     return select(Selection(study=study, size=size, model=model, subset=subset, base=base,
                             runs=tuple(run or ()), nodes=nodes))
 

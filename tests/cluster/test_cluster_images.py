@@ -5,6 +5,7 @@ socket) and a real registry on loopback (Debian's docker-registry)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -248,3 +249,46 @@ def test_push_records_the_registry_digest_and_render_refs_pin_it(docker_host, re
     # Rebuilding unchanged sources without pushing keeps the pinned digest: the content is the same.
     again = build_images(["grader"], registry=f"{registry}/lab", root=root, client=client)["grader"]
     assert again["digest"] == entry["digest"] and again["tag"] == entry["tag"]
+
+
+def test_grader_image_files_serve_and_grade_on_the_standard_library_alone(tmp_path):
+    """Exactly the files the grader Dockerfile copies, run by an interpreter without site-packages
+    (`-S`): the server starts and grades, so the image needs nothing installed."""
+    import socket as sockets
+
+    from manager.images import copied_files
+    from valley.grader.client import grade_remote
+
+    files = copied_files("grader")
+    assert files and all(f == "valley/__init__.py" or f.startswith("valley/grader/") for f in files)
+    for relative in files:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes((PROJECT_ROOT / relative).read_bytes())
+    with sockets.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path), "HOME": str(tmp_path)}
+    server = subprocess.Popen(
+        [sys.executable, "-S", "-m", "valley.grader", "serve", "--host", "127.0.0.1", "--port", str(port), "--sandbox", "process"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: server.poll() is None and urllib.request.urlopen(f"{url}/healthz", timeout=2).status == 200, 30, "grader")
+        case = {"input": "2 3\n", "output": "5\n", "testtype": "stdin"}
+        problem = {
+            "question_id": "add", "question_title": "add", "question_content": "Print a+b.", "platform": "atcoder",
+            "contest_id": "c", "contest_date": "2024-09-01T00:00:00", "starter_code": "", "difficulty": "easy",
+            "public_test_cases": json.dumps([case]), "private_test_cases": json.dumps([case]), "metadata": "{}",
+        }
+        fence = "`" * 3
+        generations = [
+            {"question_id": "add", "sample_id": 0, "response": f"{fence}python\na, b = map(int, input().split())\nprint(a + b)\n{fence}"},
+            {"question_id": "add", "sample_id": 1, "response": f"{fence}python\nprint(0)\n{fence}"},
+        ]
+        verdicts = grade_remote(url, [problem], generations)
+        assert [v["passed"] for v in verdicts] == [True, False], verdicts
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    assert server.returncode is not None

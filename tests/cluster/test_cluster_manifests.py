@@ -16,6 +16,7 @@ from tests.k8s_checks import assert_hardened, pod_specs, validate_strict
 
 SERVICE_ACCOUNTS = {"valley-train", "valley-eval", "valley-grader", "valley-reconciler", "valley-mlflow", "valley-launcher"}
 PVCS = {"valley-datasets", "valley-model-cache", "valley-checkpoints"}
+RESTRICTED_VOLUME_TYPES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
 
 
 def kinds(objects) -> dict[tuple[str, str], dict]:
@@ -46,6 +47,10 @@ def test_every_pod_template_is_hardened(relative):
                 assert pod["automountServiceAccountToken"] is False
             for container in pod["containers"] + pod.get("initContainers", []):
                 assert container["securityContext"].get("readOnlyRootFilesystem") is True, container["name"]
+            # What the namespace's Pod Security "restricted" level would reject at admission.
+            assert not {"hostNetwork", "hostPID", "hostIPC"} & set(pod), obj["metadata"]["name"]
+            for volume in pod.get("volumes", []):
+                assert set(volume) - {"name"} <= RESTRICTED_VOLUME_TYPES, volume
 
 
 def test_no_secret_value_is_shipped():

@@ -90,7 +90,8 @@ def build_subset(run_spec: RunSpec, tokenizer_dir: Path, out_dir: Path, local: P
         tokenizer_dir: the student model directory (tokenizer files with its chat template).
         out_dir: where train.jsonl, token_stats.json and manifest.json go.
         local: a corpus directory (sample-corpus layout) instead of the packaged sample / the Hub.
-        label_cache: RQ2 label cache (default: `out_dir/../.labels`, shared by sibling subsets).
+        label_cache: RQ2 label cache (default: `out_dir/../.labels`, shared by sibling subsets);
+            token lengths are cached beside it in `out_dir/../.token-lengths/`.
 
     Raises:
         ValleyError: a baseline spec, a pool smaller than the size, a missing column, a malformed test.
@@ -120,7 +121,9 @@ def build_subset(run_spec: RunSpec, tokenizer_dir: Path, out_dir: Path, local: P
 
     pool = _candidates(data, corpus, ids, position, label_cache or out_dir.parent / ".labels", sandbox, workers)
     tokenizer = tokens.load_tokenizer(tokenizer_dir)
-    chosen, lengths, dropped = _take(data, corpus, subsets.rank(pool.ids, data.seed), position, tokenizer, train.max_seq_len)
+    length_cache = tokens.LengthCache(out_dir.parent / ".token-lengths" / f"{inputs['tokenizer_sha256'][:16]}.txt")
+    chosen, lengths, dropped = _take(data, corpus, subsets.rank(pool.ids, data.seed), position, tokenizer,
+                                     train.max_seq_len, length_cache)
     if len(chosen) < data.size:
         subsets.require_pool(data.size, len(chosen), data.subset,
                              f"{len(pool.ids)} candidates, {len(dropped)} dropped for exceeding {train.max_seq_len} tokens")
@@ -195,7 +198,7 @@ def _candidates(data: DataSpec, corpus: Corpus, ids: list[str], position: dict[s
 
 
 def _take(data: DataSpec, corpus: Corpus, ordered: list[str], position: dict[str, int], tokenizer,
-          max_seq_len: int) -> tuple[list[tuple[str, list[dict]]], list[int], list[int]]:
+          max_seq_len: int, length_cache: tokens.LengthCache) -> tuple[list[tuple[str, list[dict]]], list[int], list[int]]:
     """Walk the ranking, keeping examples until `size` are in (dropping over-length ones under `drop`)."""
     chosen: list[tuple[str, list[dict]]] = []
     lengths: list[int] = []
@@ -205,7 +208,7 @@ def _take(data: DataSpec, corpus: Corpus, ordered: list[str], position: dict[str
         batch = ordered[cursor: cursor + data.size - len(chosen) + 64]
         cursor += len(batch)
         conversations = [_messages(corpus, corpus.ocr2[position[i]]) for i in batch]
-        for example_id, messages, length in zip(batch, conversations, tokens.count_tokens(tokenizer, conversations)):
+        for example_id, messages, length in zip(batch, conversations, tokens.count_tokens(tokenizer, conversations, length_cache)):
             if len(chosen) == data.size:
                 break
             if length > max_seq_len and data.over_length == "drop":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -48,4 +49,35 @@ def data_build(
     spec = RunSpec.from_json(run_spec.read_text())
     manifest = build_subset(spec, tokenizer, out, local, sandbox=sandbox, workers=workers)
     logged = log_subset_input(manifest)
-    typer.echo(f"{manifest}" + (" (logged as the run's training input)" if logged else ""))
+    summary = json.loads(manifest.read_text())
+    stats = summary["token_stats"]
+    typer.echo(f"{summary['key']}: {summary['sizes']['written']} examples, {stats['tokens_kept']:,} tokens "
+               f"(mean {stats['mean']:,.0f}, {stats['share_above_max_seq_len']:.1%} over {stats['max_seq_len']:,}, "
+               f"{stats['dropped']} dropped) -> {manifest}" + (" (logged as the run's training input)" if logged else ""))
+
+
+@data_app.command("generate")
+def data_generate(
+    teacher: Annotated[str, typer.Option("--teacher", help="teacher model: an HF-format directory or Hub id vLLM can load")],
+    k: Annotated[int, typer.Option("-k", help="responses sampled per question (the paper: about 7)")],
+    out: Annotated[Path, typer.Option("--out", help="OCR2-schema jsonl to append to (resumes where it stopped)")],
+    source: Annotated[str, typer.Option("--source", help="questions from: sample (packaged) | ocr2 (Hub or --local)")] = "sample",
+    local: Annotated[Path | None, typer.Option("--local", help="corpus dir in the sample-corpus layout")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="only the first N questions")] = None,
+    temperature: Annotated[float, typer.Option("--temperature")] = 0.6,
+    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
+    max_model_len: Annotated[int, typer.Option("--max-model-len", help="prompt + response tokens")] = 32768,
+    seed: Annotated[int, typer.Option("--seed", help="base of the per-question sampling seeds")] = 0,
+    tensor_parallel_size: Annotated[int, typer.Option("--tensor-parallel-size")] = 1,
+) -> None:
+    """Sample k teacher responses per question with vLLM into an OCR2-schema jsonl.
+
+    Example: valley data generate --teacher deepseek-ai/DeepSeek-R1-0528 -k 7 --out r1.jsonl --source ocr2
+    """
+    from valley.data.teacher import generate
+
+    if source not in ("sample", "ocr2"):
+        raise typer.BadParameter("use sample or ocr2", param_hint="--source")
+    written = generate(teacher, out, k=k, source=source, local=local, limit=limit, temperature=temperature,
+                       top_p=top_p, max_model_len=max_model_len, seed=seed, tensor_parallel_size=tensor_parallel_size)
+    typer.echo(f"{out}: {written} new responses")

@@ -87,7 +87,8 @@ def label_responses(items: list[LabelItem], cache_dir: Path, *, sandbox: str = "
             if label != "infra_error":
                 _write_atomic(_cache_path(cache_dir, key), json.dumps({"label": label, "verdict": status}))
     for item in items:
-        labels.setdefault(item.id, graded[keys[item.id]])
+        if item.id not in labels:
+            labels[item.id] = graded[keys[item.id]]
     return labels
 
 

@@ -325,8 +325,8 @@ def _families() -> list[Family]:
         Family(
             "inversions", "MEDIUM_HARD", "list", "int", "count_inversions", "nums", (1, 2, 3),
             title=lambda m: "Inversions" if m == 1 else f"{m}-fold inversions",
-            statement=lambda m: f"Given a list of integers, print the number of pairs i < j with nums[i] > {m if m > 1 else ''}{'*' if m > 1 else ''}nums[j]."
-            .replace(">  ", "> "),
+            statement=lambda m: "Given a list of integers, print the number of pairs i < j with nums[i] > "
+            + (f"{m}*nums[j]." if m > 1 else "nums[j]."),
             idea=lambda m: "Compare every pair; n is at most a few thousand here.",
             correct=lambda m: "count = 0\nfor i in range(len(nums)):\n    for j in range(i + 1, len(nums)):\n"
             f"        if nums[i] > {m} * nums[j]:\n            count += 1\nreturn count",
@@ -526,9 +526,6 @@ def run_function(family: Family, body: str, args: tuple) -> object:
 def camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
-
-
-_HINTS = {"list": "list[int]", "int": "int", "str": "str", "list_k": None, "two_str": None}
 
 
 def method_signature(family: Family) -> str:

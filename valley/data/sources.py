@@ -76,6 +76,8 @@ def _quiet_datasets():
 
 def read_table(path: Path):
     """A local .jsonl/.json/.parquet file, or a directory of them, as a `datasets.Dataset`."""
+    if not path.exists():
+        raise ValleyError(f"{path}: not found; point --local at a corpus directory (valley data sample-corpus --out DIR shows the layout)")
     datasets = _quiet_datasets()
     files = sorted(p for p in path.iterdir() if p.suffix in (".jsonl", ".json", ".parquet")) if path.is_dir() else [path]
     if not files or not all(f.exists() for f in files):

@@ -48,13 +48,43 @@ def tokenizer_digest(tokenizer_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def count_tokens(tokenizer, conversations: list[list[dict]]) -> list[int]:
+def count_tokens(tokenizer, conversations: list[list[dict]], cache: "LengthCache") -> list[int]:
     """Length in tokens of each conversation rendered with the tokenizer's chat template."""
     if not conversations:
         return []
-    texts = tokenizer.apply_chat_template(conversations, tokenize=False)
-    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    return [len(ids) for ids in encoded]
+    return cache.lengths(tokenizer, tokenizer.apply_chat_template(conversations, tokenize=False))
+
+
+class LengthCache:
+    """Token lengths by sha256 of the rendered text, one append-only jsonl per tokenizer.
+
+    Nested subsets share their prefix (1k ⊂ 10k ⊂ 30k) and RQ2/RQ3 subsets draw from the 30k
+    pool, so after the largest build the others tokenize almost nothing. Lines are appended
+    whole; a torn last line is ignored, never trusted.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.known: dict[str, int] = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    key, length = line.split()
+                    self.known[key] = int(length)
+                except ValueError:
+                    continue
+
+    def lengths(self, tokenizer, texts: list[str]) -> list[int]:
+        keys = [hashlib.sha256(text.encode()).hexdigest()[:32] for text in texts]
+        missing = {key: text for key, text in zip(keys, texts) if key not in self.known}
+        if missing:
+            encoded = tokenizer(list(missing.values()), add_special_tokens=False)["input_ids"]
+            fresh = {key: len(ids) for key, ids in zip(missing, encoded)}
+            self.known.update(fresh)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as handle:
+                handle.write("".join(f"{key} {length}\n" for key, length in fresh.items()))
+        return [self.known[key] for key in keys]
 
 
 def token_stats(lengths: list[int], max_seq_len: int, dropped: list[int] = ()) -> dict:

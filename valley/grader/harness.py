@@ -88,8 +88,8 @@ DEFAULT_LIMITS = {
 CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
-MS_BIND, MS_REC, MS_NOSUID, MS_NODEV, MS_MOVE = 4096, 16384, 2, 4, 8192
-STATUS_EXIT_CODE = {"compile": 120, "missing_method": 121, "unserialisable": 122}
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC = 1, 2, 4, 32, 4096, 8192, 16384
+STATUS_EXIT_CODE = {"missing_method": 121, "unserialisable": 122}
 STDERR_TAIL = 2000
 TRACEBACK_FRAMES = 30
 
@@ -114,6 +114,8 @@ def encode_value(value, depth: int = 0):
         return {"set": [encode_value(v, depth + 1) for v in value]}
     if isinstance(value, dict):
         return {"dict": [[encode_value(k, depth + 1), encode_value(v, depth + 1)] for k, v in value.items()]}
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        return encode_value(value.item(), depth + 1)  # np.int64(3) == 3 holds in LCB's comparison too
     return {"opaque": type(value).__name__}
 
 
@@ -150,7 +152,8 @@ def decode_value(data):
 
 
 def _hashable(value):
-    return tuple(value) if isinstance(value, list) else value
+    """Dict keys come back hashable: a frozenset key was encoded like a set."""
+    return frozenset(value) if isinstance(value, set) else value
 
 
 # ---- the confined child
@@ -205,6 +208,7 @@ def _child(job: dict, prelude, code, test: dict, workdir: str, fds: tuple[int, i
             os.dup2(fd, target)
         os.closerange(4, 65536)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it; output past the cap ends the program
         signal.set_wakeup_fd(-1)
         _set_limits(job["limits"], test["timeout_s"])
         _drop_privileges(job.get("uid"))
@@ -230,7 +234,7 @@ def _child(job: dict, prelude, code, test: dict, workdir: str, fds: tuple[int, i
             sys.stderr.flush()
         except BaseException:
             status = status or 1
-        os._exit(status & 0xFF if isinstance(status, int) else 1)
+        os._exit(status if isinstance(status, int) and 0 <= status < 256 else 1)  # exit(256) is no pass
 
 
 def _run_program(job: dict, prelude, code, test: dict) -> int:
@@ -396,7 +400,7 @@ class Harness:
             kind = {signal.SIGXCPU: "timeout", signal.SIGXFSZ: "output_limit"}.get(signum, "runtime_error")
             return {"status": kind, "signal": signum, "stderr": stderr_tail}
         code = os.WEXITSTATUS(status)
-        if code == STATUS_EXIT_CODE["missing_method"]:
+        if code == STATUS_EXIT_CODE["missing_method"] and self.job["mode"] == "functional":
             return {"status": "compile_error", "stderr": stderr_tail}
         if code != 0:
             return {"status": "runtime_error", "exit_code": code, "stderr": stderr_tail}
@@ -475,6 +479,21 @@ def confine_filesystem(scratch: str, scratch_mb: int) -> None:
     os.makedirs(scratch, exist_ok=True)  # it may have lived under a directory just hidden
     _mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"size={scratch_mb}m,mode=0755")
     _expose_interpreter(scratch)
+    _read_only_except(scratch)
+
+
+def _read_only_except(scratch: str) -> None:
+    """Every other mount read-only in this namespace: a world-writable host directory stays
+    unwritable too. Best effort: a mount whose flags a user namespace locked keeps them."""
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        points = {line.split()[4].replace("\\040", " ") for line in handle}
+    for point in sorted(points):
+        if point == scratch or point.startswith(scratch + "/"):
+            continue
+        try:
+            _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+        except OSError:
+            pass
 
 
 def _expose_interpreter(scratch: str) -> None:

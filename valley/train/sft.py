@@ -49,15 +49,23 @@ def train(run_spec: Path, *, data_dir: Path, model_dir: Path, out_dir: Path,
         done = completed_epochs(paths.torchtune_dir, run.train.epochs)
         if done < run.train.epochs:
             config = render_config(run, paths, examples=examples, device=device, resume_epochs=done)
-            log_plan(run, examples, config)
+            if lead_node():
+                log_plan(run, examples, config)
             config_path = paths.out_dir / "config.yaml"
             write_atomic(config_path, config_yaml(run, config, config_path, device=device))
             if done:
                 print(f"resuming {run.label} after epoch {done} of {run.train.epochs}", file=sys.stderr)
             run_tune(run, config_path, device)
+        if not lead_node():  # every node trains; one exports and registers
+            return paths.final_dir
         export_final(paths, run.train.epochs)
     register_checkpoint(run, paths)
     return paths.final_dir
+
+
+def lead_node() -> bool:
+    """Node 0 of a multi-node run (torchrun's PET_NODE_RANK, or the Indexed Job's completion index)."""
+    return int(os.environ.get("PET_NODE_RANK", os.environ.get("JOB_COMPLETION_INDEX", "0"))) == 0
 
 
 def load_run(path: Path) -> RunSpec:
@@ -128,7 +136,10 @@ def run_tune(run: RunSpec, config_path: Path, device: str) -> None:
     # the same interpreter as this process, so `tune` and its recipes come from this environment
     command = [sys.executable, "-m", "torchtune._cli.tune", *command[1:]]
     print(f"{recipe_name(run, device)}: {' '.join(command)}", file=sys.stderr, flush=True)
-    result = subprocess.run(command, cwd=config_path.parent, env=os.environ.copy())
+    env = os.environ.copy()
+    # chat_dataset caches its Arrow copy under HF_HOME by default, which is read-only in hardened pods
+    env.setdefault("HF_DATASETS_CACHE", str(config_path.parent / ".cache" / "datasets"))
+    result = subprocess.run(command, cwd=config_path.parent, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"tune run exited {result.returncode}; rerun `valley train` to resume from the last epoch")
 
@@ -202,7 +213,11 @@ def register_checkpoint(run: RunSpec, paths: TrainPaths) -> None:
 
 
 def write_atomic(path: Path, text: str) -> None:
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    # a unique temp name: every node of a multi-node run writes the same config to the shared volume
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(handle, "w") as file:
+        file.write(text)
+    os.replace(tmp, path)

@@ -1,0 +1,31 @@
+"""The built subset shows up as the attached MLflow run's training input."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_build_logs_the_subset_as_the_runs_input(valley, write_spec, tokenizer_dir, tmp_path, mlflow_uri) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    experiment = client.create_experiment("valley-mini")
+    run_id = client.create_run(experiment).info.run_id
+
+    out = tmp_path / "subset"
+    env = {"MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_URI": mlflow_uri}
+    result = valley(["data", "build", "--run-spec", write_spec(40), "--tokenizer", tokenizer_dir, "--out", out], env=env)
+    assert "logged as the run's training input" in result.stdout
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    (dataset_input,) = client.get_run(run_id).inputs.dataset_inputs
+    dataset = dataset_input.dataset
+    assert dataset.name == manifest["key"] == "sample-random-40-s42-truncate"
+    assert dataset.digest == manifest["files"]["train.jsonl"][:16]
+    assert json.loads(dataset.source)["uri"].endswith("subset")
+    profile = json.loads(dataset.profile)
+    assert profile["num_rows"] == 40 and profile["tokens"] == manifest["token_stats"]["tokens_kept"]
+    assert profile["sources"] == ["valley-sample (nvidia/OpenCodeReasoning-2 schema)@valley-sample-1",
+                                  "valley-sample (BAAI/TACO schema)@valley-sample-1"]
+    tags = {tag.key: tag.value for tag in dataset_input.tags}
+    assert tags["mlflow.data.context"] == "training" and tags["valley.data.key"] == manifest["key"]

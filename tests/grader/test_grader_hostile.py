@@ -1,0 +1,259 @@
+"""Hostile programs through the real `valley grade` CLI, under both sandboxes.
+
+Every program prints the expected answer ("ok") only if its attack worked, so an escape shows
+up as a pass. After the batch: every verdict fails, a sentinel graded after the attacks still
+passes (the grader stayed up), no process is left, nothing appeared outside the scratch dir, no
+planted secret appears in any output, and the loopback listener the test opened saw no
+connection. Network probes target only that listener.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from valley.grader.grading import read_verdicts
+
+SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+HOSTILE = {
+    "kill_parent_and_group": """
+import os, signal
+for target in (os.getppid(), -os.getpgid(os.getppid()) if os.getppid() > 1 else 0, -1):
+    try:
+        os.kill(target, signal.SIGKILL)
+    except OSError:
+        pass
+print("no")
+""",
+    "forge_result_channel": """
+import os
+fake = '{"status": "exited", "stdout": "ok\\\\n", "stderr": "", "time_s": 0.0, "max_rss_kb": 1}\\n'
+for fd in range(3, 64):
+    for path in (f"/proc/{os.getppid()}/fd/{fd}", f"/proc/1/fd/{fd}"):
+        try:
+            with open(path, "w") as handle:
+                handle.write(fake)
+        except OSError:
+            pass
+""",
+    "fork_bomb": """
+import os
+while True:
+    try:
+        os.fork()
+    except OSError:
+        pass
+""",
+    "memory_bomb": """
+hoard = []
+while True:
+    hoard.append(bytearray(10 ** 8))
+""",
+    "disk_filler": """
+i = 0
+while True:
+    with open(f"fill{i}", "wb") as handle:
+        handle.write(b"x" * 10 ** 7)
+    i += 1
+""",
+    "endless_output": """
+import sys
+while True:
+    sys.stdout.write("ok\\n" * 100000)
+""",
+    "endless_stderr": """
+import sys
+while True:
+    sys.stderr.write("x" * 100000)
+""",
+    "read_secrets": """
+import glob, os, sys
+seen = [repr(dict(os.environ))]
+paths = ["/proc/1/environ", "/proc/self/environ", f"/proc/{os.getppid()}/environ", SECRET_FILE,
+         "/var/run/secrets/kubernetes.io/serviceaccount/token", "/run/secrets/kubernetes.io/serviceaccount/token"]
+for path in paths + glob.glob("/proc/*/environ"):
+    try:
+        with open(path, "rb") as handle:
+            seen.append(handle.read().decode(errors="replace"))
+    except OSError:
+        pass
+text = "\\n".join(seen)
+if "valley-planted-" in text:
+    print("ok")
+sys.stderr.write(text)
+raise SystemExit(3)
+""",
+    "network_connect": """
+import socket
+try:
+    with socket.create_connection(("127.0.0.1", PORT), timeout=2) as connection:
+        connection.sendall(b"escaped")
+        print("ok")
+except OSError:
+    print("no")
+""",
+    "write_outside_scratch": """
+written = []
+for path in OUTSIDE:
+    try:
+        with open(path, "w") as handle:
+            handle.write("escaped")
+        written.append(path)
+    except OSError:
+        pass
+print("ok" if written else "no")
+""",
+    "detached_child": """
+import os, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        time.sleep(3)
+        for path in OUTSIDE:
+            try:
+                open(path, "w").write("late")
+            except OSError:
+                pass
+        time.sleep(600)
+    os._exit(0)
+print("no")
+""",
+    "ignore_sigterm": """
+import signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+time.sleep(600)
+""",
+    "close_stdout": """
+import os
+os.close(1)
+os.close(2)
+print("ok")
+""",
+}
+
+SENTINEL = 'print(input().strip() and "ok")\n'
+
+
+def hostile_problem() -> dict:
+    case = [{"input": "1\n", "output": "ok\n", "testtype": "stdin"}]
+    return {"question_id": "hostile", "question_title": "hostile", "question_content": "print ok", "platform": "atcoder",
+            "contest_id": "h", "contest_date": "2024-09-01T00:00:00", "starter_code": "", "difficulty": "easy",
+            "public_test_cases": json.dumps(case), "private_test_cases": "[]", "metadata": "{}"}
+
+
+@pytest.fixture
+def listener():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    connections: list[bytes] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                continue
+            connections.append(connection.recv(100) or b"connected")
+            connection.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], connections
+    stop.set()
+    thread.join()
+    server.close()
+
+
+@pytest.fixture
+def planted_token():
+    """A fake service-account token at the real path, when the machine has none and we may write it."""
+    if SA_TOKEN.parent.exists() or os.geteuid() != 0:
+        yield None
+        return
+    value = f"valley-planted-{uuid.uuid4().hex}"
+    SA_TOKEN.parent.mkdir(parents=True)
+    SA_TOKEN.write_text(value)
+    SA_TOKEN.chmod(0o644)  # as kubelet projects it: readable by any uid in the pod
+    try:
+        yield value
+    finally:
+        shutil.rmtree("/var/run/secrets")
+
+
+def leftover_processes(marker: str) -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            uid = Path(f"/proc/{entry}/status").read_text().split("\nUid:")[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker in cmdline or 100_000 <= int(uid) < 1_100_000:
+            found.append(f"{entry} uid={uid} {cmdline[:200]}")
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sandbox", ["process", pytest.param("runsc", marks=pytest.mark.runsc)])
+def test_hostile_programs_fail_and_leave_nothing_behind(valley, tmp_path, listener, planted_token, sandbox):
+    if sandbox == "runsc" and not shutil.which("runsc"):
+        pytest.skip("runsc is not installed (apt-get install -y runsc)")
+    port, connections = listener
+    secret_env = f"valley-planted-{uuid.uuid4().hex}"
+    secret_file = tmp_path / "secret-token"
+    secret_file.write_text(f"valley-planted-{uuid.uuid4().hex}")
+    secret_file.chmod(0o600)
+    open_dir = tmp_path / "world-writable"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    marker = f"valley-hostile-{uuid.uuid4().hex[:8]}"
+    outside = [str(open_dir / "escaped"), f"/tmp/{marker}", f"/var/tmp/{marker}", f"/dev/shm/{marker}", str(Path.cwd() / marker)]
+    sandbox_tmp = tmp_path / "sandboxes"
+    sandbox_tmp.mkdir()
+
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text(json.dumps(hostile_problem()) + "\n")
+    generations = tmp_path / "generations.jsonl"
+    rows = []
+    for name, code in HOSTILE.items():
+        code = code.replace("SECRET_FILE", repr(str(secret_file))).replace("PORT", str(port)).replace("OUTSIDE", repr(outside))
+        rows.append({"question_id": "hostile", "sample_id": name, "response": f"```python\n{code}\n```"})
+    rows.append({"question_id": "hostile", "sample_id": "sentinel", "response": f"```python\n{SENTINEL}```"})
+    generations.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "verdicts.jsonl"
+
+    result = valley(["grade", "--problems", problems, "--generations", generations, "--out", out,
+                     "--sandbox", sandbox, "--workers", "2", "--timeout-s", "2"],
+                    env={"VALLEY_PLANTED_SECRET": secret_env, "VALLEY_GRADER_TMPDIR": str(sandbox_tmp)}, timeout=300)
+
+    verdicts = read_verdicts(out)
+    assert set(verdicts) == {("hostile", r["sample_id"]) for r in rows}
+    escaped = {name: v["verdict"] for (_, name), v in verdicts.items() if name != "sentinel" and v["passed"]}
+    assert not escaped
+    assert verdicts[("hostile", "sentinel")]["verdict"] == "pass"
+    assert not any(v["verdict"] == "infra_error" for v in verdicts.values())
+
+    time.sleep(4)  # past the detached child's delayed write
+    assert leftover_processes(str(sandbox_tmp)) == []
+    assert [path for path in outside if os.path.exists(path)] == []
+    assert list(sandbox_tmp.iterdir()) == []  # every sandbox's working dir removed
+    assert connections == []
+    everything = out.read_text() + result.stdout + result.stderr
+    for secret in (secret_env, secret_file.read_text(), planted_token):
+        if secret:
+            assert secret not in everything
