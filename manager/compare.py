@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,16 +63,15 @@ class EvaluatedRun:
 # ------------------------------------------------------------------------------ reading
 
 
-def load_runs(client, study: str) -> tuple[list[EvaluatedRun], list[str]]:
+def load_runs(tracker, study: str) -> tuple[list[EvaluatedRun], list[str]]:
     """Evaluated runs of the study (latest per label) and the labels still without eval metrics."""
-    experiment = client.get_experiment_by_name(f"valley-{study}")
-    if experiment is None:
-        raise ValleyError(f"study: no MLflow experiment valley-{study} in this tracking store; "
+    from manager.tracking import experiment_name
+
+    if tracker.client.get_experiment_by_name(experiment_name(study)) is None:
+        raise ValleyError(f"study: no MLflow experiment {experiment_name(study)} in {tracker.uri}; "
                           f"launch it first (valleyctl launch --study {study}) or pass --tracking-uri")
-    found = client.search_runs([experiment.experiment_id], filter_string="tags.`valley.kind` != 'study'",
-                               order_by=["attributes.start_time DESC"], max_results=5000)
     runs, pending, seen = [], [], set()
-    for run in found:
+    for run in reversed(tracker.study_runs(study)):  # newest first: a relaunched label wins
         tags, metrics = run.data.tags, run.data.metrics
         label = tags.get("valley.label")
         if label is None or label in seen:
@@ -250,57 +248,40 @@ def valley_plot(runs: list[EvaluatedRun], study: str, path: Path) -> Path:
 # ------------------------------------------------------------------------------- driver
 
 
-def study_run_id(client, study: str) -> str:
-    """The study's parent run (tag valley.kind=study), created when the control plane has not."""
-    experiment = client.get_experiment_by_name(f"valley-{study}")
-    found = client.search_runs([experiment.experiment_id],
-                               filter_string=f"tags.`valley.kind` = 'study' and tags.`valley.study` = '{study}'",
-                               order_by=["attributes.start_time ASC"], max_results=1)
-    if found:
-        return found[0].info.run_id
-    run = client.create_run(experiment.experiment_id, run_name=f"study-{study}",
-                            tags={"valley.kind": "study", "valley.study": study})
-    return run.info.run_id
-
-
-def compare_study(study: str, tracking_uri: str, out_dir: Path, *, target: float | None = None,
+def compare_study(study: str, tracking_uri: str | None, out_dir: Path, *, target: float | None = None,
                   allow_mixed_eval: bool = False) -> dict:
-    """Everything `valleyctl compare` prints, as one dict; writes and logs the plot and the JSON."""
-    from mlflow.tracking import MlflowClient
+    """Everything `valleyctl compare` prints, as one dict; writes the plot and the JSON and logs
+    both to the study's parent run (tag valley.kind=study; created if the store lacks it)."""
+    from manager.tracking import Tracker
 
-    client = MlflowClient(tracking_uri=tracking_uri)
-    runs, pending = load_runs(client, study)
+    tracker = Tracker(tracking_uri)
+    runs, pending = load_runs(tracker, study)
     if not allow_mixed_eval:
         check_same_eval(runs)
     cache: dict[str, dict[str, float]] = {}
 
     def scores(run: EvaluatedRun) -> dict[str, float]:
         if run.run_id not in cache:
-            cache[run.run_id] = per_problem_scores(client, run)
+            cache[run.run_id] = per_problem_scores(tracker.client, run)
         return cache[run.run_id]
 
     result = {
-        "study": study, "tracking_uri": tracking_uri, "runs": [r.label for r in runs], "pending": pending,
+        "study": study, "tracking_uri": tracker.uri, "runs": [r.label for r in runs], "pending": pending,
         "eval_spec": runs[0].eval_spec if runs else None,
         "table1": table1(runs), "table2": table2(runs), "contrasts": contrasts(runs, scores),
         "valley_fit": valley_fit(runs, target), "plot": None,
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    parent = study_run_id(client, study)
+    parent = tracker.study_run_id(study)
     if runs:
         plot = valley_plot(runs, study, out_dir / f"valley-{study}.png")
         result["plot"] = str(plot)
-        client.log_artifact(parent, str(plot), artifact_path="compare")
+        tracker.client.log_artifact(parent, str(plot), artifact_path="compare")
     summary = out_dir / f"compare-{study}.json"
     summary.write_text(json.dumps(result, indent=2) + "\n")
-    client.log_artifact(parent, str(summary), artifact_path="compare")
+    tracker.client.log_artifact(parent, str(summary), artifact_path="compare")
     return result
-
-
-def default_tracking_uri(flag: str | None) -> str:
-    """`--tracking-uri`, else MLFLOW_TRACKING_URI, else ./mlflow.db (the control plane's default)."""
-    return flag or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
 # ------------------------------------------------------------------------------ output

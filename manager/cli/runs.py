@@ -13,8 +13,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from manager.selection import Selection, select
-
 StudyOpt = Annotated[str, typer.Option("--study", help="Study: valley (the paper's grid) or mini (local demo).")]
 SizeOpt = Annotated[Optional[str], typer.Option("--size", help="Data size (1k, 10k, 30k, 6k, 4k, 300) or 'baseline'.")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Student preset: qwen, llama, tiny-qwen, tiny-llama.")]
@@ -36,6 +34,8 @@ DEFAULT_CLUSTER_TRACKING = "http://valley-mlflow:5000"
 
 
 def _runs(study, size, model, subset, base, run, nodes):
+    from manager.selection import Selection, select
+
     return select(Selection(study=study, size=size, model=model, subset=subset, base=base,
                             runs=tuple(run or ()), nodes=nodes))
 
@@ -139,13 +139,15 @@ def status_command(
     from rich.table import Table
 
     table = Table(title=f"study {study}")
-    columns = ["run", "mlflow", "data", "train", "eval", "pass@1", "completion", "think-tag"]
+    columns = ["run", "mlflow", "data", "train", "eval", "pass@1", "completion", "think-tag", "note"]
     for column in columns:
         table.add_column(column)
     for row in rows:
         table.add_row(*(str(row.get(c, "")) if row.get(c) is not None else "" for c in
-                        ("label", "mlflow", "data", "train", "eval", "pass_at_1", "completion_rate", "think_tag_rate")))
+                        ("label", "mlflow", "data", "train", "eval", "pass_at_1", "completion_rate", "think_tag_rate", "note")))
     console = Console()
+    if not console.is_terminal:
+        console.width = 160  # piped or logged: keep run labels whole
     console.print(table)
     if note:
         console.print(note)

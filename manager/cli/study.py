@@ -43,9 +43,9 @@ def compare_command(
       valleyctl compare --study mini
       valleyctl compare --study valley --target 0.4 --json
     """
-    from manager.compare import compare_study, default_tracking_uri, render
+    from manager.compare import compare_study, render
 
-    result = compare_study(study, default_tracking_uri(tracking_uri), out, target=target, allow_mixed_eval=allow_mixed_eval)
+    result = compare_study(study, tracking_uri, out, target=target, allow_mixed_eval=allow_mixed_eval)
     if as_json:
         print(json.dumps(result, indent=2))
     else:

@@ -60,7 +60,7 @@ def in_process(job: tuple[dict, str]) -> bool:
         stdout = io.StringIO()
         try:
             with contextlib.redirect_stdout(stdout):
-                sys.stdin = io.StringIO(test_input)
+                sys.stdin = io.TextIOWrapper(io.BytesIO(test_input.encode()))
                 exec(LCB_PRELUDE + code, namespace)
                 if problem["fn_name"]:
                     target = namespace["Solution"]() if "Solution" in namespace else None

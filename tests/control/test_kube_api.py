@@ -8,12 +8,8 @@ MLflow is a real `mlflow server` over sqlite, since launch records where the pod
 
 import json
 import re
-import socket
 import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -128,37 +124,14 @@ def cluster(tmp_path):
     server.shutdown()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """A real tracking server (sqlite, one worker), as port-forwarded from the cluster."""
+    from manager.mlflow_ui import mlflow_server as server
+
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=root, stdout=open(root / "server.log", "w"), stderr=subprocess.STDOUT,
-        env={**__import__("os").environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2)
-            break
-        except OSError:
-            if time.time() > deadline or process.poll() is not None:
-                process.kill()
-                raise AssertionError((root / "server.log").read_text()[-2000:])
-            time.sleep(0.5)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    with server(f"sqlite:///{root / 'mlflow.db'}", workdir=root) as url:
+        yield url
 
 
 @pytest.fixture
@@ -285,3 +258,24 @@ def test_api_errors_are_one_line_naming_the_object(ctl, tmp_path, cluster, mlflo
     (line,) = err.splitlines()
     assert re.fullmatch(r"error: Job valley/valley-llama-1k-[0-9a-f]{8}-data: forbidden: your account may not do "
                         r"this in namespace valley; apply k8s/base \(RBAC\) or ask an admin", line)
+
+
+def test_reconcile_records_runs_applied_from_git(ctl, tmp_path, cluster, mlflow_server):
+    from manager.render import RenderContext, render_run
+    from manager.study import valley_study
+
+    fake, kubeconfig = cluster
+    run = next(r for r in valley_study() if r.label == "llama-30k")
+    for obj in render_run(run, RenderContext()):  # what Argo CD or Flux applies from the repo
+        fake.objects[(obj["kind"].lower() + "s", obj["metadata"]["name"])] = obj
+    env = env_for(kubeconfig, tmp_path, mlflow_server)
+    code, out, err = ctl(["reconcile"], env)
+    assert code == 0, err
+    client = MlflowClient(mlflow_server)
+    (record,) = client.search_runs([client.get_experiment_by_name("valley-valley").experiment_id],
+                                   f"tags.`valley.spec_hash` = '{run.spec_hash}'")
+    created = fake.objects[("configmaps", f"{run.name}-mlflow")]
+    assert created["data"]["run_id"] == record.info.run_id and f"MLflow run {record.info.run_id} created" in out
+    posts = len([r for r in fake.requests if r[0] == "POST"])
+    assert ctl(["reconcile"], env)[0] == 0
+    assert len([r for r in fake.requests if r[0] == "POST"]) == posts, "the second pass creates nothing"

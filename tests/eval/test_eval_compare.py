@@ -1,16 +1,14 @@
 """`valleyctl compare` on runs recorded into a real sqlite MLflow store.
 
-The runs are created as the control plane creates them (experiment `valley-<study>`, tags) and
-their evaluations are recorded through `valley.eval.record.record_eval`, the same code
-`valley eval` uses; only the generations and verdicts are synthetic, with known pass rates.
+The runs are created by the control plane's own `Tracker.ensure_run` and their evaluations
+recorded through `valley.eval.record.record_eval`, the code `valley eval` uses; only the
+generations and verdicts are synthetic, with known pass rates.
 """
 
 import json
-import os
 
 import numpy as np
 import pytest
-from mlflow.tracking import MlflowClient
 from rich.console import Console
 
 from manager.compare import compare_study, render
@@ -18,6 +16,7 @@ from valley.errors import ValleyError
 
 from manager.specs import EvalSpec, format_size
 from manager.study import valley_study
+from manager.tracking import Tracker
 from valley.eval.metrics import eval_metrics, per_problem_table
 from valley.eval.record import eval_tags, record_eval, write_jsonl
 
@@ -32,12 +31,8 @@ RATES = {
 }
 
 
-def record_synthetic(client, experiment_id, run, out_root, eval_spec=None):
-    tags = {"valley.kind": "run", "valley.study": run.study, "valley.label": run.label, "valley.rq": run.rq,
-            "valley.model": run.model.preset, "valley.size": format_size(run.data.size) if run.data else "0",
-            "valley.subset": run.data.subset if run.data else "none",
-            "valley.base": run.base.label if run.base else "none", "valley.run_name": run.name}
-    run_id = client.create_run(experiment_id, run_name=run.name, tags=tags).info.run_id
+def record_synthetic(tracker, run, out_root, eval_spec=None):
+    run_id, _ = tracker.ensure_run(run)
     # problem i passes each of its 4 samples with probability rate + noise; correct/incorrect share a seed
     rng = np.random.default_rng(sum(map(ord, run.label.replace("incorrect", "correct"))))
     generations, verdicts = [], []
@@ -54,37 +49,32 @@ def record_synthetic(client, experiment_id, run, out_root, eval_spec=None):
     write_jsonl(out / "verdicts.jsonl", verdicts)
     spec = run.model_copy(update={"eval": eval_spec}) if eval_spec else run
     metrics = eval_metrics(PROBLEMS, generations, verdicts)
-    os.environ["MLFLOW_RUN_ID"] = run_id  # what the control plane hands the eval workload
-    try:
+    with pytest.MonkeyPatch.context() as env:  # what the control plane hands the eval workload
+        env.setenv("MLFLOW_TRACKING_URI", tracker.uri)
+        env.setenv("MLFLOW_RUN_ID", run_id)
         assert record_eval(spec, metrics, eval_tags(spec, chat_template_hash="abc", engine_seeds=[0]), out,
                            per_problem_table(PROBLEMS, generations, verdicts))
-    finally:
-        os.environ.pop("MLFLOW_RUN_ID", None)
-    client.set_terminated(run_id)
     return run_id
 
 
 def new_store(root):
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    experiment_id = client.create_experiment("valley-valley", artifact_location=(root / "artifacts").as_uri())
-    return uri, client, experiment_id
+    return uri, Tracker(uri)
 
 
 @pytest.fixture(scope="module")
 def valley_store(tmp_path_factory):
     """The paper's 16 runs, evaluated; shared by the tests that only read it."""
     root = tmp_path_factory.mktemp("valley-store")
-    uri, client, experiment_id = new_store(root)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("MLFLOW_TRACKING_URI", uri)
-        for run in valley_study():
-            record_synthetic(client, experiment_id, run, root / "eval")
-    return uri, client, experiment_id
+    uri, tracker = new_store(root)
+    for run in valley_study():
+        record_synthetic(tracker, run, root / "eval")
+    return uri, tracker
 
 
 def test_compare_prints_tables_contrasts_fit_and_logs_the_plot(valley_store, valleyctl, tmp_path):
-    mlflow_uri, client, experiment_id = valley_store
+    mlflow_uri, tracker = valley_store
+    client, experiment_id = tracker.client, tracker.experiment_id("valley")
     result = valleyctl(["compare", "--study", "valley", "--json", "--target", "0.4", "--out", tmp_path / "cmp"],
                        env={"MLFLOW_TRACKING_URI": mlflow_uri})
     report = json.loads(result.stdout)
@@ -134,12 +124,11 @@ def test_compare_prints_tables_contrasts_fit_and_logs_the_plot(valley_store, val
     assert len(client.search_runs([experiment_id], "tags.`valley.kind` = 'study'")) == 1
 
 
-def test_compare_refuses_runs_with_different_eval_specs_and_names_missing_studies(valleyctl, tmp_path, monkeypatch):
-    mlflow_uri, client, experiment_id = new_store(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+def test_compare_refuses_runs_with_different_eval_specs_and_names_missing_studies(valleyctl, tmp_path):
+    mlflow_uri, tracker = new_store(tmp_path)
     runs = {r.label: r for r in valley_study()}
-    record_synthetic(client, experiment_id, runs["qwen-1k"], tmp_path)
-    record_synthetic(client, experiment_id, runs["qwen-10k"], tmp_path, eval_spec=EvalSpec(n_samples=8))
+    record_synthetic(tracker, runs["qwen-1k"], tmp_path)
+    record_synthetic(tracker, runs["qwen-10k"], tmp_path, eval_spec=EvalSpec(n_samples=8))
     result = valleyctl(["compare", "--study", "valley", "--out", tmp_path / "cmp"],
                        env={"MLFLOW_TRACKING_URI": mlflow_uri}, check=False)
     assert result.returncode == 1

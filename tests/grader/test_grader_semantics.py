@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -137,3 +138,27 @@ def test_numpy_scalars_compare_like_python_numbers_arrays_do_not():
     numpy = pytest.importorskip("numpy")
     assert lcb_value_matches(decode_value(encode_value(numpy.int64(3))), "3")
     assert not lcb_value_matches(decode_value(encode_value(numpy.array([1, 2]))), "[1, 2]")
+
+
+def test_taco_problems_grade_call_based_and_stdin_with_their_own_comparison():
+    from valley.grader.grading import grade
+
+    call = from_taco_row({"input_output": json.dumps({"fn_name": "pair", "inputs": [[1, 2], [3, 4]], "outputs": [[[1, 2]], [[3, 4]]]})}, "taco-call")
+    verdict = grade(call, "```python\ndef pair(a, b):\n    return (a, b)\n```", sandbox="process")
+    assert verdict.passed, verdict
+    floats = from_taco_row({"input_output": json.dumps({"inputs": ["3\n", "7\n"], "outputs": ["0.3333333\n", "0.1428571\n"]})}, "taco-float")
+    response = "```python\nprint(1 / int(input()))\n```"
+    assert grade(floats, response, sandbox="process").passed  # TACO: float closeness
+    lcb_view = dataclasses.replace(floats, judge="lcb")
+    assert grade(lcb_view, response, sandbox="process").status == "wrong_answer"  # LCB: exact decimals
+
+
+def test_without_early_stop_every_test_runs():
+    from valley.grader.grading import grade
+    from valley.grader.problem import Problem, TestCase
+
+    problem = Problem("three", tuple(TestCase(f"{i}\n", f"{i}\n") for i in (1, 2, 3)))
+    response = "```python\nn = int(input())\nprint(n if n != 2 else 0)\n```"
+    assert [t.status for t in grade(problem, response, sandbox="process").tests] == ["pass", "wrong_answer"]
+    verdict = grade(problem, response, sandbox="process", early_stop=False)
+    assert verdict.status == "wrong_answer" and [t.status for t in verdict.tests] == ["pass", "wrong_answer", "pass"]

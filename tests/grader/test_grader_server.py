@@ -4,7 +4,6 @@ request-size limit (413), bounded queue (429), and the stdlib-only entrypoint.""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -83,7 +82,7 @@ def test_health_and_grading_through_the_client(server):
         {"question_id": "double", "sample_id": 1, "response": "```python\nprint(int(input()) + 1)\n```"},
         {"question_id": "other", "sample_id": 0, "response": "<think>```python\nprint(0)\n```</think>```python\nprint(int(input()) * 2)\n```"},
     ]
-    rows = grade_remote(server, [problem_row("double"), problem_row("other")], generations, concurrency=1)
+    rows = grade_remote(server, [problem_row("double"), problem_row("other")], generations, concurrency=1, test_timeout_s=3)
     assert [(r["question_id"], r["sample_id"], r["verdict"]) for r in rows] == [
         ("double", 0, "pass"), ("double", 1, "wrong_answer"), ("other", 0, "pass")]
     assert [t["status"] for t in rows[0]["tests"]] == ["pass"] * 3
@@ -139,3 +138,15 @@ def test_sigterm_drains_running_requests_and_refuses_new_ones():
 def test_typer_serve_command_is_wired(valley):
     result = valley(["grader", "serve", "--help"])
     assert "--max-pending" in result.stdout and "127.0.0.1" in result.stdout
+
+
+def test_stdlib_entrypoint_grades_a_file(tmp_path):
+    problems, generations, out = tmp_path / "p.jsonl", tmp_path / "g.jsonl", tmp_path / "v.jsonl"
+    problems.write_text(json.dumps(problem_row()) + "\n")
+    generations.write_text(json.dumps({"question_id": "double", "sample_id": 0, "response": "```python\nprint(int(input()) * 2)\n```"}) + "\n")
+    subprocess.run(
+        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); from valley.grader.__main__ import main; sys.exit(main())",
+         "grade", "--problems", str(problems), "--generations", str(generations), "--out", str(out), "--sandbox", "process"],
+        check=True, capture_output=True, timeout=120,
+    )
+    assert json.loads(out.read_text())["passed"] is True

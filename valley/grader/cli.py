@@ -41,9 +41,11 @@ def grade_command(
     if kind == "runsc" and _missing_runsc():
         raise ValleyError("--sandbox runsc: the runsc binary is not on PATH; install it (apt-get install -y runsc) or pass --sandbox process")
     try:
+        with open(generations, "rb") as handle:
+            total = sum(1 for line in handle if line.strip())
         summary = grade_batch(
             load_problems(problems), read_jsonl(generations), out,
-            sandbox=kind, workers=workers, timeout_s=timeout_s, early_stop=early_stop,
+            sandbox=kind, workers=workers, timeout_s=timeout_s, early_stop=early_stop, total=total,
         )
     except ValueError as error:
         raise ValleyError(str(error)) from None

@@ -26,11 +26,13 @@ def grade_remote(
     concurrency: int = 4,
     timeout_s: float = 3600,
     early_stop: bool = True,
+    test_timeout_s: float | None = None,
 ) -> list[dict]:
     """Verdict rows for `generations`, in their order; one request per problem.
 
     `problems` are LCB rows (dataset schema) or `Problem`s. 429 and 503 are retried after the
     server's Retry-After, connection errors with backoff, until `timeout_s` has passed.
+    `test_timeout_s` overrides the per-test timeout (default: the problem's, 6 s for LCB).
     """
     rows = problems.values() if isinstance(problems, dict) else problems
     by_id = {}
@@ -45,7 +47,8 @@ def grade_remote(
 
     def send(question_id: str) -> tuple[list[int], list[dict]]:
         indices = groups[question_id]
-        body = {"problems": [by_id[question_id]], "generations": [generations[i] for i in indices], "early_stop": early_stop}
+        body = {"problems": [by_id[question_id]], "generations": [generations[i] for i in indices],
+                "early_stop": early_stop, "timeout_s": test_timeout_s}
         return indices, _post(endpoint, json.dumps(body).encode(), deadline)["rows"]
 
     results: list[dict | None] = [None] * len(generations)
@@ -72,7 +75,7 @@ def _post(endpoint: str, data: bytes, deadline: float) -> dict:
             if time.monotonic() + wait_s > deadline:
                 raise GraderUnavailable(f"{endpoint}: {error}") from error
         if time.monotonic() + wait_s > deadline:
-            raise GraderUnavailable(f"{endpoint}: still refusing after the {endpoint} deadline")
+            raise GraderUnavailable(f"{endpoint}: still refusing when the deadline passed")
         time.sleep(wait_s)
         attempt += 1
 

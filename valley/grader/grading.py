@@ -178,12 +178,14 @@ def grade_batch(
     timeout_s: float | None = None,
     early_stop: bool = True,
     progress: bool = True,
+    total: int | None = None,
 ) -> dict:
     """Grade `{"question_id","sample_id","response"}` rows into `out_path`, one JSON row each.
 
     Rows are appended and fsynced as they finish, so an interrupted batch resumes: pairs already
     in the file are skipped (except infra errors, which are retried). At most 2×workers
-    generations are held in memory at a time. Returns `score()` of the whole file.
+    generations are held in memory at a time. `total` (the number of generations, when
+    `generations` is a stream) sizes the progress bar. Returns `score()` of the whole file.
     """
     if not isinstance(problems, Mapping):
         problems = {problem.question_id: problem for problem in problems}
@@ -193,7 +195,8 @@ def grade_batch(
     done = {key for key, row in read_verdicts(out).items() if row["verdict"] != "infra_error"}
     workers = workers or default_workers()
     kind = resolve_kind(sandbox)
-    total = _count_hint(generations)
+    if total is None and hasattr(generations, "__len__"):
+        total = len(generations)
     lock = threading.Lock()
 
     def one(generation: dict) -> dict:
@@ -224,13 +227,6 @@ def grade_batch(
         for future in pending:
             write(future.result())
     return score(read_verdicts(out).values())
-
-
-def _count_hint(generations) -> int | None:
-    try:
-        return len(generations)
-    except TypeError:
-        return None
 
 
 class _Progress:

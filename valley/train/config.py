@@ -97,8 +97,8 @@ def check_launch(run: RunSpec, *, processes: int) -> None:
         raise TrainConfigError(
             f"train.gpus_per_node: the spec splits global batch {train.global_batch_size} over "
             f"{train.nodes} node(s) x {train.gpus_per_node} GPU(s) = {train.data_parallel_size} ranks, "
-            f"but this launch has {processes}; set nodes/gpus_per_node to the hardware (micro_batch_size x "
-            f"gradient accumulation is derived from them)"
+            f"but this launch has {processes} (visible GPUs x nodes, or one CPU process); set nodes/gpus_per_node "
+            f"to the hardware (gradient accumulation is derived from them)"
         )
 
 

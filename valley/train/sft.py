@@ -38,26 +38,39 @@ MODEL_ID_TAG = "valley.checkpoint.model_id"
 
 
 def train(run_spec: Path, *, data_dir: Path, model_dir: Path, out_dir: Path,
-          base_checkpoint: Path | None = None, nproc_per_node: int | None = None) -> Path:
+          base_checkpoint: Path | None = None) -> Path:
     """Train the run described by run_spec; return OUT/final. Raises TrainConfigError for bad input."""
     run = load_run(run_spec)
     paths = TrainPaths.resolved(data_dir, model_dir, out_dir, base_checkpoint)
-    if not (paths.final_dir / MANIFEST).exists():
-        device, processes = launch_shape(run, nproc_per_node)
-        check_launch(run, processes=processes)
-        examples = count_examples(paths)
-        done = completed_epochs(paths.torchtune_dir, run.train.epochs)
-        if done < run.train.epochs:
-            config = render_config(run, paths, examples=examples, device=device, resume_epochs=done)
-            log_plan(run, examples, config)
-            config_path = paths.out_dir / "config.yaml"
-            write_atomic(config_path, config_yaml(run, config, config_path, device=device))
-            if done:
-                print(f"resuming {run.label} after epoch {done} of {run.train.epochs}", file=sys.stderr)
-            run_tune(run, config_path, device)
+    if (paths.final_dir / MANIFEST).exists():  # finished earlier: only make sure it is registered
+        register_checkpoint(run, paths)
+        return paths.final_dir
+    device, processes = launch_shape(run)
+    check_launch(run, processes=processes)
+    examples = count_examples(paths)
+    done = completed_epochs(paths.torchtune_dir, run.train.epochs)
+    if done < run.train.epochs:
+        fine_tune(run, paths, examples=examples, device=device, resume_epochs=done)
+    if lead_node():  # every node trains; one exports and registers
         export_final(paths, run.train.epochs)
-    register_checkpoint(run, paths)
+        register_checkpoint(run, paths)
     return paths.final_dir
+
+
+def fine_tune(run: RunSpec, paths: TrainPaths, *, examples: int, device: str, resume_epochs: int) -> None:
+    config = render_config(run, paths, examples=examples, device=device, resume_epochs=resume_epochs)
+    if lead_node():
+        log_plan(run, examples, config)
+    config_path = paths.out_dir / "config.yaml"
+    write_atomic(config_path, config_yaml(run, config, config_path, device=device))
+    if resume_epochs:
+        print(f"resuming {run.label} after epoch {resume_epochs} of {run.train.epochs}", file=sys.stderr)
+    run_tune(run, config_path, device)
+
+
+def lead_node() -> bool:
+    """Node 0 of a multi-node run (torchrun's PET_NODE_RANK, or the Indexed Job's completion index)."""
+    return int(os.environ.get("PET_NODE_RANK", os.environ.get("JOB_COMPLETION_INDEX", "0"))) == 0
 
 
 def load_run(path: Path) -> RunSpec:
@@ -76,15 +89,12 @@ def load_run(path: Path) -> RunSpec:
     return run
 
 
-def launch_shape(run: RunSpec, nproc_per_node: int | None) -> tuple[str, int]:
-    """(device, total processes): GPUs when present, else one CPU process."""
+def launch_shape(run: RunSpec) -> tuple[str, int]:
+    """(device, total processes): one per visible GPU on each node, else one CPU process."""
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    per_node = nproc_per_node or (run.train.gpus_per_node if device == "cuda" else 1)
-    if device == "cpu" and per_node != 1:
-        raise TrainConfigError(f"--nproc-per-node: {per_node} CPU processes requested; CPU training runs one process")
-    return device, run.train.nodes * per_node
+    per_node = torch.cuda.device_count()
+    return ("cuda", run.train.nodes * per_node) if per_node else ("cpu", run.train.nodes)
 
 
 def count_examples(paths: TrainPaths) -> int:
@@ -109,8 +119,12 @@ def completed_epochs(torchtune_dir: Path, epochs: int) -> int:
         return 0
     import torch
 
-    # mmap: the state holds the optimizer (tens of GB for a 7B model); only one int is read
-    done = int(torch.load(state, mmap=True, weights_only=False)["epochs_run"])
+    try:
+        # mmap: the state holds the optimizer (tens of GB for a 7B model); only one int is read
+        done = int(torch.load(state, mmap=True, weights_only=False)["epochs_run"])
+    except Exception as error:  # torchtune writes it in place: a kill mid-write leaves it unreadable
+        print(f"warning: {state} is unreadable ({error}); training starts over", file=sys.stderr)
+        return 0
     return done if epoch_complete(torchtune_dir / f"epoch_{done - 1}") else 0
 
 
@@ -128,7 +142,10 @@ def run_tune(run: RunSpec, config_path: Path, device: str) -> None:
     # the same interpreter as this process, so `tune` and its recipes come from this environment
     command = [sys.executable, "-m", "torchtune._cli.tune", *command[1:]]
     print(f"{recipe_name(run, device)}: {' '.join(command)}", file=sys.stderr, flush=True)
-    result = subprocess.run(command, cwd=config_path.parent, env=os.environ.copy())
+    env = os.environ.copy()
+    # chat_dataset caches its Arrow copy under HF_HOME by default, which is read-only in hardened pods
+    env.setdefault("HF_DATASETS_CACHE", str(config_path.parent / ".cache" / "datasets"))
+    result = subprocess.run(command, cwd=config_path.parent, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"tune run exited {result.returncode}; rerun `valley train` to resume from the last epoch")
 
@@ -202,7 +219,11 @@ def register_checkpoint(run: RunSpec, paths: TrainPaths) -> None:
 
 
 def write_atomic(path: Path, text: str) -> None:
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    # a unique temp name: every node of a multi-node run writes the same config to the shared volume
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(handle, "w") as file:
+        file.write(text)
+    os.replace(tmp, path)
