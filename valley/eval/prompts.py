@@ -12,7 +12,6 @@ each prompt gets `max_model_len - prompt_tokens` new tokens.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from valley.errors import ValleyError
@@ -81,7 +80,3 @@ def render_prompts(problems: list[dict], tokenizer, max_model_len: int) -> list[
         )
     return prompts
 
-
-def chat_template_hash(tokenizer) -> str:
-    """sha256 prefix of the chat template, recorded so runs with different templates never mix."""
-    return hashlib.sha256((tokenizer.chat_template or "").encode()).hexdigest()[:12]

@@ -8,14 +8,16 @@ Every stage writes into EVAL_DIR, so a killed run resumes where it stopped.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 from manager.specs import RunSpec
 from valley.eval.generate import generate
 from valley.eval.metrics import eval_metrics, per_problem_table
-from valley.eval.prompts import chat_template_hash, render_prompts
+from valley.eval.prompts import render_prompts
 from valley.eval.record import eval_tags, record_eval, write_jsonl
+from valley.train.chat import template_hash
 
 VERDICTS = "verdicts.jsonl"
 
@@ -32,12 +34,17 @@ def evaluate(run_spec: RunSpec, model_dir: Path, out_dir: Path, *, lcb_path: Pat
     problems = load_problems(run_spec, lcb_path)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     prompts = render_prompts(problems, tokenizer, spec.max_model_len)
+    started = time.perf_counter()
     generations = [asdict(g) for g in generate(prompts, Path(model_dir), spec, out_dir, llm=llm)]
+    generated = time.perf_counter()
     verdicts = grade(problems, generations, out_dir / VERDICTS, run_spec, grader_url)
+    graded = time.perf_counter()
     metrics = eval_metrics(problems, generations, verdicts, seed=spec.seed)
+    # this invocation's wall time per stage (engine start included; ~0 when resumed from files)
+    metrics |= {"generation_seconds": generated - started, "grading_seconds": graded - generated}
 
     engine_seeds = [spec.seed + rank for rank in range(spec.data_parallel_size)]
-    tags = eval_tags(run_spec, chat_template_hash=chat_template_hash(tokenizer), engine_seeds=engine_seeds)
+    tags = eval_tags(run_spec, chat_template_hash=template_hash(tokenizer.chat_template or ""), engine_seeds=engine_seeds)
     record_eval(run_spec, metrics, tags, out_dir, per_problem_table(problems, generations, verdicts))
     return metrics
 
