@@ -19,7 +19,7 @@ from tests.eval.conftest import LCB_FIXTURE
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 #: the mini study's eval spec, with a shorter budget to keep the test quick
-EVAL = MINI_EVAL.model_copy(update={"max_model_len": 512})
+EVAL = MINI_EVAL.model_copy(update={"max_model_len": 384})
 IN_WINDOW = ["fx-double", "fx-max", "fx-rev", "fx-sum"]  # fx-old is outside the contest-date window
 CORRECT_SUM = "<think>Add them.</think>\n```python\na, b = map(int, input().split())\nprint(a + b)\n```"
 KEPT = [  # what a kill left behind: whole rows, one of them a correct answer
