@@ -9,6 +9,8 @@ model directory, which is what keeps the two identical.
 
 from __future__ import annotations
 
+import hashlib
+
 QWEN2_5_TEMPLATE = """\
 {%- if tools %}
     {{- '<|im_start|>system\\n' }}
@@ -201,3 +203,7 @@ SPECIAL_TOKENS: dict[str, list[str]] = {
 NON_SPECIAL_ADDED: frozenset[str] = frozenset({"<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>",
                                               "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>"})
 
+
+def template_hash(template: str) -> str:
+    """Short content hash of a chat template, recorded with every train and eval run."""
+    return hashlib.sha256(template.encode()).hexdigest()[:12]
