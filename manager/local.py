@@ -171,6 +171,8 @@ def execute(steps: list[Step], tracker, *, console=None) -> Outcome:
                     console.print(f"[green]✓[/] {step.title} ({seconds:.1f} s)")
                     if step.key == last_step_of.get(step.run_name):
                         tracker.set_status(step.run_id, FINISHED)
+                    elif step.token:  # the workload ended its attached run; the run goes on
+                        tracker.set_status(step.run_id, RUNNING)
             progress.advance(overall)
         progress.update(overall, description="done")
     return outcome

@@ -87,7 +87,7 @@ def status_rows(study: str, executor: str, namespace: str, tracking_uri: str | N
         except ValleyError as error:
             if executor == "k8s":
                 raise
-            note = f"Job states not shown: {error}"
+            note = f"Job states not shown: {str(error).split(';')[0]}"
     recorded = {r.data.tags.get("valley.run_name"): r for r in Tracker(tracking_uri).study_runs(study)}
     layout = Layout.at(".")
     rows = []
@@ -96,6 +96,8 @@ def status_rows(study: str, executor: str, namespace: str, tracking_uri: str | N
         row = {"label": run.label, "name": run.name, "mlflow": record.info.status if record else "not launched"}
         if record:
             row["run_id"] = record.info.run_id
+            if "valley.status_note" in record.data.tags:
+                row["note"] = record.data.tags["valley.status_note"]
             row.update({m: round(record.data.metrics[m], 4) for m in METRICS if m in record.data.metrics})
         if run.name in jobs:
             row.update(jobs[run.name])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -24,7 +23,7 @@ def launch_local(runs: list[RunSpec], tracking_uri: str | None, *, dry_run: bool
         for step in plan_steps(runs, layout, {r.name: "<mlflow-run-id>" for r in runs}):
             console.print(f"[bold]{step.title}[/]: {' '.join(step.command)}", soft_wrap=True)
         return
-    from manager.tracking import Tracker
+    from manager.tracking import FAILED, FINISHED, RUNNING, Tracker
 
     start = time.perf_counter()
     tracker = Tracker(tracking_uri)
@@ -34,6 +33,9 @@ def launch_local(runs: list[RunSpec], tracking_uri: str | None, *, dry_run: bool
         layout.write_spec(run)
     studies = sorted({r.study for r in runs})
     console.print(f"MLflow {tracker.uri}: {len(runs)} run(s) in experiment(s) {', '.join(f'valley-{s}' for s in studies)}")
+    study_runs = [tracker.study_run_id(study) for study in studies]
+    for study_run in study_runs:
+        tracker.set_status(study_run, RUNNING)
     outcome = execute(plan_steps(runs, layout, run_ids), tracker, console=console)
     total = time.perf_counter() - start
     atomic_write(layout.root / "timings.json", json.dumps({"total_s": round(total, 1), "steps_s": {
@@ -41,15 +43,14 @@ def launch_local(runs: list[RunSpec], tracking_uri: str | None, *, dry_run: bool
     console.print(f"{len(outcome.done)} step(s) run, {len(outcome.reused)} reused, {len(outcome.failed)} failed, "
                   f"{len(outcome.skipped)} skipped in {total:.0f} s")
     compared = all(compare(study, tracker.uri) for study in studies) if outcome.ok else False
+    for study_run in study_runs:
+        tracker.set_status(study_run, FINISHED if outcome.ok and compared else FAILED)
     console.print(f"next: mlflow ui --backend-store-uri {tracker.uri}    valleyctl status --study {studies[0]}")
     if not (outcome.ok and compared):
         raise SystemExit(1)
 
 
 def compare(study: str, tracking_uri: str) -> bool:
-    """`valleyctl compare --study S` when the comparison is installed (issue 6)."""
-    if importlib.util.find_spec("manager.compare") is None:
-        print("valleyctl compare is not available in this version; skipped")
-        return True
+    """`valleyctl compare --study S`: the tables and the valley plot from the runs just made."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
     return subprocess.call([sys.executable, "-m", "manager", "compare", "--study", study], env=env) == 0

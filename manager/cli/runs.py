@@ -139,13 +139,15 @@ def status_command(
     from rich.table import Table
 
     table = Table(title=f"study {study}")
-    columns = ["run", "mlflow", "data", "train", "eval", "pass@1", "completion", "think-tag"]
+    columns = ["run", "mlflow", "data", "train", "eval", "pass@1", "completion", "think-tag", "note"]
     for column in columns:
         table.add_column(column)
     for row in rows:
         table.add_row(*(str(row.get(c, "")) if row.get(c) is not None else "" for c in
-                        ("label", "mlflow", "data", "train", "eval", "pass_at_1", "completion_rate", "think_tag_rate")))
+                        ("label", "mlflow", "data", "train", "eval", "pass_at_1", "completion_rate", "think_tag_rate", "note")))
     console = Console()
+    if not console.is_terminal:
+        console.width = 160  # piped or logged: keep run labels whole
     console.print(table)
     if note:
         console.print(note)

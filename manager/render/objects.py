@@ -121,6 +121,10 @@ def mlflow_env(run: RunSpec, ctx: RenderContext) -> list[dict]:
     ]
 
 
+#: proxy settings for Hub downloads (k8s/components/model-proxy); absent = direct egress
+PROXY_ENV_FROM = [{"configMapRef": {"name": "valley-model-proxy", "optional": True}}]
+
+
 def base_env() -> list[dict]:
     """A writable HOME on the emptyDir /tmp (the root filesystem is read-only)."""
     return [{"name": "HOME", "value": "/tmp"}, {"name": "VALLEY_IN_CLUSTER", "value": "1"}]
@@ -251,6 +255,7 @@ def data_job(run: RunSpec, ctx: RenderContext) -> dict:
     fetch = container(
         "model-fetch", image, ["valley", "model", "fetch", "--preset", run.model.preset, "--out", model_dir(run)],
         base_env() + hf_env(), mounts(writable=("models", "datasets")), resources("2", "8Gi", cpu_limit="4"),
+        envFrom=PROXY_ENV_FROM,
     )
     if run.data is None:
         containers, init = [fetch], []
@@ -259,6 +264,7 @@ def data_job(run: RunSpec, ctx: RenderContext) -> dict:
             "data-build", image,
             ["valley", "data", "build", "--run-spec", SPEC_PATH, "--tokenizer", model_dir(run), "--out", data_dir(run)],
             env, mounts(writable=("datasets",), read_only=("models",)), resources("4", "16Gi", cpu_limit="8"),
+            envFrom=PROXY_ENV_FROM,
         )
         containers, init = [build], [fetch]
     pod = pod_spec("valley-train", containers, spec_volumes(run, ("datasets", "models")), **({"initContainers": init} if init else {}))
@@ -329,7 +335,7 @@ def train_job(run: RunSpec, ctx: RenderContext) -> dict:
         base_env() + torchrun_env(run) + mlflow_env(run, ctx),
         mounts(writable=("checkpoints",), read_only=("datasets", "models"), shm=True),
         resources(str(6 * gpus), f"{60 * gpus}Gi", gpus=gpus),
-        ports=[{"name": "rdzv", "containerPort": RDZV_PORT}],
+        ports=[{"name": "rdzv", "containerPort": RDZV_PORT}], envFrom=PROXY_ENV_FROM,
     )
     extra_pod: dict = {}
     job_spec: dict = {}

@@ -258,3 +258,24 @@ def test_api_errors_are_one_line_naming_the_object(ctl, tmp_path, cluster, mlflo
     (line,) = err.splitlines()
     assert re.fullmatch(r"error: Job valley/valley-llama-1k-[0-9a-f]{8}-data: forbidden: your account may not do "
                         r"this in namespace valley; apply k8s/base \(RBAC\) or ask an admin", line)
+
+
+def test_reconcile_records_runs_applied_from_git(ctl, tmp_path, cluster, mlflow_server):
+    from manager.render import RenderContext, render_run
+    from manager.study import valley_study
+
+    fake, kubeconfig = cluster
+    run = next(r for r in valley_study() if r.label == "llama-30k")
+    for obj in render_run(run, RenderContext()):  # what Argo CD or Flux applies from the repo
+        fake.objects[(obj["kind"].lower() + "s", obj["metadata"]["name"])] = obj
+    env = env_for(kubeconfig, tmp_path, mlflow_server)
+    code, out, err = ctl(["reconcile"], env)
+    assert code == 0, err
+    client = MlflowClient(mlflow_server)
+    (record,) = client.search_runs([client.get_experiment_by_name("valley-valley").experiment_id],
+                                   f"tags.`valley.spec_hash` = '{run.spec_hash}'")
+    created = fake.objects[("configmaps", f"{run.name}-mlflow")]
+    assert created["data"]["run_id"] == record.info.run_id and f"MLflow run {record.info.run_id} created" in out
+    posts = len([r for r in fake.requests if r[0] == "POST"])
+    assert ctl(["reconcile"], env)[0] == 0
+    assert len([r for r in fake.requests if r[0] == "POST"]) == posts, "the second pass creates nothing"

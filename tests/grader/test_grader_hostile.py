@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -22,6 +24,7 @@ import pytest
 
 from valley.grader.grading import read_verdicts
 
+ROOT = Path(__file__).resolve().parents[2]
 SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 HOSTILE = {
@@ -78,9 +81,8 @@ while True:
     "read_secrets": """
 import glob, os, sys
 seen = [repr(dict(os.environ))]
-paths = ["/proc/1/environ", "/proc/self/environ", f"/proc/{os.getppid()}/environ", SECRET_FILE,
-         "/var/run/secrets/kubernetes.io/serviceaccount/token", "/run/secrets/kubernetes.io/serviceaccount/token"]
-for path in paths + glob.glob("/proc/*/environ"):
+paths = ["/proc/1/environ", "/proc/self/environ", f"/proc/{os.getppid()}/environ", SECRET_FILE]
+for path in paths + glob.glob("/proc/*/environ") + glob.glob("/proc/*/cmdline"):
     try:
         with open(path, "rb") as handle:
             seen.append(handle.read().decode(errors="replace"))
@@ -90,6 +92,17 @@ text = "\\n".join(seen)
 if "valley-planted-" in text:
     print("ok")
 sys.stderr.write(text)
+raise SystemExit(3)
+""",
+    "read_token": """
+import sys
+for path in ("/var/run/secrets/kubernetes.io/serviceaccount/token", "/run/secrets/kubernetes.io/serviceaccount/token"):
+    try:
+        with open(path) as handle:
+            print("ok")
+            sys.stderr.write(handle.read())
+    except OSError:
+        pass
 raise SystemExit(3)
 """,
     "network_connect": """
@@ -117,7 +130,7 @@ import os, time
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
-        time.sleep(3)
+        time.sleep(1)
         for path in OUTSIDE:
             try:
                 open(path, "w").write("late")
@@ -193,7 +206,7 @@ def planted_token():
         shutil.rmtree("/var/run/secrets")
 
 
-def leftover_processes(marker: str) -> list[str]:
+def leftover_processes(*markers: str) -> list[str]:
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
@@ -203,9 +216,57 @@ def leftover_processes(marker: str) -> list[str]:
             uid = Path(f"/proc/{entry}/status").read_text().split("\nUid:")[1].split()[0]
         except (OSError, IndexError):
             continue
-        if marker in cmdline or 100_000 <= int(uid) < 1_100_000:
+        if any(marker in cmdline for marker in markers) or 100_000 <= int(uid) < 1_100_000:
             found.append(f"{entry} uid={uid} {cmdline[:200]}")
     return found
+
+
+class HostileBatch:
+    """The batch's files, secrets and escape targets, laid out under `root`."""
+
+    def __init__(self, root: Path, port: int, skip: tuple[str, ...] = ()):
+        self.root = root
+        self.secret_env = f"valley-planted-{uuid.uuid4().hex}"
+        self.secret_file = root / "secret-token"
+        self.secret_file.write_text(f"valley-planted-{uuid.uuid4().hex}")
+        self.secret_file.chmod(0o600)
+        open_dir = root / "world-writable"
+        open_dir.mkdir()
+        open_dir.chmod(0o777)
+        marker = f"valley-hostile-{uuid.uuid4().hex[:8]}"
+        self.outside = [str(open_dir / "escaped"), f"/tmp/{marker}", f"/var/tmp/{marker}", f"/dev/shm/{marker}", str(Path.cwd() / marker)]
+        self.sandbox_tmp = root / "sandboxes"
+        self.sandbox_tmp.mkdir()
+        self.problems, self.generations, self.out = root / "problems.jsonl", root / "generations.jsonl", root / "verdicts.jsonl"
+        self.problems.write_text(json.dumps(hostile_problem()) + "\n")
+        self.rows = []
+        for name, code in HOSTILE.items():
+            if name in skip:
+                continue
+            code = code.replace("SECRET_FILE", repr(str(self.secret_file))).replace("PORT", str(port)).replace("OUTSIDE", repr(self.outside))
+            self.rows.append({"question_id": "hostile", "sample_id": name, "response": f"```python\n{code}\n```"})
+        self.rows.append({"question_id": "hostile", "sample_id": "sentinel", "response": f"```python\n{SENTINEL}```"})
+        self.generations.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
+
+    def env(self) -> dict[str, str]:
+        return {"VALLEY_PLANTED_SECRET": self.secret_env, "VALLEY_GRADER_TMPDIR": str(self.sandbox_tmp)}
+
+    def check(self, printed: str, connections: list[bytes], planted_token: str | None, *markers: str) -> None:
+        verdicts = read_verdicts(self.out)
+        assert set(verdicts) == {("hostile", r["sample_id"]) for r in self.rows}
+        escaped = {name: v["verdict"] for (_, name), v in verdicts.items() if name != "sentinel" and v["passed"]}
+        assert not escaped
+        assert verdicts[("hostile", "sentinel")]["verdict"] == "pass"
+        assert not any(v["verdict"] == "infra_error" for v in verdicts.values())
+        time.sleep(1.5)  # past the detached child's delayed write
+        assert leftover_processes(str(self.sandbox_tmp), *markers) == []
+        assert [path for path in self.outside if os.path.exists(path)] == []
+        assert list(self.sandbox_tmp.iterdir()) == []  # every sandbox's working dir removed
+        assert connections == []
+        everything = self.out.read_text() + printed
+        for secret in (self.secret_env, self.secret_file.read_text(), planted_token):
+            if secret:
+                assert secret not in everything
 
 
 @pytest.mark.slow
@@ -214,46 +275,57 @@ def test_hostile_programs_fail_and_leave_nothing_behind(valley, tmp_path, listen
     if sandbox == "runsc" and not shutil.which("runsc"):
         pytest.skip("runsc is not installed (apt-get install -y runsc)")
     port, connections = listener
-    secret_env = f"valley-planted-{uuid.uuid4().hex}"
-    secret_file = tmp_path / "secret-token"
-    secret_file.write_text(f"valley-planted-{uuid.uuid4().hex}")
-    secret_file.chmod(0o600)
-    open_dir = tmp_path / "world-writable"
-    open_dir.mkdir()
-    open_dir.chmod(0o777)
-    marker = f"valley-hostile-{uuid.uuid4().hex[:8]}"
-    outside = [str(open_dir / "escaped"), f"/tmp/{marker}", f"/var/tmp/{marker}", f"/dev/shm/{marker}", str(Path.cwd() / marker)]
-    sandbox_tmp = tmp_path / "sandboxes"
-    sandbox_tmp.mkdir()
+    batch = HostileBatch(tmp_path, port)
+    result = valley(["grade", "--problems", batch.problems, "--generations", batch.generations, "--out", batch.out,
+                     "--sandbox", sandbox, "--workers", "2", "--timeout-s", "2"], env=batch.env(), timeout=300)
+    batch.check(result.stdout + result.stderr, connections, planted_token)
 
-    problems = tmp_path / "problems.jsonl"
-    problems.write_text(json.dumps(hostile_problem()) + "\n")
-    generations = tmp_path / "generations.jsonl"
-    rows = []
-    for name, code in HOSTILE.items():
-        code = code.replace("SECRET_FILE", repr(str(secret_file))).replace("PORT", str(port)).replace("OUTSIDE", repr(outside))
-        rows.append({"question_id": "hostile", "sample_id": name, "response": f"```python\n{code}\n```"})
-    rows.append({"question_id": "hostile", "sample_id": "sentinel", "response": f"```python\n{SENTINEL}```"})
-    generations.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = tmp_path / "verdicts.jsonl"
 
-    result = valley(["grade", "--problems", problems, "--generations", generations, "--out", out,
-                     "--sandbox", sandbox, "--workers", "2", "--timeout-s", "2"],
-                    env={"VALLEY_PLANTED_SECRET": secret_env, "VALLEY_GRADER_TMPDIR": str(sandbox_tmp)}, timeout=300)
+# Without a mount namespace the program shares the grader's file system and uid: it can write
+# where the grader can (world-writable /tmp) and read what the grader can (a token file that is
+# mounted). Pods never mount a service-account token into the grader (automount off) and run it
+# under gVisor; docs/grader.md lists this. Every other attack must still fail there.
+NO_NAMESPACE_SKIPS = ("write_outside_scratch", "read_token")
 
-    verdicts = read_verdicts(out)
-    assert set(verdicts) == {("hostile", r["sample_id"]) for r in rows}
-    escaped = {name: v["verdict"] for (_, name), v in verdicts.items() if name != "sentinel" and v["passed"]}
-    assert not escaped
-    assert verdicts[("hostile", "sentinel")]["verdict"] == "pass"
-    assert not any(v["verdict"] == "infra_error" for v in verdicts.values())
 
-    time.sleep(4)  # past the detached child's delayed write
-    assert leftover_processes(str(sandbox_tmp)) == []
-    assert [path for path in outside if os.path.exists(path)] == []
-    assert list(sandbox_tmp.iterdir()) == []  # every sandbox's working dir removed
-    assert connections == []
-    everything = out.read_text() + result.stdout + result.stderr
-    for secret in (secret_env, secret_file.read_text(), planted_token):
-        if secret:
-            assert secret not in everything
+@pytest.mark.slow
+@pytest.mark.parametrize("sandbox, namespaces", [
+    ("process", "1"),
+    ("process", "0"),
+    pytest.param("runsc", "1", marks=pytest.mark.runsc),
+])
+def test_hostile_programs_under_a_non_root_grader(listener, planted_token, sandbox, namespaces):
+    """The grader image runs non-root on the standard library alone: the same batch as uid 65534
+    (a rootless user namespace / `runsc --rootless`, or no namespaces at all, as in a pod whose
+    seccomp profile forbids `unshare`), through `python -m valley.grader grade`."""
+    system_python = "/usr/bin/python3"
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not os.access(system_python, os.X_OK):
+        pytest.skip("needs root (to switch to uid 65534), setpriv and a system python3")
+    if sandbox == "runsc" and not shutil.which("runsc"):
+        pytest.skip("runsc is not installed (apt-get install -y runsc)")
+    port, connections = listener
+    root = Path(tempfile.mkdtemp(prefix="valley-nonroot-"))
+    try:
+        root.chmod(0o777)
+        package = root / "pkg" / "valley"
+        shutil.copytree(ROOT / "valley" / "grader", package / "grader", ignore=shutil.ignore_patterns("__pycache__"))
+        (package / "__init__.py").write_text("")
+        batch = HostileBatch(root, port, skip=NO_NAMESPACE_SKIPS if namespaces == "0" else ())
+        for path in (batch.sandbox_tmp, root / "pkg"):
+            subprocess.run(["chmod", "-R", "a+rwX", str(path)], check=True)
+        batch.out.touch()
+        batch.out.chmod(0o666)
+        for path in (batch.problems, batch.generations):
+            path.chmod(0o644)
+        entry = f"import sys; sys.path.insert(0, {str(package.parent)!r}); from valley.grader.__main__ import main; sys.exit(main())"
+        result = subprocess.run(
+            ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", system_python, "-I", "-c", entry,
+             "grade", "--problems", str(batch.problems), "--generations", str(batch.generations), "--out", str(batch.out),
+             "--sandbox", sandbox, "--workers", "2", "--timeout-s", "2"],
+            env={"PATH": "/usr/bin:/bin", "HOME": str(root), "VALLEY_GRADER_NAMESPACES": namespaces, **batch.env()},
+            capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        batch.check(result.stdout + result.stderr, connections, planted_token, str(package.parent))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -14,6 +14,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.train.train_helpers import mini_run, tiny_model, write_subset
+from valley.train.chat import CHAT_TEMPLATES, template_hash
 
 
 def precreated_run(uri: str, run) -> str:
@@ -71,6 +72,7 @@ def test_tiny_sft_trains_logs_and_exports_a_loadable_checkpoint(valley, trained_
     logged = client.get_run(run_id)
     plan = {k: v for k, v in logged.data.params.items() if k.startswith("train_plan.")}
     assert plan["train_plan.examples"] == "40"
+    assert plan["train_plan.chat_template_hash"] == template_hash(CHAT_TEMPLATES["qwen2_5"])  # what eval records
     assert plan["train_plan.total_steps"] == "10" and plan["train_plan.warmup_steps"] == "1"  # 40 rows / 4 / 2 x 2 epochs
     assert logged.data.params["torchtune.tokenizer._component_"] == "valley.train.hf_tokenizer.hf_chat_tokenizer"
     losses = [m.value for m in sorted(client.get_metric_history(run_id, "loss"), key=lambda m: m.step)]
@@ -193,3 +195,62 @@ def test_configuration_errors_exit_3_with_one_line(valley, tmp_path, tmp_path_fa
         assert result.returncode == 3, (name, result.stderr)
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, (name, result.stderr)
 
+
+
+@pytest.mark.slow
+def test_a_continued_run_starts_from_the_base_runs_final_checkpoint(trained_tiny_qwen, tmp_path):
+    """RQ2/RQ3 runs continue from Qwen2.5-30K: torchtune must load the base's exported final/."""
+    import torch
+    from safetensors.torch import load_file
+    from torchtune import training
+
+    from valley.train.config import TrainPaths, render_config
+
+    base = mini_run("tiny-qwen")
+    run = mini_run("tiny-qwen", size=120).model_copy(update={"base": base})
+    final = trained_tiny_qwen["work"] / "ckpt" / "final"
+    paths = TrainPaths.resolved(tmp_path / "data", trained_tiny_qwen["model_dir"], tmp_path / "ckpt", final)
+    checkpointer = render_config(run, paths, examples=120, device="cpu")["checkpointer"]
+    assert checkpointer["checkpoint_dir"] == str(final)
+
+    loaded = training.FullModelHFCheckpointer(
+        **{k: v for k, v in checkpointer.items() if k != "_component_"}).load_checkpoint()[training.MODEL_KEY]
+    exported = load_file(final / "model-00001-of-00001.safetensors")
+    assert torch.equal(loaded["tok_embeddings.weight"], exported["model.embed_tokens.weight"])
+
+
+def test_fetching_a_real_student_without_the_hub_fails_in_one_line_and_leaves_no_model_dir(valley, tmp_path):
+    result = valley(["model", "fetch", "--preset", "qwen", "--out", tmp_path / "qwen"], check=False,
+                    env={"HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: model: could not download Qwen/Qwen2.5-7B-Instruct")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "qwen").exists()
+
+
+def test_completed_epochs_trusts_only_finished_checkpoints_and_readable_state(tmp_path):
+    import torch
+
+    from valley.train.sft import completed_epochs
+
+    def epoch(number: int, complete: bool = True) -> None:
+        directory = tmp_path / f"epoch_{number}"
+        directory.mkdir()
+        shard = "model-00001-of-00001.safetensors"
+        (directory / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": shard}}))
+        (directory / "config.json").write_text("{}")
+        if complete:
+            (directory / shard).write_bytes(b"")
+
+    state = tmp_path / "recipe_state" / "recipe_state.pt"
+    assert completed_epochs(tmp_path, 3) == 0
+    epoch(0)
+    state.parent.mkdir()
+    torch.save({"epochs_run": 1}, state)
+    assert completed_epochs(tmp_path, 3) == 1
+    epoch(1, complete=False)  # killed while writing epoch 1: the state still says 1
+    assert completed_epochs(tmp_path, 3) == 1
+    state.write_bytes(b"truncated")  # killed while torchtune rewrote the state in place
+    assert completed_epochs(tmp_path, 3) == 0
+    epoch(2)
+    assert completed_epochs(tmp_path, 3) == 3

@@ -118,3 +118,21 @@ def test_training_tokens_begin_with_the_evaluation_prompt(tmp_path_factory, pres
 
     short = hf_chat_tokenizer(str(model_dir), max_seq_len=16).tokenize_messages(messages)[0]
     assert len(short) == 16 and short[-1] == tokenizer.eos_id
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_training_tokens_extend_the_prompt_valley_eval_renders(tmp_path_factory, preset):
+    """The same conversation through valley.eval's prompt renderer and the training tokenizer."""
+    from torchtune.data import Message
+    from transformers import AutoTokenizer
+
+    from valley.eval.prompts import chat_messages, render_prompts
+    from valley.train.hf_tokenizer import hf_chat_tokenizer
+
+    model_dir = tiny_model(tmp_path_factory, preset)
+    problem = {"question_id": "q1", "question_content": "Print the sum of two integers.", "starter_code": ""}
+    prompt = render_prompts([problem], AutoTokenizer.from_pretrained(model_dir), max_model_len=4096)[0].token_ids
+    conversation = [*chat_messages(problem), CONVERSATION[1]]
+    messages = [Message(role=m["role"], content=m["content"], masked=m["role"] != "assistant") for m in conversation]
+    tokens, _ = hf_chat_tokenizer(str(model_dir)).tokenize_messages(messages)
+    assert tuple(tokens[: len(prompt)]) == prompt and len(tokens) > len(prompt)

@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--out", required=True)
     grade.add_argument("--sandbox", default="auto", choices=["auto", "runsc", "process"])
     grade.add_argument("--workers", type=int, default=None)
+    grade.add_argument("--timeout-s", type=float, default=None, help="per-test timeout [default: the problem's]")
     args = parser.parse_args(argv)
     if args.command == "serve":
         from valley.grader.server import serve as run_server
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from valley.grader.grading import grade_batch, load_problems, read_jsonl
 
     try:
-        summary = grade_batch(load_problems(args.problems), read_jsonl(args.generations), args.out, sandbox=args.sandbox, workers=args.workers)
+        summary = grade_batch(load_problems(args.problems), read_jsonl(args.generations), args.out, sandbox=args.sandbox, workers=args.workers, timeout_s=args.timeout_s)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

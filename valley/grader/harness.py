@@ -87,11 +87,14 @@ DEFAULT_LIMITS = {
 }
 CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
 PR_SET_DUMPABLE = 4
+PR_SET_NO_NEW_PRIVS = 38
+CAPABILITY_VERSION_3 = 0x20080522
 PR_SET_CHILD_SUBREAPER = 36
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC = 1, 2, 4, 32, 4096, 8192, 16384
 STATUS_EXIT_CODE = {"missing_method": 121, "unserialisable": 122}
 STDERR_TAIL = 2000
 TRACEBACK_FRAMES = 30
+DISK_POLL_S = 0.05
 
 
 # ---- tagged values: a functional program's return value crosses the sandbox boundary as JSON
@@ -187,15 +190,103 @@ def _set_limits(limits: dict, timeout_s: float) -> None:
             resource.setrlimit(kind, (value, hard))
 
 
-def _drop_privileges(uid: int | None) -> None:
+def _mapped(uid: int | None) -> bool:
+    """Whether this (possibly user-namespaced) root can become `uid`: a rootless user namespace
+    maps only the caller itself, and then the namespaces alone confine the program."""
     if uid is None or os.geteuid() != 0:
+        return False
+    try:
+        with open("/proc/self/uid_map", encoding="ascii") as handle:
+            ranges = [tuple(map(int, line.split())) for line in handle if line.strip()]
+    except OSError:
+        return True
+    return any(inside <= uid < inside + count for inside, _outside, count in ranges)
+
+
+def _drop_privileges(uid: int | None) -> None:
+    """Become `uid` when we may; in every case hold no capability and gain none by exec."""
+    if uid is not None and os.geteuid() == 0:
+        _become(uid)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    header = (ctypes.c_uint32 * 2)(CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable × 2 words: all empty
+    if _libc().capset(header, data) != 0:
+        os._exit(126)  # a namespaced root that kept CAP_SYS_PTRACE could reach the harness
+    _install_syscall_filter()
+
+
+# seccomp: (x86_64, aarch64) syscall numbers of what a program must not do to other processes
+SYSCALLS = {
+    0xC000003E: {"kill": 62, "tkill": 200, "tgkill": 234, "ptrace": 101, "process_vm_readv": 310,
+                 "process_vm_writev": 311, "pidfd_send_signal": 424, "socket": 41},
+    0xC00000B7: {"kill": 129, "tkill": 130, "tgkill": 131, "ptrace": 117, "process_vm_readv": 270,
+                 "process_vm_writev": 271, "pidfd_send_signal": 424, "socket": 198},
+}
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+SECCOMP_RET_ALLOW, SECCOMP_RET_EPERM = 0x7FFF0000, 0x00050001
+AF_UNIX = 1
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def _syscall_filter(arch: int, numbers: dict[str, int], own_pid: int) -> list[tuple[int, int, int, int]]:
+    """A BPF program: signals only to the program's own process group, no ptrace or
+    cross-process memory access, no sockets but Unix ones (a second wall behind the network
+    namespace, and the only one where namespaces are unavailable). LiveCodeBench's
+    reliability_guard disables os.kill too."""
+    load, jump_eq, ret = 0x20, 0x15, 0x06
+    nr, arch_offset, arg0 = 0, 4, 16
+
+    def deny_if(number: int) -> list[tuple[int, int, int, int]]:
+        return [(jump_eq, 0, 1, number), (ret, 0, 0, SECCOMP_RET_EPERM)]
+
+    program = [(load, 0, 0, arch_offset), (jump_eq, 1, 0, arch), (ret, 0, 0, SECCOMP_RET_ALLOW), (load, 0, 0, nr)]
+    for name in ("ptrace", "process_vm_readv", "process_vm_writev", "pidfd_send_signal"):
+        program += deny_if(numbers[name])
+    # kill/tkill/tgkill: the first argument must be 0, the program's pid or its process group
+    check_signal = [(load, 0, 0, arg0), (jump_eq, 2, 0, 0), (jump_eq, 1, 0, own_pid),
+                    (jump_eq, 0, 1, (-own_pid) & 0xFFFFFFFF), (ret, 0, 0, SECCOMP_RET_ALLOW), (ret, 0, 0, SECCOMP_RET_EPERM)]
+    # socket: only AF_UNIX
+    check_socket = [(load, 0, 0, arg0), (jump_eq, 0, 1, AF_UNIX), (ret, 0, 0, SECCOMP_RET_ALLOW), (ret, 0, 0, SECCOMP_RET_EPERM)]
+    signal_calls = [numbers["kill"], numbers["tkill"], numbers["tgkill"]]
+    # dispatch: jump offsets count the instructions skipped after the jump
+    dispatch = len(signal_calls) + 2  # the jumps, the socket jump, the allow
+    for index, number in enumerate(signal_calls):
+        program.append((jump_eq, dispatch - index - 1, 0, number))
+    program.append((jump_eq, 1 + len(check_signal), 0, numbers["socket"]))
+    program.append((ret, 0, 0, SECCOMP_RET_ALLOW))
+    program += check_signal + check_socket
+    return program
+
+
+def _install_syscall_filter() -> None:
+    arch = _native_arch()
+    if arch not in SYSCALLS:
         return
+    program = _syscall_filter(arch, SYSCALLS[arch], os.getpid())
+    filters = (_SockFilter * len(program))(*(_SockFilter(*instruction) for instruction in program))
+    fprog = _SockFprog(len(program), filters)
+    if _libc().prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        os._exit(126)  # never run a program without the filter
+
+
+def _native_arch() -> int | None:
+    return {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}.get(os.uname().machine)
+
+
+def _become(uid: int) -> None:
     try:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-    except OSError:  # a user namespace without that uid mapped: stay, namespaces still confine
-        pass
+    except OSError:  # cannot happen once _mapped() said yes; never run the program as root
+        os._exit(126)
 
 
 def _child(job: dict, prelude, code, test: dict, workdir: str, fds: tuple[int, int, int, int]) -> None:
@@ -268,9 +359,12 @@ class Harness:
 
     def __init__(self, setup: dict):
         self.scratch = setup["scratch"]
-        self.uid = setup.get("uid")
+        self.uid = setup.get("uid") if _mapped(setup.get("uid")) else None
         self.private_dirs = [d for d in setup.get("private_dirs", []) if os.path.isdir(d)]  # emptied between programs
         self.is_init = os.getpid() == 1
+        # no size-capped tmpfs to write into (no mount namespace): poll the working dir instead
+        watch_mb = setup.get("watch_scratch_mb")
+        self.watch_bytes = watch_mb * 1024 * 1024 if watch_mb else None
         self.test_index = 0
         self.job: dict = {}
         self.wake_r, wake_w = os.pipe()
@@ -331,7 +425,7 @@ class Harness:
             _child(self.job, self.prelude, self.code, test, workdir, fds)
         for fd in fds:
             os.close(fd)
-        outcome, status, usage = self._wait(pid, started + test["timeout_s"])
+        outcome, status, usage = self._wait(pid, started + test["timeout_s"], workdir)
         elapsed = time.perf_counter() - started
         self._kill_leftovers(pid)
         result = {"time_s": round(elapsed, 4), "max_rss_kb": usage.ru_maxrss if usage else None}
@@ -341,17 +435,18 @@ class Harness:
         _remove_tree(workdir)
         return result
 
-    def _wait(self, pid: int, deadline: float):
+    def _wait(self, pid: int, deadline: float, workdir: str):
         while True:
             done, status, usage = os.wait4(pid, os.WNOHANG)
             if done:
                 return "exited", status, usage
             remaining = deadline - time.perf_counter()
-            if remaining <= 0:
+            over_disk = self.watch_bytes is not None and _disk_usage(workdir) > self.watch_bytes
+            if remaining <= 0 or over_disk:
                 _kill_group(pid)
                 _done, status, usage = os.wait4(pid, 0)
-                return "timeout", status, usage
-            select.select([self.wake_r], [], [], remaining)
+                return ("disk_limit" if over_disk else "timeout"), status, usage
+            select.select([self.wake_r], [], [], remaining if self.watch_bytes is None else min(remaining, DISK_POLL_S))
             try:
                 os.read(self.wake_r, 4096)
             except BlockingIOError:
@@ -395,6 +490,8 @@ class Harness:
         stderr_tail = _read(paths["err"], cap)[-STDERR_TAIL:]
         if outcome == "timeout":
             return {"status": "timeout", "stderr": stderr_tail}
+        if outcome == "disk_limit":
+            return {"status": "output_limit", "stderr": f"files over {self.watch_bytes >> 20} MiB in the working directory"}
         if os.WIFSIGNALED(status):
             signum = os.WTERMSIG(status)
             kind = {signal.SIGXCPU: "timeout", signal.SIGXFSZ: "output_limit"}.get(signum, "runtime_error")
@@ -413,6 +510,17 @@ class Harness:
 def _read(path: str, cap: int) -> str:
     with open(path, "rb") as handle:
         return handle.read(cap).decode("utf-8", errors="replace")
+
+
+def _disk_usage(path: str) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
 
 
 def _kill_group(pid: int) -> None:

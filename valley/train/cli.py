@@ -24,6 +24,7 @@ def model_fetch(
 ) -> None:
     """Download a real student from the Hub, or build a tiny one; a complete --out is reused.
 
+    \b
     Examples:
       valley model fetch --preset tiny-qwen --out .valley/models/tiny-qwen
       HF_TOKEN=... valley model fetch --preset llama --out /models/llama
@@ -47,9 +48,6 @@ def train_command(
     base_checkpoint: Annotated[
         Optional[Path], typer.Option("--base-checkpoint", help="final checkpoint of the base run (continued runs)")
     ] = None,
-    nproc_per_node: Annotated[
-        Optional[int], typer.Option("--nproc-per-node", help="processes per node (default: the spec's gpus_per_node; 1 on CPU)")
-    ] = None,
 ) -> None:
     """Fine-tune a student with torchtune's full_finetune recipe, logging into the attached MLflow run.
 
@@ -57,6 +55,7 @@ def train_command(
     exports the final epoch to OUT/final and registers it in the run by reference.
     Exit code 3: configuration error (do not retry); 1: runtime error.
 
+    \b
     Examples:
       valley train --run-spec run.json --data .valley/data/x --model .valley/models/tiny-qwen --out .valley/checkpoints/r
     """
@@ -64,8 +63,7 @@ def train_command(
     from valley.train.sft import train
 
     try:
-        final = train(run_spec, data_dir=data, model_dir=model, out_dir=out, base_checkpoint=base_checkpoint,
-                      nproc_per_node=nproc_per_node)
+        final = train(run_spec, data_dir=data, model_dir=model, out_dir=out, base_checkpoint=base_checkpoint)
     except TrainConfigError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(CONFIG_ERROR_EXIT) from None

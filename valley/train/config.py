@@ -91,14 +91,12 @@ def model_component(run: RunSpec) -> dict:
 def check_launch(run: RunSpec, *, processes: int) -> None:
     """The launch must supply exactly the data-parallel ranks the spec's global batch assumes."""
     train = run.train
-    if train is None:
-        raise TrainConfigError(f"train: {run.label} is an untrained baseline; there is nothing to train")
     if processes != train.data_parallel_size:
         raise TrainConfigError(
             f"train.gpus_per_node: the spec splits global batch {train.global_batch_size} over "
             f"{train.nodes} node(s) x {train.gpus_per_node} GPU(s) = {train.data_parallel_size} ranks, "
-            f"but this launch has {processes}; set nodes/gpus_per_node to the hardware (micro_batch_size x "
-            f"gradient accumulation is derived from them)"
+            f"but this launch has {processes} (visible GPUs x nodes, or one CPU process); set nodes/gpus_per_node "
+            f"to the hardware (gradient accumulation is derived from them)"
         )
 
 

@@ -27,6 +27,7 @@ from manager.study import step_plan
 from valley.train.config import (
     TrainConfigError, TrainPaths, check_launch, config_yaml, launch_command, recipe_name, render_config,
 )
+from valley.train.chat import template_hash
 from valley.train.fetch import sha256_file
 
 MANIFEST = ".valley-checkpoint.json"
@@ -38,29 +39,34 @@ MODEL_ID_TAG = "valley.checkpoint.model_id"
 
 
 def train(run_spec: Path, *, data_dir: Path, model_dir: Path, out_dir: Path,
-          base_checkpoint: Path | None = None, nproc_per_node: int | None = None) -> Path:
+          base_checkpoint: Path | None = None) -> Path:
     """Train the run described by run_spec; return OUT/final. Raises TrainConfigError for bad input."""
     run = load_run(run_spec)
     paths = TrainPaths.resolved(data_dir, model_dir, out_dir, base_checkpoint)
-    if not (paths.final_dir / MANIFEST).exists():
-        device, processes = launch_shape(run, nproc_per_node)
-        check_launch(run, processes=processes)
-        examples = count_examples(paths)
-        done = completed_epochs(paths.torchtune_dir, run.train.epochs)
-        if done < run.train.epochs:
-            config = render_config(run, paths, examples=examples, device=device, resume_epochs=done)
-            if lead_node():
-                log_plan(run, examples, config)
-            config_path = paths.out_dir / "config.yaml"
-            write_atomic(config_path, config_yaml(run, config, config_path, device=device))
-            if done:
-                print(f"resuming {run.label} after epoch {done} of {run.train.epochs}", file=sys.stderr)
-            run_tune(run, config_path, device)
-        if not lead_node():  # every node trains; one exports and registers
-            return paths.final_dir
+    if (paths.final_dir / MANIFEST).exists():  # finished earlier: only make sure it is registered
+        register_checkpoint(run, paths)
+        return paths.final_dir
+    device, processes = launch_shape(run)
+    check_launch(run, processes=processes)
+    examples = count_examples(paths)
+    done = completed_epochs(paths.torchtune_dir, run.train.epochs)
+    if done < run.train.epochs:
+        fine_tune(run, paths, examples=examples, device=device, resume_epochs=done)
+    if lead_node():  # every node trains; one exports and registers
         export_final(paths, run.train.epochs)
-    register_checkpoint(run, paths)
+        register_checkpoint(run, paths)
     return paths.final_dir
+
+
+def fine_tune(run: RunSpec, paths: TrainPaths, *, examples: int, device: str, resume_epochs: int) -> None:
+    config = render_config(run, paths, examples=examples, device=device, resume_epochs=resume_epochs)
+    if lead_node():
+        log_plan(run, examples, config)
+    config_path = paths.out_dir / "config.yaml"
+    write_atomic(config_path, config_yaml(run, config, config_path, device=device))
+    if resume_epochs:
+        print(f"resuming {run.label} after epoch {resume_epochs} of {run.train.epochs}", file=sys.stderr)
+    run_tune(run, config_path, device)
 
 
 def lead_node() -> bool:
@@ -84,15 +90,12 @@ def load_run(path: Path) -> RunSpec:
     return run
 
 
-def launch_shape(run: RunSpec, nproc_per_node: int | None) -> tuple[str, int]:
-    """(device, total processes): GPUs when present, else one CPU process."""
+def launch_shape(run: RunSpec) -> tuple[str, int]:
+    """(device, total processes): one per visible GPU on each node, else one CPU process."""
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    per_node = nproc_per_node or (run.train.gpus_per_node if device == "cuda" else 1)
-    if device == "cpu" and per_node != 1:
-        raise TrainConfigError(f"--nproc-per-node: {per_node} CPU processes requested; CPU training runs one process")
-    return device, run.train.nodes * per_node
+    per_node = torch.cuda.device_count()
+    return ("cuda", run.train.nodes * per_node) if per_node else ("cpu", run.train.nodes)
 
 
 def count_examples(paths: TrainPaths) -> int:
@@ -117,8 +120,12 @@ def completed_epochs(torchtune_dir: Path, epochs: int) -> int:
         return 0
     import torch
 
-    # mmap: the state holds the optimizer (tens of GB for a 7B model); only one int is read
-    done = int(torch.load(state, mmap=True, weights_only=False)["epochs_run"])
+    try:
+        # mmap: the state holds the optimizer (tens of GB for a 7B model); only one int is read
+        done = int(torch.load(state, mmap=True, weights_only=False)["epochs_run"])
+    except Exception as error:  # torchtune writes it in place: a kill mid-write leaves it unreadable
+        print(f"warning: {state} is unreadable ({error}); training starts over", file=sys.stderr)
+        return 0
     return done if epoch_complete(torchtune_dir / f"epoch_{done - 1}") else 0
 
 
@@ -180,8 +187,17 @@ def log_plan(run: RunSpec, examples: int, config: dict) -> None:
             "examples": examples, "steps_per_epoch": plan.steps_per_epoch, "total_steps": plan.total_steps,
             "warmup_steps": plan.warmup_steps, "gradient_accumulation_steps": config["gradient_accumulation_steps"],
             "recipe_device": config["device"],
+            "chat_template_hash": template_hash(chat_template(Path(config["tokenizer"]["path"]))),
         }.items()
     ])
+
+
+def chat_template(model_dir: Path) -> str:
+    """The template transformers (and so vLLM) will load: chat_template.jinja, else tokenizer_config.json's."""
+    jinja = model_dir / "chat_template.jinja"
+    if jinja.exists():
+        return jinja.read_text()
+    return json.loads((model_dir / "tokenizer_config.json").read_text()).get("chat_template") or ""
 
 
 def register_checkpoint(run: RunSpec, paths: TrainPaths) -> None:
