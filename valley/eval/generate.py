@@ -149,7 +149,6 @@ def engine_kwargs(model_dir: Path, eval_spec: EvalSpec, *, rank: int = 0) -> dic
         max_model_len=eval_spec.max_model_len,
         seed=eval_spec.seed + rank,  # distinct, logged seed per data-parallel replica
         generation_config="vllm",  # ignore the checkpoint's sampling defaults
-        skip_tokenizer_init=False,
     )
     if torch.cuda.is_available():
         return kwargs | dict(tensor_parallel_size=eval_spec.tensor_parallel_size, dtype="bfloat16")
@@ -216,7 +215,8 @@ def generate(prompts: list[Prompt], model_dir: Path, eval_spec: EvalSpec, out_di
             for rows in finished:
                 log.append(rows)
                 advance(len(rows))
-    return sorted(log.rows, key=lambda g: (g.question_id, g.sample_id))
+    wanted = {(p.question_id, s) for p in prompts for s in range(eval_spec.n_samples)}
+    return sorted((g for g in log.rows if (g.question_id, g.sample_id) in wanted), key=lambda g: (g.question_id, g.sample_id))
 
 
 def _finished_rows(llm, requests, model_dir, eval_spec) -> Iterator[list[Generation]]:
