@@ -17,6 +17,9 @@ from manager.specs import RunSpec, format_size
 #: MLflow RunStatus names, as the store spells them
 SCHEDULED, RUNNING, FINISHED, FAILED, KILLED = "SCHEDULED", "RUNNING", "FINISHED", "FAILED", "KILLED"
 TERMINAL = {FINISHED, FAILED, KILLED}
+#: links a run to its study run. Not `mlflow.parentRunId`: the UI folds children under a
+#: collapsed parent, hiding them from the runs table and its charts, where runs get compared.
+STUDY_RUN_TAG = "valley.study_run_id"
 
 
 def resolve_tracking_uri(flag: str | None = None) -> str:
@@ -147,7 +150,7 @@ class Tracker:
         experiment_id = self.experiment_id(run.study)
         parent = self.study_run_id(run.study)
         created = self.client.create_run(experiment_id, run_name=run.label,
-                                         tags={**run_tags(run), "mlflow.parentRunId": parent})
+                                         tags={**run_tags(run), STUDY_RUN_TAG: parent})
         run_id = created.info.run_id
         params = [Param(k, v) for k, v in sorted(flat_params(run).items())]
         for start in range(0, len(params), 100):  # the store takes at most 100 params a batch

@@ -25,8 +25,8 @@ def test_run_record_is_complete_and_idempotent(mlflow_uri, tmp_path):
 
     experiment = tracker.client.get_experiment(record.info.experiment_id)
     assert experiment.name == "valley-valley"
-    parent = tracker.client.get_run(tags["mlflow.parentRunId"])
-    assert parent.data.tags["valley.kind"] == "study"
+    parent = tracker.client.get_run(tags["valley.study_run_id"])
+    assert parent.data.tags["valley.kind"] == "study" and "mlflow.parentRunId" not in tags
     assert tracker.study_run_id("valley") == parent.info.run_id
 
     local = tracker.client.download_artifacts(run_id, "spec/run.json", dst_path=str(tmp_path))
