@@ -91,13 +91,18 @@ def load_runs(tracker, study: str) -> tuple[list[EvaluatedRun], list[str]]:
     return sorted(runs, key=lambda r: (r.model, r.base or "", r.rq, r.size, r.subset)), sorted(pending)
 
 
+#: eval fields that say where an eval ran, not what it measured (per-request seeds do not
+#: depend on the replica layout), so runs may differ in them
+EXECUTION_ONLY = frozenset({"tensor_parallel_size", "data_parallel_size", "isolation"})
+
+
 def check_same_eval(runs: list[EvaluatedRun]) -> None:
     """Refuse to compare runs evaluated differently, naming the first field that differs."""
     if not runs:
         return
     first = runs[0]
     for run in runs[1:]:
-        for key in sorted(set(first.eval_spec) | set(run.eval_spec)):
+        for key in sorted((set(first.eval_spec) | set(run.eval_spec)) - EXECUTION_ONLY):
             if first.eval_spec.get(key) != run.eval_spec.get(key):
                 raise ValleyError(
                     f"eval.{key}: {first.label} was evaluated with {first.eval_spec.get(key)!r}, {run.label} with "

@@ -1,6 +1,6 @@
 """Tiny SFT throughput: `valley train` (torchtune recipe) against a plain torch loop, same run.
 
-    python tests/benchmarks/bench_train_throughput.py [--preset tiny-qwen] [--size 120]
+    python tests/benchmarks/bench_train_throughput.py [--preset tiny-qwen] [--size 40]
 
 Both sides train the same tiny student on the same subset (built by `valley data build`'s
 Python API) with the same micro-batch, accumulation and AdamW, and count throughput the way
@@ -100,7 +100,7 @@ def baseline_throughput(run, model_dir: Path, data_dir: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny-qwen", choices=["tiny-qwen", "tiny-llama"])
-    parser.add_argument("--size", type=int, default=120, choices=[40, 120, 300])
+    parser.add_argument("--size", type=int, default=40, choices=[40, 120, 300])
     args = parser.parse_args()
 
     from valley.data.build import build_subset

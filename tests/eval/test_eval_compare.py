@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from manager.compare import compare_study, render
+from manager.compare import EvaluatedRun, check_same_eval, compare_study, render
 from valley.errors import ValleyError
 
 from manager.specs import EvalSpec, format_size
@@ -129,6 +129,8 @@ def test_compare_refuses_runs_with_different_eval_specs_and_names_missing_studie
     runs = {r.label: r for r in valley_study()}
     record_synthetic(tracker, runs["qwen-1k"], tmp_path)
     record_synthetic(tracker, runs["qwen-10k"], tmp_path, eval_spec=EvalSpec(n_samples=8))
+    # where an eval ran is not what it measured: a different GPU layout is not refused
+    record_synthetic(tracker, runs["qwen-30k"], tmp_path, eval_spec=EvalSpec(data_parallel_size=2, isolation="split"))
     result = valleyctl(["compare", "--study", "valley", "--out", tmp_path / "cmp"],
                        env={"MLFLOW_TRACKING_URI": mlflow_uri}, check=False)
     assert result.returncode == 1
@@ -136,6 +138,16 @@ def test_compare_refuses_runs_with_different_eval_specs_and_names_missing_studie
         "error: eval.n_samples: qwen-1k was evaluated with 4, qwen-10k with 8; "
         "re-evaluate with one eval spec or pass --allow-mixed-eval"]
     allowed = compare_study("valley", mlflow_uri, tmp_path / "cmp", allow_mixed_eval=True)
-    assert allowed["runs"] == ["qwen-1k", "qwen-10k"]
+    assert allowed["runs"] == ["qwen-1k", "qwen-10k", "qwen-30k"]
     with pytest.raises(ValleyError, match="valleyctl launch --study mini"):  # no such experiment yet
         compare_study("mini", mlflow_uri, tmp_path / "cmp")
+
+
+def test_runs_may_differ_in_where_they_ran_but_not_in_what_was_measured():
+    def evaluated(label, **eval_fields):
+        spec = EvalSpec(**eval_fields).model_dump(mode="json")
+        return EvaluatedRun("id-" + label, label, "rq1", "qwen", 1000, "random", None, {}, spec)
+
+    check_same_eval([evaluated("a"), evaluated("b", data_parallel_size=2, tensor_parallel_size=4, isolation="split")])
+    with pytest.raises(ValleyError, match=r"^eval\.grader_timeout_s: a was evaluated with 6\.0, b with 10\.0;"):
+        check_same_eval([evaluated("a"), evaluated("b", grader_timeout_s=10)])

@@ -4,10 +4,16 @@ One vLLM start serves both stories. The eval directory is first given the state 
 leaves behind (complete rows for some samples, then a torn half-written line); the run must
 keep those rows, drop the torn bytes, generate exactly the missing samples and grade all of
 them. One kept row is a correct program, so the grader's pass shows up in pass@1 exactly.
-A second run then finds nothing to do and starts no engine.
+A second run then finds nothing to do and starts no engine. Grading through the sidecar
+(`--grader-url`, a real `valley grader serve` on loopback) needs no engine either.
 """
 
 import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
 import pytest
 
@@ -19,7 +25,7 @@ from tests.eval.conftest import LCB_FIXTURE
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 #: the mini study's eval spec, with a shorter budget to keep the test quick
-EVAL = MINI_EVAL.model_copy(update={"max_model_len": 512})
+EVAL = MINI_EVAL.model_copy(update={"max_model_len": 384})
 IN_WINDOW = ["fx-double", "fx-max", "fx-rev", "fx-sum"]  # fx-old is outside the contest-date window
 CORRECT_SUM = "<think>Add them.</think>\n```python\na, b = map(int, input().split())\nprint(a + b)\n```"
 KEPT = [  # what a kill left behind: whole rows, one of them a correct answer
@@ -96,3 +102,49 @@ def test_prompt_over_budget_fails_before_any_generation(tiny_qwen, valley, tmp_p
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: eval.max_model_len: 150 tokens leave no room")
     assert not (tmp_path / "eval" / "generations.jsonl").exists()
+
+
+@pytest.fixture
+def grader_sidecar():
+    """`valley grader serve` on a free loopback port, as the eval pod's sidecar runs it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "valley", "grader", "serve", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/healthz", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_eval_grades_through_the_grader_sidecar(tiny_qwen, valley, grader_sidecar, tmp_path):
+    """Generations already complete (a resumed pod), so no engine starts; grading goes over HTTP."""
+    run = RunSpec(study="mini", model="tiny-qwen", eval=EVAL)
+    spec = tmp_path / "run.json"
+    spec.write_text(run.to_json())
+    out = tmp_path / "eval"
+    out.mkdir()
+    generations = [{"question_id": q, "sample_id": s, "response": CORRECT_SUM if (q, s) == ("fx-sum", 1) else "no code",
+                    "finish_reason": "stop", "num_tokens": 3} for q in IN_WINDOW for s in (0, 1)]
+    (out / "generations.jsonl").write_text("".join(json.dumps(g) + "\n" for g in generations))
+
+    valley(["eval", "--run-spec", spec, "--model", tiny_qwen, "--out", out, "--lcb-path", LCB_FIXTURE,
+            "--grader-url", grader_sidecar])
+
+    verdicts = {(v["question_id"], v["sample_id"]): v["verdict"] for v in rows(out / "verdicts.jsonl")}
+    assert len(verdicts) == 8 and verdicts[("fx-sum", 1)] == "pass"
+    assert {v for k, v in verdicts.items() if k != ("fx-sum", 1)} == {"no_code"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["pass_at_1"] == 0.125 and metrics["no_code_rate"] == 7 / 8

