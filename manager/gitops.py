@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from manager.layout import atomic_write
 from manager.render import RenderContext, render_run
 from manager.render.objects import to_yaml
 from manager.specs import RunSpec
+from valley.files import write_atomic
 
 HEADER = "# rendered by `valleyctl render`; edit the spec, not this file\n"
 
@@ -65,7 +65,7 @@ def write_tree(files: dict[str, str], directory: Path) -> list[str]:
     changes = differences(files, directory)
     for name, text in files.items():
         if not (directory / name).is_file() or (directory / name).read_text() != text:
-            atomic_write(directory / name, text)
+            write_atomic(directory / name, text)
     for name in _ours(directory):
         if name not in files:
             (directory / name).unlink()

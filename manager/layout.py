@@ -13,21 +13,13 @@ and eval it holds the MLflow run id, so a step whose run was recreated runs agai
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from manager.specs import RunSpec
+from valley.files import write_atomic
 
 DONE = ".done"
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
 
 
 @dataclass(frozen=True)
@@ -65,7 +57,7 @@ class Layout:
 
     def write_spec(self, run: RunSpec) -> Path:
         path = self.spec_file(run)
-        atomic_write(path, run.to_json())
+        write_atomic(path, run.to_json())
         return path
 
 
@@ -75,4 +67,4 @@ def is_done(directory: Path, token: str = "") -> bool:
 
 
 def mark_done(directory: Path, token: str = "") -> None:
-    atomic_write(directory / DONE, token)
+    write_atomic(directory / DONE, token)

@@ -8,8 +8,9 @@ import subprocess
 import sys
 import time
 
-from manager.layout import Layout, atomic_write
+from manager.layout import Layout
 from manager.specs import RunSpec
+from valley.files import write_atomic
 
 
 def launch_local(runs: list[RunSpec], tracking_uri: str | None, *, dry_run: bool) -> None:
@@ -38,7 +39,7 @@ def launch_local(runs: list[RunSpec], tracking_uri: str | None, *, dry_run: bool
         tracker.set_status(study_run, RUNNING)
     outcome = execute(plan_steps(runs, layout, run_ids), tracker, console=console)
     total = time.perf_counter() - start
-    atomic_write(layout.root / "timings.json", json.dumps({"total_s": round(total, 1), "steps_s": {
+    write_atomic(layout.root / "timings.json", json.dumps({"total_s": round(total, 1), "steps_s": {
         k: round(v, 1) for k, v in outcome.seconds.items()}}, indent=2))
     console.print(f"{len(outcome.done)} step(s) run, {len(outcome.reused)} reused, {len(outcome.failed)} failed, "
                   f"{len(outcome.skipped)} skipped in {total:.0f} s")

@@ -41,6 +41,12 @@ def data_dir(run: RunSpec) -> str:
     return f"{DATASETS}/{run.data.key}-{run.model.preset}"
 
 
+def lcb_path(run: RunSpec) -> str:
+    """The run's LiveCodeBench problems, staged by the data Job: eval pods have no Hub egress."""
+    e = run.eval
+    return f"{DATASETS}/lcb/{e.source}-{e.lcb_release}-{e.date_start}-{e.date_end}.jsonl"
+
+
 def model_dir(run: RunSpec) -> str:
     return f"{MODELS}/{run.model.preset}"
 
@@ -248,8 +254,9 @@ def mlflow_configmap(run: RunSpec, ctx: RenderContext) -> dict:
 
 
 def data_job(run: RunSpec, ctx: RenderContext) -> dict:
-    """Fetch the student (resumable; a complete cache dir is reused), then build the run's
-    SFT subset with the student's tokenizer. Baselines only fetch. CPU only, never gated."""
+    """Fetch the student (resumable; a complete cache dir is reused) and stage the run's
+    LiveCodeBench problems, then build the run's SFT subset with the student's tokenizer.
+    Baselines only fetch and stage. CPU only, never gated."""
     image = ctx.images["trainer"]
     env = base_env() + hf_env() + mlflow_env(run, ctx)
     fetch = container(
@@ -257,8 +264,13 @@ def data_job(run: RunSpec, ctx: RenderContext) -> dict:
         base_env() + hf_env(), mounts(writable=("models", "datasets")), resources("2", "8Gi", cpu_limit="4"),
         envFrom=PROXY_ENV_FROM,
     )
+    stage_lcb = container(
+        "lcb-stage", image, ["valley", "data", "lcb", "--run-spec", SPEC_PATH, "--out", lcb_path(run)],
+        base_env() + hf_env(), mounts(writable=("datasets",)), resources("1", "4Gi", cpu_limit="2"),
+        envFrom=PROXY_ENV_FROM,
+    )
     if run.data is None:
-        containers, init = [fetch], []
+        containers, init = [stage_lcb], [fetch]
     else:
         build = container(
             "data-build", image,
@@ -266,7 +278,7 @@ def data_job(run: RunSpec, ctx: RenderContext) -> dict:
             env, mounts(writable=("datasets",), read_only=("models",)), resources("4", "16Gi", cpu_limit="8"),
             envFrom=PROXY_ENV_FROM,
         )
-        containers, init = [build], [fetch]
+        containers, init = [build], [fetch, stage_lcb]
     pod = pod_spec("valley-train", containers, spec_volumes(run, ("datasets", "models")), **({"initContainers": init} if init else {}))
     return job(run, ctx, "data", "data", pod, suspend=False, backoff_limit=3, policy_container=containers[0]["name"])
 
@@ -376,7 +388,7 @@ def eval_job(run: RunSpec, ctx: RenderContext) -> dict:
     grader_url = f"http://{grader_name(run)}:{GRADER_PORT}" if split else f"http://127.0.0.1:{GRADER_PORT}"
     command = [
         "valley", "eval", "--run-spec", SPEC_PATH, "--model", eval_model_dir(run),
-        "--out", f"{checkpoint_root(run)}/eval", "--grader-url", grader_url,
+        "--out", f"{checkpoint_root(run)}/eval", "--lcb-path", lcb_path(run), "--grader-url", grader_url,
     ]
     gpus = run.eval.gpus
     main = container(
@@ -461,4 +473,10 @@ def to_yaml(objects: list[dict]) -> str:
     """Multi-document YAML, keys in render order (deterministic: the functions are pure)."""
     import yaml
 
-    return yaml.safe_dump_all(objects, sort_keys=False, default_flow_style=False, width=120)
+    class NoAliases(yaml.SafeDumper):
+        """Shared sub-dicts (the proxy envFrom) are written out in full: manifests never use anchors."""
+
+        def ignore_aliases(self, data: object) -> bool:
+            return True
+
+    return yaml.dump_all(objects, Dumper=NoAliases, sort_keys=False, default_flow_style=False, width=120)

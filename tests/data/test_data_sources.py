@@ -144,3 +144,18 @@ def test_script_repos_are_read_from_their_data_files(fake_hub: Path) -> None:
     rows, origin = sources.load_lcb_release("v4_v5")
     assert [r["question_id"] for r in rows] == [json.loads(sample[3])["question_id"], json.loads(sample[4])["question_id"]]
     assert origin.dataset == "livecodebench/code_generation_lite"
+
+
+def test_lcb_stage_writes_the_windowed_problems_eval_reads(valley, tmp_path: Path) -> None:
+    from manager.specs import RunSpec
+
+    spec = RunSpec(study="mini", model="tiny-qwen", eval=MINI_EVAL)
+    spec_path = tmp_path / "run.json"
+    spec_path.write_text(spec.to_json())
+    out = tmp_path / "lcb" / "staged.jsonl"
+    valley(["data", "lcb", "--run-spec", spec_path, "--out", out])
+    staged = load_lcb_problems(MINI_EVAL, path=out)
+    expected = load_lcb_problems(MINI_EVAL)
+    assert [row["question_id"] for row in staged] == [row["question_id"] for row in expected]
+    assert staged == expected
+    assert not list(out.parent.glob(".*.tmp"))

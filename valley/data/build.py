@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from manager.specs import DataSpec, RunSpec
 from valley.data import sources, subsets, tokens
 from valley.data.sample_corpus import CORPUS_VERSION, SAMPLE_DIR
 from valley.errors import ValleyError
+from valley.files import file_sha256, write_atomic
 
 MANIFEST = "manifest.json"
 TRAIN_FILE = "train.jsonl"
@@ -134,7 +134,7 @@ def build_subset(run_spec: RunSpec, tokenizer_dir: Path, out_dir: Path, local: P
         STATS_FILE: _dumps(tokens.token_stats(lengths, train.max_seq_len, dropped)),
     }
     for name, text in files.items():
-        _write_atomic(out_dir / name, text)
+        write_atomic(out_dir / name, text)
     manifest = {
         **inputs,
         "key": data.key,
@@ -149,7 +149,7 @@ def build_subset(run_spec: RunSpec, tokenizer_dir: Path, out_dir: Path, local: P
         "example_ids": [example_id for example_id, _ in chosen],
         "files": {name: hashlib.sha256(text.encode()).hexdigest() for name, text in files.items()},
     }
-    _write_atomic(manifest_path, _dumps(manifest))
+    write_atomic(manifest_path, _dumps(manifest))
     return manifest_path
 
 
@@ -235,20 +235,6 @@ def _messages(corpus: Corpus, row: dict) -> list[dict]:
 
 def _dumps(value: dict) -> str:
     return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _local_corpus_digest(source: str, local: Path | None) -> str | None:

@@ -56,6 +56,25 @@ def data_build(
                f"{stats['dropped']} dropped) -> {manifest}" + (" (logged as the run's training input)" if logged else ""))
 
 
+@data_app.command("lcb")
+def data_lcb(
+    run_spec: Annotated[Path, typer.Option("--run-spec", help="the run's RunSpec JSON: its eval release and date window")],
+    out: Annotated[Path, typer.Option("--out", help="jsonl of LiveCodeBench rows (the dataset's own schema) for `valley eval --lcb-path`")],
+) -> None:
+    """Stage the run's LiveCodeBench problems as a file, for eval pods that have no Hub access.
+
+    Example: valley data lcb --run-spec run.json --out /datasets/lcb/livecodebench-release_v5-2024-08-01-2025-01-31.jsonl
+    """
+    from manager.specs import RunSpec
+    from valley.data.lcb import load_lcb_problems
+    from valley.files import write_atomic
+
+    spec = RunSpec.from_json(run_spec.read_text())
+    rows = load_lcb_problems(spec.eval)
+    write_atomic(out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    typer.echo(f"{out}: {len(rows)} problems from {spec.eval.lcb_release}, {spec.eval.date_start}..{spec.eval.date_end}")
+
+
 @data_app.command("generate")
 def data_generate(
     teacher: Annotated[str, typer.Option("--teacher", help="teacher model: an HF-format directory or Hub id vLLM can load")],

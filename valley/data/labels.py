@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from valley.errors import ValleyError
+from valley.files import write_atomic
 
 #: bump when the meaning of a cached label changes (grader semantics, extraction rule)
 LABEL_VERSION = "taco-all-tests/1"
@@ -85,15 +86,9 @@ def label_responses(items: list[LabelItem], cache_dir: Path, *, sandbox: str = "
         for key, label, status in pool.map(grade_one, todo.values()):
             graded[key] = label
             if label != "infra_error":
-                _write_atomic(_cache_path(cache_dir, key), json.dumps({"label": label, "verdict": status}))
+                write_atomic(_cache_path(cache_dir, key), json.dumps({"label": label, "verdict": status}))
     for item in items:
         if item.id not in labels:
             labels[item.id] = graded[keys[item.id]]
     return labels
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

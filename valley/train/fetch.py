@@ -8,13 +8,13 @@ which copies a model's small files into every epoch directory, leaves it behind.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
 from manager.specs import ModelSpec
 from valley.errors import ValleyError
+from valley.files import file_sha256
 
 MARKER = ".valley-model.json"
 #: what a real student needs: weights, configs, tokenizer (not Llama's 16 GB `original/` consolidated copy)
@@ -38,7 +38,7 @@ def fetch_model(spec: ModelSpec, out_dir: Path) -> dict:
 
         shutil.rmtree(partial, ignore_errors=True)
         build_tiny(spec.family, partial)
-        revision = f"tiny-{sha256_file(partial / 'model.safetensors')[:12]}"
+        revision = f"tiny-{file_sha256(partial / 'model.safetensors')[:12]}"
     else:
         revision = download(spec, partial)
     record = {
@@ -67,10 +67,3 @@ def download(spec: ModelSpec, into: Path) -> str:
     shutil.rmtree(into / ".cache", ignore_errors=True)
     return sha
 
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 24), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -24,11 +24,17 @@ from pathlib import Path
 
 from manager.specs import RunSpec
 from manager.study import step_plan
-from valley.train.config import (
-    TrainConfigError, TrainPaths, check_launch, config_yaml, launch_command, recipe_name, render_config,
-)
+from valley.files import file_sha256, write_atomic
 from valley.train.chat import template_hash
-from valley.train.fetch import sha256_file
+from valley.train.config import (
+    TrainConfigError,
+    TrainPaths,
+    check_launch,
+    config_yaml,
+    launch_command,
+    recipe_name,
+    render_config,
+)
 
 MANIFEST = ".valley-checkpoint.json"
 #: files a student needs besides weights; copied from the model dir if torchtune did not carry them
@@ -162,7 +168,7 @@ def export_final(paths: TrainPaths, epochs: int) -> None:
             shutil.copy2(paths.model_dir / name, partial / name)
     files = sorted(p for p in partial.iterdir() if p.is_file())
     with ThreadPoolExecutor(max_workers=8) as pool:  # hashlib releases the GIL on large reads
-        digests = list(pool.map(sha256_file, files))
+        digests = list(pool.map(file_sha256, files))
     manifest = {
         "path": str(paths.final_dir),
         "source_epoch": epochs - 1,
@@ -227,13 +233,3 @@ def register_checkpoint(run: RunSpec, paths: TrainPaths) -> None:
         )
         mlflow.set_tags({MODEL_ID_TAG: model.model_id, "valley.checkpoint.path": manifest["path"]})
 
-
-def write_atomic(path: Path, text: str) -> None:
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a unique temp name: every node of a multi-node run writes the same config to the shared volume
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as file:
-        file.write(text)
-    os.replace(tmp, path)
