@@ -23,6 +23,7 @@ from pathlib import Path
 
 from manager.specs import format_size, parse_size
 from valley.errors import ValleyError
+from valley.files import write_atomic
 
 #: Table 1 of the paper: (completion rate, think-tag rate) by (student preset, training size)
 PAPER_TABLE1 = {
@@ -214,40 +215,52 @@ def valley_fit(runs: list[EvaluatedRun], target: float | None) -> list[dict]:
     return fits
 
 
+#: the plot's panels: the valley itself, then Table 1's two rates, which move before the score does
+PLOT_PANELS = (
+    ("pass_at_1", "LiveCodeBench pass@1"),
+    ("completion_rate", "completion rate"),
+    ("think_tag_rate", "think-tag rate"),
+)
+
+
 def valley_plot(runs: list[EvaluatedRun], study: str, path: Path) -> Path:
-    """pass@1 (95% CI) against data size, log x; each student's baseline a dashed line."""
+    """pass@1 (95% CI), completion and think-tag rates against data size, log x; each
+    student's baseline a dashed line."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for index, model in enumerate(sorted({r.model for r in runs})):
-        color = f"C{index}"
-        points = sorted((r for r in runs if r.model == model and r.rq == "rq1" and r.base is None), key=lambda r: r.size)
-        if points:
-            sizes = [r.size for r in points]
-            scores = [r.metrics["pass_at_1"] for r in points]
-            errors = [[s - r.metrics.get("pass_at_1_ci_low", s) for s, r in zip(scores, points)],
-                      [r.metrics.get("pass_at_1_ci_high", s) - s for s, r in zip(scores, points)]]
-            axes.errorbar(sizes, scores, yerr=errors, marker="o", color=color, capsize=3, label=f"{model} (trained)")
-        baseline = _start_run(runs, model, None)
-        if baseline is not None:
-            axes.axhline(baseline.metrics["pass_at_1"], color=color, linestyle="--", linewidth=1,
-                         label=f"{model} baseline")
-    axes.set_xscale("log")
-    axes.set_xlabel("SFT examples (log scale)")
-    axes.set_ylabel("LiveCodeBench pass@1")
-    axes.set_title(f"The valley: study {study}")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8)
+    figure, panels = plt.subplots(1, len(PLOT_PANELS), figsize=(15, 4.5))
+    for axes, (metric, title) in zip(panels, PLOT_PANELS):
+        for index, model in enumerate(sorted({r.model for r in runs})):
+            color = f"C{index}"
+            points = sorted((r for r in runs if r.model == model and r.rq == "rq1" and r.base is None), key=lambda r: r.size)
+            if points:
+                sizes = [r.size for r in points]
+                values = [r.metrics.get(metric, float("nan")) for r in points]
+                errors = None
+                if metric == "pass_at_1":
+                    errors = [[v - r.metrics.get("pass_at_1_ci_low", v) for v, r in zip(values, points)],
+                              [r.metrics.get("pass_at_1_ci_high", v) - v for v, r in zip(values, points)]]
+                axes.errorbar(sizes, values, yerr=errors, marker="o", color=color, capsize=3, label=f"{model} (trained)")
+            baseline = _start_run(runs, model, None)
+            if baseline is not None and metric in baseline.metrics:
+                axes.axhline(baseline.metrics[metric], color=color, linestyle="--", linewidth=1, label=f"{model} baseline")
+        axes.set_xscale("log")
+        axes.set_ylim(bottom=0)  # rates: a score of 0 sits on the floor, not mid-axis
+        axes.set_xlabel("SFT examples (log scale)")
+        axes.set_ylabel(title)
+        axes.grid(True, which="both", alpha=0.3)
+    panels[0].legend(fontsize=8)
+    figure.suptitle(f"The valley: study {study}")
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    figure.savefig(tmp, dpi=120)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=110)
     plt.close(figure)
-    tmp.replace(path)
-    return path
+    return write_atomic(path, image.getvalue())
 
 
 # ------------------------------------------------------------------------------- driver
