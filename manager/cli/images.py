@@ -32,6 +32,7 @@ def _default_root() -> Path:
 def images_build(names: NamesArg = None, push: PushOpt = False, registry: RegistryOpt = None, root: RootOpt = None) -> None:
     """Build images with content-hash tags and record them in images/digests.json.
 
+    \b
     Examples:
       valleyctl images build grader
       valleyctl images build --push --registry ghcr.io/your-org
@@ -49,6 +50,7 @@ def images_build(names: NamesArg = None, push: PushOpt = False, registry: Regist
 def images_list(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     """Show each image's current content tag and what images/digests.json records for it.
 
+    \b
     Examples:
       valleyctl images list
       valleyctl images list --json

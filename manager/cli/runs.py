@@ -56,6 +56,7 @@ def render_command(
 ) -> None:
     """Print a run's manifests as multi-document YAML, or write them for GitOps.
 
+    \b
     Examples:
       valleyctl render --size 10k --model llama
       valleyctl render --study valley --out k8s/experiments/valley
@@ -98,6 +99,7 @@ def launch_command(
 ) -> None:
     """Record each run in MLflow, then run it: as Jobs on the cluster or as local processes.
 
+    \b
     Examples:
       valleyctl launch --size 10k --model llama
       valleyctl launch --size 6k --model qwen --subset correct --from qwen-30k --dry-run
@@ -125,6 +127,7 @@ def status_command(
 ) -> None:
     """A table of the study's runs: MLflow state, Job states, key metrics.
 
+    \b
     Examples:
       valleyctl status --study mini
       valleyctl status --json
@@ -159,6 +162,7 @@ def logs_command(
 ) -> None:
     """Print a run's logs (data, train, eval), from its pods or the local log files.
 
+    \b
     Examples:
       valleyctl logs qwen-10k --follow
       valleyctl logs tiny-qwen-40 --study mini --executor local

@@ -15,6 +15,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 def plan_command(study: StudyOpt = "valley", as_json: JsonOpt = False) -> None:
     """List every run of a study with its step math, shared subsets, dependencies and GPU-hours.
 
+    \b
     Examples:
       valleyctl plan
       valleyctl plan --study mini --json
