@@ -1,7 +1,7 @@
 """Where the local executor keeps things, under `.valley/` in the working directory.
 
     models/<preset>/                 student weights + tokenizer (`valley model fetch`)
-    data/<data.key>-<preset>/        an SFT subset (the tokenizer is part of its identity)
+    data/<RunSpec.subset_dir_name>/  an SFT subset: data key, student (its tokenizer) and token budget
     checkpoints/<run.name>/final/    a run's final HF checkpoint
     eval/<run.name>/                 generations, verdicts
     specs/<run.name>.json            the RunSpec each command reads via --run-spec
@@ -35,7 +35,7 @@ class Layout:
 
     def data_dir(self, run: RunSpec) -> Path:
         assert run.data is not None
-        return self.root / "data" / f"{run.data.key}-{run.model.preset}"
+        return self.root / "data" / run.subset_dir_name
 
     def checkpoint_dir(self, run: RunSpec) -> Path:
         return self.root / "checkpoints" / run.name

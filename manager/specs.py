@@ -249,6 +249,14 @@ class RunSpec(Frozen):
         return f"{label[:48].rstrip('-')}-{self.spec_hash}"
 
     @property
+    def subset_dir_name(self) -> str | None:
+        """Directory name of the SFT files a trained run reads: the subset, the student's tokenizer
+        and the token budget that `over_length` (drop|truncate) applies are all part of them."""
+        if self.data is None or self.train is None:
+            return None
+        return f"{self.data.key}-{self.model.preset}-t{self.train.max_seq_len}"
+
+    @property
     def checkpoint_dir(self) -> str:
         """Where this run's final checkpoint lives, relative to the checkpoint volume."""
         return f"{self.name}/final"

@@ -71,3 +71,15 @@ def test_unknown_study_is_one_line(valleyctl):
     result = valleyctl(["plan", "--study", "nope"], check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: study: unknown study 'nope'; allowed: valley, mini"
+
+
+def test_subset_dir_names_tell_apart_students_and_token_budgets() -> None:
+    from manager.specs import DataSpec, RunSpec, TrainSpec
+
+    data = DataSpec(size="1k")
+    qwen = RunSpec(model="qwen", data=data, train=TrainSpec())
+    llama = RunSpec(model="llama", data=data, train=TrainSpec())
+    short = RunSpec(model="qwen", data=data, train=TrainSpec(max_seq_len=16384))
+    assert qwen.subset_dir_name == "ocr2-random-1k-s42-drop-qwen-t32768"
+    assert len({qwen.subset_dir_name, llama.subset_dir_name, short.subset_dir_name}) == 3
+    assert RunSpec(model="qwen").subset_dir_name is None

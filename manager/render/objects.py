@@ -38,7 +38,7 @@ def job_name(run: RunSpec, stage: str) -> str:
 
 def data_dir(run: RunSpec) -> str:
     assert run.data is not None
-    return f"{DATASETS}/{run.data.key}-{run.model.preset}"
+    return f"{DATASETS}/{run.subset_dir_name}"
 
 
 def lcb_path(run: RunSpec) -> str:

@@ -57,7 +57,7 @@ def test_steps_follow_the_workload_contracts(tmp_path):
     run = next(r for r in runs if r.label == "tiny-qwen-120")
     train = next(s for s in steps if s.key == f"train:{run.name}")
     assert train.command[1:] == ("-m", "valley", "train", "--run-spec", str(layout.spec_file(run)),
-                                 "--data", str(layout.root / "data" / f"{run.data.key}-tiny-qwen"),
+                                 "--data", str(layout.root / "data" / run.subset_dir_name),
                                  "--model", str(layout.root / "models" / "tiny-qwen"),
                                  "--out", str(layout.root / "checkpoints" / run.name))
     assert train.run_id == train.token == "id-tiny-qwen-120"
