@@ -23,5 +23,9 @@ def attached_run() -> Iterator[object | None]:
         return
     import mlflow
 
-    with mlflow.start_run(run_id=run_id) as run:
-        yield run
+    try:
+        with mlflow.start_run(run_id=run_id) as run:
+            yield run
+    finally:
+        # mlflow.end_run() unsets MLFLOW_RUN_ID; what runs after (tune run's logger) must still attach
+        os.environ["MLFLOW_RUN_ID"] = run_id

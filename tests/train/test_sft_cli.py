@@ -81,6 +81,11 @@ def test_tiny_sft_trains_logs_and_exports_a_loadable_checkpoint(valley, trained_
     assert all(m.value > 0 for m in client.get_metric_history(run_id, "tokens_per_second_per_gpu"))
     artifacts = {a.path for d in ("train", "checkpoint") for a in client.list_artifacts(run_id, d)}
     assert {"train/config.yaml", "train/torchtune_config.yaml", "checkpoint/manifest.json"} <= artifacts
+    # the subset was built outside this run: training itself records what it trained on
+    subset = json.loads((work / "data" / "manifest.json").read_text())
+    [trained_on] = logged.inputs.dataset_inputs
+    assert trained_on.dataset.name == subset["key"]
+    assert trained_on.dataset.digest == subset["files"]["train.jsonl"][:16]
 
     manifest = json.loads((final / ".valley-checkpoint.json").read_text())
     assert manifest["path"] == str(final)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from manager.specs import RunSpec
 from manager.study import step_plan
+from valley.data.lineage import log_subset_input
 from valley.files import file_sha256, write_atomic
 from valley.train.chat import template_hash
 from valley.train.config import (
@@ -68,6 +69,9 @@ def fine_tune(run: RunSpec, paths: TrainPaths, *, examples: int, device: str, re
     config = render_config(run, paths, examples=examples, device=device, resume_epochs=resume_epochs)
     if lead_node():
         log_plan(run, examples, config)
+        # runs sharing a subset (qwen-correct-6k, qwen-30k+correct-6k) each record it, not only the builder
+        if (paths.data_dir / "manifest.json").is_file():
+            log_subset_input(paths.data_dir / "manifest.json")
     config_path = paths.out_dir / "config.yaml"
     write_atomic(config_path, config_yaml(run, config, config_path, device=device))
     if resume_epochs:
