@@ -128,10 +128,10 @@ def tail(path: Path, lines: int = 15) -> str:
 
 def execute(steps: list[Step], tracker, *, console=None) -> Outcome:
     """Run the steps in order with a progress display; resume past `.done` steps."""
-    from rich.console import Console
+    from valley.errors import console as make_console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    console = console or Console()
+    console = console or make_console()
     outcome = Outcome()
     failure: dict[str, str] = {}  # step key -> why it (or what it needed) failed
     last_step_of = {s.run_name: s.key for s in steps if s.stage == "eval"}

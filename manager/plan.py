@@ -39,7 +39,7 @@ def plan_rows(study: str) -> tuple[list[dict], list[str]]:
 
 
 def render_plan_table(study: str, rows: list[dict], assumptions: list[str]) -> None:
-    from rich.console import Console
+    from valley.errors import console as make_console
     from rich.table import Table
 
     table = Table(title=f"study {study}: {sum(1 for r in rows if r['size'])} training runs, "
@@ -53,7 +53,7 @@ def render_plan_table(study: str, rows: list[dict], assumptions: list[str]) -> N
             r["depends_on"] or "", ", ".join(r["shares_data_with"]),
             f"{r['train_gpu_hours']}+{r['eval_gpu_hours']}",
         )
-    console = Console()
+    console = make_console()
     console.print(table)
     total = sum(r["train_gpu_hours"] + r["eval_gpu_hours"] for r in rows)
     console.print(f"total ≈ {total:,.0f} GPU-hours, assuming:")

@@ -53,3 +53,13 @@ def typer_app(help_text: str):
         add_completion=False,
         rich_markup_mode=None,
     )
+
+
+def console():
+    """A rich Console for tables: at the terminal's width, or wide enough not to truncate cells
+    when the output goes to a file or a CI log (rich assumes 80 columns there)."""
+    import sys
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=200)

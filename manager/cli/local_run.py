@@ -14,11 +14,11 @@ from valley.files import write_atomic
 
 
 def launch_local(runs: list[RunSpec], tracking_uri: str | None, *, dry_run: bool) -> None:
-    from rich.console import Console
+    from valley.errors import console as make_console
 
     from manager.local import execute, plan_steps
 
-    console = Console()
+    console = make_console()
     layout = Layout.at(".")
     if dry_run:
         for step in plan_steps(runs, layout, {r.name: "<mlflow-run-id>" for r in runs}):

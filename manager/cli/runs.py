@@ -138,7 +138,7 @@ def status_command(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
+    from valley.errors import console as make_console
     from rich.table import Table
 
     table = Table(title=f"study {study}")
@@ -148,7 +148,7 @@ def status_command(
     for row in rows:
         table.add_row(*(str(row.get(c, "")) if row.get(c) is not None else "" for c in
                         ("label", "mlflow", "data", "train", "eval", "pass_at_1", "completion_rate", "think_tag_rate", "note")))
-    console = Console()
+    console = make_console()
     if not console.is_terminal:
         console.width = 160  # piped or logged: keep run labels whole
     console.print(table)
