@@ -16,16 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from manager.mlflow_ui import free_port
 from valley.grader.client import grade_remote, healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 SLEEPER = "```python\nimport time\ntime.sleep(30)\n```"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def problem_row(question_id: str = "double") -> dict:
