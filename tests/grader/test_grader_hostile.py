@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_tool
 from valley.grader.grading import read_verdicts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -272,8 +273,8 @@ class HostileBatch:
 @pytest.mark.slow
 @pytest.mark.parametrize("sandbox", ["process", pytest.param("runsc", marks=pytest.mark.runsc)])
 def test_hostile_programs_fail_and_leave_nothing_behind(valley, tmp_path, listener, planted_token, sandbox):
-    if sandbox == "runsc" and not shutil.which("runsc"):
-        pytest.skip("runsc is not installed (apt-get install -y runsc)")
+    if sandbox == "runsc":
+        require_tool("runsc", "apt-get install -y runsc")
     port, connections = listener
     batch = HostileBatch(tmp_path, port)
     result = valley(["grade", "--problems", batch.problems, "--generations", batch.generations, "--out", batch.out,
@@ -301,8 +302,8 @@ def test_hostile_programs_under_a_non_root_grader(listener, planted_token, sandb
     system_python = "/usr/bin/python3"
     if os.geteuid() != 0 or not shutil.which("setpriv") or not os.access(system_python, os.X_OK):
         pytest.skip("needs root (to switch to uid 65534), setpriv and a system python3")
-    if sandbox == "runsc" and not shutil.which("runsc"):
-        pytest.skip("runsc is not installed (apt-get install -y runsc)")
+    if sandbox == "runsc":
+        require_tool("runsc", "apt-get install -y runsc")
     port, connections = listener
     root = Path(tempfile.mkdtemp(prefix="valley-nonroot-"))
     try:
