@@ -98,8 +98,9 @@ RQ_OF_SUBSET: dict[str, str] = {
 class DataSpec(Frozen):
     """Which SFT examples a run trains on."""
 
-    #: `ocr2`: the real Hugging Face datasets (OCR2 + TACO); `sample`: the corpus valley ships
-    source: Literal["ocr2", "sample"] = "ocr2"
+    #: `ocr2`: the real Hugging Face datasets (OCR2 + TACO); `sample`: the corpus valley ships;
+    #: `mini`: its synthetic mini tier (easy templated problems tiny students learn; mini study only)
+    source: Literal["ocr2", "sample", "mini"] = "ocr2"
     size: Annotated[int, BeforeValidator(parse_size)]
     subset: SubsetKind = "random"
     seed: int = 42
@@ -159,8 +160,9 @@ class EvalSpec(Frozen):
     """How a student is evaluated on LiveCodeBench. The paper states none of these, so they
     are recorded with every run and `compare` refuses to mix runs whose values differ."""
 
-    #: `livecodebench`: livecodebench/code_generation_lite; `sample`: the problems valley ships
-    source: Literal["livecodebench", "sample"] = "livecodebench"
+    #: `livecodebench`: livecodebench/code_generation_lite; `sample`: the problems valley ships;
+    #: `mini`: the sample corpus's synthetic mini tier (mini study only)
+    source: Literal["livecodebench", "sample", "mini"] = "livecodebench"
     lcb_release: str = "release_v5"
     #: contest-date window, inclusive (the DeepSeek-R1 window within release_v5)
     date_start: date = date(2024, 8, 1)

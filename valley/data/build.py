@@ -18,7 +18,7 @@ from pathlib import Path
 
 from manager.specs import DataSpec, RunSpec
 from valley.data import sources, subsets, tokens
-from valley.data.sample_corpus import CORPUS_VERSION, SAMPLE_DIR
+from valley.data.sample_corpus import PACKAGED, PACKAGED_VERSION
 from valley.errors import ValleyError
 from valley.files import file_sha256, write_atomic
 
@@ -57,8 +57,8 @@ class Corpus:
     def question_source(self, dataset: str) -> dict:
         if dataset not in self.tables:
             splits, origin = sources.load_source(dataset, self.local)
-            if self.local == SAMPLE_DIR:
-                origin = sources.Origin(f"valley-sample ({origin.dataset} schema)", CORPUS_VERSION, "valley/data/sample")
+            if self.source in PACKAGED and self.local == PACKAGED[self.source]:
+                origin = _packaged_origin(self.source, origin.dataset)
             self.tables[dataset] = splits
             self.origins.append(origin)
         return self.tables[dataset]
@@ -69,13 +69,20 @@ class Corpus:
 
 
 def load_corpus(source: str, local: Path | None) -> Corpus:
-    """`sample` reads the packaged corpus unless `local` is given; `ocr2` reads `local` or the Hub."""
-    if source == "sample":
-        local = Path(local) if local else SAMPLE_DIR
+    """`sample` and `mini` read the packaged corpus (or its mini tier) unless `local` is given;
+    `ocr2` reads `local` or the Hub."""
+    if source in PACKAGED:
+        local = Path(local) if local else PACKAGED[source]
     ocr2, origin = sources.load_ocr2(Path(local) if local else None)
-    if source == "sample" and local == SAMPLE_DIR:
-        origin = sources.Origin(f"valley-sample ({sources.OCR2_ID} schema)", CORPUS_VERSION, "valley/data/sample")
+    if source in PACKAGED and local == PACKAGED[source]:
+        origin = _packaged_origin(source, sources.OCR2_ID)
     return Corpus(source, Path(local) if local else None, ocr2, [origin])
+
+
+def _packaged_origin(source: str, schema: str) -> sources.Origin:
+    """The packaged corpus names itself (and its tier), not the dataset whose schema it borrows."""
+    where = PACKAGED[source].relative_to(PACKAGED["sample"].parents[2])
+    return sources.Origin(f"valley-{source} ({schema} schema)", PACKAGED_VERSION[source], str(where))
 
 
 # ------------------------------------------------------------------------------- build
@@ -239,7 +246,7 @@ def _dumps(value: dict) -> str:
 
 def _local_corpus_digest(source: str, local: Path | None) -> str | None:
     """sha256 over a local corpus's files; None for the Hub (its revisions are in `sources`)."""
-    root = Path(local) if local else SAMPLE_DIR if source == "sample" else None
+    root = Path(local) if local else PACKAGED.get(source)
     if root is None:
         return None
     digest = hashlib.sha256()

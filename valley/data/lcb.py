@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from manager.specs import EvalSpec
-from valley.data.sample_corpus import SAMPLE_DIR
+from valley.data.sample_corpus import PACKAGED
 from valley.data.sources import LCB_COLUMNS, load_lcb_release
 from valley.errors import ValleyError
 from valley.grader.lcb import decode_private_tests
@@ -15,14 +15,14 @@ from valley.grader.lcb import decode_private_tests
 def load_lcb_problems(eval_spec: EvalSpec, *, path: Path | None = None) -> list[dict]:
     """LCB rows whose `contest_date` lies in [eval_spec.date_start, eval_spec.date_end].
 
-    `path` (a .jsonl of LCB rows) wins; else `source=sample` reads the packaged sample and
+    `path` (a .jsonl of LCB rows) wins; else `source=sample|mini` reads the packaged sample (or its mini tier) and
     `source=livecodebench` downloads `eval_spec.lcb_release` from the Hub. Rows keep the real
     schema (`private_test_cases` still encoded); each is checked to decode before it is returned.
     """
     if path is not None:
         rows = _read_jsonl(Path(path))
-    elif eval_spec.source == "sample":
-        rows = _read_jsonl(SAMPLE_DIR / "lcb.jsonl")
+    elif eval_spec.source in PACKAGED:
+        rows = _read_jsonl(PACKAGED[eval_spec.source] / "lcb.jsonl")
     else:
         rows, _ = load_lcb_release(eval_spec.lcb_release)
     start, end = eval_spec.date_start.isoformat(), eval_spec.date_end.isoformat()

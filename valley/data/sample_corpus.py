@@ -29,11 +29,17 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Callable
 
+from valley.data.mini_tier import MINI_SUBDIR, MINI_VERSION, mini_corpus
+from valley.files import write_atomic
 from valley.grader.lcb import encode_private_tests
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
 FILES = ("taco.jsonl", "ocr2.jsonl", "lcb.jsonl")
 CORPUS_VERSION = "valley-sample-1"
+#: spec `source` -> the packaged corpus directory it reads (`mini`: see valley.data.mini_tier)
+PACKAGED = {"sample": SAMPLE_DIR, "mini": SAMPLE_DIR / MINI_SUBDIR}
+#: spec `source` -> the version recorded as the corpus revision
+PACKAGED_VERSION = {"sample": CORPUS_VERSION, "mini": MINI_VERSION}
 
 # ----------------------------------------------------------------------------- families
 
@@ -817,13 +823,13 @@ def jsonl_bytes(rows: list[dict]) -> bytes:
 
 
 def write_sample_corpus(out_dir: Path) -> dict[str, Path]:
-    """Write taco/ocr2/lcb.jsonl into out_dir (each atomically) and return their paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write taco/ocr2/lcb.jsonl into out_dir and the mini tier's into out_dir/mini (each
+    atomically); returns their paths by name relative to out_dir."""
     written = {}
-    for name, rows in corpus().items():
-        path = out_dir / name
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_bytes(jsonl_bytes(rows))
-        tmp.replace(path)
-        written[name] = path
+    for folder, files in ((out_dir, corpus()), (out_dir / MINI_SUBDIR, mini_corpus())):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, rows in files.items():
+            path = folder / name
+            write_atomic(path, jsonl_bytes(rows))
+            written[str(path.relative_to(out_dir))] = path
     return written

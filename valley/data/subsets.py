@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 from valley.errors import ValleyError
 
 #: size of the random subset whose TACO-sourced examples RQ2/RQ3 draw from
-PARENT_POOL: dict[str, int | None] = {"ocr2": 30_000, "sample": None}
+PARENT_POOL: dict[str, int | None] = {"ocr2": 30_000, "sample": None, "mini": None}
 
 
 def rank(ids: Iterable[str], seed: int) -> list[str]:

@@ -67,7 +67,7 @@ _FALLBACK_TEXT = (
 
 
 def corpus_texts(corpus_dir: Path = SAMPLE_CORPUS) -> list[str]:
-    """Every text value of the sample corpus rows, in file and row order."""
+    """Every text value of the sample corpus rows (its mini tier included), in file and row order."""
     texts: list[str] = []
 
     def collect(value: object) -> None:
@@ -81,7 +81,7 @@ def corpus_texts(corpus_dir: Path = SAMPLE_CORPUS) -> list[str]:
             for item in value:
                 collect(item)
 
-    for path in sorted(corpus_dir.glob("*.jsonl")):
+    for path in sorted(corpus_dir.rglob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 collect(json.loads(line))
