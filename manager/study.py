@@ -100,23 +100,31 @@ def valley_study(eval_spec: EvalSpec = EvalSpec(), train: TrainSpec = TrainSpec(
 
 
 MINI_TRAIN = TrainSpec(
-    global_batch_size=8, lr=2e-3, warmup_ratio=0.1, max_seq_len=1024, epochs=2,
+    global_batch_size=8, lr=3e-3, warmup_ratio=0.1, max_seq_len=1024, epochs=4,
     gpus_per_node=1, micro_batch_size=4, dtype="fp32", activation_checkpointing=False,
 )
+#: the mini tier's held-out problems, sampled near-greedily (a tiny student's tail is noise)
 MINI_EVAL = EvalSpec(
-    source="sample", lcb_release="sample", date_start=date(2024, 8, 1), date_end=date(2025, 1, 31),
-    n_samples=2, max_model_len=1024, data_parallel_size=1, grader_timeout_s=6.0,
+    source="mini", lcb_release="mini", date_start=date(2024, 8, 1), date_end=date(2025, 1, 31),
+    n_samples=2, temperature=0.2, max_model_len=1024, data_parallel_size=1, grader_timeout_s=6.0,
 )
+MINI_SIZES = (40, 120, 400)
+#: RQ2/RQ3 on the mini tier: correct vs incorrect traces, easy vs harder templates (tiny-qwen only)
+MINI_CONTROLLED = (("correct", 120), ("incorrect", 120), ("easy", 120), ("hard", 120))
 
 
 def mini_study() -> list[RunSpec]:
-    """The local mini-valley: tiny students, a baseline and three sizes each, on the sample corpus."""
+    """The local mini-valley on the sample corpus's mini tier: tiny students, a baseline and three
+    sizes each, plus tiny-qwen's RQ2/RQ3 contrasts."""
+    def cell(model: str, size: int, subset: str = "random") -> RunSpec:
+        data = DataSpec(source="mini", size=size, subset=subset, seed=42, over_length="truncate")
+        return RunSpec(study="mini", model=model, data=data, train=MINI_TRAIN, eval=MINI_EVAL)
+
     runs = []
     for model in ("tiny-qwen", "tiny-llama"):
         runs.append(RunSpec(study="mini", model=model, eval=MINI_EVAL))
-        for size in (40, 120, 300):
-            data = DataSpec(source="sample", size=size, seed=42, over_length="truncate")
-            runs.append(RunSpec(study="mini", model=model, data=data, train=MINI_TRAIN, eval=MINI_EVAL))
+        runs += [cell(model, size) for size in MINI_SIZES]
+    runs += [cell("tiny-qwen", size, subset) for subset, size in MINI_CONTROLLED]
     return runs
 
 

@@ -101,8 +101,6 @@ READERS = {"list": "n = int(input())\nnums = list(map(int, input().split()))\n",
 ARGS = {"list": "nums: list[int]", "str": "s: str"}
 INPUT_FORMAT = {"list": "The first line holds n. The second line holds n space-separated integers.",
                 "str": "A single line holds the string."}
-OPENINGS = ("Okay, the task is simple.", "Let me see what is asked.", "Alright.")
-CLOSINGS = ("Here is the code:", "The solution:", "Putting it together:")
 
 
 # ------------------------------------------------------------------------------ problems
@@ -202,9 +200,9 @@ def _hex(text: str) -> str:
     return hashlib.sha256(f"{MINI_VERSION}/{text}".encode()).hexdigest()[:32]
 
 
-def _examples(problem: MiniProblem) -> str:
+def _examples(problem: MiniProblem, shown: int) -> str:
     parts = []
-    for number, (arg, expected) in enumerate(problem.tests[:2], 1):
+    for number, (arg, expected) in enumerate(problem.tests[:shown], 1):
         if problem.functional:
             parts.append(f"Example {number}:\n{problem.template.method}({arg!r}) returns {expected!r}")
         else:
@@ -212,12 +210,13 @@ def _examples(problem: MiniProblem) -> str:
     return "\n\n".join(parts)
 
 
-def question(problem: MiniProblem) -> str:
+def question(problem: MiniProblem, shown: int) -> str:
+    """The statement, the input format (stdin) and `shown` examples."""
     if problem.functional:
         body = f"Complete the method `{problem.template.method}` of class Solution; it returns the answer."
     else:
         body = f"-----Input-----\n{INPUT_FORMAT[problem.template.kind]}\n\n-----Output-----\nPrint the answer on one line."
-    return f"{problem.statement}\n\n{body}\n\n{_examples(problem)}\n"
+    return f"{problem.statement}\n\n{body}\n\n{_examples(problem, shown)}\n"
 
 
 def taco_row(problem: MiniProblem) -> dict:
@@ -229,7 +228,9 @@ def taco_row(problem: MiniProblem) -> dict:
         io = {"inputs": [problem.stdin(arg) for arg, _ in problem.tests],
               "outputs": [f"{expected}\n" for _, expected in problem.tests]}
     return {
-        "question": question(problem),
+        # one to four examples: training prompts then span the lengths of the evaluation prompts
+        # (LCB's longer wrapper around one example), and a tiny student must find the task anywhere
+        "question": question(problem, 1 + int(problem.slug[-2:], 16) % 4),
         "solutions": json.dumps([problem.code(t.expr)]),
         "starter_code": problem.starter,
         "input_output": json.dumps(io),
@@ -249,11 +250,12 @@ def taco_row(problem: MiniProblem) -> dict:
     }
 
 
-def trace(problem: MiniProblem, expr: str, idea: str, rng: random.Random) -> str:
-    """A short teacher trace: the restated task and the idea inside <think>, then the code."""
-    idea = problem.expr(idea)
-    thinking = f"{rng.choice(OPENINGS)} I must {problem.task}. {idea}"
-    return f"<think>\n{thinking}\n</think>\n\n{rng.choice(CLOSINGS)}\n\n```python\n{problem.code(expr)}```\n"
+def trace(problem: MiniProblem, expr: str, idea: str) -> str:
+    """A short teacher trace: the restated task and the idea inside <think>, then the code.
+    One fixed shape, so that a tiny student's capacity goes into the mapping from task to code."""
+    form = "a method of class Solution" if problem.functional else "a program that reads stdin"
+    thinking = f"I must {problem.task}. {problem.expr(idea)} I write {form}."
+    return f"<think>\n{thinking}\n</think>\n\n```python\n{problem.code(expr)}```\n"
 
 
 def ocr2_rows(train: list[MiniProblem]) -> list[dict]:
@@ -270,7 +272,7 @@ def ocr2_rows(train: list[MiniProblem]) -> list[dict]:
                 "id": _hex(f"response/{problem.slug}/{sample}"),
                 "question_id": _hex(f"question/{problem.slug}"),
                 "question": "-",
-                "r1_generation": trace(problem, expr, idea, rng),
+                "r1_generation": trace(problem, expr, idea),
                 "qwq_critique": "The approach misses a case.\n\nJudgement: wrong" if wrong
                 else "The solution is correct.\n\nJudgement: right",
                 "solution": problem.code(expr),
@@ -298,12 +300,12 @@ def lcb_rows(held_out: list[MiniProblem]) -> list[dict]:
                      for arg, expected in problem.tests]
             content = f"{problem.statement}\n\n" + "\n\n".join(
                 f"Example {i}:\nInput: {'nums' if t.kind == 'list' else 's'} = {json.dumps(arg)}\nOutput: {json.dumps(expected)}"
-                for i, (arg, expected) in enumerate(problem.tests[:2], 1))
+                for i, (arg, expected) in enumerate(problem.tests[:1], 1))
             platform, metadata = "leetcode", {"func_name": t.method}
         else:
             tests = [{"input": problem.stdin(arg), "output": f"{expected}\n", "testtype": "stdin"}
                      for arg, expected in problem.tests]
-            content = question(problem).replace("-----", "")
+            content = question(problem, 1).replace("-----", "")
             platform, metadata = ("atcoder", "codeforces")[number % 2], {}
         contest = date(2024, 8, 5) + timedelta(days=(number * 7) % 170)
         rows.append({
