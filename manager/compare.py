@@ -4,11 +4,13 @@
 - Table 2: LCB pass@1 of the RQ2/RQ3 runs from both starting points (the instruct model and
   the 30K checkpoint);
 - paired bootstraps over problems for each RQ2/RQ3 contrast (correct vs incorrect, easy vs
-  hard), from the per-problem artifacts `valley eval` logs;
+  hard) and for each student's largest RQ1 run against its untrained baseline, from the
+  per-problem artifacts `valley eval` logs;
 - the valley plot (pass@1 against data size on a log axis, both students, baselines as lines),
   saved as PNG and logged to the study's parent run;
 - beyond the paper: a log-linear fit of pass@1 on the sizes after the valley's bottom, and the
-  data size it predicts for a target score.
+  data size it predicts for a target score; refused (one line why) when those scores are all
+  equal, e.g. all zero, since a line through them measures nothing.
 
 Runs evaluated under different eval specs are never put side by side (one line names the field).
 """
@@ -189,6 +191,23 @@ def contrasts(runs: list[EvaluatedRun], scores) -> list[dict]:
     return results
 
 
+def size_contrasts(runs: list[EvaluatedRun], scores) -> list[dict]:
+    """Paired bootstrap over problems: each student's largest RQ1 run against its untrained baseline."""
+    from valley.eval.metrics import paired_bootstrap
+
+    results = []
+    for model in sorted({r.model for r in runs}):
+        trained = [r for r in runs if r.model == model and r.rq == "rq1" and r.base is None]
+        baseline = _start_run(runs, model, None)
+        if not trained or baseline is None:
+            continue
+        largest = max(trained, key=lambda r: r.size)
+        contrast = paired_bootstrap(scores(largest), scores(baseline), names=(largest.label, baseline.label),
+                                    seed=largest.eval_spec.get("seed", 0))
+        results.append({"student": model, "start": "instruct", **contrast.as_dict()})
+    return results
+
+
 # --------------------------------------------------------------------------- the valley
 
 
@@ -203,8 +222,14 @@ def valley_fit(runs: list[EvaluatedRun], target: float | None) -> list[dict]:
         bottom = min(range(len(points)), key=lambda i: points[i][1])
         after = points[bottom:]
         fit = {"student": model, "sizes": [s for s, _ in after], "bottom_size": points[bottom][0],
-               "intercept": None, "slope_per_ln_size": None, "target": target, "predicted_size": None}
-        if len({s for s, _ in after}) >= 2:
+               "intercept": None, "slope_per_ln_size": None, "target": target, "predicted_size": None,
+               "refused": None}
+        if len({s for s, _ in after}) >= 2 and len({p for _, p in after}) == 1:
+            fit["refused"] = (f"pass@1 is {after[0][1]:.4f} at every size from the bottom on "
+                              f"({', '.join(format_size(s) for s, _ in after)}); a line through constant scores measures nothing")
+        elif len({s for s, _ in after}) < 2:
+            fit["refused"] = (f"fewer than two sizes after the bottom ({format_size(points[bottom][0])}); no trend")
+        else:
             import numpy as np
 
             slope, intercept = np.polyfit([math.log(s) for s, _ in after], [p for _, p in after], 1)
@@ -286,7 +311,8 @@ def compare_study(study: str, tracking_uri: str | None, out_dir: Path, *, target
     result = {
         "study": study, "tracking_uri": tracker.uri, "runs": [r.label for r in runs], "pending": pending,
         "eval_spec": runs[0].eval_spec if runs else None,
-        "table1": table1(runs), "table2": table2(runs), "contrasts": contrasts(runs, scores),
+        "table1": table1(runs), "table2": table2(runs),
+        "contrasts": size_contrasts(runs, scores) + contrasts(runs, scores),
         "valley_fit": valley_fit(runs, target), "plot": None,
     }
     out_dir = Path(out_dir)
@@ -336,9 +362,8 @@ def render(result: dict, console) -> None:
                       f"[95% CI {c['ci_low']:+.4f}, {c['ci_high']:+.4f}] over {c['problems']} problems; "
                       f"P(not above) = {c['p_not_above']:.3f}")
     for fit in result["valley_fit"]:
-        if fit["slope_per_ln_size"] is None:
-            console.print(f"valley fit {fit['student']}: fewer than two sizes after the bottom "
-                          f"({format_size(fit['bottom_size'])}); no trend")
+        if fit["refused"]:
+            console.print(f"valley fit {fit['student']}: none, {fit['refused']}")
             continue
         line = (f"valley fit {fit['student']}: pass@1 ≈ {fit['intercept']:.4f} + {fit['slope_per_ln_size']:.4f}·ln N "
                 f"over N = {', '.join(format_size(s) for s in fit['sizes'])}")
