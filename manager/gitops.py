@@ -12,7 +12,7 @@ from pathlib import Path
 
 from manager.render import RenderContext, render_run
 from manager.render.objects import to_yaml
-from manager.specs import RunSpec
+from valley.spec import RunSpec
 from valley.files import write_atomic
 
 HEADER = "# rendered by `valleyctl render`; edit the spec, not this file\n"

@@ -137,7 +137,7 @@ def ensure_gitops_runs(kube, tracker, *, echo=print) -> None:
     from dataclasses import replace
 
     from manager.render import RenderContext, mlflow_configmap
-    from manager.specs import RunSpec
+    from valley.spec import RunSpec
 
     specs = kube.list("ConfigMap", "app.kubernetes.io/part-of=valley,app.kubernetes.io/component=config")
     have = {cm["metadata"]["name"] for cm in specs}

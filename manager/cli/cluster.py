@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from manager.specs import RunSpec
+from valley.spec import RunSpec
 from valley.errors import ValleyError
 
 #: seconds between reconcile passes of `launch --wait`

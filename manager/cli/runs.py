@@ -138,7 +138,7 @@ def status_command(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    from valley.errors import console as make_console
+    from valley.cli_kit import console as make_console
     from rich.table import Table
 
     table = Table(title=f"study {study}")

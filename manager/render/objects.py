@@ -10,7 +10,8 @@ reconcile` opens each gate when the Job it waits for has succeeded.
 from __future__ import annotations
 
 from manager.render.context import RenderContext
-from manager.specs import RunSpec
+from valley.spec import RunSpec
+from valley.errors import CONFIG_ERROR_EXIT
 
 SPEC_DIR = "/etc/valley"
 SPEC_PATH = f"{SPEC_DIR}/run.json"
@@ -19,8 +20,6 @@ PVCS = {"datasets": "valley-datasets", "models": "valley-model-cache", "checkpoi
 MOUNTS = {"datasets": DATASETS, "models": MODELS, "checkpoints": CHECKPOINTS}
 GRADER_PORT = 8000
 RDZV_PORT = 29500
-#: `valley train`/`valley eval` exit code for a configuration error: retrying cannot help
-CONFIG_ERROR_EXIT = 3
 UID = 1000
 #: annotation holding a gated Job's Kueue queue; the reconciler turns it into the queue
 #: label when the gate opens (Kueue would otherwise admit and unsuspend it too early)

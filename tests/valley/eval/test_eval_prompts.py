@@ -7,7 +7,7 @@ from transformers import AutoTokenizer
 
 from valley.errors import ValleyError
 from valley.eval.prompts import SYSTEM_MESSAGE, question_text, render_prompts
-from tests.eval.conftest import LCB_FIXTURE
+from tests.valley.eval.conftest import LCB_FIXTURE
 
 PROBLEMS = {row["question_id"]: row for row in map(json.loads, LCB_FIXTURE.read_text().splitlines())}
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cluster.kustomize_builds import BUILDABLE, K8S, all_built_objects, build, built, kustomize_command, selector_matches
-from tests.k8s_checks import assert_hardened, pod_specs, validate_strict
+from tests.k8s.kustomize_builds import BUILDABLE, K8S, all_built_objects, build, built, kustomize_command, selector_matches
+from tests.k8s.k8s_checks import assert_hardened, pod_specs, validate_strict
 
 SERVICE_ACCOUNTS = {"valley-train", "valley-eval", "valley-grader", "valley-reconciler", "valley-mlflow", "valley-launcher"}
 PVCS = {"valley-datasets", "valley-model-cache", "valley-checkpoints"}

@@ -1,4 +1,4 @@
-"""The project's grading corpus (tests/grader/corpus.py) through the real `valley grade` CLI,
+"""The project's grading corpus (tests/valley/grader/corpus.py) through the real `valley grade` CLI,
 under both sandboxes; plus batch resume."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_tool
-from tests.grader.corpus import write_corpus
+from tests.valley.grader.corpus import write_corpus
 from valley.grader.grading import grade_batch, load_problems, read_jsonl, read_verdicts
 from valley.grader.sandbox import POOL
 

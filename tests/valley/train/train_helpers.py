@@ -1,4 +1,4 @@
-"""Shared by the tests/train files: tiny students built once per session, a small SFT subset."""
+"""Shared by the tests/valley/train files: tiny students built once per session, a small SFT subset."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from manager.specs import RunSpec
+from valley.spec import RunSpec
 from manager.study import mini_study
 
 _MODELS: dict[str, Path] = {}
@@ -17,7 +17,7 @@ _MODELS: dict[str, Path] = {}
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, preset: str) -> Path:
     """A tiny student built through the real `valley model fetch` code path, once per session."""
     if preset not in _MODELS:
-        from manager.specs import model_preset
+        from valley.spec import model_preset
         from valley.train.fetch import fetch_model
 
         out = tmp_path_factory.mktemp("models") / preset

@@ -5,10 +5,11 @@ import json
 
 import pytest
 
-from manager.specs import EvalSpec
+from valley.spec import EvalSpec
 from valley.eval.generate import (
-    Generation, GenerationLog, Request, engine_kwargs, pending_requests, request_seed, sampling_params, stop_token_ids,
+    Generation, GenerationLog, Request, pending_requests, request_seed, sampling_params, stop_token_ids,
 )
+from valley.engine import engine_kwargs
 from valley.eval.prompts import Prompt
 
 

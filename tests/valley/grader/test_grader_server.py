@@ -19,7 +19,7 @@ import pytest
 from manager.mlflow_ui import free_port
 from valley.grader.client import grade_remote, healthy
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SLEEPER = "```python\nimport time\ntime.sleep(30)\n```"
 
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from manager.compare import EvaluatedRun, check_same_eval, compare_study, render
 from valley.errors import ValleyError
 
-from manager.specs import EvalSpec, format_size
+from valley.spec import EvalSpec, format_size
 from manager.study import valley_study
 from manager.tracking import Tracker
 from valley.eval.metrics import eval_metrics, per_problem_table

@@ -25,7 +25,7 @@ import pytest
 from tests.conftest import require_tool
 from valley.grader.grading import read_verdicts
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 HOSTILE = {

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from manager.mlflow_ui import free_port
-from tests.cluster.kustomize_builds import built
+from tests.k8s.kustomize_builds import built
 
 
 def get(port: int, path: str, host: str) -> int:

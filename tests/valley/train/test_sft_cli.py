@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.train.train_helpers import mini_run, tiny_model, write_subset
-from valley.train.chat import CHAT_TEMPLATES, template_hash
+from tests.valley.train.train_helpers import mini_run, tiny_model, write_subset
+from valley.chat import CHAT_TEMPLATES, template_hash
 
 
 def precreated_run(uri: str, run) -> str:
@@ -114,7 +114,7 @@ from pathlib import Path
 if __name__ == "__main__":
     from manager.study import MINI_EVAL
     from vllm import SamplingParams
-    from valley.eval.generate import load_engine
+    from valley.engine import load_engine
 
     llm = load_engine(Path(sys.argv[1]), MINI_EVAL.model_copy(update={"max_model_len": 256}))
     out = llm.generate([{"prompt_token_ids": json.loads(sys.argv[2])}], SamplingParams(temperature=0, max_tokens=8))
@@ -209,13 +209,13 @@ def test_a_continued_run_starts_from_the_base_runs_final_checkpoint(trained_tiny
     from safetensors.torch import load_file
     from torchtune import training
 
-    from valley.train.config import TrainPaths, render_config
+    from valley.train.config import TrainPaths, plan_steps, render_config
 
     base = mini_run("tiny-qwen")
     run = mini_run("tiny-qwen", size=120).model_copy(update={"base": base})
     final = trained_tiny_qwen["work"] / "ckpt" / "final"
     paths = TrainPaths.resolved(tmp_path / "data", trained_tiny_qwen["model_dir"], tmp_path / "ckpt", final)
-    checkpointer = render_config(run, paths, examples=120, device="cpu")["checkpointer"]
+    checkpointer = render_config(run, paths, plan=plan_steps(run, 120), device="cpu")["checkpointer"]
     assert checkpointer["checkpoint_dir"] == str(final)
 
     loaded = training.FullModelHFCheckpointer(

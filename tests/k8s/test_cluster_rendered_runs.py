@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cluster.kustomize_builds import K8S, build, built, selector_matches
-from tests.k8s_checks import assert_hardened, pod_specs, validate_strict
+from tests.k8s.kustomize_builds import K8S, build, built, selector_matches
+from tests.k8s.k8s_checks import assert_hardened, pod_specs, validate_strict
 
 
 @pytest.fixture(scope="module")

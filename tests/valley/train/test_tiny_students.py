@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.train.train_helpers import mini_run, tiny_model
-from valley.train.chat import CHAT_TEMPLATES
+from tests.valley.train.train_helpers import mini_run, tiny_model
+from valley.chat import CHAT_TEMPLATES
 
 PRESETS = {"tiny-qwen": "qwen2_5", "tiny-llama": "llama3_1"}
 CONVERSATION = [

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from manager.specs import RunSpec, TrainSpec
+from valley.spec import RunSpec, TrainSpec
 from manager.study import MINI_TRAIN, valley_study
-from tests.train.train_helpers import mini_run
+from tests.valley.train.train_helpers import mini_run
 from valley.train.config import (
-    TrainConfigError, TrainPaths, config_yaml, launch_command, render_config, shard_files,
+    TrainConfigError, TrainPaths, config_yaml, launch_command, plan_steps, render_config, shard_files,
 )
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -35,7 +35,7 @@ def pod_paths(run: RunSpec) -> TrainPaths:
 def rendered_yaml(label: str) -> str:
     run = STUDY[label]
     paths = pod_paths(run)
-    config = render_config(run, paths, examples=run.data.size)
+    config = render_config(run, paths, plan=plan_steps(run, run.data.size))
     return config_yaml(run, config, paths.out_dir / "config.yaml")
 
 
@@ -101,12 +101,12 @@ def test_real_configs_name_the_students_builders_shards_and_recipe():
     (4_000, 31, 155, 16),   # 500 // 16 = 31; 15.5 -> 16
 ])
 def test_warmup_is_ten_percent_of_the_real_step_count(size, steps_per_epoch, total, warmup):
-    from manager.study import step_plan
+    from valley.train.steps import step_plan
 
     run = next(r for r in STUDY.values() if r.data and r.data.size == size and r.model.preset == "qwen")
     plan = step_plan(size, run.train)
     assert (plan.steps_per_epoch, plan.total_steps, plan.warmup_steps) == (steps_per_epoch, total, warmup)
-    config = render_config(run, pod_paths(run), examples=size)
+    config = render_config(run, pod_paths(run), plan=plan_steps(run, size))
     assert config["lr_scheduler"]["num_warmup_steps"] == warmup
     assert config["gradient_accumulation_steps"] == 16
 
@@ -114,7 +114,7 @@ def test_warmup_is_ten_percent_of_the_real_step_count(size, steps_per_epoch, tot
 def test_warmup_follows_the_built_subset_not_the_nominal_size():
     run = STUDY["qwen-10k"]
     # over-length drops can leave fewer rows than asked for: 9,000 rows -> 1125 // 16 = 70 steps/epoch
-    assert render_config(run, pod_paths(run), examples=9_000)["lr_scheduler"]["num_warmup_steps"] == 35
+    assert render_config(run, pod_paths(run), plan=plan_steps(run, 9_000))["lr_scheduler"]["num_warmup_steps"] == 35
 
 
 def test_impossible_batch_splits_are_rejected_with_the_reason():
@@ -122,7 +122,7 @@ def test_impossible_batch_splits_are_rejected_with_the_reason():
         TrainSpec(gpus_per_node=3)
     run = mini_run("tiny-qwen")
     with pytest.raises(TrainConfigError, match="no optimizer step"):
-        render_config(run, pod_paths(run), examples=3, device="cpu")
+        plan_steps(run, 3)
 
 
 def test_launch_commands_for_pod_multinode_and_laptop():
@@ -140,13 +140,13 @@ def test_launch_commands_for_pod_multinode_and_laptop():
 def test_tiny_configs_use_component_builders_at_toy_width_and_resume_from_the_last_epoch():
     run = mini_run("tiny-llama")
     paths = TrainPaths.resolved(Path("data"), Path("model"), Path("out"))
-    fresh = render_config(run, paths, examples=40, device="cpu")
+    fresh = render_config(run, paths, plan=plan_steps(run, 40), device="cpu")
     assert fresh["model"]["_component_"] == "torchtune.models.llama3_1.llama3_1"
     assert fresh["model"]["embed_dim"] // fresh["model"]["num_heads"] == 32
     assert fresh["checkpointer"]["checkpoint_files"] == ["model.safetensors"] == shard_files(run, from_base=False)
     assert fresh["optimizer"]["fused"] is False and fresh["device"] == "cpu" and fresh["dtype"] == MINI_TRAIN.dtype
     assert all(Path(p).is_absolute() for p in (fresh["output_dir"], fresh["tokenizer"]["path"], fresh["dataset"]["data_files"]))
 
-    resumed = render_config(run, paths, examples=40, device="cpu", resume_epochs=1)
+    resumed = render_config(run, paths, plan=plan_steps(run, 40), device="cpu", resume_epochs=1)
     assert resumed["resume_from_checkpoint"] is True
     assert resumed["checkpointer"]["checkpoint_files"] == ["epoch_0/model-00001-of-00001.safetensors"]

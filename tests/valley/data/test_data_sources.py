@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from manager.specs import EvalSpec
+from valley.spec import EvalSpec
 from manager.study import MINI_EVAL
 from valley.data import sources
 from valley.data.build import load_corpus, _messages
@@ -147,7 +147,7 @@ def test_script_repos_are_read_from_their_data_files(fake_hub: Path) -> None:
 
 
 def test_lcb_stage_writes_the_windowed_problems_eval_reads(valley, tmp_path: Path) -> None:
-    from manager.specs import RunSpec
+    from valley.spec import RunSpec
 
     spec = RunSpec(study="mini", model="tiny-qwen", eval=MINI_EVAL)
     spec_path = tmp_path / "run.json"

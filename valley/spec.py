@@ -268,19 +268,3 @@ class RunSpec(Frozen):
     @classmethod
     def from_json(cls, text: str) -> "RunSpec":
         return cls.model_validate_json(text)
-
-
-def spec_error_line(error: Exception) -> str:
-    """One line naming the field and what is allowed, from a pydantic ValidationError."""
-    from pydantic import ValidationError
-
-    if not isinstance(error, ValidationError):
-        return str(error)
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-"))
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "literal_error":
-            message = f"got {item['input']!r}; {message.lower()}"
-        parts.append(f"{where}: {message}" if where and not message.startswith(f"{where}:") else message)
-    return "; ".join(parts)

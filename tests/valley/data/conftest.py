@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from manager.specs import DataSpec, RunSpec
+from valley.spec import DataSpec, RunSpec
 from manager.study import MINI_TRAIN
 
 CHATML = (

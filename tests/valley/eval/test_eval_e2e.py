@@ -17,10 +17,10 @@ import urllib.request
 
 import pytest
 
-from manager.specs import RunSpec
+from valley.spec import RunSpec
 from manager.study import MINI_EVAL
 from manager.tracking import Tracker
-from tests.eval.conftest import LCB_FIXTURE
+from tests.valley.eval.conftest import LCB_FIXTURE
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 

@@ -66,7 +66,7 @@ def test_rebuild_is_byte_identical_and_manifest_hashes_every_file(valley, write_
 
 
 def test_rerun_reuses_a_complete_subset_and_rebuilds_a_tampered_one(write_spec, tokenizer_dir, tmp_path) -> None:
-    from manager.specs import RunSpec
+    from valley.spec import RunSpec
     from valley.data.build import build_subset
 
     spec = RunSpec.from_json(write_spec(40).read_text())

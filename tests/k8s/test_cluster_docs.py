@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.cluster.kustomize_builds import K8S, ROOT, build
+from tests.k8s.kustomize_builds import K8S, ROOT, build
 
 DOC = (ROOT / "docs" / "cluster.md").read_text()
 BLOCKS = re.findall(r"```yaml\n(.*?)```", DOC, re.S)

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from manager.specs import DataSpec, RunSpec, TrainSpec, parse_size
-from manager.study import step_plan, valley_study
+from valley.spec import DataSpec, RunSpec, TrainSpec, parse_size
+from manager.study import valley_study
+from valley.train.steps import step_plan
 
 
 @pytest.mark.parametrize("text,count", [("1k", 1000), ("10k", 10000), ("30K", 30000), ("6k", 6000), ("4k", 4000), (300, 300), ("2.5k", 2500)])
@@ -74,7 +75,7 @@ def test_unknown_study_is_one_line(valleyctl):
 
 
 def test_subset_dir_names_tell_apart_students_and_token_budgets() -> None:
-    from manager.specs import DataSpec, RunSpec, TrainSpec
+    from valley.spec import DataSpec, RunSpec, TrainSpec
 
     data = DataSpec(size="1k")
     qwen = RunSpec(model="qwen", data=data, train=TrainSpec())

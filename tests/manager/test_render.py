@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k8s_checks import assert_hardened, pod_specs, validate_strict
+from tests.k8s.k8s_checks import assert_hardened, pod_specs, validate_strict
 from manager.render import RenderContext, render_run
 from manager.render.objects import to_yaml
 from manager.selection import Selection, select
-from manager.specs import RunSpec
+from valley.spec import RunSpec
 from manager.study import mini_study, valley_study
 
 GOLDEN = Path(__file__).parent / "golden"

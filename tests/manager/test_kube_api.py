@@ -139,7 +139,7 @@ def ctl(monkeypatch, capsys, tmp_path):
     """The real valleyctl app and its error wrapper, in this process (the cluster paths load
     mlflow and kubernetes once instead of per command): (exit code, stdout, stderr)."""
     from manager.cli import app
-    from valley.errors import run_cli
+    from valley.cli_kit import run_cli
 
     monkeypatch.chdir(tmp_path)
 
