@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from manager.render import RenderContext, render_run
-from manager.render.objects import to_yaml
+from manager.render import to_yaml
 from valley.spec import RunSpec
 from valley.files import write_atomic
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from manager.render.objects import QUEUE_ANNOTATION, QUEUE_LABEL
+from manager.render.common import QUEUE_ANNOTATION, QUEUE_LABEL
 from manager.tracking import FAILED, FINISHED, KILLED, RUNNING, SCHEDULED
 
 SUSPENDED, PENDING, ACTIVE, SUCCEEDED, JOB_FAILED = "suspended", "pending", "running", "succeeded", "failed"

@@ -64,7 +64,7 @@ def render_command(
     """
     from manager.gitops import differences, render_tree, write_tree
     from manager.render import render_run
-    from manager.render.objects import to_yaml
+    from manager.render import to_yaml
 
     runs = _runs(study, size, model, subset, base, run, nodes)
     ctx = _context(namespace, cluster_tracking_uri, queue)

@@ -8,7 +8,7 @@ import yaml
 
 from tests.k8s.k8s_checks import assert_hardened, pod_specs, validate_strict
 from manager.render import RenderContext, render_run
-from manager.render.objects import to_yaml
+from manager.render import to_yaml
 from manager.selection import Selection, select
 from valley.spec import RunSpec
 from manager.study import mini_study, valley_study
