@@ -25,8 +25,8 @@ demo: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# xdist: the fast tests are mostly process start-up (CLIs, MLflow, kube server); 2 cores halve the wall time
 test-fast: setup
-	# xdist: the fast tests are mostly process start-up (CLIs, MLflow, kube server); 2 cores halve the wall time
 	$(PY) -m pytest -m "not slow" -n auto $(PYTEST_ARGS)
 
 bench: setup
