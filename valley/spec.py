@@ -179,7 +179,9 @@ class EvalSpec(Frozen):
     #: `split`: vLLM on the default runtime, grader in separate gVisor pods
     isolation: Literal["pod", "split"] = "pod"
     grader_timeout_s: float = Field(6.0, gt=0)
-    prompt_style: Literal["lcb-generic"] = "lcb-generic"
+    #: `lcb-generic`: LiveCodeBench's prompt; `sft`: the training prompt (`valley data build`'s user
+    #: turn), for toy students too small to carry a skill across prompt formats (the mini study)
+    prompt_style: Literal["lcb-generic", "sft"] = "lcb-generic"
 
     @model_validator(mode="after")
     def _window_is_ordered(self) -> "EvalSpec":

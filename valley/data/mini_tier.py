@@ -10,7 +10,8 @@ Each problem instantiates one of a few program templates (sum, extrema, counting
 reversal, ...). The program is fully determined by a few words of the statement (the task
 phrase, plus one digit or letter for the harder templates), so a small model can map statement
 to code. Wording varies (intro sentence x task phrase x stdin/functional); the LiveCodeBench
-problems use combinations that no training problem uses, with their own hidden tests.
+problems are combinations that no training problem is (the same sentence may be trained in
+the other format), with their own parameters and hidden tests.
 Harder templates (TACO MEDIUM_HARD/HARD) must copy a parameter from the statement.
 
 Written into `valley/data/sample/mini/` by the sample-corpus builder, in the same three
@@ -176,7 +177,7 @@ def _problem(template: Template, intro: str, task: str, param: object, functiona
 
 def problems() -> tuple[list[MiniProblem], list[MiniProblem]]:
     """(training problems, evaluation problems): every wording combination of every template,
-    split by a hash so that no evaluation problem repeats a training problem's wording."""
+    four of each template's combinations held out for evaluation."""
     train, held_out = [], []
     for template in TEMPLATES:
         rng = random.Random(f"{MINI_VERSION}/{template.key}")
@@ -298,19 +299,15 @@ def lcb_rows(held_out: list[MiniProblem]) -> list[dict]:
         if problem.functional:
             tests = [{"input": json.dumps(arg), "output": json.dumps(expected), "testtype": "functional"}
                      for arg, expected in problem.tests]
-            content = f"{problem.statement}\n\n" + "\n\n".join(
-                f"Example {i}:\nInput: {'nums' if t.kind == 'list' else 's'} = {json.dumps(arg)}\nOutput: {json.dumps(expected)}"
-                for i, (arg, expected) in enumerate(problem.tests[:1], 1))
             platform, metadata = "leetcode", {"func_name": t.method}
         else:
             tests = [{"input": problem.stdin(arg), "output": f"{expected}\n", "testtype": "stdin"}
                      for arg, expected in problem.tests]
-            content = question(problem, 1).replace("-----", "")
             platform, metadata = ("atcoder", "codeforces")[number % 2], {}
         contest = date(2024, 8, 5) + timedelta(days=(number * 7) % 170)
         rows.append({
             "question_title": f"Mini: {problem.task}",
-            "question_content": content,
+            "question_content": question(problem, 1),  # worded like the training questions
             "platform": platform,
             "question_id": f"mini-{number:03d}",
             "contest_id": f"valley-mini-{number // 4:02d}",

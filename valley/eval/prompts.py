@@ -45,7 +45,12 @@ def question_text(problem: dict) -> str:
     return text + "### Answer: (use the provided format with backticks)\n\n"
 
 
-def chat_messages(problem: dict) -> list[dict]:
+def chat_messages(problem: dict, style: str = PROMPT_STYLE) -> list[dict]:
+    """The conversation for one problem: LCB's (`lcb-generic`) or the SFT data's user turn (`sft`)."""
+    if style == "sft":
+        from valley.data.build import sft_prompt
+
+        return [{"role": "user", "content": sft_prompt(problem["question_content"], problem.get("starter_code") or "")}]
     return [
         {"role": "system", "content": SYSTEM_MESSAGE},
         {"role": "user", "content": question_text(problem)},
@@ -61,12 +66,12 @@ class Prompt:
     max_tokens: int
 
 
-def render_prompts(problems: list[dict], tokenizer, max_model_len: int) -> list[Prompt]:
+def render_prompts(problems: list[dict], tokenizer, max_model_len: int, style: str = PROMPT_STYLE) -> list[Prompt]:
     """Render every problem with the tokenizer's chat template; fail before any generation if
     a prompt leaves no room for a response inside `max_model_len`."""
     prompts, too_long = [], []
     for problem in problems:
-        text = tokenizer.apply_chat_template(chat_messages(problem), tokenize=False, add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(chat_messages(problem, style), tokenize=False, add_generation_prompt=True)
         # the template already wrote BOS (Llama) where the family wants one
         ids = tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
         budget = max_model_len - len(ids)

@@ -33,7 +33,7 @@ def evaluate(run_spec: RunSpec, model_dir: Path, out_dir: Path, *, lcb_path: Pat
 
     problems = load_problems(run_spec, lcb_path)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    prompts = render_prompts(problems, tokenizer, spec.max_model_len)
+    prompts = render_prompts(problems, tokenizer, spec.max_model_len, spec.prompt_style)
     started = time.perf_counter()
     generations = [asdict(g) for g in generate(prompts, Path(model_dir), spec, out_dir, llm=llm)]
     generated = time.perf_counter()

@@ -27,7 +27,7 @@ def rows(name: str) -> list[dict]:
 
 def test_cli_regenerates_the_shipped_files_byte_identically(valley, tmp_path: Path) -> None:
     valley(["data", "sample-corpus", "--out", tmp_path])
-    for name in FILES:
+    for name in [*FILES, *(f"mini/{name}" for name in FILES)]:
         assert (tmp_path / name).read_bytes() == (SAMPLE_DIR / name).read_bytes(), name
 
 
@@ -119,3 +119,39 @@ def test_lcb_rows_have_lcb_schema_window_spread_and_packed_private_tests() -> No
         if func_name:
             assert f"def {func_name}(self" in row["starter_code"]
     assert kinds["stdin"] >= 10 and kinds["functional"] >= 10
+
+
+# ------------------------------------------------------------------------------ mini tier
+
+
+def mini_rows(name: str) -> list[dict]:
+    return rows(f"mini/{name}")
+
+
+def test_mini_tier_is_labelled_in_the_real_schemas_and_holds_out_its_eval_wordings() -> None:
+    taco, ocr2, lcb = mini_rows("taco.jsonl"), mini_rows("ocr2.jsonl"), mini_rows("lcb.jsonl")
+    assert all(set(row) == TACO_COLUMNS and row["source"] == "valley-mini" and "/mini/" in row["url"] for row in taco)
+    assert all(set(row) == OCR2_COLUMNS and row["source"] == "valley-mini" for row in ocr2)
+    assert all(set(row) == LCB_COLUMNS and row["question_id"].startswith("mini-")
+               and row["contest_id"].startswith("valley-mini-") for row in lcb)
+    assert {row["difficulty"] for row in taco} == {"EASY", "MEDIUM", "MEDIUM_HARD", "HARD"}  # RQ3: easy and hard
+    assert {int(row["index"]) for row in ocr2} == set(range(len(taco)))
+    assert 0.28 <= sum(row["judgement"] == "wrong" for row in ocr2) / len(ocr2) <= 0.38  # RQ2: both labels
+    kinds = Counter(json.loads(row["public_test_cases"])[0]["testtype"] for row in lcb)
+    assert kinds["stdin"] >= 15 and kinds["functional"] >= 15
+    assert all("2024-08-01" <= row["contest_date"][:10] <= "2025-01-31" for row in lcb)
+    # no evaluation problem repeats a training problem: statement (intro + task) and format differ
+    trained = {(row["question"].splitlines()[0], bool(row["starter_code"])) for row in taco}
+    assert not trained & {(row["question_content"].splitlines()[0], bool(row["starter_code"])) for row in lcb}
+
+
+def test_mini_traces_think_then_answer_and_their_judgements_match_the_tests() -> None:
+    taco = mini_rows("taco.jsonl")
+    for row in mini_rows("ocr2.jsonl"):
+        assert re.fullmatch(r"<think>\n[^\n]+\n</think>\n\n```python\n.+```\n", row["r1_generation"], re.S)
+        code = row["r1_generation"].split("```python\n")[-1].split("```")[0]
+        assert code == row["solution"]
+        tests = json.loads(taco[int(row["index"])]["input_output"])
+        if "fn_name" in tests:  # class Solution methods, called as the graders call them
+            code += f"\n{tests['fn_name']} = getattr(Solution(), {tests['fn_name']!r})\n"
+        assert _passes(code, tests) == (row["judgement"] == "right"), row["id"]
