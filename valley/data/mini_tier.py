@@ -121,9 +121,6 @@ class MiniProblem:
         digest = hashlib.sha256(f"{self.intro}/{self.task}/{self.functional}".encode()).hexdigest()[:8]
         return f"{self.template.key}-{'call' if self.functional else 'stdin'}-{digest}"
 
-    @property
-    def statement(self) -> str:
-        return f"{self.intro} {self.task[0].upper()}{self.task[1:]}."
 
     def expr(self, expr: str) -> str:
         return expr.replace("{k}", str(self.param))
@@ -212,12 +209,13 @@ def _examples(problem: MiniProblem, shown: int) -> str:
 
 
 def question(problem: MiniProblem, shown: int) -> str:
-    """The statement, the input format (stdin) and `shown` examples."""
+    """The intro, the input format (stdin), `shown` examples, then the task as the last line: the
+    task then sits at a fixed distance before the answer, where a two-layer student finds it."""
     if problem.functional:
         body = f"Complete the method `{problem.template.method}` of class Solution; it returns the answer."
     else:
         body = f"-----Input-----\n{INPUT_FORMAT[problem.template.kind]}\n\n-----Output-----\nPrint the answer on one line."
-    return f"{problem.statement}\n\n{body}\n\n{_examples(problem, shown)}\n"
+    return f"{problem.intro}\n\n{body}\n\n{_examples(problem, shown)}\n\nYour task: {problem.task}.\n"
 
 
 def taco_row(problem: MiniProblem) -> dict:

@@ -140,9 +140,14 @@ def test_mini_tier_is_labelled_in_the_real_schemas_and_holds_out_its_eval_wordin
     kinds = Counter(json.loads(row["public_test_cases"])[0]["testtype"] for row in lcb)
     assert kinds["stdin"] >= 15 and kinds["functional"] >= 15
     assert all("2024-08-01" <= row["contest_date"][:10] <= "2025-01-31" for row in lcb)
-    # no evaluation problem repeats a training problem: statement (intro + task) and format differ
-    trained = {(row["question"].splitlines()[0], bool(row["starter_code"])) for row in taco}
-    assert not trained & {(row["question_content"].splitlines()[0], bool(row["starter_code"])) for row in lcb}
+    # no evaluation problem repeats a training problem: intro, task or format differ
+    def wording(text: str, starter: str) -> tuple:
+        lines = text.strip().splitlines()
+        return lines[0], lines[-1], bool(starter)
+
+    trained = {wording(row["question"], row["starter_code"]) for row in taco}
+    assert not trained & {wording(row["question_content"], row["starter_code"]) for row in lcb}
+    assert all(row["question_content"].strip().splitlines()[-1].startswith("Your task: ") for row in lcb)
 
 
 def test_mini_traces_think_then_answer_and_their_judgements_match_the_tests() -> None:

@@ -31,13 +31,13 @@ RATES = {
 }
 
 
-def record_synthetic(tracker, run, out_root, eval_spec=None):
+def record_synthetic(tracker, run, out_root, eval_spec=None, rates=RATES):
     run_id, _ = tracker.ensure_run(run)
     # problem i passes each of its 4 samples with probability rate + noise; correct/incorrect share a seed
     rng = np.random.default_rng(sum(map(ord, run.label.replace("incorrect", "correct"))))
     generations, verdicts = [], []
     for problem in PROBLEMS:
-        p = min(1.0, max(0.0, RATES[run.label] + rng.normal(0, 0.05)))
+        p = min(1.0, max(0.0, rates[run.label] + rng.normal(0, 0.05)))
         for sample in range(4):
             passed = bool(rng.random() < p)
             generations.append({"question_id": problem["question_id"], "sample_id": sample, "response": "<think>x",
@@ -96,7 +96,9 @@ def test_compare_prints_tables_contrasts_fit_and_logs_the_plot(valley_store, val
     assert table2[("qwen-30k", "easy-4k")]["ci_low"] < table2[("qwen-30k", "easy-4k")]["pass_at_1"]
 
     contrasts = {(c["start"], c["a"]): c for c in report["contrasts"]}
-    assert len(contrasts) == 4
+    assert len(contrasts) == 6
+    largest = contrasts[("instruct", "llama-30k")]  # each student's largest RQ1 run against its baseline
+    assert largest["b"] == "llama-baseline" and largest["ci_low"] > 0 and largest["p_not_above"] < 0.05
     easy = contrasts[("instruct", "qwen-easy-4k")]
     assert easy["b"] == "qwen-hard-4k" and easy["ci_low"] > 0 and easy["problems"] == 60
     tie = contrasts[("qwen-30k", "qwen-30k+correct-6k")]
@@ -151,3 +153,18 @@ def test_runs_may_differ_in_where_they_ran_but_not_in_what_was_measured():
     check_same_eval([evaluated("a"), evaluated("b", data_parallel_size=2, tensor_parallel_size=4, isolation="split")])
     with pytest.raises(ValleyError, match=r"^eval\.grader_timeout_s: a was evaluated with 6\.0, b with 10\.0;"):
         check_same_eval([evaluated("a"), evaluated("b", grader_timeout_s=10)])
+
+
+def test_compare_refuses_a_valley_fit_over_constant_scores(valleyctl, tmp_path):
+    mlflow_uri, tracker = new_store(tmp_path)
+    zero = {label: -1.0 for label in RATES}  # far below 0 before clipping: nothing ever passes
+    for run in valley_study():
+        if run.label.startswith("llama") and run.base is None:
+            record_synthetic(tracker, run, tmp_path / "eval", rates=zero)
+    result = valleyctl(["compare", "--study", "valley", "--out", tmp_path / "cmp"], env={"MLFLOW_TRACKING_URI": mlflow_uri})
+    fit_lines = [line for line in result.stdout.splitlines() if line.startswith("valley fit")]
+    assert fit_lines == ["valley fit llama: none, pass@1 is 0.0000 at every size from the bottom on (1k, 10k, 30k); "
+                         "a line through constant scores measures nothing"]
+    report = json.loads(valleyctl(["compare", "--study", "valley", "--json", "--out", tmp_path / "cmp"],
+                                  env={"MLFLOW_TRACKING_URI": mlflow_uri}).stdout)
+    assert report["valley_fit"][0]["slope_per_ln_size"] is None and report["valley_fit"][0]["refused"]
