@@ -20,7 +20,7 @@ def test_flags_select_grid_cells(sel, labels):
 
 
 def test_study_selects_everything():
-    assert len(select(Selection(study="valley"))) == 16 and len(select(Selection(study="mini"))) == 8
+    assert len(select(Selection(study="valley"))) == 16 and len(select(Selection(study="mini"))) == 12
 
 
 def test_cell_outside_the_grid_is_a_new_run_with_study_settings():

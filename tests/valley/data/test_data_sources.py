@@ -76,8 +76,10 @@ def test_lcb_release_tags_map_to_the_release_files() -> None:
 
 def test_sample_lcb_problems_are_filtered_to_the_window() -> None:
     all_rows = [json.loads(line) for line in (SAMPLE_DIR / "lcb.jsonl").read_text().splitlines()]
-    problems = load_lcb_problems(MINI_EVAL)
+    problems = load_lcb_problems(EvalSpec(source="sample", date_start=date(2024, 8, 1), date_end=date(2025, 1, 31)))
     assert 0 < len(problems) < len(all_rows)
+    # the mini study reads only the mini tier, never the sample's (or the paper's) problems
+    assert {p["question_id"][:5] for p in load_lcb_problems(MINI_EVAL)} == {"mini-"}
     assert all("2024-08-01" <= p["contest_date"][:10] <= "2025-01-31" for p in problems)
     narrow = EvalSpec(source="sample", date_start=date(2024, 9, 1), date_end=date(2024, 9, 30))
     assert {p["contest_date"][:7] for p in load_lcb_problems(narrow)} == {"2024-09"}
