@@ -9,11 +9,7 @@ A second run then finds nothing to do and starts no engine. Grading through the 
 """
 
 import json
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
@@ -102,31 +98,6 @@ def test_prompt_over_budget_fails_before_any_generation(tiny_qwen, valley, tmp_p
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: eval.max_model_len: 150 tokens leave no room")
     assert not (tmp_path / "eval" / "generations.jsonl").exists()
-
-
-@pytest.fixture
-def grader_sidecar():
-    """`valley grader serve` on a free loopback port, as the eval pod's sidecar runs it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "valley", "grader", "serve", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/healthz", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.3)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_eval_grades_through_the_grader_sidecar(tiny_qwen, valley, grader_sidecar, tmp_path):
