@@ -71,14 +71,14 @@ def valley_study(eval_spec: EvalSpec = EvalSpec(), train: TrainSpec = TrainSpec(
 
 
 MINI_TRAIN = TrainSpec(
-    global_batch_size=4, lr=4e-3, warmup_ratio=0.1, max_seq_len=1024, epochs=4,
+    global_batch_size=4, lr=4e-3, warmup_ratio=0.1, max_seq_len=1024, epochs=6,
     gpus_per_node=1, micro_batch_size=4, dtype="fp32", activation_checkpointing=False,
 )
-#: the mini tier's held-out problems, prompted as in training and sampled near-greedily (a
+#: the mini tier's held-out problems, prompted as in training, one greedy sample each (a
 #: two-layer student neither transfers across prompt formats nor survives its sampling tail)
 MINI_EVAL = EvalSpec(
     source="mini", lcb_release="mini", date_start=date(2024, 8, 1), date_end=date(2025, 1, 31),
-    n_samples=2, temperature=0.2, max_model_len=1024, data_parallel_size=1, grader_timeout_s=6.0, prompt_style="sft",
+    n_samples=1, temperature=0.0, max_model_len=1024, data_parallel_size=1, grader_timeout_s=6.0, prompt_style="sft",
 )
 MINI_SIZES = (40, 120, 400)
 #: RQ2/RQ3 on the mini tier: correct vs incorrect traces, easy vs harder templates (tiny-qwen only)

@@ -91,11 +91,11 @@ def test_tiny_sft_trains_logs_and_exports_a_loadable_checkpoint(valley, trained_
     plan = {k: v for k, v in logged.data.params.items() if k.startswith("train_plan.")}
     assert plan["train_plan.examples"] == "40"
     assert plan["train_plan.chat_template_hash"] == template_hash(CHAT_TEMPLATES["qwen2_5"])  # what eval records
-    assert plan["train_plan.total_steps"] == "40" and plan["train_plan.warmup_steps"] == "4"  # 40 rows / 4 x 4 epochs
+    assert plan["train_plan.total_steps"] == "60" and plan["train_plan.warmup_steps"] == "6"  # 40 rows / 4 x 6 epochs
     assert logged.data.params["torchtune.tokenizer._component_"] == "valley.train.hf_tokenizer.hf_chat_tokenizer"
     losses = [m.value for m in sorted(client.get_metric_history(run_id, "loss"), key=lambda m: m.step)]
-    assert len(losses) == 40 and losses[-1] < losses[0] - 0.5  # exact values: test_tiny_sft_losses_match_the_pinned_values
-    assert len(client.get_metric_history(run_id, "lr")) == 40
+    assert len(losses) == 60 and losses[-1] < losses[0] - 0.5  # exact values: test_tiny_sft_losses_match_the_pinned_values
+    assert len(client.get_metric_history(run_id, "lr")) == 60
     assert all(m.value > 0 for m in client.get_metric_history(run_id, "tokens_per_second_per_gpu"))
     artifacts = {a.path for d in ("train", "checkpoint") for a in client.list_artifacts(run_id, d)}
     assert {"train/config.yaml", "train/torchtune_config.yaml", "checkpoint/manifest.json"} <= artifacts
