@@ -20,8 +20,9 @@ from tests.valley.eval.conftest import LCB_FIXTURE
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
-#: the mini study's eval spec, with a shorter budget to keep the test quick
-EVAL = MINI_EVAL.model_copy(update={"max_model_len": 384})
+#: the mini study's eval spec with a shorter budget (quick) and two sampled answers per problem
+#: (so that resuming exactly the missing samples is visible)
+EVAL = MINI_EVAL.model_copy(update={"max_model_len": 384, "n_samples": 2, "temperature": 0.2})
 IN_WINDOW = ["fx-double", "fx-max", "fx-rev", "fx-sum"]  # fx-old is outside the contest-date window
 CORRECT_SUM = "<think>Add them.</think>\n```python\na, b = map(int, input().split())\nprint(a + b)\n```"
 KEPT = [  # what a kill left behind: whole rows, one of them a correct answer
