@@ -40,6 +40,9 @@ SANDBOX_KINDS = ("auto", "runsc", "process")
 HOST_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
 START_TIMEOUT_S = 30.0
 REPLY_MARGIN_S = 10.0  # the harness enforces per-test timeouts; this only catches a wedged sandbox
+WALL_GUARD = 3.0  # a test may take this many times its CPU limit of wall time: only sleeping or blocked programs reach it
+CPU_POLLS_PER_LIMIT = 20  # runsc: how often per CPU limit the grader reads the sandbox's CPU time
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 UNPRIVILEGED_UID = 65534
 CAPABILITIES = ["CAP_CHOWN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER"]
 
@@ -58,6 +61,27 @@ def resolve_kind(kind: str) -> str:
     if kind == "auto":
         return "runsc" if shutil.which("runsc") else "process"
     return kind
+
+
+def usable_cores() -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a pod's limit)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    for path, parse in (("/sys/fs/cgroup/cpu.max", lambda t: t.split()), ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", lambda t: [t.strip(), "100000"])):
+        try:
+            with open(path, encoding="ascii") as handle:
+                quota, period = parse(handle.read())
+            if quota not in ("max", "-1"):
+                cores = min(cores, -(-int(quota) // int(period)))
+        except (OSError, ValueError):
+            continue
+    return max(1, cores)
+
+
+# Tests run at most one per core, whatever the number of workers: a program's CPU time then does
+# not depend on how many others are graded beside it, and the wall-clock guard is never reached
+# by a program that merely waited for a CPU. Workers beyond the cores overlap everything else
+# (sandbox starts, transport, comparison) with running tests.
+TEST_SLOTS = threading.BoundedSemaphore(usable_cores())
 
 
 def scratch_root() -> str:
@@ -141,13 +165,42 @@ class Session:
         return self._expect(START_TIMEOUT_S).get("compile_error")
 
     def run(self, test_input: str, timeout_s: float) -> dict:
-        """Run one test; the harness's raw result (status, stdout or value, time, memory)."""
-        self._send({"input": test_input, "timeout_s": timeout_s})
-        reply = self._receive(time.perf_counter() + timeout_s + REPLY_MARGIN_S)
+        """Run one test under a CPU-time limit of `timeout_s` (and a wall-clock guard of
+        WALL_GUARD times that); the harness's raw result (status, stdout or value, `time_s` wall,
+        `cpu_s`, memory, `stages`). A program that used more CPU than its limit is a timeout
+        however it ended, as on online judges.
+
+        gVisor charges a task for the time it waits for a host CPU, so under runsc the CPU time
+        is read from the host: the sandbox's processes' CPU during the test, which also counts
+        the sandbox's own work for it (the fork, the input and output files)."""
+        wall_limit = WALL_GUARD * timeout_s
+        host_clock = self.kind == "runsc"
+        message = json.dumps({"input": test_input, "cpu_limit_s": wall_limit if host_clock else timeout_s, "wall_limit_s": wall_limit}).encode() + b"\n"
+        waited = time.perf_counter()
+        with TEST_SLOTS:
+            started = time.perf_counter()
+            cpu_before = self._host_cpu_s() if host_clock else 0.0
+            self._send_bytes(message)
+            sent = time.perf_counter()
+            watch = (lambda: self._host_cpu_s() - cpu_before > timeout_s, timeout_s / CPU_POLLS_PER_LIMIT) if host_clock else None
+            reply = self._receive(time.perf_counter() + wall_limit + REPLY_MARGIN_S, watch)
+            if reply is not None and host_clock:
+                reply["cpu_s"] = round(self._host_cpu_s() - cpu_before, 4)
+            finished = time.perf_counter()
         if reply is None:
             raise ProgramEndedSandbox(self._stderr_tail())
         if reply.get("status") == "harness_error":
             raise SandboxError(f"{self.kind} harness failed: {reply['detail']}")
+        if (reply.get("cpu_s") or 0) > timeout_s:
+            reply.update(status="timeout", limit="cpu_limit")
+        harness = reply.pop("stages")
+        inside = harness["parse_s"] + harness["write_s"] + harness["fork_s"] + reply["time_s"] + harness["collect_s"]
+        reply["stages"] = {
+            "slot_wait_s": started - waited,
+            "input_s": (sent - started) + harness["parse_s"] + harness["write_s"],
+            "fork_s": harness["fork_s"],
+            "output_s": harness["collect_s"] + max(0.0, (finished - sent) - inside),
+        }
         return reply
 
     def end_program(self) -> None:
@@ -195,13 +248,18 @@ class Session:
     # -- the line protocol
 
     def _send(self, message: dict) -> None:
+        self._send_bytes(json.dumps(message).encode() + b"\n")
+
+    def _send_bytes(self, line: bytes) -> None:
         try:
-            self.process.stdin.write(json.dumps(message).encode() + b"\n")
+            self.process.stdin.write(line)
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
             pass  # the reply read reports the dead sandbox
 
-    def _receive(self, deadline: float) -> dict | None:
+    def _receive(self, deadline: float, cpu_watch: tuple | None = None) -> dict | None:
+        """The next reply line. `cpu_watch` = (over_limit, poll_s): every poll_s, tell the
+        harness to stop the test once over_limit() holds."""
         fd = self.process.stdout.fileno()
         scanned = 0  # a reply can be tens of MB: look for the newline only in new bytes
         while (end := self._buffer.find(b"\n", scanned)) < 0:
@@ -210,7 +268,12 @@ class Session:
             if remaining <= 0:
                 self._kill()
                 return None
+            if cpu_watch is not None:
+                remaining = min(remaining, cpu_watch[1])
             ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready and cpu_watch is not None and cpu_watch[0]():
+                self._send({"stop": True})
+                cpu_watch = None
             if ready:
                 chunk = os.read(fd, 1 << 20)
                 if not chunk:
@@ -222,6 +285,10 @@ class Session:
             return json.loads(line)
         except json.JSONDecodeError:
             return None
+
+    def _host_cpu_s(self) -> float:
+        """CPU seconds the sandbox's host processes have used (live and reaped ones)."""
+        return _tree_cpu_ticks(self.process.pid) / CLOCK_TICKS
 
     def _stderr_tail(self) -> str:
         if self.process.poll() is None:
@@ -306,6 +373,28 @@ class Session:
             subprocess.run([*self._runsc_base(), *args], capture_output=True, timeout=10, env=HOST_ENV)
         except (OSError, subprocess.TimeoutExpired):
             pass
+
+
+def _tree_cpu_ticks(root: int) -> int:
+    """utime + stime + reaped children's, summed over `root` and its descendants."""
+    stats: dict[int, list[bytes]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    raw = handle.read()
+            except OSError:
+                continue
+            stats[int(entry)] = raw[raw.rindex(b")") + 2:].split()
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    total, frontier = 0, [root] if root in stats else []
+    while frontier:
+        pid = frontier.pop()
+        total += sum(int(value) for value in stats[pid][11:15])
+        frontier.extend(children.get(pid, ()))
+    return total
 
 
 def _hide_this_process() -> None:
