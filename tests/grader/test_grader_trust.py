@@ -372,3 +372,46 @@ def test_a_program_cannot_change_a_concurrently_graded_programs_verdict(tmp_path
     assert rows[("victim", "victim")]["verdict"] == "pass", json.dumps(rows[("victim", "victim")])
     assert rows[("victim", "victim")]["sandbox"] == sandbox
     assert rows[("attack", "attacker")]["verdict"] in ("wrong_answer", "runtime_error")
+
+
+@pytest.mark.slow
+def test_a_non_root_unsafe_local_grader_keeps_programs_apart(tmp_path):
+    """Without namespaces and without root every program runs as the grader's uid: the pool then
+    grades one program at a time, and the victim still passes next to the attacker."""
+    system_python = "/usr/bin/python3"
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not os.access(system_python, os.X_OK):
+        pytest.skip("needs root (to switch to uid 65534), setpriv and a system python3")
+    root = Path(tempfile.mkdtemp(prefix="valley-cross-nonroot-"))
+    try:
+        package = root / "pkg" / "valley"
+        shutil.copytree(ROOT / "valley" / "grader", package / "grader", ignore=shutil.ignore_patterns("__pycache__"))
+        (package / "__init__.py").write_text("")
+        scratch_root = root / "sandboxes"
+        scratch_root.mkdir()
+        attack = Problem("attack", (TestCase("1\n", "1\n"),), timeout_s=8)
+        victim = Problem("victim", tuple(TestCase(f"{n}\n", f"{2 * n}\n") for n in (21, 5, 7)), timeout_s=8)
+        work = root / f"grader-{os.urandom(8).hex()}"
+        work.mkdir()
+        problems, generations, out = work / "problems.jsonl", work / "generations.jsonl", work / "verdicts.jsonl"
+        problems.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in (attack, victim)))
+        rows = [{"question_id": "attack", "sample_id": "attacker", "response": "```python\n" + ATTACKER.replace("SCRATCH_ROOT", repr(str(scratch_root))) + "```"},
+                {"question_id": "victim", "sample_id": "victim", "response": "```python\n" + VICTIM + "```"}]
+        generations.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        subprocess.run(["chmod", "-R", "a+rwX", str(root)], check=True)
+        # a program at the grader's uid can write whatever the grader can: the grader's files
+        # must not be findable (here: under a directory other uids cannot list), see docs/grader.md
+        root.chmod(0o711)
+        entry = f"import sys; sys.path.insert(0, {str(package.parent)!r}); from valley.grader.__main__ import main; sys.exit(main())"
+        result = subprocess.run(
+            ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", system_python, "-I", "-c", entry,
+             "grade", "--problems", str(problems), "--generations", str(generations), "--out", str(out),
+             "--sandbox", "unsafe-local", "--workers", "2"],
+            env={"PATH": "/usr/bin:/bin", "HOME": str(root), "VALLEY_GRADER_TMPDIR": str(scratch_root)},
+            capture_output=True, text=True, timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        verdicts = read_verdicts(out)
+        assert verdicts[("victim", "victim")]["verdict"] == "pass", json.dumps(verdicts[("victim", "victim")])
+        assert verdicts[("victim", "victim")]["sandbox"] == "unsafe-local"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -380,6 +380,11 @@ def _hide_this_process() -> None:
     ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 0
 
 
+def shares_uid(kind: str) -> bool:
+    """Programs in sandboxes of this kind run as the grader's own uid (no namespace, no root)."""
+    return kind in NAMESPACELESS and os.geteuid() != 0
+
+
 _session_numbers = itertools.count()
 
 
@@ -391,17 +396,28 @@ def _worker_uid() -> int:
 class SessionPool:
     """Warm sandboxes, reused program after program: the start cost is paid once per
     `max_programs` programs instead of once per program. A sandbox that a program broke
-    (killed its harness, wedged it) is closed, never reused."""
+    (killed its harness, wedged it) is closed, never reused.
+
+    Without namespaces a non-root grader's programs all run as its own uid, where nothing keeps
+    one program's files and processes from another's: such sandboxes grade one program at a
+    time (`shares_uid`)."""
 
     def __init__(self, max_programs: int = 64):
         self.max_programs = max_programs
         self._idle: dict[str, list[Session]] = {}
         self._lock = threading.Lock()
+        self._one_at_a_time = threading.Lock()
         atexit.register(self.close_all)
 
     @contextlib.contextmanager
     def session(self, kind: str):
         kind = resolve_kind(kind)
+        with self._one_at_a_time if shares_uid(kind) else contextlib.nullcontext():
+            with self._session(kind) as taken:
+                yield taken
+
+    @contextlib.contextmanager
+    def _session(self, kind: str):
         with self._lock:
             session = self._idle.get(kind, []).pop() if self._idle.get(kind) else None
         fresh = session is None
