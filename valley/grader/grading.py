@@ -19,7 +19,7 @@ from typing import Iterable, Iterator, Mapping
 
 from valley.grader.extract import extract_code
 from valley.grader.problem import Problem, from_lcb_row, from_taco_row
-from valley.grader.sandbox import POOL, ProgramEndedSandbox, SandboxError, resolve_kind, usable_cores
+from valley.grader.sandbox import POOL, IsolationUnavailable, ProgramEndedSandbox, SandboxError, require_isolation, resolve_kind, usable_cores
 from valley.grader.verdict import TestResult, Verdict, judge_test, program_status
 
 INFRA_RETRIES = 2
@@ -53,7 +53,8 @@ def grade_code(
     early_stop: bool = True,
     limits: dict | None = None,
 ) -> Verdict:
-    """Run already-extracted code; a sandbox failure is retried, then reported as `infra_error`."""
+    """Run already-extracted code; a sandbox failure is retried, then reported as `infra_error`.
+    Only a missing isolation (IsolationUnavailable) stops the caller: never a program."""
     kind = resolve_kind(sandbox)
     error: Exception | None = None
     for _attempt in range(1 + INFRA_RETRIES):
@@ -61,6 +62,11 @@ def grade_code(
             return _run(problem, code, kind, timeout_s or problem.timeout_s, early_stop, limits)
         except SandboxError as failure:
             error = failure
+        except IsolationUnavailable:
+            raise
+        except Exception as failure:  # a grader bug: this program's row says so, the batch goes on
+            error = RuntimeError(f"grader error {type(failure).__name__}: {failure}"[:1000])
+            break
     return Verdict("infra_error", total_tests=len(problem.tests), sandbox=kind, detail=str(error))
 
 
@@ -210,7 +216,7 @@ def grade_batch(
     _truncate_partial_row(out)
     done = {key for key, row in read_verdicts(out).items() if row["verdict"] != "infra_error"}
     workers = workers or default_workers()
-    kind = resolve_kind(sandbox)
+    kind = require_isolation(sandbox)
     if total is None and hasattr(generations, "__len__"):
         total = len(generations)
     lock = threading.Lock()

@@ -28,6 +28,8 @@ Why this shape:
 from __future__ import annotations
 
 import ctypes
+import decimal
+import fractions
 import json
 import linecache
 import math
@@ -99,65 +101,124 @@ DISK_POLL_S = 0.05
 
 
 # ---- tagged values: a functional program's return value crosses the sandbox boundary as JSON
-# without losing the Python types `==` depends on (tuple vs list, set, float specials).
+# without losing the Python types `==` depends on (tuple vs list, set, float specials, Fraction).
+# The program's own process writes the value, so whatever arrives is treated as the program's
+# output: `value_reply` turns anything malformed into the program's runtime error.
+
+MAX_DEPTH = 200
+
 
 def encode_value(value, depth: int = 0):
-    if depth > 200:
+    if depth > MAX_DEPTH:
         raise ValueError("value nested too deeply")
-    if value is None or isinstance(value, (bool, str)):
-        return value
+    # a subclass's own methods never run here: the base type's do
+    if value is None or isinstance(value, bool):
+        return None if value is None else bool.__bool__(value)
+    if isinstance(value, str):
+        return str.__str__(value)
     if isinstance(value, int):
-        return value if abs(value) < 2**53 else {"int": str(value)}
+        value = int.__int__(value)
+        return value if -(2**53) < value < 2**53 else {"int": hex(value)}  # hex: no 4,300-digit limit
     if isinstance(value, float):
-        return value if math.isfinite(value) else {"float": repr(value)}
-    if isinstance(value, list):
-        return [encode_value(v, depth + 1) for v in value]
-    if isinstance(value, tuple):
-        return {"tuple": [encode_value(v, depth + 1) for v in value]}
-    if isinstance(value, (set, frozenset)):
-        return {"set": [encode_value(v, depth + 1) for v in value]}
-    if isinstance(value, dict):
-        return {"dict": [[encode_value(k, depth + 1), encode_value(v, depth + 1)] for k, v in value.items()]}
+        value = float.__float__(value)
+        return value if math.isfinite(value) else {"float": float.__repr__(value)}
+    if isinstance(value, (list, tuple, set, frozenset, dict)):
+        kind = next(k for k in (list, tuple, set, frozenset, dict) if isinstance(value, k))
+        items = list(dict.items(value) if kind is dict else kind.__iter__(value))
+        if kind is dict:
+            return {"dict": [[encode_value(k, depth + 1), encode_value(v, depth + 1)] for k, v in items]}
+        encoded = [encode_value(v, depth + 1) for v in items]
+        return encoded if kind is list else {"tuple" if kind is tuple else "set": encoded}
+    if isinstance(value, fractions.Fraction):
+        return {"fraction": [hex(int(value.numerator)), hex(int(value.denominator))]}
+    if isinstance(value, decimal.Decimal):
+        return {"decimal": decimal.Decimal.__str__(value)}
     if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
         return encode_value(value.item(), depth + 1)  # np.int64(3) == 3 holds in LCB's comparison too
-    return {"opaque": type(value).__name__}
+    return {"opaque": str(type.__getattribute__(type(value), "__name__"))[:100]}
+
+
+def encode_result(value) -> str | None:
+    """The JSON text of a return value, or None when it cannot cross (a hostile subclass raising
+    from its methods, a value nested past MAX_DEPTH)."""
+    try:
+        return json.dumps(encode_value(value))
+    except Exception:
+        return None
 
 
 class Opaque:
     """A value of a type that cannot cross the boundary: equal to nothing (see docs/grader.md)."""
 
     def __init__(self, type_name: str):
-        self.type_name = type_name
+        self.type_name = str(type_name)
 
     def __eq__(self, other):
         return False
+
+    __hash__ = object.__hash__
 
     def __repr__(self):
         return f"<{self.type_name}>"
 
 
-def decode_value(data):
+def decode_value(data, depth: int = 0):
+    """Back to Python values; sets come back as frozensets so that they can nest. Raises
+    ValueError (or TypeError, RecursionError) on anything `encode_value` cannot have made."""
+    if depth > MAX_DEPTH + 1:
+        raise ValueError("value nested too deeply")
     if isinstance(data, list):
-        return [decode_value(v) for v in data]
+        return [decode_value(v, depth + 1) for v in data]
     if not isinstance(data, dict):
         return data
+    if len(data) != 1:
+        raise ValueError("a tagged value has exactly one key")
     (tag, payload), = data.items()
     if tag == "int":
-        return int(payload)
+        return int(payload, 0) if payload.lstrip("-").startswith("0x") else int(payload)
     if tag == "float":
         return float(payload)
-    if tag == "tuple":
-        return tuple(decode_value(v) for v in payload)
-    if tag == "set":
-        return {decode_value(v) for v in payload}
+    if tag == "fraction":
+        numerator, denominator = (int(part, 16) for part in payload)
+        return fractions.Fraction(numerator, denominator)
+    if tag == "decimal":
+        return decimal.Decimal(payload)
+    if tag in ("tuple", "set"):
+        items = [decode_value(v, depth + 1) for v in _list(payload)]
+        return tuple(items) if tag == "tuple" else frozenset(items)
     if tag == "dict":
-        return {_hashable(decode_value(k)): decode_value(v) for k, v in payload}
-    return Opaque(payload)
+        return {decode_value(k, depth + 1): decode_value(v, depth + 1) for k, v in map(_pair, _list(payload))}
+    if tag == "opaque":
+        return Opaque(payload)
+    raise ValueError(f"unknown tag {tag[:50]!r}")
 
 
-def _hashable(value):
-    """Dict keys come back hashable: a frozenset key was encoded like a set."""
-    return frozenset(value) if isinstance(value, set) else value
+def _list(payload) -> list:
+    if not isinstance(payload, list):
+        raise ValueError("a tagged container holds a list")
+    return payload
+
+
+def _pair(item) -> list:
+    if not (isinstance(item, list) and len(item) == 2):
+        raise ValueError("a dict item is a [key, value] pair")
+    return item
+
+
+def value_reply(raw: str | None) -> dict:
+    """The harness's reply for a functional test whose child exited 0, from what the child left
+    in the value channel: the value, or the program's runtime error when that cannot decode."""
+    if raw is None:
+        return {"status": "runtime_error", "stderr": "the return value cannot cross the sandbox boundary (hostile type or nested too deeply)"}
+    if not raw:
+        return {"status": "exited", "value": {"opaque": "nothing"}}
+    try:
+        value = json.loads(raw)
+        decode_value(value)
+        json.dumps(value)  # the reply must serialise too
+    except (ValueError, TypeError, RecursionError, MemoryError, OverflowError, ArithmeticError) as error:
+        return {"status": "runtime_error", "stderr": f"the program corrupted its return value channel ({type(error).__name__})"}
+    return {"status": "exited", "value": value}
 
 
 # ---- the confined child
@@ -224,6 +285,7 @@ SYSCALLS = {
     0xC00000B7: {"kill": 129, "tkill": 130, "tgkill": 131, "ptrace": 117, "process_vm_readv": 270,
                  "process_vm_writev": 271, "pidfd_send_signal": 424, "socket": 198},
 }
+X32_SYSCALL_BIT = 0x40000000  # x86-64's x32 ABI: the same calls under other numbers
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 SECCOMP_RET_ALLOW, SECCOMP_RET_EPERM = 0x7FFF0000, 0x00050001
 AF_UNIX = 1
@@ -241,14 +303,18 @@ def _syscall_filter(arch: int, numbers: dict[str, int], own_pid: int) -> list[tu
     """A BPF program: signals only to the program's own process group, no ptrace or
     cross-process memory access, no sockets but Unix ones (a second wall behind the network
     namespace, and the only one where namespaces are unavailable). LiveCodeBench's
-    reliability_guard disables os.kill too."""
-    load, jump_eq, ret = 0x20, 0x15, 0x06
+    reliability_guard disables os.kill too. Every call through another architecture's entry
+    (i386 `int 0x80` on x86-64: its numbers differ and this filter would not know them) and
+    every x32 call is refused outright."""
+    load, jump_eq, jump_ge, ret = 0x20, 0x15, 0x35, 0x06
     nr, arch_offset, arg0 = 0, 4, 16
 
     def deny_if(number: int) -> list[tuple[int, int, int, int]]:
         return [(jump_eq, 0, 1, number), (ret, 0, 0, SECCOMP_RET_EPERM)]
 
-    program = [(load, 0, 0, arch_offset), (jump_eq, 1, 0, arch), (ret, 0, 0, SECCOMP_RET_ALLOW), (load, 0, 0, nr)]
+    program = [(load, 0, 0, arch_offset), (jump_eq, 1, 0, arch), (ret, 0, 0, SECCOMP_RET_EPERM), (load, 0, 0, nr)]
+    if arch == 0xC000003E:
+        program += [(jump_ge, 0, 1, X32_SYSCALL_BIT), (ret, 0, 0, SECCOMP_RET_EPERM)]
     for name in ("ptrace", "process_vm_readv", "process_vm_writev", "pidfd_send_signal"):
         program += deny_if(numbers[name])
     # kill/tkill/tgkill: the first argument must be 0, the program's pid or its process group
@@ -296,10 +362,11 @@ def _child(job: dict, prelude, code, test: dict, workdir: str, fds: tuple[int, i
     status = 1
     try:
         os.setsid()
-        stdin_fd, stdout_fd, stderr_fd, value_fd = fds
-        for target, fd in ((0, stdin_fd), (1, stdout_fd), (2, stderr_fd), (3, value_fd)):
+        # fd 3 is the value channel of a functional program; a stdin program gets no fd 3
+        targets = (0, 1, 2, 3) if job["mode"] == "functional" else (0, 1, 2)
+        for target, fd in zip(targets, fds):
             os.dup2(fd, target)
-        os.closerange(4, 65536)
+        os.closerange(len(targets), 65536)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it; output past the cap ends the program
         signal.set_wakeup_fd(-1)
@@ -345,12 +412,14 @@ def _run_program(job: dict, prelude, code, test: dict) -> int:
         return STATUS_EXIT_CODE["missing_method"]
     args = [json.loads(line) for line in test["input"].split("\n")]
     result = method(*args)
-    try:
-        encoded = json.dumps(encode_value(result))
-    except (ValueError, RecursionError):
+    encoded = encode_result(result)
+    if encoded is None:
         return STATUS_EXIT_CODE["unserialisable"]
-    with open(3, "w", closefd=False) as value_file:
-        value_file.write(encoded)
+    # whatever the program wrote into fd 3 itself is dropped: only the returned value counts
+    os.ftruncate(3, 0)
+    data, offset = encoded.encode(), 0
+    while offset < len(data):
+        offset += os.pwrite(3, data[offset:], offset)
     return 0
 
 
@@ -411,34 +480,30 @@ class Harness:
         os.mkdir(workdir, 0o700)
         if self.uid is not None and os.geteuid() == 0:
             os.chown(workdir, self.uid, self.uid)
-        paths = {name: os.path.join(self.scratch, f"{name}{self.test_index}") for name in ("in", "out", "err", "val")}
+        # stdin, stdout, stderr and the value channel: files without a name (unlinked at once),
+        # so no program, this one or another sandbox's, can open them by path
         written = time.perf_counter()
-        with open(paths["in"], "w", encoding="utf-8") as handle:
-            handle.write(test["input"])
+        fds = tuple(_anonymous_file(self.scratch) for _ in range(4))
+        _write_all(fds[0], test["input"].encode("utf-8", errors="surrogatepass"))
+        os.lseek(fds[0], 0, os.SEEK_SET)
         written = time.perf_counter() - written
-        fds = (
-            os.open(paths["in"], os.O_RDONLY),
-            os.open(paths["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
-            os.open(paths["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
-            os.open(paths["val"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
-        )
         sys.stdout.flush()
         started = time.perf_counter()
         pid = os.fork()
         if pid == 0:
             _child(self.job, self.prelude, self.code, test, workdir, fds)
         forked = time.perf_counter() - started
-        for fd in fds:
-            os.close(fd)
-        outcome, status, usage = self._wait(pid, started + test["wall_limit_s"], workdir)
-        elapsed = time.perf_counter() - started
-        self._kill_leftovers(pid)
-        collected = time.perf_counter()
-        result = {"time_s": round(elapsed, 4), "cpu_s": round(usage.ru_utime + usage.ru_stime, 4) if usage else None,
-                  "max_rss_kb": usage.ru_maxrss if usage else None}
-        result.update(self._classify(outcome, status, paths))
-        for path in paths.values():
-            os.unlink(path)
+        try:
+            outcome, status, usage = self._wait(pid, started + test["wall_limit_s"], workdir)
+            elapsed = time.perf_counter() - started
+            self._kill_leftovers(pid)
+            collected = time.perf_counter()
+            result = {"time_s": round(elapsed, 4), "cpu_s": round(usage.ru_utime + usage.ru_stime, 4) if usage else None,
+                      "max_rss_kb": usage.ru_maxrss if usage else None}
+            result.update(self._classify(outcome, status, fds[1:]))
+        finally:
+            for fd in fds:
+                os.close(fd)
         _remove_tree(workdir)
         result["stages"] = {"write_s": written, "fork_s": forked, "collect_s": time.perf_counter() - collected}
         return result
@@ -499,9 +564,10 @@ class Harness:
             if not done:
                 return
 
-    def _classify(self, outcome: str, status: int, paths: dict) -> dict:
+    def _classify(self, outcome: str, status: int, fds: tuple[int, int, int]) -> dict:
         cap = self.job["limits"]["file_size_mb"] * 1024 * 1024
-        stderr_tail = _read(paths["err"], cap)[-STDERR_TAIL:]
+        stdout_fd, stderr_fd, value_fd = fds
+        stderr_tail = _read(stderr_fd, cap)[-STDERR_TAIL:]
         if outcome in ("wall_limit", "cpu_limit"):
             return {"status": "timeout", "limit": outcome, "stderr": stderr_tail}
         if outcome == "disk_limit":
@@ -513,17 +579,34 @@ class Harness:
         code = os.WEXITSTATUS(status)
         if code == STATUS_EXIT_CODE["missing_method"] and self.job["mode"] == "functional":
             return {"status": "compile_error", "stderr": stderr_tail}
+        if code == STATUS_EXIT_CODE["unserialisable"] and self.job["mode"] == "functional":
+            return {**value_reply(None), "exit_code": code}
         if code != 0:
             return {"status": "runtime_error", "exit_code": code, "stderr": stderr_tail}
         if self.job["mode"] == "functional":
-            raw = _read(paths["val"], cap)
-            return {"status": "exited", "value": json.loads(raw) if raw else {"opaque": "nothing"}, "stderr": stderr_tail}
-        return {"status": "exited", "stdout": _read(paths["out"], cap), "stderr": stderr_tail}
+            reply = value_reply(_read(value_fd, cap))
+            return {**reply, "stderr": reply.get("stderr") or stderr_tail}
+        return {"status": "exited", "stdout": _read(stdout_fd, cap), "stderr": stderr_tail}
 
 
-def _read(path: str, cap: int) -> str:
-    with open(path, "rb") as handle:
-        return handle.read(cap).decode("utf-8", errors="replace")
+def _anonymous_file(directory: str) -> int:
+    path = os.path.join(directory, f".io-{os.getpid()}-{time.monotonic_ns()}")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    os.unlink(path)
+    return fd
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _read(fd: int, cap: int) -> str:
+    chunks, offset = [], 0
+    while offset < cap and (chunk := os.pread(fd, min(cap - offset, 1 << 20), offset)):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks).decode("utf-8", errors="replace")
 
 
 def _disk_usage(path: str) -> int:

@@ -7,7 +7,15 @@
   when `unshare` allows (as root, or through a user namespace), tmpfs over scratch and every
   world-writable or secret-holding directory, a scrubbed environment, its own session; the
   harness adds rlimits, an unprivileged uid and a fresh working directory per test.
+* `in-gvisor`: the grader itself runs under gVisor (a pod with RuntimeClass gvisor, where
+  `unshare` is refused): programs run as confined processes without namespaces, gVisor is the
+  wall around all of them. Refused unless the kernel answering is gVisor's.
+* `unsafe-local`: the process sandbox without namespaces, on purpose (a laptop or CI container
+  that refuses `unshare`). Every verdict row and /healthz name it; cluster runs refuse it.
 * `auto`: runsc when the binary is on PATH, else process.
+
+Fail closed: `require_isolation` (called before any grading) refuses a kind whose isolation
+is unavailable here, with one line naming the fix; nothing falls back to a weaker mode.
 
 A started sandbox serves every test of a program, and then the next program (`SessionPool`:
 warm sandboxes), so its start cost is paid once per many programs, not per test.
@@ -36,7 +44,9 @@ from pathlib import Path
 from valley.grader.harness import DEFAULT_LIMITS
 
 HARNESS = Path(__file__).with_name("harness.py")
-SANDBOX_KINDS = ("auto", "runsc", "process")
+SANDBOX_KINDS = ("auto", "runsc", "process", "in-gvisor", "unsafe-local")
+UNSAFE = "unsafe-local"
+NAMESPACELESS = ("in-gvisor", UNSAFE)
 HOST_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
 START_TIMEOUT_S = 30.0
 REPLY_MARGIN_S = 10.0  # the harness enforces per-test timeouts; this only catches a wedged sandbox
@@ -49,6 +59,10 @@ CAPABILITIES = ["CAP_CHOWN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OV
 
 class SandboxError(RuntimeError):
     """The sandbox itself failed (could not start, died): an infrastructure error, not a verdict."""
+
+
+class IsolationUnavailable(RuntimeError):
+    """The isolation asked for cannot be had here: the grader refuses to grade at all."""
 
 
 class ProgramEndedSandbox(RuntimeError):
@@ -93,26 +107,71 @@ def interpreter() -> str:
     return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
 
 
-@functools.lru_cache(maxsize=None)
 def namespace_prefix() -> tuple[str, ...]:
-    """The `unshare` invocation that works here, or () when none does.
+    """The `unshare` invocation that works here, or () when none does."""
+    return _namespace_probe()[0]
 
-    `VALLEY_GRADER_NAMESPACES=0` forces the namespace-less fallback: what a pod whose seccomp
-    profile forbids `unshare` gets (tests use it to check that case)."""
+
+@functools.lru_cache(maxsize=None)
+def _namespace_probe() -> tuple[tuple[str, ...], str]:
+    """(the working `unshare` invocation or (), why none works). `VALLEY_GRADER_NAMESPACES=0`
+    makes it fail as a pod whose seccomp profile forbids `unshare` does (tests use it)."""
     unshare = shutil.which("unshare")
-    if not unshare or os.environ.get("VALLEY_GRADER_NAMESPACES") == "0":
-        return ()
+    if not unshare:
+        return (), "no unshare binary on PATH"
+    if os.environ.get("VALLEY_GRADER_NAMESPACES") == "0":
+        return (), "VALLEY_GRADER_NAMESPACES=0"
     common = ("--pid", "--net", "--mount", "--fork", "--kill-child", "--mount-proc")
     candidates = [(unshare, *common)] if os.geteuid() == 0 else []
     candidates.append((unshare, "--user", "--map-root-user", *common))
+    reason = ""
     for candidate in candidates:
         try:
             probe = subprocess.run([*candidate, "true"], capture_output=True, timeout=10, env=HOST_ENV)
-        except (OSError, subprocess.TimeoutExpired):
+        except (OSError, subprocess.TimeoutExpired) as error:
+            reason = str(error)
             continue
         if probe.returncode == 0:
-            return candidate
-    return ()
+            return candidate, ""
+        reason = probe.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {probe.returncode}"]
+        reason = reason[0]
+    return (), reason
+
+
+def under_gvisor() -> bool:
+    """Whether the kernel answering is gVisor's: its log starts "Starting gVisor..." (a Linux
+    kernel's log is readable only with CAP_SYSLOG, and never says that)."""
+    import ctypes
+
+    buffer = ctypes.create_string_buffer(4096)
+    size = ctypes.CDLL(None, use_errno=True).klogctl(3, buffer, len(buffer))  # SYSLOG_ACTION_READ_ALL
+    return size > 0 and b"Starting gVisor" in buffer.raw[:size]
+
+
+def require_isolation(kind: str) -> str:
+    """The resolved kind, once its isolation is known to work here; else IsolationUnavailable
+    with one line naming the fix. Called before any program is graded."""
+    kind = resolve_kind(kind)
+    if kind == "runsc" and not shutil.which("runsc"):
+        raise IsolationUnavailable("runsc sandbox: the runsc binary is not on PATH; install it (apt-get install -y runsc) or pass --sandbox process")
+    if kind == "process" and not namespace_prefix():
+        raise IsolationUnavailable(
+            f"process sandbox: unshare refused ({_namespace_probe()[1]}); run the grader as root or where user namespaces "
+            "are allowed, install runsc, or pass --sandbox unsafe-local to grade without namespaces (never on a cluster)")
+    if kind == "in-gvisor" and not under_gvisor():
+        raise IsolationUnavailable("in-gvisor sandbox: this grader is not running under gVisor; use it only in a pod with "
+                                   "runtimeClassName gvisor, or pass --sandbox process")
+    return kind
+
+
+def on_cluster() -> bool:
+    return "KUBERNETES_SERVICE_HOST" in os.environ
+
+
+def refuse_unsafe_on_cluster(kind: str, what: str) -> None:
+    if kind == UNSAFE and on_cluster():
+        raise IsolationUnavailable(f"{what}: sandbox {UNSAFE} is refused on a cluster; grade through the gVisor grader "
+                                   "(--grader-url) or with --sandbox runsc/process")
 
 
 class Session:
@@ -139,7 +198,11 @@ class Session:
 
     def start(self) -> "Session":
         started = time.perf_counter()
-        argv, setup = self._runsc_argv() if self.kind == "runsc" else self._process_argv()
+        try:
+            argv, setup = self._runsc_argv() if self.kind == "runsc" else self._process_argv()  # never a weaker mode
+        except IsolationUnavailable:
+            self.close()
+            raise
         try:
             # stderr to a file: nobody reads a pipe while tests run, and a full one would block
             with open(self._stderr_path, "wb") as stderr:
@@ -303,7 +366,7 @@ class Session:
     # -- the two sandboxes
 
     def _process_argv(self) -> tuple[list[str], dict]:
-        prefix = namespace_prefix()
+        prefix = () if self.kind in NAMESPACELESS else require_isolation("process") and namespace_prefix()
         scratch = os.path.join(self.workdir, "scratch")
         os.mkdir(scratch)
         for path in (self.workdir, scratch):  # the program's uid passes through, lists nothing
@@ -406,6 +469,11 @@ def _hide_this_process() -> None:
     ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 0
 
 
+def shares_uid(kind: str) -> bool:
+    """Programs in sandboxes of this kind run as the grader's own uid (no namespace, no root)."""
+    return kind in NAMESPACELESS and os.geteuid() != 0
+
+
 _session_numbers = itertools.count()
 
 
@@ -417,17 +485,28 @@ def _worker_uid() -> int:
 class SessionPool:
     """Warm sandboxes, reused program after program: the start cost is paid once per
     `max_programs` programs instead of once per program. A sandbox that a program broke
-    (killed its harness, wedged it) is closed, never reused."""
+    (killed its harness, wedged it) is closed, never reused.
+
+    Without namespaces a non-root grader's programs all run as its own uid, where nothing keeps
+    one program's files and processes from another's: such sandboxes grade one program at a
+    time (`shares_uid`)."""
 
     def __init__(self, max_programs: int = 64):
         self.max_programs = max_programs
         self._idle: dict[str, list[Session]] = {}
         self._lock = threading.Lock()
+        self._one_at_a_time = threading.Lock()
         atexit.register(self.close_all)
 
     @contextlib.contextmanager
     def session(self, kind: str):
         kind = resolve_kind(kind)
+        with self._one_at_a_time if shares_uid(kind) else contextlib.nullcontext():
+            with self._session(kind) as taken:
+                yield taken
+
+    @contextlib.contextmanager
+    def _session(self, kind: str):
         with self._lock:
             session = self._idle.get(kind, []).pop() if self._idle.get(kind) else None
         fresh = session is None

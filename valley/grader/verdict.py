@@ -155,7 +155,10 @@ def judge_test(judge: str, mode: str, raw: dict, expected: str) -> tuple[str, st
         return status, raw.get("stderr", "")[-500:]
     if mode == "functional":
         matches = lcb_value_matches if judge == "lcb" else taco_value_matches
-        ok = matches(decode_value(raw["value"]), expected)
+        try:
+            ok = matches(decode_value(raw["value"]), expected)
+        except Exception as error:  # the harness checked the value; this is a last wall, never a crash
+            return "wrong_answer", f"the return value could not be compared ({type(error).__name__})"
     else:
         matches = lcb_stdout_matches if judge == "lcb" else taco_stdout_matches
         ok = matches(raw["stdout"], expected)
