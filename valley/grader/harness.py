@@ -8,8 +8,8 @@ its stdin/stdout with the grader outside:
     then per program (a warm sandbox serves many, one after another):
     -> {"code": ..., "mode": "stdin"|"functional", "fn_name": ..., "limits": {...}}
     <- {"loaded": true} | {"compile_error": "..."}
-    -> {"input": "...", "cpu_limit_s": 6, "wall_limit_s": 18}   (one per test; the grader decides when to stop)
-    -> {"stop": true}                           (only while a test runs: the grader saw its CPU limit pass)
+    -> {"input": "...", "cpu_limit_s": 6, "wall_limit_s": 60}   (one per test; the grader decides when to stop)
+    -> {"stop": "cpu_limit"|"wall_limit"}      (only while a test runs: the grader saw a limit pass)
     <- {"status": "exited"|"timeout"|"runtime_error"|..., "stdout"|"value", "time_s", "cpu_s", "max_rss_kb", "stages"}
     -> {"end": true}                            (kill leftovers, empty scratch and private dirs)
     <- {"ended": true}
@@ -509,9 +509,10 @@ class Harness:
         return result
 
     def _wait(self, pid: int, deadline: float, workdir: str):
-        """Until the child exits, the wall-clock guard passes, the grader says stop (it measures
-        CPU where this sandbox's own clock cannot: gVisor's), or the disk watch trips."""
-        stopped = False
+        """Until the child exits, the grader says stop (it watches the CPU time where this
+        sandbox's own clock cannot, under gVisor, and the wall-clock guard net of run-queue
+        waits), the backstop deadline passes, or the disk watch trips."""
+        stopped = None
         while True:
             done, status, usage = os.wait4(pid, os.WNOHANG)
             if done:
@@ -521,11 +522,13 @@ class Harness:
             if remaining <= 0 or over_disk or stopped:
                 _kill_group(pid)
                 _done, status, usage = os.wait4(pid, 0)
-                return ("disk_limit" if over_disk else "cpu_limit" if stopped else "wall_limit"), status, usage
+                return ("disk_limit" if over_disk else stopped if stopped in ("cpu_limit", "wall_limit") else "wall_limit"), status, usage
             ready, _, _ = select.select([self.wake_r, 0], [], [], remaining if self.watch_bytes is None else min(remaining, DISK_POLL_S))
-            if 0 in ready:
-                os.read(0, 4096)  # the only message sent during a test is "stop" (or EOF: the grader left)
-                stopped = True
+            if 0 in ready:  # the only message sent during a test: {"stop": limit}, or EOF when the grader left
+                try:
+                    stopped = json.loads(os.read(0, 4096))["stop"]
+                except (ValueError, KeyError, TypeError):
+                    stopped = "wall_limit"
             try:
                 os.read(self.wake_r, 4096)
             except BlockingIOError:

@@ -50,8 +50,9 @@ NAMESPACELESS = ("in-gvisor", UNSAFE)
 HOST_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
 START_TIMEOUT_S = 30.0
 REPLY_MARGIN_S = 10.0  # the harness enforces per-test timeouts; this only catches a wedged sandbox
-WALL_GUARD = 3.0  # a test may take this many times its CPU limit of wall time: only sleeping or blocked programs reach it
-CPU_POLLS_PER_LIMIT = 20  # runsc: how often per CPU limit the grader reads the sandbox's CPU time
+WALL_GUARD = 3.0  # a test may take this many times its CPU limit of wall time, not counting time spent waiting for a CPU
+BACKSTOP = 10.0  # the harness's own limits, should the grader's watch not come
+POLLS_PER_LIMIT = 20  # how often per CPU limit the grader reads the sandbox's CPU time and run-queue wait
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 UNPRIVILEGED_UID = 65534
 CAPABILITIES = ["CAP_CHOWN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER"]
@@ -228,27 +229,37 @@ class Session:
         return self._expect(START_TIMEOUT_S).get("compile_error")
 
     def run(self, test_input: str, timeout_s: float) -> dict:
-        """Run one test under a CPU-time limit of `timeout_s` (and a wall-clock guard of
-        WALL_GUARD times that); the harness's raw result (status, stdout or value, `time_s` wall,
-        `cpu_s`, memory, `stages`). A program that used more CPU than its limit is a timeout
-        however it ended, as on online judges.
+        """Run one test under a CPU-time limit of `timeout_s`; the harness's raw result (status,
+        stdout or value, `time_s` wall, `cpu_s`, memory, `stages`). A program that used more CPU
+        than its limit is a timeout however it ended, as on online judges. A program that sleeps
+        or blocks is stopped by a wall-clock guard of WALL_GUARD times the limit, which does not
+        count the time the sandbox waited for a host CPU (the kernel's run-queue wait), so
+        neither the number of workers nor other load on the machine changes a verdict.
 
         gVisor charges a task for the time it waits for a host CPU, so under runsc the CPU time
         is read from the host: the sandbox's processes' CPU during the test, which also counts
         the sandbox's own work for it (the fork, the input and output files)."""
-        wall_limit = WALL_GUARD * timeout_s
         host_clock = self.kind == "runsc"
-        message = json.dumps({"input": test_input, "cpu_limit_s": wall_limit if host_clock else timeout_s, "wall_limit_s": wall_limit}).encode() + b"\n"
+        backstop = BACKSTOP * timeout_s
+        message = json.dumps({"input": test_input, "cpu_limit_s": backstop if host_clock else timeout_s, "wall_limit_s": backstop}).encode() + b"\n"
         waited = time.perf_counter()
         with TEST_SLOTS:
             started = time.perf_counter()
-            cpu_before = self._host_cpu_s() if host_clock else 0.0
+            before = _tree_usage(self.process.pid)
+
+            def over_limit() -> str | None:
+                ticks, queued_ns = _tree_usage(self.process.pid)
+                if host_clock and (ticks - before[0]) / CLOCK_TICKS > timeout_s:
+                    return "cpu_limit"
+                if time.perf_counter() - started - (queued_ns - before[1]) / 1e9 > WALL_GUARD * timeout_s:
+                    return "wall_limit"
+                return None
+
             self._send_bytes(message)
             sent = time.perf_counter()
-            watch = (lambda: self._host_cpu_s() - cpu_before > timeout_s, timeout_s / CPU_POLLS_PER_LIMIT) if host_clock else None
-            reply = self._receive(time.perf_counter() + wall_limit + REPLY_MARGIN_S, watch)
+            reply = self._receive(sent + backstop + REPLY_MARGIN_S, (over_limit, timeout_s / POLLS_PER_LIMIT))
             if reply is not None and host_clock:
-                reply["cpu_s"] = round(self._host_cpu_s() - cpu_before, 4)
+                reply["cpu_s"] = round((_tree_usage(self.process.pid)[0] - before[0]) / CLOCK_TICKS, 4)
             finished = time.perf_counter()
         if reply is None:
             raise ProgramEndedSandbox(self._stderr_tail())
@@ -320,9 +331,9 @@ class Session:
         except (BrokenPipeError, OSError):
             pass  # the reply read reports the dead sandbox
 
-    def _receive(self, deadline: float, cpu_watch: tuple | None = None) -> dict | None:
-        """The next reply line. `cpu_watch` = (over_limit, poll_s): every poll_s, tell the
-        harness to stop the test once over_limit() holds."""
+    def _receive(self, deadline: float, watch: tuple | None = None) -> dict | None:
+        """The next reply line. `watch` = (over_limit, poll_s): every poll_s, tell the harness
+        to stop the test once over_limit() names the limit passed."""
         fd = self.process.stdout.fileno()
         scanned = 0  # a reply can be tens of MB: look for the newline only in new bytes
         while (end := self._buffer.find(b"\n", scanned)) < 0:
@@ -331,12 +342,12 @@ class Session:
             if remaining <= 0:
                 self._kill()
                 return None
-            if cpu_watch is not None:
-                remaining = min(remaining, cpu_watch[1])
+            if watch is not None:
+                remaining = min(remaining, watch[1])
             ready, _, _ = select.select([fd], [], [], remaining)
-            if not ready and cpu_watch is not None and cpu_watch[0]():
-                self._send({"stop": True})
-                cpu_watch = None
+            if not ready and watch is not None and (limit := watch[0]()):
+                self._send({"stop": limit})
+                watch = None
             if ready:
                 chunk = os.read(fd, 1 << 20)
                 if not chunk:
@@ -348,10 +359,6 @@ class Session:
             return json.loads(line)
         except json.JSONDecodeError:
             return None
-
-    def _host_cpu_s(self) -> float:
-        """CPU seconds the sandbox's host processes have used (live and reaped ones)."""
-        return _tree_cpu_ticks(self.process.pid) / CLOCK_TICKS
 
     def _stderr_tail(self) -> str:
         if self.process.poll() is None:
@@ -438,8 +445,10 @@ class Session:
             pass
 
 
-def _tree_cpu_ticks(root: int) -> int:
-    """utime + stime + reaped children's, summed over `root` and its descendants."""
+def _tree_usage(root: int) -> tuple[int, int]:
+    """For `root` (a sandbox's host process) and its descendants: CPU clock ticks used (their
+    own and their reaped children's) and nanoseconds their threads waited on a run queue (0
+    where the kernel keeps no schedstat)."""
     stats: dict[int, list[bytes]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -452,11 +461,27 @@ def _tree_cpu_ticks(root: int) -> int:
     children: dict[int, list[int]] = {}
     for pid, fields in stats.items():
         children.setdefault(int(fields[1]), []).append(pid)
-    total, frontier = 0, [root] if root in stats else []
+    ticks, queued_ns, frontier = 0, 0, [root] if root in stats else []
     while frontier:
         pid = frontier.pop()
-        total += sum(int(value) for value in stats[pid][11:15])
+        ticks += sum(int(value) for value in stats[pid][11:15])
+        queued_ns += _run_queue_wait_ns(pid)
         frontier.extend(children.get(pid, ()))
+    return ticks, queued_ns
+
+
+def _run_queue_wait_ns(pid: int) -> int:
+    total = 0
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/schedstat", "rb") as handle:
+                total += int(handle.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
     return total
 
 

@@ -15,6 +15,7 @@ import json
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from itertools import accumulate
 from typing import Callable
 
@@ -111,9 +112,11 @@ def build(
     timeout_s: float = 6.0,
     slow_fraction: float = 0.5,
     mix: dict[str, float] | None = None,
+    kinds: tuple[str, ...] | None = None,
     seed: int = 0,
 ) -> tuple[list[dict], list[dict], list[dict]]:
-    """`mix`: the share of each variant among generations (the rest are fast correct ones)."""
+    """`mix`: the share of each variant among generations (the rest are fast correct ones);
+    `kinds`: instead, exactly these variants for every problem."""
     mix = mix or {"slow_correct": 0.1, "wrong_on_large": 0.15, "crash_on_large": 0.05, "loop_on_large": 0.02}
     rng = random.Random(seed)
     sizes = [max(1, round(max_numbers ** (i / (tests - 1)))) for i in range(tests)]
@@ -136,9 +139,9 @@ def build(
             "metadata": json.dumps({"func_name": family.fn_name} if family.fn_name else {}),
         })
         programs = variants(family, max_numbers, timeout_s, slow_fraction)
-        for sample in range(samples):
-            draw, kind = rng.random(), "correct" if sample % 2 == 0 else "correct_lines"
-            for name, share in mix.items():
+        for sample in range(len(kinds) if kinds else samples):
+            draw, kind = rng.random(), kinds[sample] if kinds else "correct" if sample % 2 == 0 else "correct_lines"
+            for name, share in ({} if kinds else mix).items():
                 if draw < share:
                     kind = name
                     break
@@ -147,3 +150,13 @@ def build(
             generations.append({"question_id": question_id, "sample_id": f"{sample}-{kind}", "response": answer(code)})
             expected.append({"question_id": question_id, "sample_id": f"{sample}-{kind}", "verdict": verdict})
     return rows, generations, expected
+
+
+def write(directory: Path, **options) -> dict[str, Path]:
+    """problems.jsonl, generations.jsonl and expected.jsonl of `build(**options)`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, rows in zip(("problems", "generations", "expected"), build(**options)):
+        paths[name] = directory / f"{name}.jsonl"
+        paths[name].write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return paths
