@@ -41,7 +41,7 @@ import time
 import uuid
 from pathlib import Path
 
-from valley.grader.harness import DEFAULT_LIMITS
+from valley.grader.harness import DEFAULT_LIMITS, value_reply
 
 HARNESS = Path(__file__).with_name("harness.py")
 SANDBOX_KINDS = ("auto", "runsc", "process", "in-gvisor", "unsafe-local")
@@ -265,6 +265,9 @@ class Session:
             raise ProgramEndedSandbox(self._stderr_tail())
         if reply.get("status") == "harness_error":
             raise SandboxError(f"{self.kind} harness failed: {reply['detail']}")
+        if "value_json" in reply:
+            checked = value_reply(reply.pop("value_json"))
+            reply.update(checked, stderr=checked.get("stderr") or reply["stderr"])
         if (reply.get("cpu_s") or 0) > timeout_s:
             reply.update(status="timeout", limit="cpu_limit")
         harness = reply.pop("stages")
