@@ -9,6 +9,8 @@ its stdin/stdout with the grader outside:
     -> {"code": ..., "mode": "stdin"|"functional", "fn_name": ..., "limits": {...}}
     <- {"loaded": true} | {"compile_error": "..."}
     -> {"input": "...", "cpu_limit_s": 6, "wall_limit_s": 60}   (one per test; the grader decides when to stop)
+       (a large input also carries "input_key"; sent again, it is the key alone, and the reply
+        {"status": "need_input"} asks for the text when this harness no longer holds it)
     -> {"stop": "cpu_limit"|"wall_limit"}      (only while a test runs: the grader saw a limit pass)
     <- {"status": "exited"|"timeout"|"runtime_error"|..., "stdout"|"value_json", "time_s", "cpu_s", "max_rss_kb", "stages"}
     -> {"end": true}                            (kill leftovers, empty scratch and private dirs)
@@ -40,6 +42,7 @@ import signal
 import sys
 import time
 import traceback
+from collections import OrderedDict
 
 # LiveCodeBench's `import_string` (lcb_runner/evaluation/testing_util.py), run before every program.
 LCB_PRELUDE = """\
@@ -94,6 +97,8 @@ PR_SET_NO_NEW_PRIVS = 38
 CAPABILITY_VERSION_3 = 0x20080522
 PR_SET_CHILD_SUBREAPER = 36
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC = 1, 2, 4, 32, 4096, 8192, 16384
+CACHED_INPUT_CHARS = 64 * 1024  # inputs this large are sent once per sandbox, then named by key
+INPUT_CACHE_CHARS = 48 * 1024 * 1024
 STATUS_EXIT_CODE = {"missing_method": 121, "unserialisable": 122}
 STDERR_TAIL = 2000
 TRACEBACK_FRAMES = 30
@@ -220,6 +225,30 @@ def value_reply(raw: str | None) -> dict:
     except (ValueError, TypeError, RecursionError, MemoryError, OverflowError, ArithmeticError) as error:
         return {"status": "runtime_error", "stderr": f"the program corrupted its return value channel ({type(error).__name__})"}
     return {"status": "exited", "value": value, "decoded": decoded}
+
+
+class InputCache:
+    """Inputs of recent tests, least recently used out first past `cap` characters. The harness
+    keeps the text; the grader keeps the same bookkeeping (no data) to know what it need not
+    send again: the samples of one problem share their tests' inputs."""
+
+    def __init__(self, cap: int = INPUT_CACHE_CHARS):
+        self.cap, self.size, self.entries = cap, 0, OrderedDict()
+
+    def get(self, key: str):
+        if key not in self.entries:
+            return None
+        self.entries.move_to_end(key)
+        return self.entries[key][0]
+
+    def put(self, key: str, value, chars: int) -> None:
+        if key in self.entries:
+            self.size -= self.entries.pop(key)[1]
+        self.entries[key] = (value, chars)
+        self.size += chars
+        while self.size > self.cap:
+            _key, (_value, evicted) = self.entries.popitem(last=False)
+            self.size -= evicted
 
 
 # ---- the confined child
@@ -438,6 +467,7 @@ class Harness:
         watch_mb = setup.get("watch_scratch_mb")
         self.watch_bytes = watch_mb * 1024 * 1024 if watch_mb else None
         self.test_index = 0
+        self.inputs = InputCache()
         self.job: dict = {}
         self.wake_r, wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -476,6 +506,13 @@ class Harness:
                         pass
 
     def run_test(self, test: dict) -> dict:
+        if "input" in test:
+            if "input_key" in test:
+                self.inputs.put(test["input_key"], test["input"], len(test["input"]))
+        elif (cached := self.inputs.get(test["input_key"])) is not None:
+            test["input"] = cached
+        else:
+            return {"status": "need_input"}  # evicted here: the grader sends it again
         self.test_index += 1
         workdir = os.path.join(self.scratch, f"t{self.test_index}")
         os.mkdir(workdir, 0o700)
@@ -744,9 +781,10 @@ def main() -> None:
             if "code" in message:
                 error = harness.load(message)
                 reply({"compile_error": error} if error else {"loaded": True})
-            elif "input" in message:
+            elif "input" in message or "input_key" in message:
                 result = harness.run_test(message)
-                result["stages"]["parse_s"] = parsed
+                if "stages" in result:
+                    result["stages"]["parse_s"] = parsed
                 reply(result)
             elif "stop" in message:
                 continue  # it came after its test had ended
