@@ -28,6 +28,7 @@ import contextlib
 import io
 import json
 import multiprocessing
+import os
 import signal
 import statistics
 import subprocess
@@ -202,24 +203,30 @@ def _lcb_generation(job: tuple[dict, str, float]) -> str:
         return results[0] if results else "timeout"
 
 
-def lcb_runner_style(jobs: list[tuple[dict, str]], processes: int, timeout_s: float) -> tuple[list[str], float]:
-    started = time.perf_counter()
+def cpu_used() -> float:
+    """CPU seconds of this process and of its reaped descendants (pools and sandboxes, once closed)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def lcb_runner_style(jobs: list[tuple[dict, str]], processes: int, timeout_s: float) -> tuple[list[str], float, float]:
+    started, cpu = time.perf_counter(), cpu_used()
     with ProcessPoolExecutor(processes) as pool:
         verdicts = list(pool.map(_lcb_generation, [(problem, code, timeout_s) for problem, code in jobs]))
-    return verdicts, time.perf_counter() - started
+    return verdicts, time.perf_counter() - started, cpu_used() - cpu
 
 
-def valley_grade(rows: list[dict], generations: list[dict], kind: str, workers: int, timeout_s: float) -> tuple[dict, float]:
+def valley_grade(rows: list[dict], generations: list[dict], kind: str, workers: int, timeout_s: float) -> tuple[dict, float, float]:
     problems = {problem.question_id: problem for problem in map(from_lcb_row, rows)}
     POOL.close_all()
     with tempfile.TemporaryDirectory() as directory:
         out = Path(directory) / "verdicts.jsonl"
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_used()
         grade_batch(problems, generations, out, sandbox=kind, workers=workers, timeout_s=timeout_s, progress=False)
         elapsed = time.perf_counter() - started
         verdicts = read_verdicts(out)
-    POOL.close_all()
-    return verdicts, elapsed
+        POOL.close_all()  # sandboxes reaped: their CPU is counted
+    return verdicts, elapsed, cpu_used() - cpu
 
 
 def lcb_like_section(args) -> None:
@@ -234,22 +241,24 @@ def lcb_like_section(args) -> None:
         load = handle.read().split()[0]
     print(f"LCB-like corpus: {len(jobs)} programs {dict(Counter(want))}, {len(rows)} problems, inputs up to "
           f"{args.lcb_max_numbers} numbers, {args.lcb_timeout_s:g} s limit, {cores} cores, load average {load} at start")
-    baseline, baseline_s = lcb_runner_style(jobs, args.lcb_processes, args.lcb_timeout_s)
+    baseline, baseline_s, baseline_cpu = lcb_runner_style(jobs, args.lcb_processes, args.lcb_timeout_s)
     base_rate = len(jobs) / baseline_s
-    print(f"  {'grader':<46} {'programs/s':>10} {'x lcb':>6} {'right':>9} {'agree':>9} {'wall s':>7} {'floor s':>7} {'wall/floor':>10}")
+    print(f"  {'grader':<46} {'programs/s':>10} {'x lcb':>6} {'right':>9} {'agree':>9} {'wall s':>7} {'floor s':>7} "
+          f"{'wall/floor':>10} {'cpu used s':>10} {'used/needed':>11}")
     print(f"  {f'lcb_runner-style ({args.lcb_processes} processes, wall timeout)':<46} {base_rate:10.2f} {1:6.2f} "
-          f"{sum(b == w for b, w in zip(baseline, want)):>4}/{len(want):<4} {'-':>9} {baseline_s:7.1f} {'-':>7} {'-':>10}")
+          f"{sum(b == w for b, w in zip(baseline, want)):>4}/{len(want):<4} {'-':>9} {baseline_s:7.1f} {'-':>7} {'-':>10} {baseline_cpu:10.1f} {'-':>11}")
     stage_rows = []
     for kind in args.lcb_sandboxes.split(","):
         for workers in map(int, args.lcb_workers.split(",")):
-            verdicts, elapsed = valley_grade(rows, generations, kind, workers, args.lcb_timeout_s)
+            verdicts, elapsed, used = valley_grade(rows, generations, kind, workers, args.lcb_timeout_s)
             got = [verdicts[(g["question_id"], g["sample_id"])] for g in generations]
-            floor = sum(t["cpu_s"] or 0 for row in got for t in row["tests"]) / cores
+            needed = sum(t["cpu_s"] or 0 for row in got for t in row["tests"])
+            floor = needed / cores
             right = sum(row["verdict"] == w for row, w in zip(got, want))
             agree = sum(row["verdict"] == b for row, b in zip(got, baseline))
             rate = len(jobs) / elapsed
             print(f"  {f'valley {kind} --workers {workers}':<46} {rate:10.2f} {rate / base_rate:6.2f} {right:>4}/{len(want):<4} "
-                  f"{agree:>4}/{len(want):<4} {elapsed:7.1f} {floor:7.1f} {elapsed / floor:10.2f}")
+                  f"{agree:>4}/{len(want):<4} {elapsed:7.1f} {floor:7.1f} {elapsed / floor:10.2f} {used:10.1f} {used / needed:11.2f}")
             totals: Counter = Counter()
             for row in got:
                 totals.update(row.get("timing", {}))
@@ -260,6 +269,8 @@ def lcb_like_section(args) -> None:
     misjudged = Counter((w, b) for w, b in zip(want, baseline) if w != b)
     if misjudged:
         print(f"  lcb_runner-style misjudged (right, given): {dict(misjudged)}")
+    print("  floor: the CPU seconds the verdict rows record / cores; cpu used: all of this process's and its sandboxes' CPU;")
+    print("  used/needed is what wall/floor comes to when nothing else runs on the machine.")
     print("  where the time goes, ms per program (mean; the floor counts program_cpu):")
     print("  " + f"{'':<20}" + "".join(f"{k.removesuffix('_s'):>16}" for k in TIMING_STAGES))
     for label, stages in stage_rows:
