@@ -98,6 +98,7 @@ def usable_cores() -> int:
 # by a program that merely waited for a CPU. Workers beyond the cores overlap everything else
 # (sandbox starts, transport, comparison) with running tests.
 TEST_SLOTS = threading.BoundedSemaphore(usable_cores())
+SANDBOXES_PER_CORE = 2  # one running a test, one loading, comparing or cleaning up meanwhile
 
 
 def scratch_root() -> str:
@@ -192,6 +193,7 @@ class Session:
         self.start_s = 0.0
         self.programs = 0
         self.inputs = InputCache()  # what the harness holds (keys and sizes only)
+        self._cpu_mark: int | None = None  # runsc: the sandbox's CPU ticks after its last test
 
     def __enter__(self) -> "Session":
         return self
@@ -227,6 +229,7 @@ class Session:
     def load(self, code: str, mode: str, fn_name: str | None, limits: dict | None = None) -> str | None:
         """Hand the sandbox the next program; returns its compile error or None."""
         self.programs += 1
+        self._cpu_mark = None
         self._send({"code": code, "mode": mode, "fn_name": fn_name, "limits": limits or {}})
         return self._expect(START_TIMEOUT_S).get("compile_error")
 
@@ -248,13 +251,16 @@ class Session:
         with TEST_SLOTS:
             started = time.perf_counter()
             message = self._test_message(test_input, limits)
-            before = _tree_usage(self.process.pid)
+            # the sandbox is idle between two tests of a program: the last reading still holds
+            cpu_before = self._cpu_mark if self._cpu_mark is not None else _tree_usage(self.process.pid)[0] if host_clock else 0
+            first_poll: list[float] = []  # (time, run-queue wait) then; tests shorter than a poll never read /proc
 
             def over_limit() -> str | None:
                 ticks, queued_ns = _tree_usage(self.process.pid)
-                if host_clock and (ticks - before[0]) / CLOCK_TICKS > timeout_s:
+                if host_clock and (ticks - cpu_before) / CLOCK_TICKS > timeout_s:
                     return "cpu_limit"
-                if time.perf_counter() - started - (queued_ns - before[1]) / 1e9 > WALL_GUARD * timeout_s:
+                first_poll[:] = first_poll or [time.perf_counter() - started, queued_ns]
+                if time.perf_counter() - started - (queued_ns - first_poll[1]) / 1e9 > WALL_GUARD * timeout_s:
                     return "wall_limit"
                 return None
 
@@ -265,7 +271,8 @@ class Session:
                 self._send_bytes(json.dumps({"input": test_input, "input_key": _input_key(test_input), **limits}).encode() + b"\n")
                 reply = self._receive(time.perf_counter() + backstop + REPLY_MARGIN_S, (over_limit, timeout_s / POLLS_PER_LIMIT))
             if reply is not None and host_clock:
-                reply["cpu_s"] = round((_tree_usage(self.process.pid)[0] - before[0]) / CLOCK_TICKS, 4)
+                self._cpu_mark = _tree_usage(self.process.pid)[0]
+                reply["cpu_s"] = round((self._cpu_mark - cpu_before) / CLOCK_TICKS, 4)
             finished = time.perf_counter()
         if reply is None:
             raise ProgramEndedSandbox(self._stderr_tail())
@@ -535,23 +542,27 @@ def _worker_uid() -> int:
 class SessionPool:
     """Warm sandboxes, reused program after program: the start cost is paid once per
     `max_programs` programs instead of once per program. A sandbox that a program broke
-    (killed its harness, wedged it) is closed, never reused.
+    (killed its harness, wedged it) is closed, never reused. At most SANDBOXES_PER_CORE
+    sandboxes per core are in use at once: tests run one per core (TEST_SLOTS), so more would
+    only start sandboxes (a runsc start costs about a CPU-second) to wait for a core; workers
+    beyond that wait here instead.
 
     Without namespaces a non-root grader's programs all run as its own uid, where nothing keeps
     one program's files and processes from another's: such sandboxes grade one program at a
     time (`shares_uid`)."""
 
-    def __init__(self, max_programs: int = 64):
+    def __init__(self, max_programs: int = 64, max_in_use: int = SANDBOXES_PER_CORE * usable_cores()):
         self.max_programs = max_programs
         self._idle: dict[str, list[Session]] = {}
         self._lock = threading.Lock()
         self._one_at_a_time = threading.Lock()
+        self._in_use = threading.BoundedSemaphore(max_in_use)
         atexit.register(self.close_all)
 
     @contextlib.contextmanager
     def session(self, kind: str):
         kind = resolve_kind(kind)
-        with self._one_at_a_time if shares_uid(kind) else contextlib.nullcontext():
+        with self._in_use, self._one_at_a_time if shares_uid(kind) else contextlib.nullcontext():
             with self._session(kind) as taken:
                 yield taken
 
