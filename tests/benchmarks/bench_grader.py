@@ -47,7 +47,7 @@ from valley.grader.extract import extract_code  # noqa: E402
 from valley.grader.grading import TIMING_STAGES, default_workers, grade_batch, grade_code, read_verdicts  # noqa: E402
 from valley.grader.harness import LCB_PRELUDE  # noqa: E402
 from valley.grader.problem import Problem, from_lcb_row  # noqa: E402
-from valley.grader.sandbox import POOL, Session, interpreter, resolve_kind, usable_cores  # noqa: E402
+from valley.grader.sandbox import CLOCK_TICKS, POOL, Session, _tree_usage, interpreter, resolve_kind, usable_cores  # noqa: E402
 from valley.grader.verdict import lcb_stdout_matches, lcb_value_matches  # noqa: E402
 
 SLOW = {"timeout", "quadratic"}
@@ -204,9 +204,9 @@ def _lcb_generation(job: tuple[dict, str, float]) -> str:
 
 
 def cpu_used() -> float:
-    """CPU seconds of this process and of its reaped descendants (pools and sandboxes, once closed)."""
-    times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
+    """CPU seconds of this process, its reaped children and its live descendants (warm sandboxes:
+    runsc's own processes are not reaped into ours, so they are read while they live)."""
+    return _tree_usage(os.getpid())[0] / CLOCK_TICKS
 
 
 def lcb_runner_style(jobs: list[tuple[dict, str]], processes: int, timeout_s: float) -> tuple[list[str], float, float]:
@@ -225,8 +225,9 @@ def valley_grade(rows: list[dict], generations: list[dict], kind: str, workers: 
         grade_batch(problems, generations, out, sandbox=kind, workers=workers, timeout_s=timeout_s, progress=False)
         elapsed = time.perf_counter() - started
         verdicts = read_verdicts(out)
-        POOL.close_all()  # sandboxes reaped: their CPU is counted
-    return verdicts, elapsed, cpu_used() - cpu
+        used = cpu_used() - cpu
+    POOL.close_all()
+    return verdicts, elapsed, used
 
 
 def lcb_like_section(args) -> None:
