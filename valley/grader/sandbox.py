@@ -193,7 +193,8 @@ class Session:
         self.start_s = 0.0
         self.programs = 0
         self.inputs = InputCache()  # what the harness holds (keys and sizes only)
-        self._cpu_mark: int | None = None  # runsc: the sandbox's CPU ticks after its last test
+        self._cpu_mark: float | None = None  # runsc: the sandbox's CPU seconds after its last test
+        self.cgroup: CpuCgroup | None = None
 
     def __enter__(self) -> "Session":
         return self
@@ -208,6 +209,9 @@ class Session:
         except IsolationUnavailable:
             self.close()
             raise
+        if self.kind == "runsc" and (cgroup := CpuCgroup.make(f"valley-{os.getpid()}-{uuid.uuid4().hex[:12]}")):
+            self.cgroup = cgroup  # the sandbox's processes join it before they exist, and count after they are gone
+            argv = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup.procs), *argv]
         try:
             # stderr to a file: nobody reads a pipe while tests run, and a full one would block
             with open(self._stderr_path, "wb") as stderr:
@@ -252,12 +256,12 @@ class Session:
             started = time.perf_counter()
             message = self._test_message(test_input, limits)
             # the sandbox is idle between two tests of a program: the last reading still holds
-            cpu_before = self._cpu_mark if self._cpu_mark is not None else _tree_usage(self.process.pid)[0] if host_clock else 0
+            cpu_before = self._cpu_mark if self._cpu_mark is not None else self._host_cpu_s() if host_clock else 0.0
             first_poll: list[float] = []  # (time, run-queue wait) then; tests shorter than a poll never read /proc
 
             def over_limit() -> str | None:
-                ticks, queued_ns = _tree_usage(self.process.pid)
-                if host_clock and (ticks - cpu_before) / CLOCK_TICKS > timeout_s:
+                _ticks, queued_ns = _tree_usage(self.process.pid)
+                if host_clock and self._host_cpu_s() - cpu_before > timeout_s:
                     return "cpu_limit"
                 first_poll[:] = first_poll or [time.perf_counter() - started, queued_ns]
                 if time.perf_counter() - started - (queued_ns - first_poll[1]) / 1e9 > WALL_GUARD * timeout_s:
@@ -271,8 +275,8 @@ class Session:
                 self._send_bytes(json.dumps({"input": test_input, "input_key": _input_key(test_input), **limits}).encode() + b"\n")
                 reply = self._receive(time.perf_counter() + backstop + REPLY_MARGIN_S, (over_limit, timeout_s / POLLS_PER_LIMIT))
             if reply is not None and host_clock:
-                self._cpu_mark = _tree_usage(self.process.pid)[0]
-                reply["cpu_s"] = round((self._cpu_mark - cpu_before) / CLOCK_TICKS, 4)
+                self._cpu_mark = self._host_cpu_s()
+                reply["cpu_s"] = round(self._cpu_mark - cpu_before, 4)
             finished = time.perf_counter()
         if reply is None:
             raise ProgramEndedSandbox(self._stderr_tail())
@@ -292,6 +296,13 @@ class Session:
             "output_s": harness["collect_s"] + max(0.0, (finished - sent) - inside),
         }
         return reply
+
+    def _host_cpu_s(self) -> float:
+        """The sandbox's CPU seconds on the host: its cgroup's (exact, and it keeps the time of
+        processes gone, such as a test's exited gVisor stub), else its live process tree's."""
+        if self.cgroup is not None:
+            return self.cgroup.cpu_s()
+        return _tree_usage(self.process.pid)[0] / CLOCK_TICKS
 
     def _test_message(self, test_input: str, limits: dict) -> bytes:
         """A large input the harness already holds goes by its key alone."""
@@ -336,6 +347,9 @@ class Session:
         if self.container_id:
             self._runsc("delete", "--force", self.container_id)
             self.container_id = None
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _kill(self) -> None:
@@ -471,6 +485,44 @@ class Session:
             subprocess.run([*self._runsc_base(), *args], capture_output=True, timeout=10, env=HOST_ENV)
         except (OSError, subprocess.TimeoutExpired):
             pass
+
+
+class CpuCgroup:
+    """A CPU-accounting cgroup (v1 cpuacct, or v2) of one sandbox."""
+
+    def __init__(self, path: Path, usage: str):
+        self.path, self.usage = path, usage
+        self.procs = path / "cgroup.procs"
+
+    @classmethod
+    def make(cls, name: str) -> "CpuCgroup | None":
+        """None where this grader may not make one (not root, read-only cgroupfs): then the
+        sandbox's live processes are read instead."""
+        for root, usage in (("/sys/fs/cgroup/cpuacct", "cpuacct.usage"), ("/sys/fs/cgroup", "cpu.stat")):
+            if not os.path.exists(os.path.join(root, usage)) and not os.path.exists(os.path.join(root, "cgroup.controllers")):
+                continue
+            try:
+                os.mkdir(os.path.join(root, name))
+            except OSError:
+                continue
+            return cls(Path(root) / name, usage)
+        return None
+
+    def cpu_s(self) -> float:
+        text = (self.path / self.usage).read_text()
+        if self.usage == "cpuacct.usage":
+            return int(text) / 1e9
+        return int(next(line.split()[1] for line in text.splitlines() if line.startswith("usage_usec"))) / 1e6
+
+    def remove(self) -> None:
+        for _ in range(50):  # the sandbox's last processes may still be exiting
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.02)
 
 
 def _input_key(text: str) -> str:
