@@ -1,7 +1,7 @@
 """Run commands: render, launch, status, logs, cancel, reconcile.
 
-Bodies parse flags, call the library (manager.render / tracking / kube / lifecycle / local)
-and print what happened plus the next command. mlflow and kubernetes load inside them.
+Bodies parse flags, call a backend (manager.backends: k8s or local) or the renderer, and
+print what happened plus the next command. mlflow and kubernetes load inside them.
 """
 
 from __future__ import annotations
@@ -105,19 +105,34 @@ def launch_command(
       valleyctl launch --size 6k --model qwen --subset correct --from qwen-30k --dry-run
       valleyctl launch --study mini --executor local
     """
-    from manager.local import ordered
+    from manager.backends import EXECUTORS, backend
+    from manager.study import ordered
 
-    if executor not in ("k8s", "local"):
+    if executor not in EXECUTORS:
         raise typer.BadParameter(f"--executor: {executor!r}; allowed: k8s, local")
     runs = ordered(_runs(study, size, model, subset, base, run, nodes))
-    if executor == "local":
-        from manager.cli.local_run import launch_local
-
-        launch_local(runs, tracking_uri, dry_run=dry_run)
+    console = _console() if executor == "local" else None
+    echo = console.print if console is not None else print
+    chosen = backend(executor, tracking_uri=tracking_uri, namespace=namespace, echo=echo, console=console,
+                     context=_context(namespace, cluster_tracking_uri, queue) if executor == "k8s" else None)
+    result = chosen.launch(runs, dry_run=dry_run, wait=wait)
+    if result.dry_run is not None:
+        sys.stdout.write(result.dry_run)
         return
-    from manager.cli.cluster import launch_k8s
-
-    launch_k8s(runs, _context(namespace, cluster_tracking_uri, queue), tracking_uri, dry_run=dry_run, wait=wait)
+    if result.steps is not None:
+        steps = result.steps
+        echo(f"{steps.done} step(s) run, {steps.reused} reused, {steps.failed} failed, "
+             f"{steps.skipped} skipped in {steps.seconds:.0f} s")
+    else:
+        for launched in result.runs:
+            echo(f"{launched.label}: {launched.name}, {'new' if launched.created else 'existing'} MLflow run "
+                 f"{launched.run_id}; {launched.objects_created} object(s) created, {launched.objects_existing} already there")
+            echo(f"  {launched.url}")
+    echo(f"next: {result.next}")
+    if result.steps is not None and not result.ok:
+        raise SystemExit(1)
+    if result.failed:
+        raise SystemExit(f"failed: {', '.join(result.failed)} (valleyctl logs RUN)")
 
 
 def status_command(
@@ -132,13 +147,13 @@ def status_command(
       valleyctl status --study mini
       valleyctl status --json
     """
-    from manager.cli.cluster import status_rows
+    from manager.backends import backend
 
-    rows, note = status_rows(study, executor, namespace, tracking_uri)
+    report = backend(executor, tracking_uri=tracking_uri, namespace=namespace).status(study)
+    rows = [row.as_dict() for row in report.rows]
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    from valley.cli_kit import console as make_console
     from rich.table import Table
 
     table = Table(title=f"study {study}")
@@ -148,12 +163,12 @@ def status_command(
     for row in rows:
         table.add_row(*(str(row.get(c, "")) if row.get(c) is not None else "" for c in
                         ("label", "mlflow", "data", "train", "eval", "pass_at_1", "completion_rate", "think_tag_rate", "note")))
-    console = make_console()
+    console = _console()
     if not console.is_terminal:
         console.width = 160  # piped or logged: keep run labels whole
     console.print(table)
-    if note:
-        console.print(note)
+    if report.note:
+        console.print(report.note)
 
 
 def logs_command(
@@ -167,9 +182,15 @@ def logs_command(
       valleyctl logs qwen-10k --follow
       valleyctl logs tiny-qwen-40 --study mini --executor local
     """
-    from manager.cli.cluster import print_logs
+    from manager.backends import backend
 
-    print_logs(resolve_run(run, study), executor, namespace, follow)
+    for chunk in backend(executor, namespace=namespace).logs(resolve_run(run, study), follow=follow):
+        if chunk.kind == "header":
+            print(f"==> {chunk.text} <==", flush=True)
+        elif chunk.kind == "notice":
+            print(chunk.text, flush=True)
+        else:
+            print(chunk.text, end="", flush=True)
 
 
 def cancel_command(run: RunArg, study: StudyOpt = "valley", executor: ExecutorOpt = "k8s",
@@ -179,9 +200,11 @@ def cancel_command(run: RunArg, study: StudyOpt = "valley", executor: ExecutorOp
     Example:
       valleyctl cancel qwen-10k
     """
-    from manager.cli.cluster import cancel
+    from manager.backends import backend
 
-    cancel(resolve_run(run, study), executor, namespace, tracking_uri)
+    result = backend(executor, tracking_uri=tracking_uri, namespace=namespace).cancel(resolve_run(run, study))
+    print(f"{result.label}: deleted {result.deleted} object(s); MLflow run "
+          f"{result.run_id + ' marked KILLED' if result.marked else 'not found'}")
 
 
 def reconcile_command(namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None) -> None:
@@ -191,21 +214,23 @@ def reconcile_command(namespace: NamespaceOpt = "valley", tracking_uri: Tracking
     Example:
       VALLEY_NAMESPACE=valley valleyctl reconcile
     """
-    from manager.kube import Kube
-    from manager.lifecycle import reconcile_once
-    from manager.tracking import Tracker
+    from manager.backends import backend
 
-    kube = Kube.connect(namespace)
-    plan = reconcile_once(kube, Tracker(tracking_uri))
-    for run_name, why in sorted(plan.waiting.items()):
+    result = backend("k8s", tracking_uri=tracking_uri, namespace=namespace, echo=print).reconcile()
+    for run_name, why in sorted(result.waiting.items()):
         print(f"{run_name}: {why}")
-    print(f"reconciled {len(plan.statuses)} run(s) in {namespace}; opened {len(plan.opens)} Job(s)")
+    print(f"reconciled {result.runs} run(s) in {namespace}; opened {result.opened} Job(s)")
+
+
+def _console():
+    from valley.cli_kit import console
+
+    return console()
 
 
 def resolve_run(wanted: str, study: str):
     """A run of `study` by label or name (bases included), else one line listing labels."""
-    from manager.local import ordered
-    from manager.study import study_runs
+    from manager.study import ordered, study_runs
     from valley.errors import ValleyError
 
     runs = ordered(study_runs(study))
