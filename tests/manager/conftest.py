@@ -75,7 +75,7 @@ class FakeKube:
                 state = {"waiting": {"reason": "PodInitializing"}}
             else:
                 state = {"terminated": {"exitCode": 0, "reason": "Completed"}}
-            entry = {"name": name, "state": state}
+            entry = {"name": name, "state": state, "image": "valley", "imageID": "", "ready": False, "restartCount": 0}
             (init_statuses if name in inits else statuses).append(entry)
             if "terminated" in state:
                 self.logs[(pod_name, name)] = f"{name} of {pod_name}: {message or 'ran'}\n"

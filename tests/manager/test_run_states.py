@@ -121,10 +121,10 @@ def test_rbac_refusal_is_found_by_dry_run_before_recording(kctl):
 def test_refusal_midway_undoes_the_launch(kctl):
     fake, client, call = kctl
     fake.fail_after_dry_run[("POST", "jobs")] = 403  # e.g. a quota or webhook the dry-run does not hit
-    code, _, err = call(["launch", "--run", "llama-30k+easy-4k"])
+    code, _, err = call(["launch", "--run", "qwen-30k+hard-4k"])
     assert code == 1 and "forbidden" in err and "undone" in err
     assert fake.objects == {}, "no orphan ConfigMaps or Services"
-    for label in ("llama-30k", "llama-30k+easy-4k"):
+    for label in ("qwen-30k", "qwen-30k+hard-4k"):
         assert record(client, "valley", label) is None, "no SCHEDULED run with nothing behind it"
 
 
@@ -205,7 +205,7 @@ def test_logs_of_a_pod_that_never_started_say_so_and_fail(kctl):
     eval_pod = fake.run_job(f"{name}-eval", waiting="ContainerCreating")["metadata"]["name"]
     code, out, err = call(["logs", "qwen-baseline"])
     assert code == 1
-    assert f"data-build of {data_pod}" in out, "the pods that ran still show their logs"
+    assert f"model-fetch of {data_pod}: ran" in out, "the pods that ran still show their logs"
     assert f"{eval_pod}: never started (eval: ContainerCreating)" in err
 
 
