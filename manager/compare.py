@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from manager.specs import format_size, parse_size
+from valley.spec import format_size, parse_size
 from valley.errors import ValleyError
 from valley.files import write_atomic
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from manager.render import RenderContext, render_run
-from manager.render.objects import to_yaml
-from manager.specs import RunSpec
+from manager.render import to_yaml
+from valley.spec import RunSpec
 from valley.files import write_atomic
 
 HEADER = "# rendered by `valleyctl render`; edit the spec, not this file\n"

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from manager.specs import RunSpec
+from valley.spec import RunSpec
 from valley.files import write_atomic
 
 DONE = ".done"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from manager.render.objects import QUEUE_ANNOTATION, QUEUE_LABEL
+from manager.render.common import QUEUE_ANNOTATION, QUEUE_LABEL
 from manager.tracking import FAILED, FINISHED, KILLED, RUNNING, SCHEDULED
 
 SUSPENDED, PENDING, ACTIVE, SUCCEEDED, JOB_FAILED = "suspended", "pending", "running", "succeeded", "failed"
@@ -137,7 +137,7 @@ def ensure_gitops_runs(kube, tracker, *, echo=print) -> None:
     from dataclasses import replace
 
     from manager.render import RenderContext, mlflow_configmap
-    from manager.specs import RunSpec
+    from valley.spec import RunSpec
 
     specs = kube.list("ConfigMap", "app.kubernetes.io/part-of=valley,app.kubernetes.io/component=config")
     have = {cm["metadata"]["name"] for cm in specs}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from manager.layout import Layout, is_done, mark_done
-from manager.specs import RunSpec
+from valley.spec import RunSpec
 from manager.tracking import FAILED, FINISHED, RUNNING
 
 VALLEY = [sys.executable, "-m", "valley"]
@@ -128,7 +128,7 @@ def tail(path: Path, lines: int = 15) -> str:
 
 def execute(steps: list[Step], tracker, *, console=None) -> Outcome:
     """Run the steps in order with a progress display; resume past `.done` steps."""
-    from valley.errors import console as make_console
+    from valley.cli_kit import console as make_console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     console = console or make_console()

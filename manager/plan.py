@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from manager.study import CostAssumptions, gpu_hours, nested_in, shared_subsets, step_plan, study_runs
+from manager.study import CostAssumptions, gpu_hours, nested_in, shared_subsets, study_runs
+from valley.train.steps import step_plan
 
 
 def plan_rows(study: str) -> tuple[list[dict], list[str]]:
@@ -39,7 +40,7 @@ def plan_rows(study: str) -> tuple[list[dict], list[str]]:
 
 
 def render_plan_table(study: str, rows: list[dict], assumptions: list[str]) -> None:
-    from valley.errors import console as make_console
+    from valley.cli_kit import console as make_console
     from rich.table import Table
 
     table = Table(title=f"study {study}: {sum(1 for r in rows if r['size'])} training runs, "

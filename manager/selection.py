@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from manager.specs import MODEL_PRESETS, RQ_OF_SUBSET, DataSpec, RunSpec, parse_size
+from valley.spec import MODEL_PRESETS, RQ_OF_SUBSET, DataSpec, RunSpec, parse_size
 from manager.study import STUDIES, study_runs
 from valley.errors import ValleyError
 

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from manager.specs import RunSpec, format_size
+from valley.spec import RunSpec, format_size
 
 #: MLflow RunStatus names, as the store spells them
 SCHEDULED, RUNNING, FINISHED, FAILED, KILLED = "SCHEDULED", "RUNNING", "FINISHED", "FAILED", "KILLED"

@@ -1,23 +1,30 @@
-"""User-facing errors and the shared CLI entry wrapper for `valley` and `valleyctl`."""
+"""User-facing errors and the exit-code contract every `valley` workload command keeps.
+
+Exit codes (the Jobs' podFailurePolicy reads them):
+    0  done
+    1  runtime error: retrying may help (pod eviction, a flaky download, out of disk)
+    3  configuration error (`ConfigError`): the spec or arguments are wrong, retrying cannot help
+"""
 
 from __future__ import annotations
 
-import os
-import sys
-from typing import Callable
+#: exit code of a configuration error; the rendered Jobs fail at once on it instead of retrying
+CONFIG_ERROR_EXIT = 3
 
 
 class ValleyError(Exception):
     """An error the user can fix: printed as one line naming the field or object and the fix."""
 
 
+class ConfigError(ValleyError):
+    """The run spec or the arguments are wrong; retrying cannot help (exit code 3)."""
+
+
 def one_line(error: BaseException) -> str:
     from pydantic import ValidationError
 
     if isinstance(error, ValidationError):
-        from manager.specs import spec_error_line
-
-        return spec_error_line(error)
+        return validation_error_line(error)
     if isinstance(error, ValleyError):
         return str(error)
     if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)):
@@ -25,41 +32,21 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {error} (set VALLEY_DEBUG=1 for the traceback)"
 
 
-def run_cli(app: Callable[[], object]) -> None:
-    """Run a Typer app; known errors become one line on stderr and exit 1.
-
-    Tracebacks only with VALLEY_DEBUG=1.
-    """
-    try:
-        app()
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    except Exception as error:  # the one place every command's errors end up
-        if os.environ.get("VALLEY_DEBUG") == "1":
-            raise
-        print(f"error: {one_line(error)}", file=sys.stderr)
-        sys.exit(1)
+def exit_code(error: BaseException) -> int:
+    return CONFIG_ERROR_EXIT if isinstance(error, ConfigError) else 1
 
 
-def typer_app(help_text: str):
-    """A Typer app with the project's defaults: help on no args, plain exceptions, no rich markup surprises."""
-    import typer
+def validation_error_line(error: Exception) -> str:
+    """One line naming the field and what is allowed, from a pydantic ValidationError."""
+    from pydantic import ValidationError
 
-    return typer.Typer(
-        help=help_text,
-        no_args_is_help=True,
-        pretty_exceptions_enable=False,
-        add_completion=False,
-        rich_markup_mode=None,
-    )
-
-
-def console():
-    """A rich Console for tables: at the terminal's width, or wide enough not to truncate cells
-    when the output goes to a file or a CI log (rich assumes 80 columns there)."""
-    import sys
-
-    from rich.console import Console
-
-    return Console() if sys.stdout.isatty() else Console(width=200)
+    if not isinstance(error, ValidationError):
+        return str(error)
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-"))
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "literal_error":
+            message = f"got {item['input']!r}; {message.lower()}"
+        parts.append(f"{where}: {message}" if where and not message.startswith(f"{where}:") else message)
+    return "; ".join(parts)

@@ -16,7 +16,7 @@ from manager.cli.runs import (
     status_command,
 )
 from manager.cli.study import compare_command, plan_command
-from valley.errors import run_cli, typer_app
+from valley.cli_kit import run_cli, typer_app
 
 app = typer_app(
     "Plan, render, launch and compare the runs of a distillation study.\n\n"

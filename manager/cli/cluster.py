@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from manager.specs import RunSpec
+from valley.spec import RunSpec
 from valley.errors import ValleyError
 
 #: seconds between reconcile passes of `launch --wait`
@@ -20,7 +20,7 @@ def launch_k8s(runs: list[RunSpec], ctx, tracking_uri: str | None, *, dry_run: b
     """Pre-create each run's MLflow run, then its objects (gated Jobs suspended); idempotent."""
     from manager.kube import Kube
     from manager.render import render_run
-    from manager.render.objects import to_yaml
+    from manager.render import to_yaml
     from manager.tracking import Tracker, resolve_tracking_uri
 
     if dry_run:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from valley.errors import typer_app
+from valley.cli_kit import typer_app
 
 images_app = typer_app(
     "Build, push and list valley's container images (trainer, evaluator, grader, control).\n\n"

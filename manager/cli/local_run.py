@@ -9,12 +9,12 @@ import sys
 import time
 
 from manager.layout import Layout
-from manager.specs import RunSpec
+from valley.spec import RunSpec
 from valley.files import write_atomic
 
 
 def launch_local(runs: list[RunSpec], tracking_uri: str | None, *, dry_run: bool) -> None:
-    from valley.errors import console as make_console
+    from valley.cli_kit import console as make_console
 
     from manager.local import execute, plan_steps
 

@@ -64,7 +64,7 @@ def render_command(
     """
     from manager.gitops import differences, render_tree, write_tree
     from manager.render import render_run
-    from manager.render.objects import to_yaml
+    from manager.render import to_yaml
 
     runs = _runs(study, size, model, subset, base, run, nodes)
     ctx = _context(namespace, cluster_tracking_uri, queue)
@@ -138,7 +138,7 @@ def status_command(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    from valley.errors import console as make_console
+    from valley.cli_kit import console as make_console
     from rich.table import Table
 
     table = Table(title=f"study {study}")

@@ -50,6 +50,6 @@ def compare_command(
     if as_json:
         print(json.dumps(result, indent=2))
     else:
-        from valley.errors import console as make_console
+        from valley.cli_kit import console as make_console
 
         render(result, make_console())

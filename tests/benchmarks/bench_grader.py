@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.grader.corpus import build_corpus  # noqa: E402
+from tests.valley.grader.corpus import build_corpus  # noqa: E402
 from valley.grader.extract import extract_code  # noqa: E402
 from valley.grader.grading import default_workers, grade_code  # noqa: E402
 from valley.grader.harness import LCB_PRELUDE  # noqa: E402

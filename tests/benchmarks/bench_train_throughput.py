@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from manager.specs import model_preset  # noqa: E402
+from valley.spec import model_preset  # noqa: E402
 from manager.study import mini_study  # noqa: E402
 
 

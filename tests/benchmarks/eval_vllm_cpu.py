@@ -28,7 +28,7 @@ sys.path.insert(0, {root!r})
 start = time.perf_counter()
 from vllm import LLM
 from manager.study import MINI_EVAL
-from valley.eval.generate import engine_kwargs
+from valley.engine import engine_kwargs
 kwargs = engine_kwargs({model!r}, MINI_EVAL)
 kwargs.pop("distributed_executor_backend")
 LLM(**kwargs)
@@ -75,7 +75,8 @@ def main() -> None:
 
     from manager.study import MINI_EVAL
     from valley.data.lcb import load_lcb_problems
-    from valley.eval.generate import generate, load_engine
+    from valley.engine import load_engine
+    from valley.eval.generate import generate
     from valley.eval.prompts import render_prompts
 
     problems = load_lcb_problems(MINI_EVAL)

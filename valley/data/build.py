@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from manager.specs import DataSpec, RunSpec
+from valley.spec import DataSpec, RunSpec
 from valley.data import sources, subsets, tokens
 from valley.data.sample_corpus import CORPUS_VERSION, SAMPLE_DIR
 from valley.errors import ValleyError

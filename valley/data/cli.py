@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from valley.errors import typer_app
+from valley.cli_kit import RunSpecOpt, load_run_spec, typer_app
 
 data_app = typer_app("Build, label and format SFT data subsets.")
 
@@ -29,7 +29,7 @@ def data_sample_corpus(
 
 @data_app.command("build")
 def data_build(
-    run_spec: Annotated[Path, typer.Option("--run-spec", help="the run's RunSpec JSON (written by valleyctl)")],
+    run_spec: RunSpecOpt,
     tokenizer: Annotated[Path, typer.Option("--tokenizer", help="student model dir: its tokenizer and chat template")],
     out: Annotated[Path, typer.Option("--out", help="subset directory: train.jsonl, token_stats.json, manifest.json")],
     local: Annotated[Path | None, typer.Option("--local", help="corpus dir (taco/ocr2.jsonl…) instead of the packaged sample or the Hub")] = None,
@@ -42,11 +42,10 @@ def data_build(
 
     Example: valley data build --run-spec run.json --tokenizer .valley/models/tiny-qwen --out .valley/data/x
     """
-    from manager.specs import RunSpec
     from valley.data.build import build_subset
     from valley.data.lineage import log_subset_input
 
-    spec = RunSpec.from_json(run_spec.read_text())
+    spec = load_run_spec(run_spec)
     manifest = build_subset(spec, tokenizer, out, local, sandbox=sandbox, workers=workers)
     logged = log_subset_input(manifest)
     summary = json.loads(manifest.read_text())
@@ -58,18 +57,17 @@ def data_build(
 
 @data_app.command("lcb")
 def data_lcb(
-    run_spec: Annotated[Path, typer.Option("--run-spec", help="the run's RunSpec JSON: its eval release and date window")],
+    run_spec: RunSpecOpt,
     out: Annotated[Path, typer.Option("--out", help="jsonl of LiveCodeBench rows (the dataset's own schema) for `valley eval --lcb-path`")],
 ) -> None:
     """Stage the run's LiveCodeBench problems as a file, for eval pods that have no Hub access.
 
     Example: valley data lcb --run-spec run.json --out /datasets/lcb/livecodebench-release_v5-2024-08-01-2025-01-31.jsonl
     """
-    from manager.specs import RunSpec
     from valley.data.lcb import load_lcb_problems
     from valley.files import write_atomic
 
-    spec = RunSpec.from_json(run_spec.read_text())
+    spec = load_run_spec(run_spec)
     rows = load_lcb_problems(spec.eval)
     write_atomic(out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     typer.echo(f"{out}: {len(rows)} problems from {spec.eval.lcb_release}, {spec.eval.date_start}..{spec.eval.date_end}")

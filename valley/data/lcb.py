@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from manager.specs import EvalSpec
+from valley.spec import EvalSpec
 from valley.data.sample_corpus import SAMPLE_DIR
 from valley.data.sources import LCB_COLUMNS, load_lcb_release
 from valley.errors import ValleyError

@@ -57,9 +57,9 @@ def generate(teacher: Path | str, out: Path, *, k: int, source: str = "sample", 
              limit: int | None = None, temperature: float = 0.6, top_p: float = 0.95, max_model_len: int = 32768,
              seed: int = 0, tensor_parallel_size: int = 1, batch: int = DEFAULT_BATCH) -> int:
     """Append k responses for every pending question to `out`; returns how many rows were written."""
-    from manager.specs import EvalSpec
+    from valley.spec import EvalSpec
     from valley.data.build import _messages, load_corpus
-    from valley.eval.generate import load_engine
+    from valley.engine import load_engine
     from valley.grader.extract import extract_code
     from vllm import SamplingParams
 

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-RunSpecOpt = Annotated[Path, typer.Option("--run-spec", help="RunSpec JSON written by the control plane.", exists=True, dir_okay=False)]
+from valley.cli_kit import RunSpecOpt, load_run_spec
+
 ModelOpt = Annotated[Path, typer.Option("--model", help="HF-format model directory (base model or checkpoint final/).", exists=True, file_okay=False)]
 OutOpt = Annotated[Path, typer.Option("--out", help="Eval directory: generations.jsonl, verdicts.jsonl, metrics.json; reruns resume.")]
 LcbPathOpt = Annotated[Optional[Path], typer.Option("--lcb-path", help="Local LCB jsonl instead of the Hugging Face dataset.", exists=True, dir_okay=False)]
@@ -23,10 +24,9 @@ def eval_command(run_spec: RunSpecOpt, model: ModelOpt, out: OutOpt, lcb_path: L
       valley eval --run-spec run.json --model .valley/models/tiny-qwen --out .valley/eval/mini-tiny-qwen-baseline
       valley eval --run-spec run.json --model /checkpoints/valley-qwen-10k-1a2b3c4d/final --out /eval --grader-url http://127.0.0.1:8000
     """
-    from manager.specs import RunSpec
     from valley.eval.run import evaluate
 
-    spec = RunSpec.from_json(run_spec.read_text())
+    spec = load_run_spec(run_spec)
     metrics = evaluate(spec, model, out, lcb_path=lcb_path, grader_url=grader_url)
     low, high = metrics["pass_at_1_ci_low"], metrics["pass_at_1_ci_high"]
     print(f"{spec.label}: pass@1 {metrics['pass_at_1']:.4f} (95% CI {low:.4f}-{high:.4f}), "

@@ -14,7 +14,7 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from manager.specs import RunSpec
+from valley.spec import RunSpec
 
 ARTIFACT_DIR = "eval"
 PER_PROBLEM = "per_problem.jsonl"

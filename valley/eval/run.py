@@ -12,12 +12,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from manager.specs import RunSpec
+from valley.spec import RunSpec
 from valley.eval.generate import generate
 from valley.eval.metrics import eval_metrics, per_problem_table
 from valley.eval.prompts import render_prompts
 from valley.eval.record import eval_tags, record_eval, write_jsonl
-from valley.train.chat import template_hash
+from valley.chat import template_hash
 
 VERDICTS = "verdicts.jsonl"
 

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from valley.errors import ValleyError, typer_app
+from valley.cli_kit import typer_app
+from valley.errors import ValleyError
 
 grader_app = typer_app("Run the grader as a sidecar server.")
 

@@ -7,13 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from valley.errors import typer_app
+from valley.cli_kit import RunSpecOpt, typer_app
 
 model_app = typer_app("Fetch student models (tiny ones are built locally).")
 
-RunSpecOpt = Annotated[Path, typer.Option("--run-spec", help="RunSpec JSON written by the control plane")]
-#: the train Job's podFailurePolicy fails fast on this exit code instead of retrying
-CONFIG_ERROR_EXIT = 3
 ModelDirOpt = Annotated[Path, typer.Option("--model", help="HF-format student directory (valley model fetch)")]
 
 
@@ -29,12 +26,12 @@ def model_fetch(
       valley model fetch --preset tiny-qwen --out .valley/models/tiny-qwen
       HF_TOKEN=... valley model fetch --preset llama --out /models/llama
     """
-    from manager.specs import MODEL_PRESETS
-    from valley.errors import ValleyError
+    from valley.spec import MODEL_PRESETS
+    from valley.errors import ConfigError
     from valley.train.fetch import fetch_model
 
     if preset not in MODEL_PRESETS:
-        raise ValleyError(f"--preset: unknown preset {preset!r}; allowed: {', '.join(MODEL_PRESETS)}")
+        raise ConfigError(f"--preset: unknown preset {preset!r}; allowed: {', '.join(MODEL_PRESETS)}")
     spec = MODEL_PRESETS[preset]
     record = fetch_model(spec, out)
     typer.echo(f"{record['preset']} ({record['hf_id']} @ {record['revision']}) at {out.resolve()}")
@@ -59,12 +56,7 @@ def train_command(
     Examples:
       valley train --run-spec run.json --data .valley/data/x --model .valley/models/tiny-qwen --out .valley/checkpoints/r
     """
-    from valley.train.config import TrainConfigError
     from valley.train.sft import train
 
-    try:
-        final = train(run_spec, data_dir=data, model_dir=model, out_dir=out, base_checkpoint=base_checkpoint)
-    except TrainConfigError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(CONFIG_ERROR_EXIT) from None
+    final = train(run_spec, data_dir=data, model_dir=model, out_dir=out, base_checkpoint=base_checkpoint)
     typer.echo(f"final checkpoint: {final}")

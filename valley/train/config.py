@@ -14,13 +14,13 @@ from pathlib import Path
 
 import yaml
 
-from manager.specs import RunSpec
-from manager.study import step_plan
-from valley.errors import ValleyError
+from valley.spec import RunSpec
+from valley.train.steps import StepPlan, step_plan
+from valley.errors import ConfigError
 from valley.train.tiny import TINY_ARCH
 
 
-class TrainConfigError(ValleyError):
+class TrainConfigError(ConfigError):
     """A run that cannot be trained as specified; retrying will not help (exit code 3)."""
 
 
@@ -100,31 +100,39 @@ def check_launch(run: RunSpec, *, processes: int) -> None:
         )
 
 
+def plan_steps(run: RunSpec, examples: int) -> StepPlan:
+    """The run's step plan for `examples` SFT rows, computed once per training process.
+
+    Raises:
+        TrainConfigError: the spec cannot be trained (baseline, or too few examples for one step).
+    """
+    if run.train is None:
+        raise TrainConfigError(f"train: {run.label} is an untrained baseline; there is nothing to train")
+    try:
+        return step_plan(examples, run.train)
+    except ValueError as error:
+        raise TrainConfigError(str(error)) from None
+
+
 def render_config(
-    run: RunSpec, paths: TrainPaths, *, examples: int, device: str = "cuda", resume_epochs: int = 0
+    run: RunSpec, paths: TrainPaths, *, plan: StepPlan, device: str = "cuda", resume_epochs: int = 0
 ) -> dict:
     """The full torchtune config for `run`.
 
     Args:
         run: a trained RunSpec.
         paths: absolute data/model/output paths (TrainPaths.resolved).
-        examples: rows in the built subset's train.jsonl (drives the warmup step count).
+        plan: the step plan of the built subset (plan_steps); drives the warmup step count.
         device: "cuda" in the pod; "cpu" for tiny models on a laptop.
         resume_epochs: epochs already completed in paths.torchtune_dir (0 = fresh start);
             a resumed run loads epoch_{resume_epochs - 1} and recipe_state.pt.
 
     Raises:
-        TrainConfigError: the spec cannot be trained (baseline, or too few examples for one step).
+        TrainConfigError: a continued run without its base checkpoint.
     """
     train = run.train
-    if train is None:
-        raise TrainConfigError(f"train: {run.label} is an untrained baseline; there is nothing to train")
     if run.base is not None and paths.base_checkpoint is None:
         raise TrainConfigError(f"--base-checkpoint: {run.label} continues from {run.base.label}; pass its final checkpoint dir")
-    try:
-        plan = step_plan(examples, train)
-    except ValueError as error:
-        raise TrainConfigError(str(error)) from None
 
     from_base = run.base is not None
     files = shard_files(run, from_base=from_base)

@@ -12,7 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
-from manager.specs import ModelSpec
+from valley.spec import ModelSpec
 from valley.errors import ValleyError
 from valley.files import file_sha256
 

@@ -22,17 +22,19 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from manager.specs import RunSpec
-from manager.study import step_plan
+from valley.spec import RunSpec
+from valley.train.steps import StepPlan
 from valley.data.lineage import log_subset_input
+from valley.cli_kit import load_run_spec
 from valley.files import file_sha256, write_atomic
-from valley.train.chat import template_hash
+from valley.chat import template_hash
 from valley.train.config import (
     TrainConfigError,
     TrainPaths,
     check_launch,
     config_yaml,
     launch_command,
+    plan_steps,
     recipe_name,
     render_config,
 )
@@ -55,20 +57,20 @@ def train(run_spec: Path, *, data_dir: Path, model_dir: Path, out_dir: Path,
         return paths.final_dir
     device, processes = launch_shape(run)
     check_launch(run, processes=processes)
-    examples = count_examples(paths)
+    plan = plan_steps(run, count_examples(paths))
     done = completed_epochs(paths.torchtune_dir, run.train.epochs)
     if done < run.train.epochs:
-        fine_tune(run, paths, examples=examples, device=device, resume_epochs=done)
+        fine_tune(run, paths, plan=plan, device=device, resume_epochs=done)
     if lead_node():  # every node trains; one exports and registers
         export_final(paths, run.train.epochs)
         register_checkpoint(run, paths)
     return paths.final_dir
 
 
-def fine_tune(run: RunSpec, paths: TrainPaths, *, examples: int, device: str, resume_epochs: int) -> None:
-    config = render_config(run, paths, examples=examples, device=device, resume_epochs=resume_epochs)
+def fine_tune(run: RunSpec, paths: TrainPaths, *, plan: StepPlan, device: str, resume_epochs: int) -> None:
+    config = render_config(run, paths, plan=plan, device=device, resume_epochs=resume_epochs)
     if lead_node():
-        log_plan(run, examples, config)
+        log_plan(plan, config)
         # runs sharing a subset (qwen-correct-6k, qwen-30k+correct-6k) each record it, not only the builder
         if (paths.data_dir / "manifest.json").is_file():
             log_subset_input(paths.data_dir / "manifest.json")
@@ -85,16 +87,7 @@ def lead_node() -> bool:
 
 
 def load_run(path: Path) -> RunSpec:
-    from pydantic import ValidationError
-
-    from manager.specs import spec_error_line
-
-    try:
-        run = RunSpec.from_json(path.read_text())
-    except FileNotFoundError:
-        raise TrainConfigError(f"--run-spec: {path} does not exist") from None
-    except ValidationError as error:
-        raise TrainConfigError(f"--run-spec: {spec_error_line(error)}") from None
+    run = load_run_spec(path)
     if run.train is None:
         raise TrainConfigError(f"--run-spec: {run.label} is an untrained baseline; there is nothing to train")
     return run
@@ -184,17 +177,16 @@ def export_final(paths: TrainPaths, epochs: int) -> None:
     partial.rename(paths.final_dir)
 
 
-def log_plan(run: RunSpec, examples: int, config: dict) -> None:
+def log_plan(plan: StepPlan, config: dict) -> None:
     """The step plan as run params, before training, so progress can be read against it."""
     run_id = os.environ.get("MLFLOW_RUN_ID")
     if not run_id:
         return
     import mlflow
 
-    plan = step_plan(examples, run.train)
     mlflow.MlflowClient().log_batch(run_id, params=[
         mlflow.entities.Param(f"train_plan.{key}", str(value)) for key, value in {
-            "examples": examples, "steps_per_epoch": plan.steps_per_epoch, "total_steps": plan.total_steps,
+            "examples": plan.examples, "steps_per_epoch": plan.steps_per_epoch, "total_steps": plan.total_steps,
             "warmup_steps": plan.warmup_steps, "gradient_accumulation_steps": config["gradient_accumulation_steps"],
             "recipe_device": config["device"],
             "chat_template_hash": template_hash(chat_template(Path(config["tokenizer"]["path"]))),

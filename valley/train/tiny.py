@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from valley.train.chat import CHAT_TEMPLATES, NON_SPECIAL_ADDED, SPECIAL_TOKENS
+from valley.chat import CHAT_TEMPLATES, NON_SPECIAL_ADDED, SPECIAL_TOKENS
 
 SAMPLE_CORPUS = Path(__file__).resolve().parents[1] / "data" / "sample"
 SEED = 1234

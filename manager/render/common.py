@@ -1,0 +1,219 @@
+"""Names, paths and the hardened pieces every manifest of a run is built from."""
+
+from __future__ import annotations
+
+from manager.render.context import RenderContext
+from valley.errors import CONFIG_ERROR_EXIT
+from valley.spec import RunSpec
+
+
+SPEC_DIR = "/etc/valley"
+SPEC_PATH = f"{SPEC_DIR}/run.json"
+DATASETS, MODELS, CHECKPOINTS = "/datasets", "/models", "/checkpoints"
+PVCS = {"datasets": "valley-datasets", "models": "valley-model-cache", "checkpoints": "valley-checkpoints"}
+MOUNTS = {"datasets": DATASETS, "models": MODELS, "checkpoints": CHECKPOINTS}
+GRADER_PORT = 8000
+RDZV_PORT = 29500
+UID = 1000
+#: annotation holding a gated Job's Kueue queue; the reconciler turns it into the queue
+#: label when the gate opens (Kueue would otherwise admit and unsuspend it too early)
+QUEUE_ANNOTATION = "valley/queue"
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+
+
+# ------------------------------------------------------------------------ names, paths
+
+
+def job_name(run: RunSpec, stage: str) -> str:
+    """`<run.name>-data|train|eval` (at most 63 characters: run names are at most 57)."""
+    return f"{run.name}-{stage}"
+
+
+def data_dir(run: RunSpec) -> str:
+    assert run.data is not None
+    return f"{DATASETS}/{run.subset_dir_name}"
+
+
+def lcb_path(run: RunSpec) -> str:
+    """The run's LiveCodeBench problems, staged by the data Job: eval pods have no Hub egress."""
+    e = run.eval
+    return f"{DATASETS}/lcb/{e.source}-{e.lcb_release}-{e.date_start}-{e.date_end}.jsonl"
+
+
+def model_dir(run: RunSpec) -> str:
+    return f"{MODELS}/{run.model.preset}"
+
+
+def checkpoint_root(run: RunSpec) -> str:
+    return f"{CHECKPOINTS}/{run.name}"
+
+
+def eval_model_dir(run: RunSpec) -> str:
+    """What the eval Job serves: the run's final checkpoint, or the untrained student."""
+    return model_dir(run) if run.is_baseline else f"{CHECKPOINTS}/{run.checkpoint_dir}"
+
+
+# --------------------------------------------------------------------- shared pieces
+
+
+def labels(run: RunSpec, component: str) -> dict[str, str]:
+    """Recommended `app.kubernetes.io/*` labels plus the `valley.*` ones the CLI selects on."""
+    return {
+        "app.kubernetes.io/name": "valley",
+        "app.kubernetes.io/instance": run.name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "valley",
+        "app.kubernetes.io/managed-by": "valleyctl",
+        "valley.run": run.name,
+        "valley.study": run.study,
+        "valley.rq": run.rq,
+        "valley.spec-hash": run.spec_hash,
+    }
+
+
+def metadata(run: RunSpec, ctx: RenderContext, name: str, component: str, extra_labels: dict | None = None) -> dict:
+    return {
+        "name": name,
+        "namespace": ctx.namespace,
+        "labels": {**labels(run, component), **(extra_labels or {})},
+        "annotations": {"valley/label": run.label},
+    }
+
+
+def pod_security() -> dict:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": UID,
+        "runAsGroup": UID,
+        "fsGroup": UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security() -> dict:
+    return {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def resources(cpu: str, memory: str, *, gpus: int = 0, cpu_limit: str | None = None) -> dict:
+    """Requests and limits; GPUs go in both (the device plugin requires equal values).
+    No CPU limit on GPU pods: throttling the data loader starves the GPUs."""
+    requests = {"cpu": cpu, "memory": memory}
+    limits = {"memory": memory}
+    if cpu_limit:
+        limits["cpu"] = cpu_limit
+    if gpus:
+        requests["nvidia.com/gpu"] = limits["nvidia.com/gpu"] = str(gpus)
+    return {"requests": requests, "limits": limits}
+
+
+def mlflow_env(run: RunSpec, ctx: RenderContext) -> list[dict]:
+    """MLFLOW_* from values: the URI is not secret; the run id comes from `<run>-mlflow`,
+    which exists once the MLflow run does (pods wait for it rather than log elsewhere)."""
+    return [
+        {"name": "MLFLOW_TRACKING_URI", "value": ctx.tracking_uri},
+        {"name": "MLFLOW_RUN_ID", "valueFrom": {"configMapKeyRef": {"name": f"{run.name}-mlflow", "key": "run_id"}}},
+    ]
+
+
+#: proxy settings for Hub downloads (k8s/components/model-proxy); absent = direct egress
+PROXY_ENV_FROM = [{"configMapRef": {"name": "valley-model-proxy", "optional": True}}]
+
+
+def base_env() -> list[dict]:
+    """A writable HOME on the emptyDir /tmp (the root filesystem is read-only)."""
+    return [{"name": "HOME", "value": "/tmp"}, {"name": "VALLEY_IN_CLUSTER", "value": "1"}]
+
+
+def hf_env() -> list[dict]:
+    """Hub cache on the datasets volume; the token only by reference, and optional."""
+    return [
+        {"name": "HF_HOME", "value": f"{DATASETS}/hf-home"},
+        {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "valley-hf", "key": "token", "optional": True}}},
+    ]
+
+
+def spec_volumes(run: RunSpec, claims: tuple[str, ...], *, shm: str | None = None) -> list[dict]:
+    """The spec ConfigMap, a scratch /tmp, the shared volumes the pod mounts, /dev/shm."""
+    vols = [
+        {"name": "spec", "configMap": {"name": f"{run.name}-spec"}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "16Gi"}},
+        *({"name": key, "persistentVolumeClaim": {"claimName": PVCS[key]}} for key in PVCS if key in claims),
+    ]
+    if shm:
+        vols.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}})
+    return vols
+
+
+def mounts(*, writable: tuple[str, ...] = (), read_only: tuple[str, ...] = (), shm: bool = False) -> list[dict]:
+    result = [
+        {"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    result += [{"name": key, "mountPath": MOUNTS[key]} for key in writable]
+    result += [{"name": key, "mountPath": MOUNTS[key], "readOnly": True} for key in read_only]
+    if shm:
+        result.append({"name": "dshm", "mountPath": "/dev/shm"})
+    return result
+
+
+def pod_spec(service_account: str, containers: list[dict], vols: list[dict], **extra: object) -> dict:
+    return {
+        "serviceAccountName": service_account,
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security(),
+        **extra,
+        "containers": containers,
+        "volumes": vols,
+    }
+
+
+def failure_policy(container: str) -> dict:
+    """Configuration errors fail the Job at once; node disruptions (preemption, drain)
+    are retried without counting against backoffLimit."""
+    return {
+        "rules": [
+            {"action": "FailJob", "onExitCodes": {"containerName": container, "operator": "In", "values": [CONFIG_ERROR_EXIT]}},
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        ]
+    }
+
+
+def job(run: RunSpec, ctx: RenderContext, stage: str, component: str, pod: dict, *,
+        suspend: bool, backoff_limit: int, policy_container: str | None, job_spec: dict | None = None,
+        extra_labels: dict | None = None) -> dict:
+    """A batch/v1 Job. A gated (suspended) Job carries its Kueue queue as an annotation,
+    an open one as the label Kueue admits on."""
+    meta = metadata(run, ctx, job_name(run, stage), component, extra_labels)
+    if ctx.queue:
+        if suspend:
+            meta["annotations"][QUEUE_ANNOTATION] = ctx.queue
+        else:
+            meta["labels"][QUEUE_LABEL] = ctx.queue
+    spec: dict = {"suspend": suspend, "backoffLimit": backoff_limit, **(job_spec or {})}
+    if policy_container:
+        spec["podFailurePolicy"] = failure_policy(policy_container)
+    spec["template"] = {
+        "metadata": {"labels": {**labels(run, component), **(extra_labels or {})}},
+        "spec": {"restartPolicy": "Never", **pod},
+    }
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
+
+
+def container(name: str, image: str, command: list[str], env: list[dict], volume_mounts: list[dict],
+              res: dict, **extra: object) -> dict:
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": command,
+        "env": env,
+        **extra,
+        "resources": res,
+        "securityContext": container_security(),
+        "volumeMounts": volume_mounts,
+    }

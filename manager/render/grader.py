@@ -1,0 +1,79 @@
+"""The grader container, and for isolation `split` its gVisor Deployment, Service and NetworkPolicy."""
+
+from __future__ import annotations
+
+from manager.render.common import (
+    GRADER_PORT,
+    container,
+    labels,
+    metadata,
+    pod_spec,
+    resources,
+)
+from manager.render.context import RenderContext
+from valley.spec import RunSpec
+
+
+def grader_name(run: RunSpec) -> str:
+    return f"{run.name}-grader"
+
+
+def grader_container(ctx: RenderContext, host: str, **extra: object) -> dict:
+    probe = {"tcpSocket": {"port": GRADER_PORT}, "periodSeconds": 2}
+    return container(
+        "grader", ctx.images["grader"],
+        ["python", "-m", "valley.grader", "serve", "--host", host, "--port", str(GRADER_PORT)],
+        [{"name": "HOME", "value": "/tmp"}], [{"name": "tmp", "mountPath": "/tmp"}],
+        resources("4", "8Gi", cpu_limit="8"),
+        ports=[{"name": "grader", "containerPort": GRADER_PORT}],
+        startupProbe={**probe, "failureThreshold": 60}, readinessProbe=probe, **extra,
+    )
+
+
+
+
+def grader_deployment(run: RunSpec, ctx: RenderContext) -> dict:
+    """isolation `split`: the grader in its own gVisor pods (no GPU, no token, no egress)."""
+    pod_labels = labels(run, "grader")
+    pod = pod_spec("valley-grader", [grader_container(ctx, "0.0.0.0")], [{"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}}],
+                   runtimeClassName="gvisor")
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(run, ctx, grader_name(run), "grader"),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"valley.run": run.name, "app.kubernetes.io/component": "grader"}},
+            "template": {"metadata": {"labels": pod_labels}, "spec": pod},
+        },
+    }
+
+
+def grader_service(run: RunSpec, ctx: RenderContext) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(run, ctx, grader_name(run), "grader"),
+        "spec": {
+            "selector": {"valley.run": run.name, "app.kubernetes.io/component": "grader"},
+            "ports": [{"name": "grader", "port": GRADER_PORT, "targetPort": GRADER_PORT}],
+        },
+    }
+
+
+def grader_network_policy(run: RunSpec, ctx: RenderContext) -> dict:
+    """Only this run's eval pod may reach its graders; graders reach nothing."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(run, ctx, grader_name(run), "grader"),
+        "spec": {
+            "podSelector": {"matchLabels": {"valley.run": run.name, "app.kubernetes.io/component": "grader"}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{
+                "from": [{"podSelector": {"matchLabels": {"valley.run": run.name, "app.kubernetes.io/component": "eval"}}}],
+                "ports": [{"protocol": "TCP", "port": GRADER_PORT}],
+            }],
+            "egress": [],
+        },
+    }

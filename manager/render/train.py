@@ -1,0 +1,100 @@
+"""The torchtune train Job, and the headless Service multi-node runs rendezvous through."""
+
+from __future__ import annotations
+
+from manager.render.common import (
+    CHECKPOINTS,
+    PROXY_ENV_FROM,
+    PVCS,
+    RDZV_PORT,
+    SPEC_PATH,
+    base_env,
+    checkpoint_root,
+    container,
+    data_dir,
+    job,
+    job_name,
+    metadata,
+    mlflow_env,
+    model_dir,
+    mounts,
+    pod_spec,
+    resources,
+    spec_volumes,
+)
+from manager.render.context import RenderContext
+from valley.spec import RunSpec
+
+
+def train_service_name(run: RunSpec) -> str:
+    return job_name(run, "train")
+
+
+def train_service(run: RunSpec, ctx: RenderContext) -> dict:
+    """Headless Service giving each indexed train pod a DNS name for c10d rendezvous."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(run, ctx, train_service_name(run), "train"),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {"valley.run": run.name, "app.kubernetes.io/component": "train"},
+            "ports": [{"name": "rdzv", "port": RDZV_PORT, "targetPort": RDZV_PORT}],
+        },
+    }
+
+
+def train_command(run: RunSpec) -> list[str]:
+    command = [
+        "valley", "train", "--run-spec", SPEC_PATH, "--data", data_dir(run), "--model", model_dir(run),
+        "--out", checkpoint_root(run),
+    ]
+    if run.base is not None:
+        command += ["--base-checkpoint", f"{CHECKPOINTS}/{run.base.checkpoint_dir}"]
+    return command
+
+
+def torchrun_env(run: RunSpec) -> list[dict]:
+    """torchrun (hence `tune run`) reads PET_* as its flags' defaults. Multi-node pods find
+    rank 0 through the headless Service and take their rank from the completion index."""
+    assert run.train is not None
+    env = [
+        {"name": "PET_NNODES", "value": str(run.train.nodes)},
+        {"name": "PET_NPROC_PER_NODE", "value": str(run.train.gpus_per_node)},
+    ]
+    if run.train.nodes > 1:
+        head = f"{job_name(run, 'train')}-0.{train_service_name(run)}"
+        env += [
+            {"name": "PET_NODE_RANK", "valueFrom": {"fieldRef": {
+                "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}},
+            {"name": "PET_RDZV_BACKEND", "value": "c10d"},
+            {"name": "PET_RDZV_ENDPOINT", "value": f"{head}:{RDZV_PORT}"},
+            {"name": "PET_RDZV_ID", "value": run.name},
+            {"name": "TORCH_DIST_INIT_BARRIER", "value": "1"},
+        ]
+    return env
+
+
+def train_job(run: RunSpec, ctx: RenderContext) -> dict:
+    """torchtune full fine-tune on nodes x GPUs, rendered suspended: the reconciler opens it
+    when the data Job (and, for a continued run, the base run's train Job) has succeeded."""
+    assert run.train is not None, "baselines have no train Job"
+    train = run.train
+    gpus = train.gpus_per_node
+    main = container(
+        "train", ctx.images["trainer"], train_command(run),
+        base_env() + torchrun_env(run) + mlflow_env(run, ctx),
+        mounts(writable=("checkpoints",), read_only=("datasets", "models"), shm=True),
+        resources(str(6 * gpus), f"{60 * gpus}Gi", gpus=gpus),
+        ports=[{"name": "rdzv", "containerPort": RDZV_PORT}], envFrom=PROXY_ENV_FROM,
+    )
+    extra_pod: dict = {}
+    job_spec: dict = {}
+    if train.nodes > 1:
+        extra_pod["subdomain"] = train_service_name(run)
+        job_spec = {"completionMode": "Indexed", "completions": train.nodes, "parallelism": train.nodes}
+    pod = pod_spec("valley-train", [main], spec_volumes(run, tuple(PVCS), shm=f"{8 * gpus}Gi"), **extra_pod)
+    extra_labels = {"valley.base-run": run.base.name} if run.base else None
+    return job(run, ctx, "train", "train", pod, suspend=True, backoff_limit=2, policy_container="train",
+               job_spec=job_spec, extra_labels=extra_labels)

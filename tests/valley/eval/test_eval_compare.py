@@ -1,0 +1,153 @@
+"""`valleyctl compare` on runs recorded into a real sqlite MLflow store.
+
+The runs are created by the control plane's own `Tracker.ensure_run` and their evaluations
+recorded through `valley.eval.record.record_eval`, the code `valley eval` uses; only the
+generations and verdicts are synthetic, with known pass rates.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from manager.compare import EvaluatedRun, check_same_eval, compare_study, render
+from valley.errors import ValleyError
+
+from valley.spec import EvalSpec, format_size
+from manager.study import valley_study
+from manager.tracking import Tracker
+from valley.eval.metrics import eval_metrics, per_problem_table
+from valley.eval.record import eval_tags, record_eval, write_jsonl
+
+PROBLEMS = [{"question_id": f"lcb-{i:03d}", "difficulty": ("easy", "medium", "hard")[i % 3]} for i in range(60)]
+
+#: the pass rate each synthetic run is built to score: a valley, then a rise
+RATES = {
+    "qwen-baseline": 0.12, "qwen-1k": 0.05, "qwen-10k": 0.15, "qwen-30k": 0.27,
+    "llama-baseline": 0.10, "llama-1k": 0.03, "llama-10k": 0.09, "llama-30k": 0.30,
+    "qwen-correct-6k": 0.18, "qwen-incorrect-6k": 0.18, "qwen-easy-4k": 0.30, "qwen-hard-4k": 0.08,
+    "qwen-30k+correct-6k": 0.35, "qwen-30k+incorrect-6k": 0.35, "qwen-30k+easy-4k": 0.45, "qwen-30k+hard-4k": 0.20,
+}
+
+
+def record_synthetic(tracker, run, out_root, eval_spec=None):
+    run_id, _ = tracker.ensure_run(run)
+    # problem i passes each of its 4 samples with probability rate + noise; correct/incorrect share a seed
+    rng = np.random.default_rng(sum(map(ord, run.label.replace("incorrect", "correct"))))
+    generations, verdicts = [], []
+    for problem in PROBLEMS:
+        p = min(1.0, max(0.0, RATES[run.label] + rng.normal(0, 0.05)))
+        for sample in range(4):
+            passed = bool(rng.random() < p)
+            generations.append({"question_id": problem["question_id"], "sample_id": sample, "response": "<think>x",
+                                "finish_reason": "stop" if sample < 3 else "length", "num_tokens": 100})
+            verdicts.append({"question_id": problem["question_id"], "sample_id": sample, "passed": passed,
+                             "verdict": "pass" if passed else "wrong_answer"})
+    out = out_root / run_id
+    write_jsonl(out / "generations.jsonl", generations)
+    write_jsonl(out / "verdicts.jsonl", verdicts)
+    spec = run.model_copy(update={"eval": eval_spec}) if eval_spec else run
+    metrics = eval_metrics(PROBLEMS, generations, verdicts)
+    with pytest.MonkeyPatch.context() as env:  # what the control plane hands the eval workload
+        env.setenv("MLFLOW_TRACKING_URI", tracker.uri)
+        env.setenv("MLFLOW_RUN_ID", run_id)
+        assert record_eval(spec, metrics, eval_tags(spec, chat_template_hash="abc", engine_seeds=[0]), out,
+                           per_problem_table(PROBLEMS, generations, verdicts))
+    return run_id
+
+
+def new_store(root):
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    return uri, Tracker(uri)
+
+
+@pytest.fixture(scope="module")
+def valley_store(tmp_path_factory):
+    """The paper's 16 runs, evaluated; shared by the tests that only read it."""
+    root = tmp_path_factory.mktemp("valley-store")
+    uri, tracker = new_store(root)
+    for run in valley_study():
+        record_synthetic(tracker, run, root / "eval")
+    return uri, tracker
+
+
+def test_compare_prints_tables_contrasts_fit_and_logs_the_plot(valley_store, valleyctl, tmp_path):
+    mlflow_uri, tracker = valley_store
+    client, experiment_id = tracker.client, tracker.experiment_id("valley")
+    result = valleyctl(["compare", "--study", "valley", "--json", "--target", "0.4", "--out", tmp_path / "cmp"],
+                       env={"MLFLOW_TRACKING_URI": mlflow_uri})
+    report = json.loads(result.stdout)
+    assert report["pending"] == [] and len(report["runs"]) == 16
+
+    table1 = {(r["student"], r["size"]): r for r in report["table1"]}
+    assert set(table1) == {(m, s) for m in ("qwen", "llama") for s in (0, 1000, 10000, 30000)}
+    assert table1[("qwen", 1000)]["paper_completion_rate"] == 0.1842
+    assert table1[("llama", 30000)]["paper_think_tag_rate"] == 0.7068
+    assert table1[("qwen", 10000)]["completion_rate"] == 0.75  # 3 of 4 samples end with "stop"
+    assert table1[("qwen", 10000)]["think_tag_rate"] == 1.0
+
+    table2 = {(r["start"], r["row"]): r for r in report["table2"]}
+    assert len(table2) == 10
+    assert table2[("instruct", "baseline")]["label"] == "qwen-baseline"
+    assert table2[("qwen-30k", "baseline")]["label"] == "qwen-30k"  # the 30K checkpoint is its own baseline
+    assert table2[("qwen-30k", "easy-4k")]["paper_pass_at_1"] == 0.352
+    assert table2[("instruct", "hard-4k")]["paper_pass_at_1"] == 0.137
+    assert table2[("qwen-30k", "easy-4k")]["ci_low"] < table2[("qwen-30k", "easy-4k")]["pass_at_1"]
+
+    contrasts = {(c["start"], c["a"]): c for c in report["contrasts"]}
+    assert len(contrasts) == 4
+    easy = contrasts[("instruct", "qwen-easy-4k")]
+    assert easy["b"] == "qwen-hard-4k" and easy["ci_low"] > 0 and easy["problems"] == 60
+    tie = contrasts[("qwen-30k", "qwen-30k+correct-6k")]
+    assert tie["ci_low"] <= 0 <= tie["ci_high"]  # correct ≈ incorrect, as the paper found
+
+    fits = {f["student"]: f for f in report["valley_fit"]}
+    assert fits["qwen"]["sizes"] == [1000, 10000, 30000] and fits["qwen"]["slope_per_ln_size"] > 0
+    predicted = fits["llama"]["predicted_size"]
+    assert predicted > 30000  # 0.4 lies beyond the largest run
+    assert fits["llama"]["intercept"] + fits["llama"]["slope_per_ln_size"] * np.log(predicted) == pytest.approx(0.4)
+
+    png = tmp_path / "cmp" / "valley-valley.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    parents = client.search_runs([experiment_id], "tags.`valley.kind` = 'study'")
+    assert len(parents) == 1
+    logged = {a.path for a in client.list_artifacts(parents[0].info.run_id, "compare")}
+    assert logged == {"compare/valley-valley.png", "compare/compare-valley.json"}
+
+    # the human form, and a second compare reuses the study run instead of creating another
+    console = Console(record=True, width=160)
+    render(compare_study("valley", mlflow_uri, tmp_path / "cmp", target=0.4), console)
+    text = console.export_text()
+    assert "Table 1" in text and "Table 2" in text and "0.1842" in text and "qwen-easy-4k − qwen-hard-4k" in text
+    assert "valley fit llama" in text and "needs N ≈" in text
+    assert len(client.search_runs([experiment_id], "tags.`valley.kind` = 'study'")) == 1
+
+
+def test_compare_refuses_runs_with_different_eval_specs_and_names_missing_studies(valleyctl, tmp_path):
+    mlflow_uri, tracker = new_store(tmp_path)
+    runs = {r.label: r for r in valley_study()}
+    record_synthetic(tracker, runs["qwen-1k"], tmp_path)
+    record_synthetic(tracker, runs["qwen-10k"], tmp_path, eval_spec=EvalSpec(n_samples=8))
+    # where an eval ran is not what it measured: a different GPU layout is not refused
+    record_synthetic(tracker, runs["qwen-30k"], tmp_path, eval_spec=EvalSpec(data_parallel_size=2, isolation="split"))
+    result = valleyctl(["compare", "--study", "valley", "--out", tmp_path / "cmp"],
+                       env={"MLFLOW_TRACKING_URI": mlflow_uri}, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: eval.n_samples: qwen-1k was evaluated with 4, qwen-10k with 8; "
+        "re-evaluate with one eval spec or pass --allow-mixed-eval"]
+    allowed = compare_study("valley", mlflow_uri, tmp_path / "cmp", allow_mixed_eval=True)
+    assert allowed["runs"] == ["qwen-1k", "qwen-10k", "qwen-30k"]
+    with pytest.raises(ValleyError, match="valleyctl launch --study mini"):  # no such experiment yet
+        compare_study("mini", mlflow_uri, tmp_path / "cmp")
+
+
+def test_runs_may_differ_in_where_they_ran_but_not_in_what_was_measured():
+    def evaluated(label, **eval_fields):
+        spec = EvalSpec(**eval_fields).model_dump(mode="json")
+        return EvaluatedRun("id-" + label, label, "rq1", "qwen", 1000, "random", None, {}, spec)
+
+    check_same_eval([evaluated("a"), evaluated("b", data_parallel_size=2, tensor_parallel_size=4, isolation="split")])
+    with pytest.raises(ValleyError, match=r"^eval\.grader_timeout_s: a was evaluated with 6\.0, b with 10\.0;"):
+        check_same_eval([evaluated("a"), evaluated("b", grader_timeout_s=10)])

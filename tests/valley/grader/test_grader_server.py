@@ -1,0 +1,147 @@
+"""The grader sidecar as a real process on a free port: health, grading through the client,
+request-size limit (413), bounded queue (429), and the stdlib-only entrypoint."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from manager.mlflow_ui import free_port
+from valley.grader.client import grade_remote, healthy
+
+ROOT = Path(__file__).resolve().parents[3]
+SLEEPER = "```python\nimport time\ntime.sleep(30)\n```"
+
+
+def problem_row(question_id: str = "double") -> dict:
+    cases = [{"input": f"{i}\n", "output": f"{2 * i}\n", "testtype": "stdin"} for i in (1, 2, 3)]
+    return {"question_id": question_id, "question_title": "t", "question_content": "c", "platform": "atcoder",
+            "contest_id": "c", "contest_date": "2024-09-01T00:00:00", "starter_code": "", "difficulty": "easy",
+            "public_test_cases": json.dumps(cases[:1]), "private_test_cases": json.dumps(cases[1:]), "metadata": "{}"}
+
+
+def start_server(*args: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    # -S -I: no site-packages, no PYTHONPATH: the entrypoint must run on the standard library alone
+    process = subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); from valley.grader.__main__ import main; sys.exit(main())",
+         "serve", "--host", "127.0.0.1", "--port", str(port), "--sandbox", "process", *args],
+        stderr=subprocess.PIPE, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while not healthy(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"server did not start: {process.stderr.read()}")
+        time.sleep(0.1)
+    return process, url
+
+
+@pytest.fixture
+def server():
+    process, url = start_server("--workers", "2", "--max-pending", "1", "--max-request-mb", "1")
+    yield url
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    finally:
+        process.kill()
+
+
+def post(url: str, body: bytes) -> tuple[int, dict, dict]:
+    request = urllib.request.Request(url + "/grade", data=body, headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read() or b"{}")
+
+
+def test_health_and_grading_through_the_client(server):
+    with urllib.request.urlopen(server + "/healthz") as response:
+        health = json.loads(response.read())
+    assert health["ok"] and health["sandbox"] == "process" and health["workers"] == 2
+    generations = [
+        {"question_id": "double", "sample_id": 0, "response": "```python\nprint(int(input()) * 2)\n```"},
+        {"question_id": "double", "sample_id": 1, "response": "```python\nprint(int(input()) + 1)\n```"},
+        {"question_id": "other", "sample_id": 0, "response": "<think>```python\nprint(0)\n```</think>```python\nprint(int(input()) * 2)\n```"},
+    ]
+    rows = grade_remote(server, [problem_row("double"), problem_row("other")], generations, concurrency=1, test_timeout_s=3)
+    assert [(r["question_id"], r["sample_id"], r["verdict"]) for r in rows] == [
+        ("double", 0, "pass"), ("double", 1, "wrong_answer"), ("other", 0, "pass")]
+    assert [t["status"] for t in rows[0]["tests"]] == ["pass"] * 3
+
+
+def test_oversized_request_gets_413(server):
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(f"POST /grade HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {5 * 1024 * 1024}\r\n\r\n".encode())
+        status_line = connection.makefile("rb").readline()
+    assert b" 413 " in status_line
+
+
+def test_full_queue_gets_429_with_retry_after_and_the_client_waits(server):
+    slow = json.dumps({"problems": [problem_row()], "generations": [{"question_id": "double", "sample_id": 0, "response": SLEEPER}], "timeout_s": 2}).encode()
+    first = threading.Thread(target=post, args=(server, slow))
+    first.start()
+    time.sleep(0.5)
+    status, headers, body = post(server, slow)
+    assert status == 429 and headers["Retry-After"] == "1" and "pending" in body["error"]
+    # grade_remote retries the 429 until the slot frees up
+    rows = grade_remote(server, [problem_row()], [{"question_id": "double", "sample_id": 9, "response": "```python\nprint(int(input()) * 2)\n```"}])
+    first.join()
+    assert rows[0]["passed"]
+
+
+def test_bad_request_is_400_with_the_reason(server):
+    status, _, body = post(server, json.dumps({"problems": [problem_row()], "generations": [{"question_id": "missing", "sample_id": 0, "response": ""}]}).encode())
+    assert status == 400 and "missing" in body["error"]
+
+
+def test_sigterm_drains_running_requests_and_refuses_new_ones():
+    process, url = start_server("--workers", "1")
+    slow = json.dumps({"problems": [problem_row()], "generations": [{"question_id": "double", "sample_id": 0, "response": SLEEPER}], "timeout_s": 2}).encode()
+    answers: list[int] = []
+    first = threading.Thread(target=lambda: answers.append(post(url, slow)[0]))
+    first.start()
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    try:
+        urllib.request.urlopen(url + "/healthz", timeout=5)
+        health = 200
+    except urllib.error.HTTPError as error:
+        health = error.code
+    assert health == 503
+    assert post(url, slow)[0] == 503
+    first.join()
+    assert answers == [200]  # the running request finished
+    assert process.wait(timeout=20) == 0
+
+
+def test_typer_serve_command_is_wired(valley):
+    result = valley(["grader", "serve", "--help"])
+    assert "--max-pending" in result.stdout and "127.0.0.1" in result.stdout
+
+
+def test_stdlib_entrypoint_grades_a_file(tmp_path):
+    problems, generations, out = tmp_path / "p.jsonl", tmp_path / "g.jsonl", tmp_path / "v.jsonl"
+    problems.write_text(json.dumps(problem_row()) + "\n")
+    generations.write_text(json.dumps({"question_id": "double", "sample_id": 0, "response": "```python\nprint(int(input()) * 2)\n```"}) + "\n")
+    subprocess.run(
+        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); from valley.grader.__main__ import main; sys.exit(main())",
+         "grade", "--problems", str(problems), "--generations", str(generations), "--out", str(out), "--sandbox", "process"],
+        check=True, capture_output=True, timeout=120,
+    )
+    assert json.loads(out.read_text())["passed"] is True
