@@ -24,7 +24,7 @@ from valley.grader.grading import grade_batch, grade_code, read_verdicts
 from valley.grader.problem import Problem, TestCase
 from valley.grader.verdict import TEST_STATUSES, judge_test
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SEED = 20261204
 
 
