@@ -103,7 +103,10 @@ def eval_metrics(problems: list[dict], generations: list[dict], verdicts: list[d
         "problems": float(len(problems)),
         "problems_scored": float(len(scores)),
         "responses": float(len(generations)),
+        # programs the grader could not run, and problems left with no graded program at all:
+        # both leave pass@1's denominator (`valley eval` refuses them unless --allow-infra-errors)
         "infra_failures": float(sum(map(is_infra_failure, verdicts))),
+        "infra_problems_excluded": float(len({v["question_id"] for v in verdicts} - set(scores))),
         # responses with no fenced code after the reasoning: scored as fails, tracked for health
         "no_code_rate": _share(v.get("verdict") == "no_code" for v in verdicts),
     }

@@ -44,6 +44,9 @@ def test_infrastructure_failures_are_counted_not_scored():
     assert per_problem_pass(verdicts) == {"a": 1.0, "b": 0.0}
     metrics = eval_metrics(PROBLEMS[:2], [gen("a", 0, "")], verdicts)
     assert metrics["infra_failures"] == 2 and metrics["pass_at_1"] == 0.5
+    assert metrics["infra_problems_excluded"] == 0  # both problems keep a scored sample
+    only_infra = eval_metrics([], [], [*verdicts, {**verdict("c", 0, False), "verdict": "infra_error"}])
+    assert only_infra["infra_failures"] == 3 and only_infra["infra_problems_excluded"] == 1
 
 
 @pytest.mark.parametrize("response,starts", [
