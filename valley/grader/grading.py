@@ -11,6 +11,7 @@ import math
 import os
 import sys
 import threading
+import time
 from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -18,10 +19,13 @@ from typing import Iterable, Iterator, Mapping
 
 from valley.grader.extract import extract_code
 from valley.grader.problem import Problem, from_lcb_row, from_taco_row
-from valley.grader.sandbox import POOL, IsolationUnavailable, ProgramEndedSandbox, SandboxError, require_isolation, resolve_kind
+from valley.grader.sandbox import POOL, IsolationUnavailable, ProgramEndedSandbox, SandboxError, require_isolation, resolve_kind, usable_cores
 from valley.grader.verdict import TestResult, Verdict, judge_test, program_status
 
 INFRA_RETRIES = 2
+# where a program's grading time goes, summed over its tests (docs/grader.md, "Where the time goes")
+TIMING_STAGES = ("sandbox_start_s", "load_s", "slot_wait_s", "input_s", "fork_s", "program_wall_s", "program_cpu_s",
+                 "output_s", "compare_s", "end_s")
 
 
 def grade(
@@ -69,9 +73,12 @@ def grade_code(
 def _run(problem: Problem, code: str, kind: str, timeout_s: float, early_stop: bool, limits: dict | None) -> Verdict:
     total = len(problem.tests)
     results: list[TestResult] = []
+    timing = dict.fromkeys(TIMING_STAGES, 0.0)
     with POOL.session(kind) as (session, fresh):
-        extra = {"sandbox_start_s": round(session.start_s, 4) if fresh else 0.0}
+        timing["sandbox_start_s"] = session.start_s if fresh else 0.0
+        started = time.perf_counter()
         compile_error = session.load(code, problem.mode, problem.fn_name, limits)
+        timing["load_s"] = time.perf_counter() - started
         if compile_error:
             results.append(TestResult(0, "compile_error", detail=compile_error))
         else:
@@ -81,10 +88,19 @@ def _run(problem: Problem, code: str, kind: str, timeout_s: float, early_stop: b
                 except ProgramEndedSandbox as ended:
                     results.append(TestResult(index, "runtime_error", detail=f"the program ended its sandbox {ended}"[:500]))
                     break
+                compared = time.perf_counter()
                 status, detail = judge_test(problem.judge, problem.mode, raw, test.output)
-                results.append(TestResult(index, status, raw.get("time_s"), raw.get("max_rss_kb"), detail))
+                timing["compare_s"] += time.perf_counter() - compared
+                for stage, seconds in raw["stages"].items():
+                    timing[stage] += seconds
+                timing["program_wall_s"] += raw["time_s"]
+                timing["program_cpu_s"] += raw.get("cpu_s") or 0.0
+                results.append(TestResult(index, status, time_s=raw["time_s"], cpu_s=raw.get("cpu_s"), max_rss_kb=raw.get("max_rss_kb"), detail=detail))
                 if status != "pass" and early_stop:
                     break
+        ended = time.perf_counter()
+    timing["end_s"] = time.perf_counter() - ended  # the pool empties the sandbox for the next program
+    extra = {"sandbox_start_s": round(timing["sandbox_start_s"], 4), "timing": {k: round(v, 4) for k, v in timing.items()}}
     return Verdict(program_status(results, total), tuple(results), total, kind, extra=extra)
 
 
@@ -200,7 +216,7 @@ def _truncate_partial_row(path: Path) -> None:
 # ---- batches
 
 def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    return usable_cores()
 
 
 def grade_batch(

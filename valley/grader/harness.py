@@ -8,8 +8,9 @@ its stdin/stdout with the grader outside:
     then per program (a warm sandbox serves many, one after another):
     -> {"code": ..., "mode": "stdin"|"functional", "fn_name": ..., "limits": {...}}
     <- {"loaded": true} | {"compile_error": "..."}
-    -> {"input": "...", "timeout_s": 6}          (one per test; the grader decides when to stop)
-    <- {"status": "exited"|"timeout"|"runtime_error"|..., "stdout"|"value", "time_s", "max_rss_kb"}
+    -> {"input": "...", "cpu_limit_s": 6, "wall_limit_s": 60}   (one per test; the grader decides when to stop)
+    -> {"stop": "cpu_limit"|"wall_limit"}      (only while a test runs: the grader saw a limit pass)
+    <- {"status": "exited"|"timeout"|"runtime_error"|..., "stdout"|"value", "time_s", "cpu_s", "max_rss_kb", "stages"}
     -> {"end": true}                            (kill leftovers, empty scratch and private dirs)
     <- {"ended": true}
 
@@ -230,25 +231,26 @@ def _prctl(option: int, arg: int) -> None:
     _libc().prctl(option, arg, 0, 0, 0)
 
 
-def _set_limits(limits: dict, timeout_s: float) -> None:
+def _set_limits(limits: dict, cpu_limit_s: float) -> None:
     mb = 1024 * 1024
-    wanted = {
-        resource.RLIMIT_AS: limits["address_space_mb"] * mb,
-        resource.RLIMIT_CPU: int(math.ceil(timeout_s)) + 1,
-        resource.RLIMIT_NPROC: limits["processes"],
-        resource.RLIMIT_FSIZE: limits["file_size_mb"] * mb,
-        resource.RLIMIT_NOFILE: limits["open_files"],
-        resource.RLIMIT_CORE: 0,
-        resource.RLIMIT_STACK: limits["stack_mb"] * mb,
+    cpu = int(math.ceil(cpu_limit_s))
+    wanted = {  # (soft, hard)
+        resource.RLIMIT_AS: (limits["address_space_mb"] * mb,) * 2,
+        resource.RLIMIT_CPU: (cpu, cpu + 1),  # SIGXCPU at the limit (a timeout), SIGKILL if that is ignored
+        resource.RLIMIT_NPROC: (limits["processes"],) * 2,
+        resource.RLIMIT_FSIZE: (limits["file_size_mb"] * mb,) * 2,
+        resource.RLIMIT_NOFILE: (limits["open_files"],) * 2,
+        resource.RLIMIT_CORE: (0, 0),
+        resource.RLIMIT_STACK: (limits["stack_mb"] * mb,) * 2,
     }
-    for kind, value in wanted.items():
-        _soft, hard = resource.getrlimit(kind)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
+    for kind, (soft, hard) in wanted.items():
+        _current, allowed = resource.getrlimit(kind)
+        if allowed != resource.RLIM_INFINITY:
+            soft, hard = min(soft, allowed), min(hard, allowed)
         try:
-            resource.setrlimit(kind, (value, value))
+            resource.setrlimit(kind, (soft, hard))
         except (ValueError, OSError):
-            resource.setrlimit(kind, (value, hard))
+            resource.setrlimit(kind, (soft, allowed))
 
 
 def _mapped(uid: int | None) -> bool:
@@ -368,7 +370,7 @@ def _child(job: dict, prelude, code, test: dict, workdir: str, fds: tuple[int, i
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it; output past the cap ends the program
         signal.set_wakeup_fd(-1)
-        _set_limits(job["limits"], test["timeout_s"])
+        _set_limits(job["limits"], test["cpu_limit_s"])
         _drop_privileges(job.get("uid"))
         os.chdir(workdir)
         os.environ.clear()
@@ -480,38 +482,53 @@ class Harness:
             os.chown(workdir, self.uid, self.uid)
         # stdin, stdout, stderr and the value channel: files without a name (unlinked at once),
         # so no program, this one or another sandbox's, can open them by path
+        written = time.perf_counter()
         fds = tuple(_anonymous_file(self.scratch) for _ in range(4))
         _write_all(fds[0], test["input"].encode("utf-8", errors="surrogatepass"))
         os.lseek(fds[0], 0, os.SEEK_SET)
+        written = time.perf_counter() - written
         sys.stdout.flush()
         started = time.perf_counter()
         pid = os.fork()
         if pid == 0:
             _child(self.job, self.prelude, self.code, test, workdir, fds)
+        forked = time.perf_counter() - started
         try:
-            outcome, status, usage = self._wait(pid, started + test["timeout_s"], workdir)
+            outcome, status, usage = self._wait(pid, started + test["wall_limit_s"], workdir)
             elapsed = time.perf_counter() - started
             self._kill_leftovers(pid)
-            result = {"time_s": round(elapsed, 4), "max_rss_kb": usage.ru_maxrss if usage else None}
+            collected = time.perf_counter()
+            result = {"time_s": round(elapsed, 4), "cpu_s": round(usage.ru_utime + usage.ru_stime, 4) if usage else None,
+                      "max_rss_kb": usage.ru_maxrss if usage else None}
             result.update(self._classify(outcome, status, fds[1:]))
         finally:
             for fd in fds:
                 os.close(fd)
         _remove_tree(workdir)
+        result["stages"] = {"write_s": written, "fork_s": forked, "collect_s": time.perf_counter() - collected}
         return result
 
     def _wait(self, pid: int, deadline: float, workdir: str):
+        """Until the child exits, the grader says stop (it watches the CPU time where this
+        sandbox's own clock cannot, under gVisor, and the wall-clock guard net of run-queue
+        waits), the backstop deadline passes, or the disk watch trips."""
+        stopped = None
         while True:
             done, status, usage = os.wait4(pid, os.WNOHANG)
             if done:
                 return "exited", status, usage
             remaining = deadline - time.perf_counter()
             over_disk = self.watch_bytes is not None and _disk_usage(workdir) > self.watch_bytes
-            if remaining <= 0 or over_disk:
+            if remaining <= 0 or over_disk or stopped:
                 _kill_group(pid)
                 _done, status, usage = os.wait4(pid, 0)
-                return ("disk_limit" if over_disk else "timeout"), status, usage
-            select.select([self.wake_r], [], [], remaining if self.watch_bytes is None else min(remaining, DISK_POLL_S))
+                return ("disk_limit" if over_disk else stopped if stopped in ("cpu_limit", "wall_limit") else "wall_limit"), status, usage
+            ready, _, _ = select.select([self.wake_r, 0], [], [], remaining if self.watch_bytes is None else min(remaining, DISK_POLL_S))
+            if 0 in ready:  # the only message sent during a test: {"stop": limit}, or EOF when the grader left
+                try:
+                    stopped = json.loads(os.read(0, 4096))["stop"]
+                except (ValueError, KeyError, TypeError):
+                    stopped = "wall_limit"
             try:
                 os.read(self.wake_r, 4096)
             except BlockingIOError:
@@ -554,14 +571,14 @@ class Harness:
         cap = self.job["limits"]["file_size_mb"] * 1024 * 1024
         stdout_fd, stderr_fd, value_fd = fds
         stderr_tail = _read(stderr_fd, cap)[-STDERR_TAIL:]
-        if outcome == "timeout":
-            return {"status": "timeout", "stderr": stderr_tail}
+        if outcome in ("wall_limit", "cpu_limit"):
+            return {"status": "timeout", "limit": outcome, "stderr": stderr_tail}
         if outcome == "disk_limit":
             return {"status": "output_limit", "stderr": f"files over {self.watch_bytes >> 20} MiB in the working directory"}
         if os.WIFSIGNALED(status):
             signum = os.WTERMSIG(status)
             kind = {signal.SIGXCPU: "timeout", signal.SIGXFSZ: "output_limit"}.get(signum, "runtime_error")
-            return {"status": kind, "signal": signum, "stderr": stderr_tail}
+            return {"status": kind, "signal": signum, "stderr": stderr_tail, **({"limit": "cpu_limit"} if kind == "timeout" else {})}
         code = os.WEXITSTATUS(status)
         if code == STATUS_EXIT_CODE["missing_method"] and self.job["mode"] == "functional":
             return {"status": "compile_error", "stderr": stderr_tail}
@@ -720,13 +737,19 @@ def main() -> None:
     harness = Harness(setup)
     reply({"ready": True})
     for line in stdin:
+        parsed = time.perf_counter()
         message = json.loads(line)
+        parsed = time.perf_counter() - parsed
         try:
             if "code" in message:
                 error = harness.load(message)
                 reply({"compile_error": error} if error else {"loaded": True})
             elif "input" in message:
-                reply(harness.run_test(message))
+                result = harness.run_test(message)
+                result["stages"]["parse_s"] = parsed
+                reply(result)
+            elif "stop" in message:
+                continue  # it came after its test had ended
             else:
                 harness.end_program()
                 reply({"ended": True})

@@ -50,6 +50,10 @@ NAMESPACELESS = ("in-gvisor", UNSAFE)
 HOST_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
 START_TIMEOUT_S = 30.0
 REPLY_MARGIN_S = 10.0  # the harness enforces per-test timeouts; this only catches a wedged sandbox
+WALL_GUARD = 3.0  # a test may take this many times its CPU limit of wall time, not counting time spent waiting for a CPU
+BACKSTOP = 10.0  # the harness's own limits, should the grader's watch not come
+POLLS_PER_LIMIT = 20  # how often per CPU limit the grader reads the sandbox's CPU time and run-queue wait
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 UNPRIVILEGED_UID = 65534
 CAPABILITIES = ["CAP_CHOWN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER"]
 
@@ -72,6 +76,27 @@ def resolve_kind(kind: str) -> str:
     if kind == "auto":
         return "runsc" if shutil.which("runsc") else "process"
     return kind
+
+
+def usable_cores() -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a pod's limit)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    for path, parse in (("/sys/fs/cgroup/cpu.max", lambda t: t.split()), ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", lambda t: [t.strip(), "100000"])):
+        try:
+            with open(path, encoding="ascii") as handle:
+                quota, period = parse(handle.read())
+            if quota not in ("max", "-1"):
+                cores = min(cores, -(-int(quota) // int(period)))
+        except (OSError, ValueError):
+            continue
+    return max(1, cores)
+
+
+# Tests run at most one per core, whatever the number of workers: a program's CPU time then does
+# not depend on how many others are graded beside it, and the wall-clock guard is never reached
+# by a program that merely waited for a CPU. Workers beyond the cores overlap everything else
+# (sandbox starts, transport, comparison) with running tests.
+TEST_SLOTS = threading.BoundedSemaphore(usable_cores())
 
 
 def scratch_root() -> str:
@@ -204,13 +229,52 @@ class Session:
         return self._expect(START_TIMEOUT_S).get("compile_error")
 
     def run(self, test_input: str, timeout_s: float) -> dict:
-        """Run one test; the harness's raw result (status, stdout or value, time, memory)."""
-        self._send({"input": test_input, "timeout_s": timeout_s})
-        reply = self._receive(time.perf_counter() + timeout_s + REPLY_MARGIN_S)
+        """Run one test under a CPU-time limit of `timeout_s`; the harness's raw result (status,
+        stdout or value, `time_s` wall, `cpu_s`, memory, `stages`). A program that used more CPU
+        than its limit is a timeout however it ended, as on online judges. A program that sleeps
+        or blocks is stopped by a wall-clock guard of WALL_GUARD times the limit, which does not
+        count the time the sandbox waited for a host CPU (the kernel's run-queue wait), so
+        neither the number of workers nor other load on the machine changes a verdict.
+
+        gVisor charges a task for the time it waits for a host CPU, so under runsc the CPU time
+        is read from the host: the sandbox's processes' CPU during the test, which also counts
+        the sandbox's own work for it (the fork, the input and output files)."""
+        host_clock = self.kind == "runsc"
+        backstop = BACKSTOP * timeout_s
+        message = json.dumps({"input": test_input, "cpu_limit_s": backstop if host_clock else timeout_s, "wall_limit_s": backstop}).encode() + b"\n"
+        waited = time.perf_counter()
+        with TEST_SLOTS:
+            started = time.perf_counter()
+            before = _tree_usage(self.process.pid)
+
+            def over_limit() -> str | None:
+                ticks, queued_ns = _tree_usage(self.process.pid)
+                if host_clock and (ticks - before[0]) / CLOCK_TICKS > timeout_s:
+                    return "cpu_limit"
+                if time.perf_counter() - started - (queued_ns - before[1]) / 1e9 > WALL_GUARD * timeout_s:
+                    return "wall_limit"
+                return None
+
+            self._send_bytes(message)
+            sent = time.perf_counter()
+            reply = self._receive(sent + backstop + REPLY_MARGIN_S, (over_limit, timeout_s / POLLS_PER_LIMIT))
+            if reply is not None and host_clock:
+                reply["cpu_s"] = round((_tree_usage(self.process.pid)[0] - before[0]) / CLOCK_TICKS, 4)
+            finished = time.perf_counter()
         if reply is None:
             raise ProgramEndedSandbox(self._stderr_tail())
         if reply.get("status") == "harness_error":
             raise SandboxError(f"{self.kind} harness failed: {reply['detail']}")
+        if (reply.get("cpu_s") or 0) > timeout_s:
+            reply.update(status="timeout", limit="cpu_limit")
+        harness = reply.pop("stages")
+        inside = harness["parse_s"] + harness["write_s"] + harness["fork_s"] + reply["time_s"] + harness["collect_s"]
+        reply["stages"] = {
+            "slot_wait_s": started - waited,
+            "input_s": (sent - started) + harness["parse_s"] + harness["write_s"],
+            "fork_s": harness["fork_s"],
+            "output_s": harness["collect_s"] + max(0.0, (finished - sent) - inside),
+        }
         return reply
 
     def end_program(self) -> None:
@@ -258,13 +322,18 @@ class Session:
     # -- the line protocol
 
     def _send(self, message: dict) -> None:
+        self._send_bytes(json.dumps(message).encode() + b"\n")
+
+    def _send_bytes(self, line: bytes) -> None:
         try:
-            self.process.stdin.write(json.dumps(message).encode() + b"\n")
+            self.process.stdin.write(line)
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
             pass  # the reply read reports the dead sandbox
 
-    def _receive(self, deadline: float) -> dict | None:
+    def _receive(self, deadline: float, watch: tuple | None = None) -> dict | None:
+        """The next reply line. `watch` = (over_limit, poll_s): every poll_s, tell the harness
+        to stop the test once over_limit() names the limit passed."""
         fd = self.process.stdout.fileno()
         scanned = 0  # a reply can be tens of MB: look for the newline only in new bytes
         while (end := self._buffer.find(b"\n", scanned)) < 0:
@@ -273,7 +342,12 @@ class Session:
             if remaining <= 0:
                 self._kill()
                 return None
+            if watch is not None:
+                remaining = min(remaining, watch[1])
             ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready and watch is not None and (limit := watch[0]()):
+                self._send({"stop": limit})
+                watch = None
             if ready:
                 chunk = os.read(fd, 1 << 20)
                 if not chunk:
@@ -369,6 +443,46 @@ class Session:
             subprocess.run([*self._runsc_base(), *args], capture_output=True, timeout=10, env=HOST_ENV)
         except (OSError, subprocess.TimeoutExpired):
             pass
+
+
+def _tree_usage(root: int) -> tuple[int, int]:
+    """For `root` (a sandbox's host process) and its descendants: CPU clock ticks used (their
+    own and their reaped children's) and nanoseconds their threads waited on a run queue (0
+    where the kernel keeps no schedstat)."""
+    stats: dict[int, list[bytes]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    raw = handle.read()
+            except OSError:
+                continue
+            stats[int(entry)] = raw[raw.rindex(b")") + 2:].split()
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    ticks, queued_ns, frontier = 0, 0, [root] if root in stats else []
+    while frontier:
+        pid = frontier.pop()
+        ticks += sum(int(value) for value in stats[pid][11:15])
+        queued_ns += _run_queue_wait_ns(pid)
+        frontier.extend(children.get(pid, ()))
+    return ticks, queued_ns
+
+
+def _run_queue_wait_ns(pid: int) -> int:
+    total = 0
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/schedstat", "rb") as handle:
+                total += int(handle.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def _hide_this_process() -> None:

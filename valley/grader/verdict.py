@@ -18,7 +18,8 @@ PROGRAM_STATUSES = (*TEST_STATUSES, "no_code", "infra_error")
 class TestResult:
     index: int
     status: str
-    time_s: float | None = None
+    time_s: float | None = None  # wall clock, fork to exit
+    cpu_s: float | None = None  # what the time limit judges (docs/grader.md, "Time limits")
     max_rss_kb: int | None = None
     detail: str = ""
 
@@ -147,6 +148,9 @@ def judge_test(judge: str, mode: str, raw: dict, expected: str) -> tuple[str, st
     status = raw["status"]
     if status == "output_limit":
         return "wrong_answer", "output over the size cap"
+    if status == "timeout":
+        limit = {"wall_limit": "wall-clock guard (a sleeping or blocked program)"}.get(raw.get("limit"), "CPU time limit")
+        return "timeout", f"{limit}; {raw.get('stderr', '')[-400:]}".rstrip("; ")
     if status != "exited":
         return status, raw.get("stderr", "")[-500:]
     if mode == "functional":
