@@ -49,6 +49,12 @@ def test_infrastructure_failures_are_counted_not_scored():
     assert only_infra["infra_failures"] == 3 and only_infra["infra_problems_excluded"] == 1
 
 
+def test_programs_failing_on_a_module_the_grader_lacks_are_counted():
+    missing = {**verdict("a", 0, False), "verdict": "runtime_error",
+               "tests": [{"index": 0, "status": "runtime_error", "detail": "ModuleNotFoundError: No module named 'numpy'"}]}
+    assert eval_metrics(PROBLEMS[:1], [], [missing, verdict("a", 1, True)])["missing_module_failures"] == 1
+
+
 @pytest.mark.parametrize("response,starts", [
     ("<think>plan</think>code", True),
     ("  \n\t<think>indented", True),      # leading whitespace does not count against it
