@@ -9,8 +9,10 @@ its stdin/stdout with the grader outside:
     -> {"code": ..., "mode": "stdin"|"functional", "fn_name": ..., "limits": {...}}
     <- {"loaded": true} | {"compile_error": "..."}
     -> {"input": "...", "cpu_limit_s": 6, "wall_limit_s": 60}   (one per test; the grader decides when to stop)
+       (a large input also carries "input_key"; sent again, it is the key alone, and the reply
+        {"status": "need_input"} asks for the text when this harness no longer holds it)
     -> {"stop": "cpu_limit"|"wall_limit"}      (only while a test runs: the grader saw a limit pass)
-    <- {"status": "exited"|"timeout"|"runtime_error"|..., "stdout"|"value", "time_s", "cpu_s", "max_rss_kb", "stages"}
+    <- {"status": "exited"|"timeout"|"runtime_error"|..., "stdout"|"value_json", "time_s", "cpu_s", "max_rss_kb", "stages"}
     -> {"end": true}                            (kill leftovers, empty scratch and private dirs)
     <- {"ended": true}
 
@@ -41,6 +43,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections import OrderedDict
 
 # LiveCodeBench's `import_string` (lcb_runner/evaluation/testing_util.py), run before every program.
 LCB_PRELUDE = """\
@@ -95,6 +98,8 @@ PR_SET_NO_NEW_PRIVS = 38
 CAPABILITY_VERSION_3 = 0x20080522
 PR_SET_CHILD_SUBREAPER = 36
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC = 1, 2, 4, 32, 4096, 8192, 16384
+CACHED_INPUT_CHARS = 64 * 1024  # inputs this large are sent once per sandbox, then named by key
+INPUT_CACHE_CHARS = 48 * 1024 * 1024
 STATUS_EXIT_CODE = {"missing_method": 121, "unserialisable": 122}
 STDERR_TAIL = 2000
 TRACEBACK_FRAMES = 30
@@ -107,6 +112,7 @@ DISK_POLL_S = 0.05
 # output: `value_reply` turns anything malformed into the program's runtime error.
 
 MAX_DEPTH = 200
+MAX_JSON_INT_BITS = 13_000  # ~3,900 digits: plain JSON numbers stay under Python's 4,300-digit str/int limit
 
 
 def encode_value(value, depth: int = 0):
@@ -119,7 +125,7 @@ def encode_value(value, depth: int = 0):
         return str.__str__(value)
     if isinstance(value, int):
         value = int.__int__(value)
-        return value if -(2**53) < value < 2**53 else {"int": hex(value)}  # hex: no 4,300-digit limit
+        return value if value.bit_length() <= MAX_JSON_INT_BITS else {"int": hex(value)}  # hex: no 4,300-digit limit
     if isinstance(value, float):
         value = float.__float__(value)
         return value if math.isfinite(value) else {"float": float.__repr__(value)}
@@ -207,19 +213,43 @@ def _pair(item) -> list:
 
 
 def value_reply(raw: str | None) -> dict:
-    """The harness's reply for a functional test whose child exited 0, from what the child left
-    in the value channel: the value, or the program's runtime error when that cannot decode."""
+    """For a functional test whose child exited 0, from what the child left in the value channel
+    (the harness passes it through as text; the grader calls this): the value, encoded and
+    `decoded`, or the program's runtime error when it cannot decode."""
     if raw is None:
         return {"status": "runtime_error", "stderr": "the return value cannot cross the sandbox boundary (hostile type or nested too deeply)"}
     if not raw:
         return {"status": "exited", "value": {"opaque": "nothing"}}
     try:
         value = json.loads(raw)
-        decode_value(value)
-        json.dumps(value)  # the reply must serialise too
+        decoded = decode_value(value)
     except (ValueError, TypeError, RecursionError, MemoryError, OverflowError, ArithmeticError) as error:
         return {"status": "runtime_error", "stderr": f"the program corrupted its return value channel ({type(error).__name__})"}
-    return {"status": "exited", "value": value}
+    return {"status": "exited", "value": value, "decoded": decoded}
+
+
+class InputCache:
+    """Inputs of recent tests, least recently used out first past `cap` characters. The harness
+    keeps the text; the grader keeps the same bookkeeping (no data) to know what it need not
+    send again: the samples of one problem share their tests' inputs."""
+
+    def __init__(self, cap: int = INPUT_CACHE_CHARS):
+        self.cap, self.size, self.entries = cap, 0, OrderedDict()
+
+    def get(self, key: str):
+        if key not in self.entries:
+            return None
+        self.entries.move_to_end(key)
+        return self.entries[key][0]
+
+    def put(self, key: str, value, chars: int) -> None:
+        if key in self.entries:
+            self.size -= self.entries.pop(key)[1]
+        self.entries[key] = (value, chars)
+        self.size += chars
+        while self.size > self.cap:
+            _key, (_value, evicted) = self.entries.popitem(last=False)
+            self.size -= evicted
 
 
 # ---- the confined child
@@ -438,6 +468,7 @@ class Harness:
         watch_mb = setup.get("watch_scratch_mb")
         self.watch_bytes = watch_mb * 1024 * 1024 if watch_mb else None
         self.test_index = 0
+        self.inputs = InputCache()
         self.job: dict = {}
         self.wake_r, wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -476,6 +507,13 @@ class Harness:
                         pass
 
     def run_test(self, test: dict) -> dict:
+        if "input" in test:
+            if "input_key" in test:
+                self.inputs.put(test["input_key"], test["input"], len(test["input"]))
+        elif (cached := self.inputs.get(test["input_key"])) is not None:
+            test["input"] = cached
+        else:
+            return {"status": "need_input"}  # evicted here: the grader sends it again
         self.test_index += 1
         # unpredictable names: a program sharing the harness's uid (no namespaces, non-root)
         # cannot squat the next test's directory or files and so turn its own test into an error
@@ -588,9 +626,8 @@ class Harness:
             return {**value_reply(None), "exit_code": code}
         if code != 0:
             return {"status": "runtime_error", "exit_code": code, "stderr": stderr_tail}
-        if self.job["mode"] == "functional":
-            reply = value_reply(_read(value_fd, cap))
-            return {**reply, "stderr": reply.get("stderr") or stderr_tail}
+        if self.job["mode"] == "functional":  # decoded outside: big values cost the sandbox no CPU twice
+            return {"status": "exited", "value_json": _read(value_fd, cap), "stderr": stderr_tail}
         return {"status": "exited", "stdout": _read(stdout_fd, cap), "stderr": stderr_tail}
 
 
@@ -745,9 +782,10 @@ def main() -> None:
             if "code" in message:
                 error = harness.load(message)
                 reply({"compile_error": error} if error else {"loaded": True})
-            elif "input" in message:
+            elif "input" in message or "input_key" in message:
                 result = harness.run_test(message)
-                result["stages"]["parse_s"] = parsed
+                if "stages" in result:
+                    result["stages"]["parse_s"] = parsed
                 reply(result)
             elif "stop" in message:
                 continue  # it came after its test had ended

@@ -27,6 +27,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import hashlib
 import itertools
 import json
 import os
@@ -41,7 +42,7 @@ import time
 import uuid
 from pathlib import Path
 
-from valley.grader.harness import DEFAULT_LIMITS
+from valley.grader.harness import CACHED_INPUT_CHARS, DEFAULT_LIMITS, InputCache, value_reply
 
 HARNESS = Path(__file__).with_name("harness.py")
 SANDBOX_KINDS = ("auto", "runsc", "process", "in-gvisor", "unsafe-local")
@@ -97,6 +98,7 @@ def usable_cores() -> int:
 # by a program that merely waited for a CPU. Workers beyond the cores overlap everything else
 # (sandbox starts, transport, comparison) with running tests.
 TEST_SLOTS = threading.BoundedSemaphore(usable_cores())
+SANDBOXES_PER_CORE = 2  # one running a test, one loading, comparing or cleaning up meanwhile
 
 
 def scratch_root() -> str:
@@ -190,6 +192,9 @@ class Session:
         self._buffer = bytearray()
         self.start_s = 0.0
         self.programs = 0
+        self.inputs = InputCache()  # what the harness holds (keys and sizes only)
+        self._cpu_mark: float | None = None  # runsc: the sandbox's CPU seconds after its last test
+        self.cgroup: CpuCgroup | None = None
 
     def __enter__(self) -> "Session":
         return self
@@ -204,6 +209,9 @@ class Session:
         except IsolationUnavailable:
             self.close()
             raise
+        if self.kind == "runsc" and (cgroup := CpuCgroup.make(f"valley-{os.getpid()}-{uuid.uuid4().hex[:12]}")):
+            self.cgroup = cgroup  # the sandbox's processes join it before they exist, and count after they are gone
+            argv = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup.procs), *argv]
         try:
             # stderr to a file: nobody reads a pipe while tests run, and a full one would block
             with open(self._stderr_path, "wb") as stderr:
@@ -225,6 +233,7 @@ class Session:
     def load(self, code: str, mode: str, fn_name: str | None, limits: dict | None = None) -> str | None:
         """Hand the sandbox the next program; returns its compile error or None."""
         self.programs += 1
+        self._cpu_mark = None
         self._send({"code": code, "mode": mode, "fn_name": fn_name, "limits": limits or {}})
         return self._expect(START_TIMEOUT_S).get("compile_error")
 
@@ -241,30 +250,41 @@ class Session:
         the sandbox's own work for it (the fork, the input and output files)."""
         host_clock = self.kind == "runsc"
         backstop = BACKSTOP * timeout_s
-        message = json.dumps({"input": test_input, "cpu_limit_s": backstop if host_clock else timeout_s, "wall_limit_s": backstop}).encode() + b"\n"
+        limits = {"cpu_limit_s": backstop if host_clock else timeout_s, "wall_limit_s": backstop}
         waited = time.perf_counter()
         with TEST_SLOTS:
             started = time.perf_counter()
-            before = _tree_usage(self.process.pid)
+            message = self._test_message(test_input, limits)
+            # the sandbox is idle between two tests of a program: the last reading still holds
+            cpu_before = self._cpu_mark if self._cpu_mark is not None else self._host_cpu_s() if host_clock else 0.0
+            first_poll: list[float] = []  # (time, run-queue wait) then; tests shorter than a poll never read /proc
 
             def over_limit() -> str | None:
-                ticks, queued_ns = _tree_usage(self.process.pid)
-                if host_clock and (ticks - before[0]) / CLOCK_TICKS > timeout_s:
+                _ticks, queued_ns = _tree_usage(self.process.pid)
+                if host_clock and self._host_cpu_s() - cpu_before > timeout_s:
                     return "cpu_limit"
-                if time.perf_counter() - started - (queued_ns - before[1]) / 1e9 > WALL_GUARD * timeout_s:
+                first_poll[:] = first_poll or [time.perf_counter() - started, queued_ns]
+                if time.perf_counter() - started - (queued_ns - first_poll[1]) / 1e9 > WALL_GUARD * timeout_s:
                     return "wall_limit"
                 return None
 
             self._send_bytes(message)
             sent = time.perf_counter()
             reply = self._receive(sent + backstop + REPLY_MARGIN_S, (over_limit, timeout_s / POLLS_PER_LIMIT))
+            if reply is not None and reply.get("status") == "need_input":
+                self._send_bytes(json.dumps({"input": test_input, "input_key": _input_key(test_input), **limits}).encode() + b"\n")
+                reply = self._receive(time.perf_counter() + backstop + REPLY_MARGIN_S, (over_limit, timeout_s / POLLS_PER_LIMIT))
             if reply is not None and host_clock:
-                reply["cpu_s"] = round((_tree_usage(self.process.pid)[0] - before[0]) / CLOCK_TICKS, 4)
+                self._cpu_mark = self._host_cpu_s()
+                reply["cpu_s"] = round(self._cpu_mark - cpu_before, 4)
             finished = time.perf_counter()
         if reply is None:
             raise ProgramEndedSandbox(self._stderr_tail())
         if reply.get("status") == "harness_error":
             raise SandboxError(f"{self.kind} harness failed: {reply['detail']}")
+        if "value_json" in reply:
+            checked = value_reply(reply.pop("value_json"))
+            reply.update(checked, stderr=checked.get("stderr") or reply["stderr"])
         if (reply.get("cpu_s") or 0) > timeout_s:
             reply.update(status="timeout", limit="cpu_limit")
         harness = reply.pop("stages")
@@ -276,6 +296,25 @@ class Session:
             "output_s": harness["collect_s"] + max(0.0, (finished - sent) - inside),
         }
         return reply
+
+    def _host_cpu_s(self) -> float:
+        """The sandbox's CPU seconds on the host: its cgroup's (exact, and it keeps the time of
+        processes gone, such as a test's exited gVisor stub), else its live process tree's."""
+        if self.cgroup is not None:
+            return self.cgroup.cpu_s()
+        return _tree_usage(self.process.pid)[0] / CLOCK_TICKS
+
+    def _test_message(self, test_input: str, limits: dict) -> bytes:
+        """A large input the harness already holds goes by its key alone."""
+        message = {"input": test_input, **limits}
+        if len(test_input) >= CACHED_INPUT_CHARS:
+            key = _input_key(test_input)
+            if self.inputs.get(key):
+                del message["input"]
+            else:
+                self.inputs.put(key, True, len(test_input))
+            message["input_key"] = key
+        return json.dumps(message).encode() + b"\n"
 
     def end_program(self) -> None:
         """Kill what the program left behind and empty its directories, ready for the next."""
@@ -308,6 +347,9 @@ class Session:
         if self.container_id:
             self._runsc("delete", "--force", self.container_id)
             self.container_id = None
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _kill(self) -> None:
@@ -445,6 +487,48 @@ class Session:
             pass
 
 
+class CpuCgroup:
+    """A CPU-accounting cgroup (v1 cpuacct, or v2) of one sandbox."""
+
+    def __init__(self, path: Path, usage: str):
+        self.path, self.usage = path, usage
+        self.procs = path / "cgroup.procs"
+
+    @classmethod
+    def make(cls, name: str) -> "CpuCgroup | None":
+        """None where this grader may not make one (not root, read-only cgroupfs): then the
+        sandbox's live processes are read instead."""
+        for root, usage in (("/sys/fs/cgroup/cpuacct", "cpuacct.usage"), ("/sys/fs/cgroup", "cpu.stat")):
+            if not os.path.exists(os.path.join(root, usage)) and not os.path.exists(os.path.join(root, "cgroup.controllers")):
+                continue
+            try:
+                os.mkdir(os.path.join(root, name))
+            except OSError:
+                continue
+            return cls(Path(root) / name, usage)
+        return None
+
+    def cpu_s(self) -> float:
+        text = (self.path / self.usage).read_text()
+        if self.usage == "cpuacct.usage":
+            return int(text) / 1e9
+        return int(next(line.split()[1] for line in text.splitlines() if line.startswith("usage_usec"))) / 1e6
+
+    def remove(self) -> None:
+        for _ in range(50):  # the sandbox's last processes may still be exiting
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.02)
+
+
+def _input_key(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", errors="surrogatepass"), digest_size=16).hexdigest()
+
+
 def _tree_usage(root: int) -> tuple[int, int]:
     """For `root` (a sandbox's host process) and its descendants: CPU clock ticks used (their
     own and their reaped children's) and nanoseconds their threads waited on a run queue (0
@@ -510,23 +594,27 @@ def _worker_uid() -> int:
 class SessionPool:
     """Warm sandboxes, reused program after program: the start cost is paid once per
     `max_programs` programs instead of once per program. A sandbox that a program broke
-    (killed its harness, wedged it) is closed, never reused.
+    (killed its harness, wedged it) is closed, never reused. At most SANDBOXES_PER_CORE
+    sandboxes per core are in use at once: tests run one per core (TEST_SLOTS), so more would
+    only start sandboxes (a runsc start costs about a CPU-second) to wait for a core; workers
+    beyond that wait here instead.
 
     Without namespaces a non-root grader's programs all run as its own uid, where nothing keeps
     one program's files and processes from another's: such sandboxes grade one program at a
     time (`shares_uid`)."""
 
-    def __init__(self, max_programs: int = 64):
+    def __init__(self, max_programs: int = 64, max_in_use: int = SANDBOXES_PER_CORE * usable_cores()):
         self.max_programs = max_programs
         self._idle: dict[str, list[Session]] = {}
         self._lock = threading.Lock()
         self._one_at_a_time = threading.Lock()
+        self._in_use = threading.BoundedSemaphore(max_in_use)
         atexit.register(self.close_all)
 
     @contextlib.contextmanager
     def session(self, kind: str):
         kind = resolve_kind(kind)
-        with self._one_at_a_time if shares_uid(kind) else contextlib.nullcontext():
+        with self._in_use, self._one_at_a_time if shares_uid(kind) else contextlib.nullcontext():
             with self._session(kind) as taken:
                 yield taken
 

@@ -156,7 +156,7 @@ def judge_test(judge: str, mode: str, raw: dict, expected: str) -> tuple[str, st
     if mode == "functional":
         matches = lcb_value_matches if judge == "lcb" else taco_value_matches
         try:
-            ok = matches(decode_value(raw["value"]), expected)
+            ok = matches(raw["decoded"] if "decoded" in raw else decode_value(raw["value"]), expected)
         except Exception as error:  # the harness checked the value; this is a last wall, never a crash
             return "wrong_answer", f"the return value could not be compared ({type(error).__name__})"
     else:

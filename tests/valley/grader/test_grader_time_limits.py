@@ -49,3 +49,24 @@ def test_verdicts_do_not_depend_on_the_number_of_workers(valley, corpus, tmp_pat
                 assert row["tests"][-1]["cpu_s"] >= 0.9 * LIMIT_S and "CPU time limit" in row["tests"][-1]["detail"], row
         sleeper = rows[("sum0", "sleeper")]["tests"][0]
         assert "wall-clock guard" in sleeper["detail"] and sleeper["cpu_s"] < 0.5 * LIMIT_S and sleeper["time_s"] >= 0.9 * 3 * LIMIT_S
+
+
+def test_large_inputs_are_sent_once_per_sandbox_and_again_when_the_harness_lost_them():
+    from valley.grader.sandbox import Session, _input_key
+
+    numbers = " ".join(str(n) for n in range(40_000))  # over the size that is cached
+    stdin_code, functional_code = "print(sum(map(int, input().split())))", "def f(a):\n    return sum(a)\n"
+    with Session("process").start() as session:
+        for code, mode, fn_name, test_input in ((stdin_code, "stdin", None, numbers), (functional_code, "functional", "f", f"[{numbers.replace(' ', ',')}]")):
+            assert session.load(code, mode, fn_name) is None
+            first = session.run(test_input, 5)
+            assert session._test_message(test_input, {}).find(b'"input"') < 0  # the key alone now
+            again = session.run(test_input, 5)
+            assert [r["status"] for r in (first, again)] == ["exited"] * 2
+            assert (first.get("stdout"), first.get("decoded")) == (again.get("stdout"), again.get("decoded"))
+            session.end_program()
+        # the grader believes the harness holds an input it never got: the harness asks for it
+        other = numbers + " 1"
+        session.inputs.put(_input_key(other), True, len(other))
+        assert session.load(stdin_code, "stdin", None) is None
+        assert session.run(other, 5)["stdout"] == f"{sum(range(40_000)) + 1}\n"
