@@ -6,10 +6,13 @@ programs, measured in the same run, plus the cost of starting a sandbox.
 Baselines (no isolation at all):
 * in-process: LiveCodeBench's way: exec each program in a worker process with stdin/stdout
   swapped for strings (ProcessPoolExecutor, one task per program);
-* subprocess: `python -I -c code` per test with the input on stdin (TACO's way).
+* subprocess: `python -I -c code` per test with the input on stdin (TACO's way), cold;
+* fork server: a warm worker (prelude imported once) forks a child per test, as the harness
+  does, but with no isolation at all: the fair baseline for a reused-sandbox grader.
 Sandboxed: `grade_code` with warm sandboxes (one sandbox serves program after program) and cold
 (a new sandbox per program). Programs that loop forever are left out: the baselines cannot
-stop them without the machinery being measured. The issue's goal: runsc >= 0.5x unsandboxed.
+stop them without the machinery being measured. Goals: runsc >= 0.5x the cold subprocess
+baseline, >= 0.7x the warm fork server.
 
 LCB-like section (tests/valley/grader/lcb_like.py: inputs up to 2*10^5 numbers, stdin and
 functional, slow-but-correct programs, programs that loop on large tests): an lcb_runner-style
@@ -109,6 +112,64 @@ def via_subprocess(job: tuple[dict, str]) -> bool:
         if not ok:
             return False
     return True
+
+
+def _fork_test(problem: dict, code, test_input: str, expected: str) -> bool:
+    """One test in a forked child of this warm worker: stdin and stdout are anonymous files."""
+    import os
+    import tempfile
+
+    with tempfile.TemporaryFile() as stdin, tempfile.TemporaryFile() as stdout:
+        stdin.write(test_input.encode())
+        stdin.seek(0)
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                os.dup2(stdin.fileno(), 0)
+                os.dup2(stdout.fileno(), 1)
+                sys.stdin = open(0, "r", closefd=False)
+                sys.stdout = open(1, "w", closefd=False)
+                namespace = {"__name__": "__main__" if not problem["fn_name"] else "solution"}
+                exec(code, namespace)
+                if problem["fn_name"]:
+                    target = namespace["Solution"]() if "Solution" in namespace else None
+                    method = getattr(target, problem["fn_name"]) if target else namespace[problem["fn_name"]]
+                    value = method(*[json.loads(line) for line in test_input.split("\n")])
+                    sys.stdout.write("\n" + json.dumps(list(value) if isinstance(value, tuple) else value))
+                status = 0
+            except SystemExit as exit_:
+                status = exit_.code if isinstance(exit_.code, int) else 0
+            except BaseException:
+                status = 1
+            finally:
+                sys.stdout.flush()
+                os._exit(status)
+        _pid, status = os.waitpid(pid, 0)
+        stdout.seek(0)
+        output = stdout.read().decode(errors="replace")
+    if status != 0:
+        return False
+    if problem["fn_name"]:
+        try:
+            return lcb_value_matches(json.loads(output.rsplit("\n", 1)[-1]), expected)
+        except json.JSONDecodeError:
+            return False
+    return lcb_stdout_matches(output, expected)
+
+
+def fork_server(job: tuple[dict, str]) -> bool:
+    """Warm and unsandboxed: this worker process imported the prelude once (first call) and
+    forks a child per test, stopping at the first failure."""
+    problem, code = job
+    if not getattr(fork_server, "warm", False):
+        exec(LCB_PRELUDE, {})
+        fork_server.warm = True
+    try:
+        compiled = compile(LCB_PRELUDE + code, "solution.py", "exec")
+    except (SyntaxError, ValueError):
+        return False
+    return all(_fork_test(problem, compiled, test_input, expected) for test_input, expected in problem["tests"])
 
 
 def sandboxed(kind: str):
@@ -304,6 +365,7 @@ def main() -> None:
     rates = {
         "in-process (LCB style, unsandboxed)": throughput("in-process (LCB style, unsandboxed)", in_process, jobs, args.workers, processes=True),
         "subprocess (unsandboxed)": throughput("subprocess (unsandboxed)", via_subprocess, jobs, args.workers),
+        "fork server (warm, unsandboxed)": throughput("fork server (warm, unsandboxed)", fork_server, jobs, args.workers, processes=True),
     }
     kinds = ["process"] + (["runsc"] if resolve_kind("auto") == "runsc" else [])
     for kind in kinds:
@@ -317,7 +379,8 @@ def main() -> None:
     for kind in kinds:
         for mode in ("warm", "cold"):
             rate = rates[f"{kind} {mode}"]
-            print(f"  {kind} {mode}: {rate / rates['subprocess (unsandboxed)']:.2f}x subprocess, "
+            print(f"  {kind} {mode}: {rate / rates['subprocess (unsandboxed)']:.2f}x subprocess (cold), "
+                  f"{rate / rates['fork server (warm, unsandboxed)']:.2f}x fork server (warm), "
                   f"{rate / rates['in-process (LCB style, unsandboxed)']:.2f}x in-process")
     print(f"sandbox start (median of {args.start_samples}):")
     for kind in kinds:

@@ -174,6 +174,35 @@ def _complete_rows(path: Path) -> Iterator[dict]:
                 yield json.loads(line)
 
 
+class VerdictFile:
+    """An append-only verdict file that resumes: `done` holds the pairs already graded (infra
+    errors excepted: they are graded again), `write` appends and fsyncs one row, thread-safe."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _truncate_partial_row(self.path)
+        self.done = {key for key, row in read_verdicts(self.path).items() if row["verdict"] != "infra_error"}
+        self._lock = threading.Lock()
+        self._sink = None
+
+    def __enter__(self) -> "VerdictFile":
+        self._sink = open(self.path, "a", encoding="utf-8")
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._sink.close()
+
+    def is_done(self, generation: dict) -> bool:
+        return (str(generation["question_id"]), str(generation["sample_id"])) in self.done
+
+    def write(self, rows: Iterable[dict]) -> None:
+        with self._lock:
+            self._sink.write("".join(json.dumps(row) + "\n" for row in rows))
+            self._sink.flush()
+            os.fsync(self._sink.fileno())
+
+
 def _truncate_partial_row(path: Path) -> None:
     """An interrupted write leaves a line without its newline: cut it so the rerun redoes it."""
     if not path.exists():
@@ -211,15 +240,11 @@ def grade_batch(
     """
     if not isinstance(problems, Mapping):
         problems = {problem.question_id: problem for problem in problems}
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _truncate_partial_row(out)
-    done = {key for key, row in read_verdicts(out).items() if row["verdict"] != "infra_error"}
+    verdicts = VerdictFile(out_path)
     workers = workers or default_workers()
     kind = require_isolation(sandbox)
     if total is None and hasattr(generations, "__len__"):
         total = len(generations)
-    lock = threading.Lock()
 
     def one(generation: dict) -> dict:
         problem = problems.get(str(generation["question_id"]))
@@ -228,17 +253,14 @@ def grade_batch(
         verdict = grade(problem, generation["response"], sandbox=kind, timeout_s=timeout_s, early_stop=early_stop)
         return {"question_id": problem.question_id, "sample_id": generation["sample_id"], **verdict.to_dict()}
 
-    with open(out, "a", encoding="utf-8") as sink, _Progress(total, progress) as bar, ThreadPoolExecutor(workers) as pool:
+    with verdicts, _Progress(total, progress) as bar, ThreadPoolExecutor(workers) as pool:
         def write(row: dict) -> None:
-            with lock:
-                sink.write(json.dumps(row) + "\n")
-                sink.flush()
-                os.fsync(sink.fileno())
+            verdicts.write([row])
             bar.advance(row["passed"])
 
         pending = set()
         for generation in generations:
-            if (str(generation["question_id"]), str(generation["sample_id"])) in done:
+            if verdicts.is_done(generation):
                 bar.advance(None)
                 continue
             if len(pending) >= 2 * workers:
@@ -248,7 +270,7 @@ def grade_batch(
             pending.add(pool.submit(one, generation))
         for future in pending:
             write(future.result())
-    return score(read_verdicts(out).values())
+    return score(read_verdicts(verdicts.path).values())
 
 
 class _Progress:

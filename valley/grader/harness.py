@@ -40,6 +40,7 @@ import resource
 import select
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from collections import OrderedDict
@@ -514,8 +515,9 @@ class Harness:
         else:
             return {"status": "need_input"}  # evicted here: the grader sends it again
         self.test_index += 1
-        workdir = os.path.join(self.scratch, f"t{self.test_index}")
-        os.mkdir(workdir, 0o700)
+        # unpredictable names: a program sharing the harness's uid (no namespaces, non-root)
+        # cannot squat the next test's directory or files and so turn its own test into an error
+        workdir = tempfile.mkdtemp(prefix=f"t{self.test_index}-", dir=self.scratch)
         if self.uid is not None and os.geteuid() == 0:
             os.chown(workdir, self.uid, self.uid)
         # stdin, stdout, stderr and the value channel: files without a name (unlinked at once),
@@ -630,8 +632,7 @@ class Harness:
 
 
 def _anonymous_file(directory: str) -> int:
-    path = os.path.join(directory, f".io-{os.getpid()}-{time.monotonic_ns()}")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    fd, path = tempfile.mkstemp(prefix=".io-", dir=directory)  # O_EXCL, random name, retried
     os.unlink(path)
     return fd
 

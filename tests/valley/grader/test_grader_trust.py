@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shlex
 import shutil
 import subprocess
 import sys
@@ -182,13 +183,15 @@ I386_SOCKET = textwrap.dedent("""
     page[:len(code)] = code
     page[256:268] = struct.pack("<III", socket.AF_INET, socket.SOCK_STREAM, 0)
     fd = ctypes.CFUNCTYPE(ctypes.c_int)(base)()
-    print("ok" if fd >= 0 else "no")
+    import os, stat  # gVisor runs `int 0x80` as a 64-bit call (102: getuid): only a real socket counts
+    print("ok" if fd >= 0 and stat.S_ISSOCK(os.fstat(fd).st_mode) else "no")
 """)
 X32_SOCKET = textwrap.dedent("""
     import ctypes, socket
     libc = ctypes.CDLL(None, use_errno=True)
     fd = libc.syscall(0x40000000 | 41, socket.AF_INET, socket.SOCK_STREAM, 0)  # __X32_SYSCALL_BIT | socket
-    print("ok" if fd >= 0 else "no")
+    import os, stat  # gVisor runs `int 0x80` as a 64-bit call (102: getuid): only a real socket counts
+    print("ok" if fd >= 0 and stat.S_ISSOCK(os.fstat(fd).st_mode) else "no")
 """)
 
 
@@ -415,3 +418,34 @@ def test_a_non_root_unsafe_local_grader_keeps_programs_apart(tmp_path):
         assert verdicts[("victim", "victim")]["sandbox"] == "unsafe-local"
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_in_gvisor_is_refused_outside_gvisor():
+    from valley.grader import sandbox
+
+    assert not sandbox.under_gvisor()
+    with pytest.raises(sandbox.IsolationUnavailable, match="not running under gVisor"):
+        sandbox.require_isolation("in-gvisor")
+
+
+@pytest.mark.slow
+@pytest.mark.runsc
+def test_in_gvisor_grades_under_gvisor(tmp_path):
+    """The pods' mode, under a real gVisor kernel (`runsc do`): it recognises gVisor and grades."""
+    runsc = require_tool("runsc", "apt-get install -y runsc")
+    problems, generations, out = tmp_path / "p.jsonl", tmp_path / "g.jsonl", tmp_path / "v.jsonl"
+    problems.write_text(json.dumps(STDIN.to_dict()) + "\n")
+    generations.write_text("".join(json.dumps({"question_id": "s", "sample_id": i, "response": f"```python\n{code}\n```"}) + "\n"
+                                   for i, code in enumerate(["input()\nprint('ok')", I386_SOCKET])))
+    entry = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from valley.grader.__main__ import main; sys.exit(main())"
+    grade = ["/usr/bin/python3", "-I", "-c", entry, "grade", "--problems", str(problems), "--generations", str(generations),
+             "--out", str(out), "--sandbox", "in-gvisor", "--workers", "2"]
+    # `runsc do` keeps the sandbox's writes in an overlay: print the verdicts from inside
+    script = " ".join(map(shlex.quote, grade)) + f" >&2 && cat {shlex.quote(str(out))}"
+    result = subprocess.run([runsc, "--network=none", "--ignore-cgroups", "do", "/bin/sh", "-c", script],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out.write_text(result.stdout)
+    rows = read_verdicts(out)
+    assert rows[("s", "0")]["verdict"] == "pass" and rows[("s", "0")]["sandbox"] == "in-gvisor"
+    assert rows[("s", "1")]["verdict"] != "pass"
