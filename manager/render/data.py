@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from manager.render.common import (
+    GRADER_PORT,
     PROXY_ENV_FROM,
     SPEC_PATH,
     base_env,
@@ -19,13 +20,16 @@ from manager.render.common import (
     spec_volumes,
 )
 from manager.render.context import RenderContext
+from manager.render.grader import grader_sidecar
 from valley.spec import RunSpec
 
 
 def data_job(run: RunSpec, ctx: RenderContext) -> dict:
     """Fetch the student (resumable; a complete cache dir is reused) and stage the run's
     LiveCodeBench problems, then build the run's SFT subset with the student's tokenizer.
-    Baselines only fetch and stage. CPU only, never gated."""
+    Baselines only fetch and stage. CPU only, never gated. A subset's RQ2 labels are graded
+    by the grader sidecar on localhost, so the whole pod runs under gVisor and the graded
+    programs, in the sidecar, mount no volume but their own scratch (never /datasets)."""
     image = ctx.images["trainer"]
     env = base_env() + hf_env() + mlflow_env(run, ctx)
     fetch = container(
@@ -38,6 +42,8 @@ def data_job(run: RunSpec, ctx: RenderContext) -> dict:
         base_env() + hf_env(), mounts(writable=("datasets",)), resources("1", "4Gi", cpu_limit="2"),
         envFrom=PROXY_ENV_FROM,
     )
+    volumes = spec_volumes(run, ("datasets", "models"))
+    extra_pod: dict = {}
     if run.data is None:
         containers, init = [stage_lcb], [fetch]
     else:
@@ -48,5 +54,11 @@ def data_job(run: RunSpec, ctx: RenderContext) -> dict:
             envFrom=PROXY_ENV_FROM,
         )
         containers, init = [build], [fetch, stage_lcb]
-    pod = pod_spec("valley-train", containers, spec_volumes(run, ("datasets", "models")), **({"initContainers": init} if init else {}))
+        if run.data.subset in ("correct", "incorrect"):  # RQ2 labels: graded programs
+            sidecar = grader_sidecar(ctx)
+            build["command"] += ["--grader-url", f"http://127.0.0.1:{GRADER_PORT}"]
+            init.append(sidecar["sidecar"])
+            volumes.append(sidecar["volume"])
+            extra_pod["runtimeClassName"] = sidecar["runtimeClassName"]
+    pod = pod_spec("valley-train", containers, volumes, initContainers=init, **extra_pod)
     return job(run, ctx, "data", "data", pod, suspend=False, backoff_limit=3, policy_container=containers[0]["name"])

@@ -20,7 +20,7 @@ from manager.render.common import (
     spec_volumes,
 )
 from manager.render.context import RenderContext
-from manager.render.grader import grader_container, grader_name
+from manager.render.grader import grader_name, grader_sidecar
 from valley.spec import RunSpec
 
 
@@ -41,10 +41,13 @@ def eval_job(run: RunSpec, ctx: RenderContext) -> dict:
         mounts(writable=("checkpoints", "datasets"), read_only=("models",), shm=True),
         resources(str(4 * gpus), f"{32 * gpus}Gi", gpus=gpus),
     )
+    volumes = spec_volumes(run, tuple(PVCS), shm=f"{4 * gpus}Gi")
     extra_pod: dict = {}
     if not split:
-        extra_pod = {"runtimeClassName": "gvisor", "initContainers": [grader_container(ctx, "127.0.0.1", restartPolicy="Always")]}
-    pod = pod_spec("valley-eval", [main], spec_volumes(run, tuple(PVCS), shm=f"{4 * gpus}Gi"), **extra_pod)
+        sidecar = grader_sidecar(ctx)
+        extra_pod = {"runtimeClassName": sidecar["runtimeClassName"], "initContainers": [sidecar["sidecar"]]}
+        volumes.append(sidecar["volume"])
+    pod = pod_spec("valley-eval", [main], volumes, **extra_pod)
     return job(run, ctx, "eval", "eval", pod, suspend=True, backoff_limit=2, policy_container="eval")
 
 

@@ -153,3 +153,16 @@ def test_cli_render_prints_valid_multidoc_yaml(valleyctl):
     docs = list(yaml.safe_load_all(out))
     assert [d["kind"] for d in docs] == ["ConfigMap", "Job", "Job", "Job"]
     assert docs[2]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "8"
+
+
+def test_rq2_labels_are_graded_by_a_gvisor_sidecar_that_cannot_reach_the_datasets():
+    pod = jobs(by_label("qwen-30k+correct-6k"))["data"]["spec"]["template"]["spec"]
+    assert pod["runtimeClassName"] == "gvisor"
+    grader = next(c for c in pod["initContainers"] if c["name"] == "grader")
+    assert grader["restartPolicy"] == "Always" and grader["command"][-2:] == ["--sandbox", "in-gvisor"]
+    assert [m["name"] for m in grader["volumeMounts"]] == ["grader-tmp"]  # no datasets, no shared /tmp
+    build = pod["containers"][0]
+    assert build["command"][-2:] == ["--grader-url", "http://127.0.0.1:8000"]
+    assert "grader-tmp" not in {m["name"] for m in build["volumeMounts"]}
+    random_subset = jobs(select(Selection(size="10k", model="llama", nodes=2))[0])["data"]["spec"]["template"]["spec"]
+    assert "runtimeClassName" not in random_subset and "grader" not in {c["name"] for c in random_subset["initContainers"]}

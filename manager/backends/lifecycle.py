@@ -61,6 +61,10 @@ class Plan:
     statuses: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: run name -> what it waits for
     waiting: dict[str, str] = field(default_factory=dict)
+    #: run name -> (stage, Job) of its first failed Job
+    failed: dict[str, tuple[str, dict]] = field(default_factory=dict)
+    #: (run name, stage, Job) of every Job that ended, succeeded or failed
+    ended: list[tuple[str, str, dict]] = field(default_factory=list)
 
 
 def _stage(job: dict) -> str:
@@ -90,6 +94,13 @@ def plan_reconcile(jobs: list[dict]) -> Plan:
         states = {stage: job_state(job) for stage, job in stages.items()}
         study = next(iter(stages.values()))["metadata"]["labels"].get("valley.study", "valley")
         plan.statuses[run] = (study, run_status(states))
+        for stage in STAGES:
+            if states.get(stage) in (SUCCEEDED, JOB_FAILED):
+                plan.ended.append((run, stage, stages[stage]))
+            if states.get(stage) == JOB_FAILED and run not in plan.failed:
+                plan.failed[run] = (stage, stages[stage])
+        if run in plan.failed:  # nothing of a failed run opens or waits any more
+            continue
         train = stages.get("train")
         if train is not None and states["train"] == SUSPENDED:
             base = train["metadata"]["labels"].get("valley.base-run")
@@ -113,22 +124,96 @@ def plan_reconcile(jobs: list[dict]) -> Plan:
 
 def reconcile_once(kube, tracker, *, echo=print) -> Plan:
     """One pass: create MLflow runs for specs applied through GitOps, open gates, mirror
-    Job states into MLflow (never over a run that was cancelled or already ended)."""
+    Job states into MLflow (never over a run that was cancelled), record why a run failed,
+    upload the logs of stages that ended, and let each study run follow its runs."""
+    from manager.tracking import ACTIVE
+
     ensure_gitops_runs(kube, tracker, echo=echo)
     plan = plan_reconcile(kube.list("Job", "app.kubernetes.io/part-of=valley"))
     for action in plan.opens:
         kube.patch_job(action.job, action.patch)
         echo(f"opened {action.job}: {action.reason}")
+    records = {}
     for run_name, (study, status) in plan.statuses.items():
         found = tracker.find_by_name(study, run_name)
         if found is None:
             continue
+        records[run_name] = found
         current = found.info.status
         if current in (status, KILLED):  # a workload ending its attached run is overruled; a cancel is not
             continue
+        if status == FAILED and run_name in plan.failed:
+            stage, job = plan.failed[run_name]
+            failure = failure_of(kube, stage, job)
+            tracker.set_tags(found.info.run_id, {f"valley.failure.{k}": v for k, v in failure.items()}
+                             | {"valley.failure": failure_line(failure)})
+            echo(f"{run_name}: {failure_line(failure)}")
         tracker.set_status(found.info.run_id, status)
         echo(f"{run_name}: MLflow {current} -> {status}")
+    for run_name, stage, job in plan.ended:
+        found = records.get(run_name)
+        if found is not None and f"valley.logs.{stage}" not in found.data.tags:
+            upload_logs(kube, tracker, found.info.run_id, stage, job)
+    for study in sorted({study for study, _ in plan.statuses.values()}):
+        follow_study(tracker, study, echo)
     return plan
+
+
+def failure_of(kube, stage: str, job: dict) -> dict[str, str]:
+    """The failed Job's condition (reason, message) and the container that failed, with its exit code."""
+    condition = next((c for c in (job.get("status") or {}).get("conditions") or []
+                      if c.get("type") in ("Failed", "FailureTarget") and c.get("status") == "True"), {})
+    failure = {"stage": stage, "reason": condition.get("reason", "Failed"), "message": condition.get("message", "")}
+    for pod in kube.list("Pod", f"batch.kubernetes.io/job-name={job['metadata']['name']}"):
+        status = pod.get("status") or {}
+        for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            terminated = (container.get("state") or {}).get("terminated") or {}
+            if terminated.get("exitCode", 0) != 0:
+                failure.update(container=container["name"], exit_code=str(terminated["exitCode"]), pod=pod["metadata"]["name"])
+                return failure
+    return failure
+
+
+def failure_line(failure: dict[str, str]) -> str:
+    where = f", container {failure['container']} exit code {failure['exit_code']}" if "container" in failure else ""
+    message = f": {failure['message']}" if failure.get("message") else ""
+    return f"{failure['stage']} Job failed: {failure['reason']}{where}{message}"
+
+
+def upload_logs(kube, tracker, run_id: str, stage: str, job: dict) -> None:
+    """Every container log of the Job's pods as `logs/<stage>/<pod>/<container>.log`, once."""
+    for pod in kube.list("Pod", f"batch.kubernetes.io/job-name={job['metadata']['name']}"):
+        name = pod["metadata"]["name"]
+        for container in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]:
+            text = kube.pod_log_text(name, container["name"])
+            if text is not None:
+                tracker.client.log_text(run_id, text, f"logs/{stage}/{name}/{container['name']}.log")
+    tracker.set_tags(run_id, {f"valley.logs.{stage}": "uploaded"})
+
+
+def study_status(statuses: list[str]) -> str | None:
+    """The status a study's parent run follows from its runs' (None when none was launched)."""
+    if not statuses:
+        return None
+    if RUNNING in statuses:
+        return RUNNING
+    if all(status in (FINISHED, FAILED, KILLED) for status in statuses):
+        if FAILED in statuses:
+            return FAILED
+        return KILLED if all(status == KILLED for status in statuses) else FINISHED
+    return RUNNING if any(status != SCHEDULED for status in statuses) else SCHEDULED
+
+
+def follow_study(tracker, study: str, echo) -> None:
+    newest = {r.data.tags.get("valley.run_name"): r.info.status for r in tracker.study_runs(study)}
+    status = study_status(list(newest.values()))
+    if status is None:
+        return
+    study_run = tracker.study_run_id(study)
+    current = tracker.status(study_run)
+    if current != status:
+        tracker.set_status(study_run, status)
+        echo(f"study {study}: MLflow {current} -> {status}")
 
 
 def ensure_gitops_runs(kube, tracker, *, echo=print) -> None:
