@@ -166,7 +166,9 @@ def test_vllm_serves_the_final_checkpoint_like_transformers(trained_tiny_qwen, t
 def test_a_killed_run_resumes_from_the_last_completed_epoch(valley, tmp_path, tmp_path_factory, mlflow_uri):
     import mlflow
 
+    # two epochs of five steps (40 rows, batch 8): a kill after epoch 1 leaves half the run
     run = mini_run("tiny-llama")
+    run = run.model_copy(update={"train": run.train.model_copy(update={"epochs": 2, "global_batch_size": 8})})
     model_dir = tiny_model(tmp_path_factory, "tiny-llama")
     (tmp_path / "run.json").write_text(run.to_json())
     write_subset(tmp_path / "data", rows=run.data.size)
@@ -209,7 +211,7 @@ def test_configuration_errors_exit_3_with_one_line(valley, tmp_path, tmp_path_fa
         "split.json": ({**spec, "train": {**spec["train"], "gpus_per_node": 3}}, "not a multiple of nodes x gpus_per_node"),
         "ranks.json": ({**spec, "train": {**spec["train"], "gpus_per_node": 2, "global_batch_size": 8,
                                           "micro_batch_size": 4}}, "this launch has 1"),
-        "few.json": (spec, "no optimizer step"),  # 4 rows cannot fill one global batch of 8
+        "few.json": ({**spec, "train": {**spec["train"], "global_batch_size": 8}}, "no optimizer step"),  # 4 rows < 8
     }
     for name, (body, message) in cases.items():
         (tmp_path / name).write_text(json.dumps(body))
