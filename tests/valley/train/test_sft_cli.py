@@ -121,7 +121,7 @@ def test_tiny_sft_trains_logs_and_exports_a_loadable_checkpoint(valley, trained_
 
     rerun = valley(train_args("run.json", model_dir), env=trained_tiny_qwen["env"], cwd=work)
     assert "final checkpoint" in rerun.stdout
-    assert len(client.get_metric_history(run_id, "loss")) == 10
+    assert len(client.get_metric_history(run_id, "loss")) == 60  # the rerun trained nothing
     assert len(client.search_logged_models(experiment_ids=[logged.info.experiment_id])) == 1
 
 
