@@ -43,9 +43,9 @@ def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_spec(size: int, subset: str = "random", seed: int = 42, over_length: str = "truncate",
-             max_seq_len: int | None = None) -> RunSpec:
+             max_seq_len: int | None = None, source: str = "sample") -> RunSpec:
     train = MINI_TRAIN if max_seq_len is None else MINI_TRAIN.model_copy(update={"max_seq_len": max_seq_len})
-    data = DataSpec(source="sample", size=size, subset=subset, seed=seed, over_length=over_length)
+    data = DataSpec(source=source, size=size, subset=subset, seed=seed, over_length=over_length)
     return RunSpec(study="mini", model="tiny-qwen", data=data, train=train)
 
 

@@ -91,6 +91,16 @@ def test_easy_and_hard_subsets_are_disjoint_and_follow_the_paper_mapping(valley,
     assert manifest(tmp_path / "hard")["label_counts"] == {"easy": 167, "hard": 120, "unlabelled": 29}
 
 
+def test_mini_source_reads_only_the_mini_tier_and_records_it(valley, write_spec, tokenizer_dir, tmp_path) -> None:
+    mini = {row["id"] for row in map(json.loads, (SAMPLE_DIR / "mini" / "ocr2.jsonl").read_text().splitlines())}
+    build(valley, write_spec(100, "hard", source="mini"), tokenizer_dir, tmp_path / "hard")
+    built = manifest(tmp_path / "hard")
+    assert set(built["example_ids"]) <= mini and len(built["example_ids"]) == 100
+    assert built["label_counts"] == {"easy": 604, "hard": 232}
+    assert {(s["dataset"], s["revision"]) for s in built["sources"]} == {
+        ("valley-mini (nvidia/OpenCodeReasoning-2 schema)", "valley-mini-1"), ("valley-mini (BAAI/TACO schema)", "valley-mini-1")}
+
+
 def test_pool_too_small_is_one_line_with_the_counts(valley, write_spec, tokenizer_dir, tmp_path) -> None:
     result = build(valley, write_spec(200, "hard"), tokenizer_dir, tmp_path / "x", check=False)
     assert result.returncode == 1
