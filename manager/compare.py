@@ -162,7 +162,9 @@ def table2(runs: list[EvaluatedRun]) -> list[dict]:
     for model, base in _starting_points(runs):
         cells = {r.cell: r for r in runs if r.model == model and r.base == base and r.rq in ("rq2", "rq3")}
         cells["baseline"] = _start_run(runs, model, base)
-        for row in TABLE2_ROWS:
+        # the paper's rows; a study with other sizes (the mini study) lists its own cells in that order
+        own = [c for kind in ("correct", "incorrect", "hard", "easy") for c in sorted(cells) if c.startswith(f"{kind}-")]
+        for row in TABLE2_ROWS if set(own) & set(TABLE2_ROWS) or not own else ("baseline", *own):
             run = cells.get(row)
             paper = PAPER_TABLE2.get(row, (None, None)) if model == "qwen" else (None, None)
             rows.append({
