@@ -18,6 +18,7 @@ NEEDS_SERVER = ("--tracking-uri: Jobs log into the cluster's MLflow, so launch m
 
 def launch_k8s(runs: list[RunSpec], ctx, tracking_uri: str | None, *, dry_run: bool, wait: bool) -> None:
     """Pre-create each run's MLflow run, then its objects (gated Jobs suspended); idempotent."""
+    from manager.images import require_pullable
     from manager.kube import Kube
     from manager.render import render_run
     from manager.render import to_yaml
@@ -27,6 +28,7 @@ def launch_k8s(runs: list[RunSpec], ctx, tracking_uri: str | None, *, dry_run: b
         print("# dry run: the MLflow run id goes into each run's <run>-mlflow ConfigMap at launch")
         print(to_yaml([obj for run in runs for obj in render_run(run, ctx)]), end="")
         return
+    require_pullable(ctx.images)
     kube = Kube.connect(ctx.namespace)
     if not resolve_tracking_uri(tracking_uri).startswith(("http://", "https://")):
         raise ValleyError(NEEDS_SERVER.format(ns=ctx.namespace))

@@ -28,6 +28,8 @@ ClusterTrackingOpt = Annotated[str, typer.Option(
     "--cluster-tracking-uri", help="MLflow address the pods use.")]
 ExecutorOpt = Annotated[str, typer.Option("--executor", help="k8s (Jobs on the cluster) or local (subprocesses here).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ProfileOpt = Annotated[Optional[Path], typer.Option(
+    "--profile", envvar="VALLEY_PROFILE", help="Cluster profile YAML: registry, images, node placement (docs/cluster.md).")]
 RunArg = Annotated[str, typer.Argument(help="Run label (qwen-10k) or name (valley-qwen-10k-1a2b3c4d).")]
 
 DEFAULT_CLUSTER_TRACKING = "http://valley-mlflow:5000"
@@ -40,18 +42,21 @@ def _runs(study, size, model, subset, base, run, nodes):
                             runs=tuple(run or ()), nodes=nodes))
 
 
-def _context(namespace: str, cluster_tracking_uri: str, queue: str | None):
+def _context(namespace: str, cluster_tracking_uri: str, queue: str | None, profile_path: Path | None):
+    from manager.profile import load_profile
     from manager.render import RenderContext
     from manager.render.context import default_images
 
-    return RenderContext(namespace=namespace, images=default_images(), tracking_uri=cluster_tracking_uri, queue=queue)
+    profile = load_profile(profile_path)
+    return RenderContext(namespace=namespace, images=default_images(profile), tracking_uri=cluster_tracking_uri,
+                         queue=queue, profile=profile)
 
 
 def render_command(
     study: StudyOpt = "valley", size: SizeOpt = None, model: ModelOpt = None, subset: SubsetOpt = None,
     base: FromOpt = None, run: RunOpt = None, nodes: NodesOpt = None, queue: QueueOpt = None,
     namespace: NamespaceOpt = "valley", cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write a kustomize directory here.")] = None,
+    profile: ProfileOpt = None, out: Annotated[Optional[Path], typer.Option("--out", help="Write a kustomize directory here.")] = None,
     check: Annotated[bool, typer.Option("--check", help="With --out: exit 1 if DIR differs from the render.")] = False,
 ) -> None:
     """Print a run's manifests as multi-document YAML, or write them for GitOps.
@@ -67,7 +72,7 @@ def render_command(
     from manager.render import to_yaml
 
     runs = _runs(study, size, model, subset, base, run, nodes)
-    ctx = _context(namespace, cluster_tracking_uri, queue)
+    ctx = _context(namespace, cluster_tracking_uri, queue, profile)
     if out is None:
         if check:
             raise typer.BadParameter("--check needs --out DIR")
@@ -95,7 +100,7 @@ def launch_command(
     executor: ExecutorOpt = "k8s", dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted; change nothing.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="k8s: follow the runs to the end, opening gates.")] = False,
     namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None,
-    cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING,
+    cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING, profile: ProfileOpt = None,
 ) -> None:
     """Record each run in MLflow, then run it: as Jobs on the cluster or as local processes.
 
@@ -117,7 +122,7 @@ def launch_command(
         return
     from manager.cli.cluster import launch_k8s
 
-    launch_k8s(runs, _context(namespace, cluster_tracking_uri, queue), tracking_uri, dry_run=dry_run, wait=wait)
+    launch_k8s(runs, _context(namespace, cluster_tracking_uri, queue, profile), tracking_uri, dry_run=dry_run, wait=wait)
 
 
 def status_command(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from manager.profile import PodPlacement
 from manager.render.context import RenderContext
 from valley.errors import CONFIG_ERROR_EXIT
 from valley.spec import RunSpec
@@ -14,7 +15,10 @@ PVCS = {"datasets": "valley-datasets", "models": "valley-model-cache", "checkpoi
 MOUNTS = {"datasets": DATASETS, "models": MODELS, "checkpoints": CHECKPOINTS}
 GRADER_PORT = 8000
 RDZV_PORT = 29500
-UID = 1000
+#: the images' `valley` user (images/*/Dockerfile); >= 10000 so it never maps to a host user
+UID = 10001
+#: the optional Hub token, mounted as a file (never an env var) where downloads happen
+HF_SECRET, HF_TOKEN_DIR = "valley-hf", "/var/run/secrets/valley-hf"
 #: annotation holding a gated Job's Kueue queue; the reconciler turns it into the queue
 #: label when the gate opens (Kueue would otherwise admit and unsuspend it too early)
 QUEUE_ANNOTATION = "valley/queue"
@@ -86,6 +90,8 @@ def pod_security() -> dict:
         "runAsUser": UID,
         "runAsGroup": UID,
         "fsGroup": UID,
+        # the volumes hold terabytes: chown them only when their root is not ours yet
+        "fsGroupChangePolicy": "OnRootMismatch",
         "seccompProfile": {"type": "RuntimeDefault"},
     }
 
@@ -100,12 +106,11 @@ def container_security() -> dict:
 
 
 def resources(cpu: str, memory: str, *, gpus: int = 0, cpu_limit: str | None = None) -> dict:
-    """Requests and limits; GPUs go in both (the device plugin requires equal values).
-    No CPU limit on GPU pods: throttling the data loader starves the GPUs."""
+    """Requests and limits; GPUs go in both (the device plugin requires equal values). GPU pods
+    get CPU limit = request: Guaranteed QoS, so a static CPU manager gives them whole cores
+    instead of throttling their data loaders against neighbours."""
     requests = {"cpu": cpu, "memory": memory}
-    limits = {"memory": memory}
-    if cpu_limit:
-        limits["cpu"] = cpu_limit
+    limits = {"cpu": cpu_limit or cpu, "memory": memory}
     if gpus:
         requests["nvidia.com/gpu"] = limits["nvidia.com/gpu"] = str(gpus)
     return {"requests": requests, "limits": limits}
@@ -130,26 +135,44 @@ def base_env() -> list[dict]:
 
 
 def hf_env() -> list[dict]:
-    """Hub cache on the datasets volume; the token only by reference, and optional."""
+    """For containers that download: the Hub cache on the datasets volume, and the token read
+    from its mounted file (huggingface_hub reads HF_TOKEN_PATH; absent file = anonymous)."""
     return [
         {"name": "HF_HOME", "value": f"{DATASETS}/hf-home"},
-        {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "valley-hf", "key": "token", "optional": True}}},
+        {"name": "HF_TOKEN_PATH", "value": f"{HF_TOKEN_DIR}/token"},
     ]
 
 
-def spec_volumes(run: RunSpec, claims: tuple[str, ...], *, shm: str | None = None) -> list[dict]:
-    """The spec ConfigMap, a scratch /tmp, the shared volumes the pod mounts, /dev/shm."""
+def offline_env() -> list[dict]:
+    """For containers that never download: fail at once instead of waiting on denied egress."""
+    return [{"name": "HF_HUB_OFFLINE", "value": "1"}]
+
+
+def hf_token_volume() -> dict:
+    return {"name": "hf-token", "secret": {"secretName": HF_SECRET, "optional": True, "defaultMode": 0o440}}
+
+
+def hf_token_mount() -> dict:
+    return {"name": "hf-token", "mountPath": HF_TOKEN_DIR, "readOnly": True}
+
+
+def spec_volumes(run: RunSpec, claims: tuple[str, ...], *, shm: str | None = None, hf_token: bool = False,
+                 spec_configmap: str | None = None) -> list[dict]:
+    """The spec ConfigMap, a scratch /tmp, the shared volumes the pod mounts, /dev/shm, the Hub token."""
     vols = [
-        {"name": "spec", "configMap": {"name": f"{run.name}-spec"}},
+        {"name": "spec", "configMap": {"name": spec_configmap or f"{run.name}-spec"}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "16Gi"}},
         *({"name": key, "persistentVolumeClaim": {"claimName": PVCS[key]}} for key in PVCS if key in claims),
     ]
     if shm:
         vols.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}})
+    if hf_token:
+        vols.append(hf_token_volume())
     return vols
 
 
-def mounts(*, writable: tuple[str, ...] = (), read_only: tuple[str, ...] = (), shm: bool = False) -> list[dict]:
+def mounts(*, writable: tuple[str, ...] = (), read_only: tuple[str, ...] = (), shm: bool = False,
+           hf_token: bool = False) -> list[dict]:
     result = [
         {"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
@@ -158,34 +181,42 @@ def mounts(*, writable: tuple[str, ...] = (), read_only: tuple[str, ...] = (), s
     result += [{"name": key, "mountPath": MOUNTS[key], "readOnly": True} for key in read_only]
     if shm:
         result.append({"name": "dshm", "mountPath": "/dev/shm"})
+    if hf_token:
+        result.append(hf_token_mount())
     return result
 
 
-def pod_spec(service_account: str, containers: list[dict], vols: list[dict], **extra: object) -> dict:
+def pod_spec(service_account: str, containers: list[dict], vols: list[dict], placement: PodPlacement,
+             **extra: object) -> dict:
+    """A hardened PodSpec; `placement` (the cluster profile's, per pod kind) adds node
+    selection, tolerations, priority and any other field the cluster needs."""
     return {
         "serviceAccountName": service_account,
         "automountServiceAccountToken": False,
         "securityContext": pod_security(),
         **extra,
+        **placement.pod_fields(),
         "containers": containers,
         "volumes": vols,
     }
 
 
-def failure_policy(container: str) -> dict:
-    """Configuration errors fail the Job at once; node disruptions (preemption, drain)
-    are retried without counting against backoffLimit."""
+def failure_policy(pod: dict) -> dict:
+    """Configuration errors (exit 3) in any container that runs a workload command fail the
+    Job at once; node disruptions (preemption, drain) are retried without counting against
+    backoffLimit. The grader sidecar serves, it runs no workload command."""
+    workloads = [c["name"] for c in pod.get("initContainers", []) + pod["containers"] if c["command"][0] == "valley"]
     return {
         "rules": [
-            {"action": "FailJob", "onExitCodes": {"containerName": container, "operator": "In", "values": [CONFIG_ERROR_EXIT]}},
+            *({"action": "FailJob", "onExitCodes": {"containerName": name, "operator": "In", "values": [CONFIG_ERROR_EXIT]}}
+              for name in workloads),
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
         ]
     }
 
 
 def job(run: RunSpec, ctx: RenderContext, stage: str, component: str, pod: dict, *,
-        suspend: bool, backoff_limit: int, policy_container: str | None, job_spec: dict | None = None,
-        extra_labels: dict | None = None) -> dict:
+        suspend: bool, backoff_limit: int, job_spec: dict | None = None, extra_labels: dict | None = None) -> dict:
     """A batch/v1 Job. A gated (suspended) Job carries its Kueue queue as an annotation,
     an open one as the label Kueue admits on."""
     meta = metadata(run, ctx, job_name(run, stage), component, extra_labels)
@@ -194,9 +225,8 @@ def job(run: RunSpec, ctx: RenderContext, stage: str, component: str, pod: dict,
             meta["annotations"][QUEUE_ANNOTATION] = ctx.queue
         else:
             meta["labels"][QUEUE_LABEL] = ctx.queue
-    spec: dict = {"suspend": suspend, "backoffLimit": backoff_limit, **(job_spec or {})}
-    if policy_container:
-        spec["podFailurePolicy"] = failure_policy(policy_container)
+    spec: dict = {"suspend": suspend, "backoffLimit": backoff_limit, **(job_spec or {}),
+                  "podFailurePolicy": failure_policy(pod)}
     spec["template"] = {
         "metadata": {"labels": {**labels(run, component), **(extra_labels or {})}},
         "spec": {"restartPolicy": "Never", **pod},

@@ -30,12 +30,12 @@ def data_job(run: RunSpec, ctx: RenderContext) -> dict:
     env = base_env() + hf_env() + mlflow_env(run, ctx)
     fetch = container(
         "model-fetch", image, ["valley", "model", "fetch", "--preset", run.model.preset, "--out", model_dir(run)],
-        base_env() + hf_env(), mounts(writable=("models", "datasets")), resources("2", "8Gi", cpu_limit="4"),
+        base_env() + hf_env(), mounts(writable=("models", "datasets"), hf_token=True), resources("2", "8Gi", cpu_limit="4"),
         envFrom=PROXY_ENV_FROM,
     )
     stage_lcb = container(
         "lcb-stage", image, ["valley", "data", "lcb", "--run-spec", SPEC_PATH, "--out", lcb_path(run)],
-        base_env() + hf_env(), mounts(writable=("datasets",)), resources("1", "4Gi", cpu_limit="2"),
+        base_env() + hf_env(), mounts(writable=("datasets",), hf_token=True), resources("1", "4Gi", cpu_limit="2"),
         envFrom=PROXY_ENV_FROM,
     )
     if run.data is None:
@@ -44,9 +44,10 @@ def data_job(run: RunSpec, ctx: RenderContext) -> dict:
         build = container(
             "data-build", image,
             ["valley", "data", "build", "--run-spec", SPEC_PATH, "--tokenizer", model_dir(run), "--out", data_dir(run)],
-            env, mounts(writable=("datasets",), read_only=("models",)), resources("4", "16Gi", cpu_limit="8"),
+            env, mounts(writable=("datasets",), read_only=("models",), hf_token=True), resources("4", "16Gi", cpu_limit="8"),
             envFrom=PROXY_ENV_FROM,
         )
         containers, init = [build], [fetch, stage_lcb]
-    pod = pod_spec("valley-train", containers, spec_volumes(run, ("datasets", "models")), **({"initContainers": init} if init else {}))
-    return job(run, ctx, "data", "data", pod, suspend=False, backoff_limit=3, policy_container=containers[0]["name"])
+    pod = pod_spec("valley-train", containers, spec_volumes(run, ("datasets", "models"), hf_token=True), ctx.profile.pods.data,
+                   initContainers=init)
+    return job(run, ctx, "data", "data", pod, suspend=False, backoff_limit=3)

@@ -10,7 +10,7 @@ from manager.render.common import (
     checkpoint_root,
     container,
     eval_model_dir,
-    hf_env,
+    offline_env,
     job,
     lcb_path,
     mlflow_env,
@@ -25,10 +25,11 @@ from valley.spec import RunSpec
 
 
 def eval_job(run: RunSpec, ctx: RenderContext) -> dict:
-    """vLLM generation, graded in gVisor. `pod`: the whole pod under RuntimeClass gvisor
-    with the grader as a native sidecar on localhost. `split`: vLLM on the default runtime,
-    the grader in its own gVisor pods behind `<run>-grader`. Rendered suspended: opened
-    when the train Job (for a baseline, the data Job) has succeeded."""
+    """vLLM generation, graded in gVisor. `split` (default): vLLM on the default runtime, the
+    grader in its own gVisor pods behind `<run>-grader`. `pod`: the whole pod under gVisor with
+    nvproxy (the profile's GPU RuntimeClass), the grader a native sidecar on localhost with its
+    own scratch volume. Rendered suspended: opened when the train Job (for a baseline, the
+    data Job) has succeeded."""
     split = run.eval.isolation == "split"
     grader_url = f"http://{grader_name(run)}:{GRADER_PORT}" if split else f"http://127.0.0.1:{GRADER_PORT}"
     command = [
@@ -37,14 +38,18 @@ def eval_job(run: RunSpec, ctx: RenderContext) -> dict:
     ]
     gpus = run.eval.gpus
     main = container(
-        "eval", ctx.images["evaluator"], command, base_env() + hf_env() + mlflow_env(run, ctx),
+        "eval", ctx.images["evaluator"], command, base_env() + offline_env() + mlflow_env(run, ctx),
         mounts(writable=("checkpoints", "datasets"), read_only=("models",), shm=True),
         resources(str(4 * gpus), f"{32 * gpus}Gi", gpus=gpus),
     )
     extra_pod: dict = {}
     if not split:
-        extra_pod = {"runtimeClassName": "gvisor", "initContainers": [grader_container(ctx, "127.0.0.1", restartPolicy="Always")]}
-    pod = pod_spec("valley-eval", [main], spec_volumes(run, tuple(PVCS), shm=f"{4 * gpus}Gi"), **extra_pod)
-    return job(run, ctx, "eval", "eval", pod, suspend=True, backoff_limit=2, policy_container="eval")
+        extra_pod = {"runtimeClassName": ctx.profile.gvisor_gpu_runtime_class,
+                     "initContainers": [grader_container(ctx, "127.0.0.1", scratch="grader-tmp", restartPolicy="Always")]}
+    vols = spec_volumes(run, tuple(PVCS), shm=f"{4 * gpus}Gi")
+    if not split:
+        vols.append({"name": "grader-tmp", "emptyDir": {"sizeLimit": "4Gi"}})
+    pod = pod_spec("valley-eval", [main], vols, ctx.profile.pods.eval, **extra_pod)
+    return job(run, ctx, "eval", "eval", pod, suspend=True, backoff_limit=2)
 
 

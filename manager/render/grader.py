@@ -18,12 +18,13 @@ def grader_name(run: RunSpec) -> str:
     return f"{run.name}-grader"
 
 
-def grader_container(ctx: RenderContext, host: str, **extra: object) -> dict:
+def grader_container(ctx: RenderContext, host: str, *, scratch: str = "tmp", **extra: object) -> dict:
+    """The grader server; `scratch` is its own /tmp volume (never shared with vLLM)."""
     probe = {"tcpSocket": {"port": GRADER_PORT}, "periodSeconds": 2}
     return container(
         "grader", ctx.images["grader"],
         ["python", "-m", "valley.grader", "serve", "--host", host, "--port", str(GRADER_PORT)],
-        [{"name": "HOME", "value": "/tmp"}], [{"name": "tmp", "mountPath": "/tmp"}],
+        [{"name": "HOME", "value": "/tmp"}], [{"name": scratch, "mountPath": "/tmp"}],
         resources("4", "8Gi", cpu_limit="8"),
         ports=[{"name": "grader", "containerPort": GRADER_PORT}],
         startupProbe={**probe, "failureThreshold": 60}, readinessProbe=probe, **extra,
@@ -36,7 +37,7 @@ def grader_deployment(run: RunSpec, ctx: RenderContext) -> dict:
     """isolation `split`: the grader in its own gVisor pods (no GPU, no token, no egress)."""
     pod_labels = labels(run, "grader")
     pod = pod_spec("valley-grader", [grader_container(ctx, "0.0.0.0")], [{"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}}],
-                   runtimeClassName="gvisor")
+                   ctx.profile.pods.grader, runtimeClassName=ctx.profile.gvisor_runtime_class)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

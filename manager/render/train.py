@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from manager.render.common import (
     CHECKPOINTS,
-    PROXY_ENV_FROM,
     PVCS,
     RDZV_PORT,
     SPEC_PATH,
@@ -18,6 +17,7 @@ from manager.render.common import (
     mlflow_env,
     model_dir,
     mounts,
+    offline_env,
     pod_spec,
     resources,
     spec_volumes,
@@ -84,17 +84,18 @@ def train_job(run: RunSpec, ctx: RenderContext) -> dict:
     gpus = train.gpus_per_node
     main = container(
         "train", ctx.images["trainer"], train_command(run),
-        base_env() + torchrun_env(run) + mlflow_env(run, ctx),
+        base_env() + offline_env() + torchrun_env(run) + mlflow_env(run, ctx),
         mounts(writable=("checkpoints",), read_only=("datasets", "models"), shm=True),
         resources(str(6 * gpus), f"{60 * gpus}Gi", gpus=gpus),
-        ports=[{"name": "rdzv", "containerPort": RDZV_PORT}], envFrom=PROXY_ENV_FROM,
+        ports=[{"name": "rdzv", "containerPort": RDZV_PORT}],
     )
     extra_pod: dict = {}
     job_spec: dict = {}
     if train.nodes > 1:
         extra_pod["subdomain"] = train_service_name(run)
         job_spec = {"completionMode": "Indexed", "completions": train.nodes, "parallelism": train.nodes}
-    pod = pod_spec("valley-train", [main], spec_volumes(run, tuple(PVCS), shm=f"{8 * gpus}Gi"), **extra_pod)
+    pod = pod_spec("valley-train", [main], spec_volumes(run, tuple(PVCS), shm=f"{8 * gpus}Gi"), ctx.profile.pods.train,
+                   **extra_pod)
     extra_labels = {"valley.base-run": run.base.name} if run.base else None
-    return job(run, ctx, "train", "train", pod, suspend=True, backoff_limit=2, policy_container="train",
-               job_spec=job_spec, extra_labels=extra_labels)
+    return job(run, ctx, "train", "train", pod, suspend=True, backoff_limit=2, job_spec=job_spec,
+               extra_labels=extra_labels)
