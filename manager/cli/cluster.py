@@ -28,10 +28,10 @@ def launch_k8s(runs: list[RunSpec], ctx, tracking_uri: str | None, *, dry_run: b
         print("# dry run: the MLflow run id goes into each run's <run>-mlflow ConfigMap at launch")
         print(to_yaml([obj for run in runs for obj in render_run(run, ctx)]), end="")
         return
-    require_pullable(ctx.images)
     kube = Kube.connect(ctx.namespace)
     if not resolve_tracking_uri(tracking_uri).startswith(("http://", "https://")):
         raise ValleyError(NEEDS_SERVER.format(ns=ctx.namespace))
+    require_pullable(ctx.images)
     tracker = Tracker(tracking_uri)
     for run in runs:
         run_id, created = tracker.ensure_run(run)

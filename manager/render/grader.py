@@ -27,7 +27,8 @@ def grader_container(ctx: RenderContext, host: str, *, scratch: str = "tmp", **e
         [{"name": "HOME", "value": "/tmp"}], [{"name": scratch, "mountPath": "/tmp"}],
         resources("4", "8Gi", cpu_limit="8"),
         ports=[{"name": "grader", "containerPort": GRADER_PORT}],
-        startupProbe={**probe, "failureThreshold": 60}, readinessProbe=probe, **extra,
+        startupProbe={**probe, "failureThreshold": 60}, readinessProbe=probe,
+        livenessProbe={**probe, "periodSeconds": 10, "failureThreshold": 6}, **extra,
     )
 
 

@@ -90,7 +90,9 @@ def handler_for(fake: FakeKube):
                 merge(fake.objects[key], body)
                 return self.reply(200, fake.objects[key])
             if method == "DELETE":
-                del fake.objects[key]
+                deleted = fake.objects.pop(key)
+                if plural == "services":  # a Service DELETE answers with the object, as a real server does
+                    return self.reply(200, deleted)
                 return self.reply(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
 
         def do_GET(self):
@@ -158,8 +160,15 @@ def ctl(monkeypatch, capsys, tmp_path):
     return invoke
 
 
+#: images as `valleyctl images build --registry R --push` records them: pullable by a node
+PUSHED = {role: f"registry.example.com/ml/valley-{role}:0123456789abcdef@sha256:{'0' * 64}"
+          for role in ("trainer", "evaluator", "grader")}
+
+
 def env_for(kubeconfig: Path, tmp_path: Path, uri: str | None = None) -> dict:
-    env = {"KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path), "VALLEY_NAMESPACE": "valley"}
+    profile = tmp_path / "cluster.yaml"
+    profile.write_text(json.dumps({"images": PUSHED}))
+    env = {"KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path), "VALLEY_NAMESPACE": "valley", "VALLEY_PROFILE": str(profile)}
     if uri:
         env["MLFLOW_TRACKING_URI"] = uri
     return env
@@ -189,6 +198,24 @@ def test_launch_needs_the_clusters_mlflow(ctl, tmp_path, cluster, monkeypatch):
     assert fake.requests == []
 
 
+@pytest.mark.parametrize("images, why", [
+    ({}, "has no registry"),  # what render falls back to before any build: valley-trainer:<content tag>
+    ({"trainer": "registry.example.com/ml/valley-trainer:0123456789abcdef"}, "is not pushed"),
+])
+def test_launch_refuses_images_a_node_cannot_pull(ctl, tmp_path, cluster, mlflow_server, images, why):
+    fake, kubeconfig = cluster
+    env = env_for(kubeconfig, tmp_path, mlflow_server)
+    Path(env["VALLEY_PROFILE"]).write_text(json.dumps({"images": {**PUSHED, **images}} if images else {}))
+    code, _, err = ctl(["launch", "--size", "10k", "--model", "llama"], env)
+    assert code == 1
+    (line,) = err.splitlines()
+    assert why in line and "valleyctl images build --registry R --push" in line
+    assert fake.requests == []
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("valley-valley")
+    assert experiment is None or not client.search_runs([experiment.experiment_id], "tags.`valley.label` = 'llama-10k'")
+
+
 def test_launch_reconcile_status_logs_cancel(ctl, tmp_path, cluster, mlflow_server):
     fake, kubeconfig = cluster
     env = env_for(kubeconfig, tmp_path, mlflow_server)
@@ -212,12 +239,12 @@ def test_launch_reconcile_status_logs_cancel(ctl, tmp_path, cluster, mlflow_serv
     assert posts[f"{base_name}-data"]["spec"]["suspend"] is False
     assert posts[f"{base_name}-train"]["spec"]["suspend"] is True
     assert posts[f"{base_name}-eval"]["spec"]["suspend"] is True
-    assert len(posts) == 2 * 5
+    assert len([r for r in fake.requests if r[0] == "POST"]) == 2 * 8  # spec, mlflow, data, train, grader x3, eval
     manifests = client.download_artifacts(base.info.run_id, "manifests/manifests.yaml", str(tmp_path))
     assert f"name: {base_name}-train" in Path(manifests).read_text()
 
     again = valleyctl(["launch", "--run", "qwen-30k+easy-4k"], env=env, cwd=tmp_path).stdout
-    assert "existing MLflow run" in again and "0 object(s) created, 5 already there" in again
+    assert "existing MLflow run" in again and "0 object(s) created, 8 already there" in again
     assert len(client.search_runs([base.info.experiment_id], "tags.`valley.kind` = 'run'")) == 2
 
     done = {"conditions": [{"type": "Complete", "status": "True"}]}
