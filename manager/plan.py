@@ -39,8 +39,7 @@ def plan_rows(study: str) -> tuple[list[dict], list[str]]:
     return rows, assumptions.lines()
 
 
-def render_plan_table(study: str, rows: list[dict], assumptions: list[str]) -> None:
-    from valley.cli_kit import console as make_console
+def render_plan_table(study: str, rows: list[dict], assumptions: list[str], console) -> None:
     from rich.table import Table
 
     table = Table(title=f"study {study}: {sum(1 for r in rows if r['size'])} training runs, "
@@ -54,7 +53,6 @@ def render_plan_table(study: str, rows: list[dict], assumptions: list[str]) -> N
             r["depends_on"] or "", ", ".join(r["shares_data_with"]),
             f"{r['train_gpu_hours']}+{r['eval_gpu_hours']}",
         )
-    console = make_console()
     console.print(table)
     total = sum(r["train_gpu_hours"] + r["eval_gpu_hours"] for r in rows)
     console.print(f"total ≈ {total:,.0f} GPU-hours, assuming:")

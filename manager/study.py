@@ -101,6 +101,21 @@ def study_runs(name: str) -> list[RunSpec]:
         raise ValleyError(f"study: unknown study {name!r}; allowed: {', '.join(STUDIES)}") from None
 
 
+def ordered(runs: list[RunSpec]) -> list[RunSpec]:
+    """The runs plus any base run they continue from, each base before its dependants."""
+    result: list[RunSpec] = []
+
+    def add(run: RunSpec) -> None:
+        if run.base is not None:
+            add(run.base)
+        if run.name not in {r.name for r in result}:
+            result.append(run)
+
+    for run in runs:
+        add(run)
+    return result
+
+
 def shared_subsets(runs: list[RunSpec]) -> dict[str, list[str]]:
     """Data key -> labels of the runs that train on that exact subset."""
     shared: dict[str, list[str]] = {}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from manager.cli.output import Output
 from valley.cli_kit import typer_app
 
 images_app = typer_app(
@@ -18,7 +18,7 @@ images_app = typer_app(
 NamesArg = Annotated[Optional[list[str]], typer.Argument(help="Images to build (default: all of them).", show_default=False)]
 RegistryOpt = Annotated[Optional[str], typer.Option("--registry", help="Registry prefix, e.g. ghcr.io/your-org.")]
 PushOpt = Annotated[bool, typer.Option("--push", help="Push after building and record the registry digest.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 RootOpt = Annotated[Path, typer.Option("--root", hidden=True, help="Project directory holding images/.")]
 
 
@@ -29,7 +29,8 @@ def _default_root() -> Path:
 
 
 @images_app.command("build")
-def images_build(names: NamesArg = None, push: PushOpt = False, registry: RegistryOpt = None, root: RootOpt = None) -> None:
+def images_build(names: NamesArg = None, push: PushOpt = False, registry: RegistryOpt = None, root: RootOpt = None,
+                 as_json: JsonOpt = False) -> None:
     """Build images with content-hash tags and record them in images/digests.json.
 
     \b
@@ -40,10 +41,15 @@ def images_build(names: NamesArg = None, push: PushOpt = False, registry: Regist
     from manager.images import build_images
 
     built = build_images(names, registry, push, root=root or _default_root())
-    for name, entry in built.items():
-        pinned = f"@{entry['digest']}" if entry["digest"] else "  (not pushed: render uses the tag)"
-        print(f"{name:10} {entry['repository']}:{entry['tag']}{pinned}")
-    print("next: valleyctl images list, or valleyctl render to pin these refs")
+    out = Output(as_json)
+
+    def human() -> None:
+        for name, entry in built.items():
+            pinned = f"@{entry['digest']}" if entry["digest"] else "  (not pushed: render uses the tag)"
+            out.line(f"{name:10} {entry['repository']}:{entry['tag']}{pinned}")
+        out.hint("valleyctl images list, or valleyctl render to pin these refs")
+
+    out.result(built, human)
 
 
 @images_app.command("list")
@@ -58,8 +64,10 @@ def images_list(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     from manager.images import image_status
 
     rows = image_status(root or _default_root())
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    for row in rows:
-        print(f"{row['name']:10} {row['tag']}  {row['state']}" + (f"  {row['recorded']}" if row["recorded"] else ""))
+    out = Output(as_json)
+
+    def human() -> None:
+        for row in rows:
+            out.line(f"{row['name']:10} {row['tag']}  {row['state']}" + (f"  {row['recorded']}" if row["recorded"] else ""))
+
+    out.result(rows, human)

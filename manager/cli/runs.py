@@ -1,17 +1,17 @@
 """Run commands: render, launch, status, logs, cancel, reconcile.
 
-Bodies parse flags, call the library (manager.render / tracking / kube / lifecycle / local)
-and print what happened plus the next command. mlflow and kubernetes load inside them.
+Bodies parse flags, call a backend (manager.backends: k8s or local) or the renderer, and
+print what happened plus the next command. mlflow and kubernetes load inside them.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from manager.cli.output import Output
 
 StudyOpt = Annotated[str, typer.Option("--study", help="Study: valley (the paper's grid) or mini (local demo).")]
 SizeOpt = Annotated[Optional[str], typer.Option("--size", help="Data size (1k, 10k, 30k, 6k, 4k, 300) or 'baseline'.")]
@@ -27,7 +27,7 @@ TrackingOpt = Annotated[Optional[str], typer.Option(
 ClusterTrackingOpt = Annotated[str, typer.Option(
     "--cluster-tracking-uri", help="MLflow address the pods use.")]
 ExecutorOpt = Annotated[str, typer.Option("--executor", help="k8s (Jobs on the cluster) or local (subprocesses here).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON (progress goes to stderr).")]
 ProfileOpt = Annotated[Optional[Path], typer.Option(
     "--profile", envvar="VALLEY_PROFILE", help="Cluster profile YAML: registry, images, node placement (docs/cluster.md).")]
 RunArg = Annotated[str, typer.Argument(help="Run label (qwen-10k) or name (valley-qwen-10k-1a2b3c4d).")]
@@ -73,25 +73,26 @@ def render_command(
 
     runs = _runs(study, size, model, subset, base, run, nodes)
     ctx = _context(namespace, cluster_tracking_uri, queue, profile)
+    output = Output()
     if out is None:
         if check:
             raise typer.BadParameter("--check needs --out DIR")
-        sys.stdout.write(to_yaml([obj for r in runs for obj in render_run(r, ctx)]))
+        output.raw(to_yaml([obj for r in runs for obj in render_run(r, ctx)]))
         return
     directory = out.expanduser().resolve()
     files = render_tree(runs, ctx)
     if check:
         diff = differences(files, directory)
         for line in diff:
-            print(line)
+            output.line(line)
         if diff:
             raise SystemExit(f"{len(diff)} file(s) differ from the render; run the same command without --check")
-        print(f"{directory}: up to date ({len(files)} files)")
+        output.line(f"{directory}: up to date ({len(files)} files)")
         return
     changes = write_tree(files, directory)
-    print(f"{directory}: {len(files)} files, {len(changes)} changed")
+    output.line(f"{directory}: {len(files)} files, {len(changes)} changed")
     for line in changes:
-        print(f"  {line}")
+        output.line(f"  {line}")
 
 
 def launch_command(
@@ -101,6 +102,7 @@ def launch_command(
     wait: Annotated[bool, typer.Option("--wait", help="k8s: follow the runs to the end, opening gates.")] = False,
     namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None,
     cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING, profile: ProfileOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Record each run in MLflow, then run it: as Jobs on the cluster or as local processes.
 
@@ -110,19 +112,39 @@ def launch_command(
       valleyctl launch --size 6k --model qwen --subset correct --from qwen-30k --dry-run
       valleyctl launch --study mini --executor local
     """
-    from manager.local import ordered
+    from manager.backends import EXECUTORS, backend
+    from manager.study import ordered
 
-    if executor not in ("k8s", "local"):
+    if executor not in EXECUTORS:
         raise typer.BadParameter(f"--executor: {executor!r}; allowed: k8s, local")
     runs = ordered(_runs(study, size, model, subset, base, run, nodes))
-    if executor == "local":
-        from manager.cli.local_run import launch_local
-
-        launch_local(runs, tracking_uri, dry_run=dry_run)
+    out = Output(as_json)
+    chosen = backend(executor, tracking_uri=tracking_uri, namespace=namespace, echo=out.line,
+                     console=out.console if executor == "local" else None,
+                     context=_context(namespace, cluster_tracking_uri, queue, profile) if executor == "k8s" else None)
+    result = chosen.launch(runs, dry_run=dry_run, wait=wait)
+    if result.dry_run is not None and not as_json:
+        out.raw(result.dry_run)
         return
-    from manager.cli.cluster import launch_k8s
+    out.result(result, lambda: _print_launch(out, result))
+    if result.steps is not None and not result.ok:
+        raise SystemExit(1)
+    if result.failed:
+        raise SystemExit(f"failed: {', '.join(result.failed)} (valleyctl logs RUN)")
 
-    launch_k8s(runs, _context(namespace, cluster_tracking_uri, queue, profile), tracking_uri, dry_run=dry_run, wait=wait)
+
+def _print_launch(out: Output, result) -> None:
+    if result.steps is not None:
+        steps = result.steps
+        out.line(f"{steps.done} step(s) run, {steps.reused} reused, {steps.failed} failed, "
+                 f"{steps.skipped} skipped in {steps.seconds:.0f} s")
+    else:
+        for launched in result.runs:
+            out.line(f"{launched.label}: {launched.name}, {'new' if launched.created else 'existing'} MLflow run "
+                     f"{launched.run_id}; {launched.objects_created} object(s) created, "
+                     f"{launched.objects_existing} already there")
+            out.line(f"  {launched.url}")
+    out.hint(result.next)
 
 
 def status_command(
@@ -137,28 +159,26 @@ def status_command(
       valleyctl status --study mini
       valleyctl status --json
     """
-    from manager.cli.cluster import status_rows
+    from manager.backends import backend
 
-    rows, note = status_rows(study, executor, namespace, tracking_uri)
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    from valley.cli_kit import console as make_console
+    report = backend(executor, tracking_uri=tracking_uri, namespace=namespace).status(study)
+    out = Output(as_json)
+    out.result([row.as_dict() for row in report.rows], lambda: _print_status(out, report))
+
+
+def _print_status(out: Output, report) -> None:
     from rich.table import Table
 
-    table = Table(title=f"study {study}")
+    table = Table(title=f"study {report.study}")
     columns = ["run", "mlflow", "data", "train", "eval", "pass@1", "completion", "think-tag", "note"]
     for column in columns:
         table.add_column(column)
-    for row in rows:
+    for row in (r.as_dict() for r in report.rows):
         table.add_row(*(str(row.get(c, "")) if row.get(c) is not None else "" for c in
                         ("label", "mlflow", "data", "train", "eval", "pass_at_1", "completion_rate", "think_tag_rate", "note")))
-    console = make_console()
-    if not console.is_terminal:
-        console.width = 160  # piped or logged: keep run labels whole
-    console.print(table)
-    if note:
-        console.print(note)
+    out.table(table, width=160)  # piped or logged: keep run labels whole
+    if report.note:
+        out.line(report.note)
 
 
 def logs_command(
@@ -172,45 +192,58 @@ def logs_command(
       valleyctl logs qwen-10k --follow
       valleyctl logs tiny-qwen-40 --study mini --executor local
     """
-    from manager.cli.cluster import print_logs
+    from manager.backends import backend
 
-    print_logs(resolve_run(run, study), executor, namespace, follow)
+    out = Output()
+    for chunk in backend(executor, namespace=namespace).logs(resolve_run(run, study), follow=follow):
+        if chunk.kind == "header":
+            out.line(f"==> {chunk.text} <==")
+        elif chunk.kind == "notice":
+            out.line(chunk.text)
+        else:
+            out.raw(chunk.text)
 
 
 def cancel_command(run: RunArg, study: StudyOpt = "valley", executor: ExecutorOpt = "k8s",
-                   namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None) -> None:
+                   namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None,
+                   as_json: JsonOpt = False) -> None:
     """Delete a run's Jobs (with their pods) and mark its MLflow run KILLED.
 
     Example:
       valleyctl cancel qwen-10k
     """
-    from manager.cli.cluster import cancel
+    from manager.backends import backend
 
-    cancel(resolve_run(run, study), executor, namespace, tracking_uri)
+    result = backend(executor, tracking_uri=tracking_uri, namespace=namespace).cancel(resolve_run(run, study))
+    out = Output(as_json)
+    out.result(result, lambda: out.line(f"{result.label}: deleted {result.deleted} object(s); MLflow run "
+                                        f"{result.run_id + ' marked KILLED' if result.marked else 'not found'}"))
 
 
-def reconcile_command(namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None) -> None:
+def reconcile_command(namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None,
+                      as_json: JsonOpt = False) -> None:
     """One idempotent pass: open gated Jobs whose dependency succeeded, mirror Job states
     into MLflow, create MLflow runs for specs applied from git. Run by the CronJob.
 
     Example:
       VALLEY_NAMESPACE=valley valleyctl reconcile
     """
-    from manager.kube import Kube
-    from manager.lifecycle import reconcile_once
-    from manager.tracking import Tracker
+    from manager.backends import backend
 
-    kube = Kube.connect(namespace)
-    plan = reconcile_once(kube, Tracker(tracking_uri))
-    for run_name, why in sorted(plan.waiting.items()):
-        print(f"{run_name}: {why}")
-    print(f"reconciled {len(plan.statuses)} run(s) in {namespace}; opened {len(plan.opens)} Job(s)")
+    out = Output(as_json)
+    result = backend("k8s", tracking_uri=tracking_uri, namespace=namespace, echo=out.line).reconcile()
+    out.result(result, lambda: _print_reconcile(out, result))
+
+
+def _print_reconcile(out: Output, result) -> None:
+    for run_name, why in sorted(result.waiting.items()):
+        out.line(f"{run_name}: {why}")
+    out.line(f"reconciled {result.runs} run(s) in {result.namespace}; opened {result.opened} Job(s)")
 
 
 def resolve_run(wanted: str, study: str):
     """A run of `study` by label or name (bases included), else one line listing labels."""
-    from manager.local import ordered
-    from manager.study import study_runs
+    from manager.study import ordered, study_runs
     from valley.errors import ValleyError
 
     runs = ordered(study_runs(study))

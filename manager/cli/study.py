@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from manager.cli.output import Output
 
 StudyOpt = Annotated[str, typer.Option("--study", help="Study to use: valley (the paper's grid) or mini (local demo).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -23,10 +24,9 @@ def plan_command(study: StudyOpt = "valley", as_json: JsonOpt = False) -> None:
     from manager.plan import plan_rows, render_plan_table
 
     rows, assumptions = plan_rows(study)
-    if as_json:
-        print(json.dumps({"study": study, "runs": rows, "assumptions": assumptions}, indent=2))
-    else:
-        render_plan_table(study, rows, assumptions)
+    out = Output(as_json)
+    out.result({"study": study, "runs": rows, "assumptions": assumptions},
+               lambda: render_plan_table(study, rows, assumptions, out.console))
 
 
 def compare_command(
@@ -47,9 +47,5 @@ def compare_command(
     from manager.compare import compare_study, render
 
     result = compare_study(study, tracking_uri, out, target=target, allow_mixed_eval=allow_mixed_eval)
-    if as_json:
-        print(json.dumps(result, indent=2))
-    else:
-        from valley.cli_kit import console as make_console
-
-        render(result, make_console())
+    output = Output(as_json)
+    output.result(result, lambda: render(result, output.console))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from manager.lifecycle import job_state, plan_reconcile, run_status
+from manager.backends.lifecycle import job_state, plan_reconcile, run_status
 from manager.render import RenderContext, render_run
 from manager.study import valley_study
 

@@ -10,7 +10,8 @@ from dataclasses import replace
 import pytest
 
 from manager.layout import Layout
-from manager.local import execute, ordered, plan_steps
+from manager.backends.local_steps import execute, plan_steps
+from manager.study import ordered
 from manager.study import mini_study, valley_study
 from manager.tracking import Tracker
 

@@ -1,4 +1,4 @@
-"""The local executor: a study's runs as subprocesses of the same `valley` commands the
+"""The local backend's steps: a study's runs as subprocesses of the same `valley` commands the
 Jobs run, on this machine, recorded into the same kind of MLflow runs.
 
 Order: `valley model fetch` once per preset -> `valley data build` once per subset ->
@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from manager.layout import Layout, is_done, mark_done
-from valley.spec import RunSpec
+from manager.study import ordered
 from manager.tracking import FAILED, FINISHED, RUNNING
+from valley.spec import RunSpec
 
 VALLEY = [sys.executable, "-m", "valley"]
 
@@ -39,21 +40,6 @@ class Step:
     #: what the `.done` marker must hold: the MLflow run id for train and eval, so a run
     #: recreated in a fresh store is trained and evaluated again into the new run
     token: str = ""
-
-
-def ordered(runs: list[RunSpec]) -> list[RunSpec]:
-    """The runs plus any base run they continue from, each base before its dependants."""
-    result: list[RunSpec] = []
-
-    def add(run: RunSpec) -> None:
-        if run.base is not None:
-            add(run.base)
-        if run.name not in {r.name for r in result}:
-            result.append(run)
-
-    for run in runs:
-        add(run)
-    return result
 
 
 def plan_steps(runs: list[RunSpec], layout: Layout, run_ids: dict[str, str]) -> list[Step]:

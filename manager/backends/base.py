@@ -1,0 +1,168 @@
+"""The one interface every backend keeps (the Kubeflow SDK's shape): launch, status, logs,
+cancel, reconcile. Each verb returns a typed result; the CLI decides how to print it.
+
+The MLflow side of `status` is the same for every backend (one row per run of the study,
+its recorded state and key metrics); a backend adds the states of its stages.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from valley.spec import RunSpec
+
+#: the metrics `status` shows beside each run
+METRICS = ("pass_at_1", "completion_rate", "think_tag_rate")
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class LaunchedRun:
+    """A run as launch left it: its MLflow run and (k8s) how many objects were created."""
+
+    label: str
+    name: str
+    run_id: str
+    created: bool
+    url: str = ""
+    objects_created: int = 0
+    objects_existing: int = 0
+
+
+@dataclass(frozen=True)
+class StepCounts:
+    """What the local backend did with a launch's steps."""
+
+    done: int
+    reused: int
+    failed: int
+    skipped: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    runs: list[LaunchedRun] = field(default_factory=list)
+    #: `--dry-run`: what would be submitted, as text; nothing was changed
+    dry_run: str | None = None
+    steps: StepCounts | None = None
+    #: run names that ended FAILED (`--wait`, or a local step)
+    failed: list[str] = field(default_factory=list)
+    ok: bool = True
+    next: str = ""
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run of a study in `valleyctl status`."""
+
+    label: str
+    name: str
+    mlflow: str
+    run_id: str | None = None
+    note: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    #: stage -> state (Job state, or `done` for a finished local step)
+    stages: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        row: dict = {"label": self.label, "name": self.name, "mlflow": self.mlflow}
+        if self.run_id is not None:
+            row["run_id"] = self.run_id
+        if self.note is not None:
+            row["note"] = self.note
+        return {**row, **self.metrics, **self.stages}
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    study: str
+    rows: list[RunRow]
+    #: why part of the picture is missing (e.g. no cluster reachable for `--executor auto`)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """A piece of a run's logs: `header` names the next source (pod/container or file),
+    `notice` is a line about the wait, `text` is log text as written."""
+
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    label: str
+    deleted: int
+    run_id: str | None
+    #: the MLflow status the run had before cancel (None when no run was recorded)
+    previous: str | None = None
+    marked: bool = False
+
+
+@dataclass
+class ReconcileResult:
+    namespace: str
+    runs: int = 0
+    opened: int = 0
+    #: run name -> what it waits for
+    waiting: dict[str, str] = field(default_factory=dict)
+    #: run name -> MLflow status after the pass
+    statuses: dict[str, str] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """Where a study's runs execute. `echo` receives progress lines while a verb works."""
+
+    name: str
+
+    def __init__(self, tracking_uri: str | None = None, *, echo: Callable[[str], None] = _quiet) -> None:
+        self.tracking_uri = tracking_uri
+        self.echo = echo
+
+    @abstractmethod
+    def launch(self, runs: list[RunSpec], *, dry_run: bool = False, wait: bool = False) -> LaunchResult:
+        """Record each run in MLflow, then start it; idempotent (a relaunch reuses what exists)."""
+
+    @abstractmethod
+    def stage_states(self, study: str, runs: list[RunSpec]) -> tuple[dict[str, dict[str, str]], str]:
+        """(run name -> stage -> state, note) for the runs this backend knows about."""
+
+    @abstractmethod
+    def logs(self, run: RunSpec, *, follow: bool = False) -> Iterator[LogChunk]:
+        """The run's logs, stage by stage; with `follow`, the last one until it ends."""
+
+    @abstractmethod
+    def cancel(self, run: RunSpec) -> CancelResult:
+        """Stop the run's work and mark its MLflow run KILLED."""
+
+    @abstractmethod
+    def reconcile(self) -> ReconcileResult:
+        """One idempotent pass bringing MLflow and the gates in line with what runs."""
+
+    def status(self, study: str) -> StatusReport:
+        """One row per run of the study: MLflow status and metrics, and stage states."""
+        from manager.study import ordered, study_runs
+        from manager.tracking import Tracker
+
+        runs = ordered(study_runs(study))
+        states, note = self.stage_states(study, runs)
+        recorded = {r.data.tags.get("valley.run_name"): r for r in Tracker(self.tracking_uri).study_runs(study)}
+        rows = []
+        for run in runs:
+            record = recorded.get(run.name)
+            if record is None:
+                rows.append(RunRow(run.label, run.name, "not launched", stages=states.get(run.name, {})))
+                continue
+            rows.append(RunRow(
+                run.label, run.name, record.info.status, run_id=record.info.run_id,
+                note=record.data.tags.get("valley.status_note"),
+                metrics={m: round(record.data.metrics[m], 4) for m in METRICS if m in record.data.metrics},
+                stages=states.get(run.name, {})))
+        return StatusReport(study, rows, note)

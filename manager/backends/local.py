@@ -1,0 +1,118 @@
+"""The local backend: a study's steps as `valley` subprocesses on this machine (local_steps),
+recorded into MLflow like the Jobs, logs in `.valley/logs/`, compare at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Iterator
+
+from manager.backends.base import Backend, CancelResult, LaunchResult, LaunchedRun, LogChunk, ReconcileResult, StepCounts
+from manager.layout import DONE, Layout
+from valley.errors import ValleyError
+from valley.files import write_atomic
+from valley.spec import RunSpec
+
+
+class LocalBackend(Backend):
+    name = "local"
+
+    def __init__(self, tracking_uri: str | None = None, *, root: str = ".", console=None, **kwargs) -> None:
+        super().__init__(tracking_uri, **kwargs)
+        self.layout = Layout.at(root)
+        #: the rich console the step progress draws on (created on first launch)
+        self.console = console
+
+    def launch(self, runs: list[RunSpec], *, dry_run: bool = False, wait: bool = False) -> LaunchResult:
+        from manager.backends.local_steps import execute, plan_steps
+
+        if dry_run:
+            steps = plan_steps(runs, self.layout, {r.name: "<mlflow-run-id>" for r in runs})
+            return LaunchResult(dry_run="".join(f"{step.title}: {' '.join(step.command)}\n" for step in steps))
+        from manager.tracking import FAILED, FINISHED, RUNNING, Tracker
+        from valley.cli_kit import console as make_console
+
+        console = self.console or make_console()
+        start = time.perf_counter()
+        tracker = Tracker(self.tracking_uri)
+        launched = []
+        for run in runs:
+            run_id, created = tracker.ensure_run(run)
+            launched.append(LaunchedRun(run.label, run.name, run_id, created))
+            self.layout.write_spec(run)
+        run_ids = {r.name: r.run_id for r in launched}
+        studies = sorted({r.study for r in runs})
+        self.echo(f"MLflow {tracker.uri}: {len(runs)} run(s) in experiment(s) {', '.join(f'valley-{s}' for s in studies)}")
+        study_runs = [tracker.study_run_id(study) for study in studies]
+        for study_run in study_runs:
+            tracker.set_status(study_run, RUNNING)
+        outcome = execute(plan_steps(runs, self.layout, run_ids), tracker, console=console)
+        total = time.perf_counter() - start
+        write_atomic(self.layout.root / "timings.json", json.dumps({"total_s": round(total, 1), "steps_s": {
+            k: round(v, 1) for k, v in outcome.seconds.items()}}, indent=2))
+        counts = StepCounts(len(outcome.done), len(outcome.reused), len(outcome.failed), len(outcome.skipped), total)
+        ok = outcome.ok and all(compare(study, tracker.uri) for study in studies)
+        for study_run in study_runs:
+            tracker.set_status(study_run, FINISHED if ok else FAILED)
+        failed = sorted({step.split(":", 1)[1] for step in [*outcome.failed, *outcome.skipped]
+                         if step.startswith(("train:", "eval:"))})
+        return LaunchResult(launched, steps=counts, failed=failed, ok=ok,
+                            next=f"mlflow ui --backend-store-uri {tracker.uri}    valleyctl status --study {studies[0]}")
+
+    def stage_states(self, study: str, runs: list[RunSpec]) -> tuple[dict[str, dict[str, str]], str]:
+        return {run.name: self._states(run) for run in runs}, ""
+
+    def _states(self, run: RunSpec) -> dict[str, str]:
+        layout = self.layout
+        states = {"eval": "done" if (layout.eval_dir(run) / DONE).exists() else ""}
+        if run.data is not None:
+            states["data"] = "done" if (layout.data_dir(run) / DONE).exists() else ""
+            states["train"] = "done" if (layout.checkpoint_dir(run) / DONE).exists() else ""
+        return states
+
+    def logs(self, run: RunSpec, *, follow: bool = False) -> Iterator[LogChunk]:
+        layout = self.layout
+        present = [p for p in (layout.log_file(run, stage) for stage in ("data", "train", "eval")) if p.exists()]
+        if not present:
+            raise ValleyError(f"{run.label}: no local logs under {layout.root / 'logs' / run.name}; "
+                              f"launch it with `valleyctl launch --run {run.label} --study {run.study} --executor local`")
+        for path in present[:-1] if follow else present:
+            yield LogChunk("header", str(path))
+            yield LogChunk("text", path.read_text(errors="replace"))
+        if not follow:
+            return
+        path = present[-1]
+        yield LogChunk("header", str(path))
+        with path.open(errors="replace") as handle:
+            while True:
+                text = handle.read()
+                if text:
+                    yield LogChunk("text", text)
+                elif (layout.eval_dir(run) / DONE).exists():
+                    return
+                else:
+                    time.sleep(1)
+
+    def cancel(self, run: RunSpec) -> CancelResult:
+        """Local steps run in the foreground of `launch`; cancel only records the decision."""
+        from manager.tracking import KILLED, Tracker
+
+        tracker = Tracker(self.tracking_uri)
+        found = tracker.find_run(run)
+        if found is None:
+            return CancelResult(run.label, 0, None)
+        tracker.set_status(found.info.run_id, KILLED, note="cancelled with valleyctl cancel")
+        return CancelResult(run.label, 0, found.info.run_id, found.info.status, marked=True)
+
+    def reconcile(self) -> ReconcileResult:
+        """Nothing to reconcile: each local step records its own state as it ends."""
+        return ReconcileResult(namespace="local")
+
+
+def compare(study: str, tracking_uri: str) -> bool:
+    """`valleyctl compare --study S`: the tables and the valley plot from the runs just made."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    return subprocess.call([sys.executable, "-m", "manager", "compare", "--study", study], env=env) == 0
