@@ -30,8 +30,9 @@ demo: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# xdist: the fast tests are mostly process start-up (CLIs, MLflow, kube server); 2 cores halve the wall time
 test-fast: setup
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" -n auto $(PYTEST_ARGS)
 
 bench: setup
 	for script in tests/benchmarks/*.py; do $(PY) $$script || exit 1; done

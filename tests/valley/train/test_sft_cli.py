@@ -16,6 +16,9 @@ from tests.conftest import ROOT
 from tests.valley.train.train_helpers import mini_run, tiny_model, write_subset
 from valley.chat import CHAT_TEMPLATES, template_hash
 
+#: per-step losses of the seeded tiny-qwen SFT in `trained_tiny_qwen` (regenerate with --update-golden)
+PINNED_LOSSES = Path(__file__).parent / "golden" / "tiny_qwen_losses.json"
+
 
 def precreated_run(uri: str, run) -> str:
     """What the control plane does before launching: one MLflow run per RunSpec, id passed by env."""
@@ -57,6 +60,21 @@ def trained_tiny_qwen(tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_tiny_sft_losses_match_the_pinned_values(trained_tiny_qwen, update_golden):
+    """As torchtune's recipe tests do: the exact per-step losses of a seeded run, so a change to the
+    recipe, the chat template, masking or the data build shows up here, not only "loss falls"."""
+    import mlflow
+
+    history = mlflow.MlflowClient(trained_tiny_qwen["uri"]).get_metric_history(trained_tiny_qwen["run_id"], "loss")
+    losses = [round(m.value, 6) for m in sorted(history, key=lambda m: m.step)]
+    if update_golden:
+        PINNED_LOSSES.write_text(json.dumps(losses, indent=1) + "\n")
+    assert PINNED_LOSSES.exists(), f"{PINNED_LOSSES} missing: run pytest {__file__} --update-golden"
+    assert losses == pytest.approx(json.loads(PINNED_LOSSES.read_text()), rel=1e-4), (
+        f"tiny-qwen SFT losses moved; if intended, regenerate with --update-golden: {losses}")
+
+
+@pytest.mark.slow
 def test_tiny_sft_trains_logs_and_exports_a_loadable_checkpoint(valley, trained_tiny_qwen):
     import mlflow
     import torch
@@ -76,7 +94,7 @@ def test_tiny_sft_trains_logs_and_exports_a_loadable_checkpoint(valley, trained_
     assert plan["train_plan.total_steps"] == "10" and plan["train_plan.warmup_steps"] == "1"  # 40 rows / 4 / 2 x 2 epochs
     assert logged.data.params["torchtune.tokenizer._component_"] == "valley.train.hf_tokenizer.hf_chat_tokenizer"
     losses = [m.value for m in sorted(client.get_metric_history(run_id, "loss"), key=lambda m: m.step)]
-    assert len(losses) == 10 and losses[-1] < losses[0] - 0.5
+    assert len(losses) == 10 and losses[-1] < losses[0] - 0.5  # exact values: test_tiny_sft_losses_match_the_pinned_values
     assert len(client.get_metric_history(run_id, "lr")) == 10
     assert all(m.value > 0 for m in client.get_metric_history(run_id, "tokens_per_second_per_gpu"))
     artifacts = {a.path for d in ("train", "checkpoint") for a in client.list_artifacts(run_id, d)}

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from valley.spec import RunSpec, TrainSpec
-from manager.study import MINI_TRAIN, valley_study
+from manager.study import MINI_TRAIN, mini_study, valley_study
 from tests.valley.train.train_helpers import mini_run
 from valley.train.config import (
     TrainConfigError, TrainPaths, config_yaml, launch_command, plan_steps, render_config, shard_files,
@@ -33,10 +33,13 @@ def pod_paths(run: RunSpec) -> TrainPaths:
 
 
 def rendered_yaml(label: str) -> str:
-    run = STUDY[label]
+    return run_yaml(STUDY[label])
+
+
+def run_yaml(run: RunSpec, device: str = "cuda") -> str:
     paths = pod_paths(run)
-    config = render_config(run, paths, plan=plan_steps(run, run.data.size))
-    return config_yaml(run, config, paths.out_dir / "config.yaml")
+    config = render_config(run, paths, plan=plan_steps(run, run.data.size), device=device)
+    return config_yaml(run, config, paths.out_dir / "config.yaml", device=device)
 
 
 @pytest.mark.parametrize("label", GOLDEN_LABELS)
@@ -50,13 +53,16 @@ def test_real_student_configs_match_golden(label, update_golden):
     assert text == golden.read_text(), f"{golden.name} differs; if intended, regenerate with --update-golden"
 
 
-def test_tune_validate_accepts_the_real_student_configs(tmp_path):
+def test_tune_validate_accepts_every_trained_cell_of_both_studies(tmp_path):
+    cells = [(run, "cuda") for run in STUDY.values() if run.train is not None]
+    assert len(cells) == 14
+    cells += [(run, "cpu") for run in mini_study() if run.train is not None]
     paths = []
-    for label in GOLDEN_LABELS:
-        path = tmp_path / f"{label.replace('+', '_')}.yaml"
-        path.write_text(rendered_yaml(label))
+    for run, device in cells:
+        path = tmp_path / f"{run.name}.yaml"
+        path.write_text(run_yaml(run, device))
         paths.append(str(path))
-    # one interpreter for all three: torchtune's import dominates the cost
+    # one interpreter for all of them: torchtune's import dominates the cost
     script = (
         "import sys\nfrom torchtune._cli.tune import main\n"
         "for path in sys.argv[1:]:\n    sys.argv = ['tune', 'validate', path]\n    main()\n"
