@@ -23,7 +23,7 @@ def test_one_mini_run_end_to_end_then_resume(valleyctl, tmp_path):
     assert {"pass_at_1", "completion_rate", "think_tag_rate", "loss"} <= set(run.data.metrics)
     root = tmp_path / ".valley"
     assert (root / "checkpoints" / run.data.tags["valley.run_name"] / "final" / "config.json").is_file()
-    assert (root / "eval" / run.data.tags["valley.run_name"] / ".done").read_text() == run.info.run_id
+    assert (root / "checkpoints" / run.data.tags["valley.run_name"] / "eval" / ".done").read_text() == run.info.run_id
     timings = json.loads((root / "timings.json").read_text())
     assert set(timings["steps_s"]) >= {f"train:{run.data.tags['valley.run_name']}"}
 
