@@ -49,13 +49,13 @@ class KubernetesBackend(Backend):
     def launch(self, runs: list[RunSpec], *, dry_run: bool = False, wait: bool = False) -> LaunchResult:
         """Pre-create each run's MLflow run, then its objects (gated Jobs suspended); idempotent."""
         from manager.images import require_pullable
-        from manager.render import render_run, to_yaml
+        from manager.render import render_run, render_runs, to_yaml
         from manager.tracking import Tracker, resolve_tracking_uri
 
         ctx = self.context
         if dry_run:
             return LaunchResult(dry_run="# dry run: the MLflow run id goes into each run's <run>-mlflow ConfigMap at launch\n"
-                                + to_yaml([obj for run in runs for obj in render_run(run, ctx)]))
+                                + to_yaml(render_runs(runs, ctx)))
         kube = self.kube
         if not resolve_tracking_uri(self.tracking_uri).startswith(("http://", "https://")):
             raise ValleyError(NEEDS_SERVER.format(ns=self.namespace))
@@ -93,14 +93,14 @@ class KubernetesBackend(Backend):
     # ------------------------------------------------------------------------ status
 
     def stage_states(self, study: str, runs: list[RunSpec]) -> tuple[dict[str, dict[str, str]], str]:
-        from manager.backends.lifecycle import job_state
+        from manager.backends.lifecycle import run_states
 
         jobs: dict[str, dict[str, str]] = {}
         note = ""
         try:
-            for job in self.kube.list("Job", f"valley.study={study}"):
-                labels = job["metadata"]["labels"]
-                jobs.setdefault(labels["valley.run"], {})[labels["app.kubernetes.io/component"]] = job_state(job)
+            names = {run.name for run in runs}
+            jobs = {name: states for name, states in run_states(self.kube.list("Job", "app.kubernetes.io/part-of=valley")).items()
+                    if name in names}
         except ValleyError as error:
             if self.fallback is None:
                 raise

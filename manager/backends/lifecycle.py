@@ -4,15 +4,17 @@
 Jobs to open and which status each run has. `reconcile_once` applies that plan through the
 client and the tracker; every action is idempotent, so two passes at once are harmless.
 
-Gates: a run's train Job waits for its data Job, and for a continued run also for the base
-run's train Job; its eval Job waits for its train Job (a baseline's for its data Job).
+Gates are data: a gated Job names the Jobs it waits for in its `valley/needs` annotation (from
+manager.layout's stage needs): a train Job its student's fetch and its subset build (and a
+continued run's base train Job), an eval Job its train Job (a baseline's: the fetch) and its
+LiveCodeBench staging, a subset build its fetch. A run whose needed Job failed is FAILED.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from manager.render.common import QUEUE_ANNOTATION, QUEUE_LABEL
+from manager.render.common import NEEDS_ANNOTATION, QUEUE_ANNOTATION, QUEUE_LABEL
 from manager.tracking import FAILED, FINISHED, KILLED, RUNNING, SCHEDULED
 
 SUSPENDED, PENDING, ACTIVE, SUCCEEDED, JOB_FAILED = "suspended", "pending", "running", "succeeded", "failed"
@@ -63,10 +65,6 @@ class Plan:
     waiting: dict[str, str] = field(default_factory=dict)
 
 
-def _stage(job: dict) -> str:
-    return job["metadata"]["labels"]["app.kubernetes.io/component"]
-
-
 def _open(job: dict, reason: str) -> Open | None:
     meta = job["metadata"]
     queue = (meta.get("annotations") or {}).get(QUEUE_ANNOTATION)
@@ -79,35 +77,74 @@ def _open(job: dict, reason: str) -> Open | None:
     return Open(meta["name"], {"spec": {"suspend": False}}, reason)
 
 
-def plan_reconcile(jobs: list[dict]) -> Plan:
-    plan = Plan()
+def needs(job: dict) -> list[str]:
+    """The Jobs a gated Job waits for (its `valley/needs` annotation)."""
+    value = ((job["metadata"].get("annotations") or {}).get(NEEDS_ANNOTATION) or "")
+    return [name for name in value.split(",") if name]
+
+
+def combined(states: list[str]) -> str:
+    """One state for several Jobs (a run's shared data Jobs): failed if any failed, succeeded
+    when all did, running while any runs."""
+    if JOB_FAILED in states:
+        return JOB_FAILED
+    if states and all(state == SUCCEEDED for state in states):
+        return SUCCEEDED
+    return ACTIVE if ACTIVE in states or SUCCEEDED in states else PENDING
+
+
+def run_jobs(jobs: list[dict]) -> tuple[dict[str, dict], dict[str, dict[str, dict]]]:
+    """(Jobs by name, run name -> stage -> the run's own Job)."""
+    by_name = {job["metadata"]["name"]: job for job in jobs}
     by_run: dict[str, dict[str, dict]] = {}
     for job in jobs:
         labels = job["metadata"].get("labels") or {}
         if "valley.run" in labels and labels.get("app.kubernetes.io/component") in STAGES:
-            by_run.setdefault(labels["valley.run"], {})[_stage(job)] = job
-    for run, stages in sorted(by_run.items()):
+            by_run.setdefault(labels["valley.run"], {})[labels["app.kubernetes.io/component"]] = job
+    return by_name, by_run
+
+
+def run_states(jobs: list[dict]) -> dict[str, dict[str, str]]:
+    """run name -> stage -> state; `data` is the combined state of the shared data Jobs
+    (fetch, LiveCodeBench, subset) the run's Jobs wait for."""
+    by_name, by_run = run_jobs(jobs)
+    result = {}
+    for run, stages in by_run.items():
         states = {stage: job_state(job) for stage, job in stages.items()}
-        study = next(iter(stages.values()))["metadata"]["labels"].get("valley.study", "valley")
-        plan.statuses[run] = (study, run_status(states))
-        train = stages.get("train")
-        if train is not None and states["train"] == SUSPENDED:
-            base = train["metadata"]["labels"].get("valley.base-run")
-            base_state = job_state(by_run[base]["train"]) if base and "train" in by_run.get(base, {}) else None
-            if states.get("data") != SUCCEEDED:
-                plan.waiting[run] = "train waits for its data Job"
-            elif base and base_state != SUCCEEDED:
-                plan.waiting[run] = f"train waits for base run {base} ({base_state or 'not launched'})"
-            elif (action := _open(train, "data built" + (f", base {base} trained" if base else ""))):
+        shared = {name for job in stages.values() for name in needs(job)
+                  if "valley.shared" in (by_name.get(name, {}).get("metadata", {}).get("labels") or {})}
+        if shared:
+            states["data"] = combined([job_state(by_name[name]) for name in sorted(shared)])
+        result[run] = states
+    return result
+
+
+def plan_reconcile(jobs: list[dict]) -> Plan:
+    """Open every gated Job whose needs all succeeded; a run's status from its Jobs' states."""
+    plan = Plan()
+    by_name, by_run = run_jobs(jobs)
+    states = run_states(jobs)
+    order = {stage: index for index, stage in enumerate(STAGES)}
+    for job in sorted(jobs, key=lambda j: (order.get((j["metadata"].get("labels") or {}).get("app.kubernetes.io/component"), -1),
+                                           j["metadata"]["name"])):  # a run waits first for what its train waits for
+        waits = needs(job)
+        if not waits or job_state(job) != SUSPENDED:
+            continue
+        waiting = {name: job_state(by_name[name]) if name in by_name else "not created" for name in waits}
+        pending = {name: state for name, state in waiting.items() if state != SUCCEEDED}
+        labels = job["metadata"].get("labels") or {}
+        run, stage = labels.get("valley.run"), labels.get("app.kubernetes.io/component")
+        if not pending:
+            if (action := _open(job, f"{', '.join(waits)} succeeded")):
                 plan.opens.append(action)
-        gate = "train" if train is not None else "data"
-        eval_job = stages.get("eval")
-        if eval_job is not None and states["eval"] == SUSPENDED:
-            if states.get(gate) == SUCCEEDED:
-                if (action := _open(eval_job, f"{gate} succeeded")):
-                    plan.opens.append(action)
-            else:
-                plan.waiting.setdefault(run, f"eval waits for its {gate} Job")
+        elif run is not None:
+            failed = [name for name, state in pending.items() if state == JOB_FAILED]
+            plan.waiting.setdefault(run, f"{stage} cannot start: {', '.join(failed)} failed" if failed else
+                                    f"{stage} waits for " + ", ".join(f"{n} ({s})" for n, s in pending.items()))
+    for run, stages in sorted(by_run.items()):
+        study = next(iter(stages.values()))["metadata"]["labels"].get("valley.study", "valley")
+        blocked = run in plan.waiting and "cannot start" in plan.waiting[run]
+        plan.statuses[run] = (study, FAILED if blocked else run_status(states[run]))
     return plan
 
 

@@ -68,8 +68,7 @@ def render_command(
       valleyctl render --study valley --out k8s/experiments/valley --check
     """
     from manager.gitops import differences, render_tree, write_tree
-    from manager.render import render_run
-    from manager.render import to_yaml
+    from manager.render import render_runs, to_yaml
 
     runs = _runs(study, size, model, subset, base, run, nodes)
     ctx = _context(namespace, cluster_tracking_uri, queue, profile)
@@ -77,7 +76,7 @@ def render_command(
     if out is None:
         if check:
             raise typer.BadParameter("--check needs --out DIR")
-        output.raw(to_yaml([obj for r in runs for obj in render_run(r, ctx)]))
+        output.raw(to_yaml(render_runs(runs, ctx)))
         return
     directory = out.expanduser().resolve()
     files = render_tree(runs, ctx)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+from manager.layout import POD_PATHS, Stage, content_hash, run_stages
 from manager.profile import PodPlacement
 from manager.render.context import RenderContext
 from valley.errors import CONFIG_ERROR_EXIT
@@ -10,9 +13,12 @@ from valley.spec import RunSpec
 
 SPEC_DIR = "/etc/valley"
 SPEC_PATH = f"{SPEC_DIR}/run.json"
-DATASETS, MODELS, CHECKPOINTS = "/datasets", "/models", "/checkpoints"
 PVCS = {"datasets": "valley-datasets", "models": "valley-model-cache", "checkpoints": "valley-checkpoints"}
-MOUNTS = {"datasets": DATASETS, "models": MODELS, "checkpoints": CHECKPOINTS}
+#: where each volume is mounted: manager.layout.POD_PATHS's roots
+MOUNTS = {"datasets": POD_PATHS.datasets, "models": POD_PATHS.models, "checkpoints": POD_PATHS.checkpoints}
+#: a gated Job's annotation naming the Jobs that must succeed before the reconciler opens it
+NEEDS_ANNOTATION = "valley/needs"
+_DNS = re.compile(r"[^a-z0-9-]+")
 GRADER_PORT = 8000
 RDZV_PORT = 29500
 #: the images' `valley` user (images/*/Dockerfile); >= 10000 so it never maps to a host user
@@ -29,32 +35,25 @@ QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 
 def job_name(run: RunSpec, stage: str) -> str:
-    """`<run.name>-data|train|eval` (at most 63 characters: run names are at most 57)."""
+    """`<run.name>-train|eval` (at most 63 characters: run names are at most 57)."""
     return f"{run.name}-{stage}"
 
 
-def data_dir(run: RunSpec) -> str:
-    assert run.data is not None
-    return f"{DATASETS}/{run.subset_dir_name}"
+def pod_stages(run: RunSpec) -> dict[str, Stage]:
+    """The run's stages (manager.layout) as pods run them: volumes at POD_PATHS, the spec at SPEC_PATH."""
+    return {stage.kind: stage for stage in run_stages(run, POD_PATHS, SPEC_PATH)}
 
 
-def lcb_path(run: RunSpec) -> str:
-    """The run's LiveCodeBench problems, staged by the data Job: eval pods have no Hub egress."""
-    e = run.eval
-    return f"{DATASETS}/lcb/{e.source}-{e.lcb_release}-{e.date_start}-{e.date_end}.jsonl"
-
-
-def model_dir(run: RunSpec) -> str:
-    return f"{MODELS}/{run.model.preset}"
-
-
-def checkpoint_root(run: RunSpec) -> str:
-    return f"{CHECKPOINTS}/{run.name}"
-
-
-def eval_model_dir(run: RunSpec) -> str:
-    """What the eval Job serves: the run's final checkpoint, or the untrained student."""
-    return model_dir(run) if run.is_baseline else f"{CHECKPOINTS}/{run.checkpoint_dir}"
+def stage_job_name(key: str) -> str:
+    """The Job that runs a stage of manager.layout: `<run>-train|eval` for a run's own stages,
+    a content name (`valley-fetch-qwen-…`, `valley-data-…`, `valley-lcb-…`) for shared ones, with
+    room for the `-input` ConfigMap beside it."""
+    kind, what = key.split(":", 1)
+    if kind in ("train", "eval"):
+        return f"{what}-{kind}"
+    prefix = f"valley-{kind}-"
+    slug = _DNS.sub("-", what.lower()).strip("-")[: 57 - len(prefix) - 9].rstrip("-")
+    return f"{prefix}{slug}-{content_hash(key)}"
 
 
 # --------------------------------------------------------------------- shared pieces
@@ -138,7 +137,7 @@ def hf_env() -> list[dict]:
     """For containers that download: the Hub cache on the datasets volume, and the token read
     from its mounted file (huggingface_hub reads HF_TOKEN_PATH; absent file = anonymous)."""
     return [
-        {"name": "HF_HOME", "value": f"{DATASETS}/hf-home"},
+        {"name": "HF_HOME", "value": f"{POD_PATHS.datasets}/hf-home"},
         {"name": "HF_TOKEN_PATH", "value": f"{HF_TOKEN_DIR}/token"},
     ]
 
@@ -156,11 +155,12 @@ def hf_token_mount() -> dict:
     return {"name": "hf-token", "mountPath": HF_TOKEN_DIR, "readOnly": True}
 
 
-def spec_volumes(run: RunSpec, claims: tuple[str, ...], *, shm: str | None = None, hf_token: bool = False,
-                 spec_configmap: str | None = None) -> list[dict]:
-    """The spec ConfigMap, a scratch /tmp, the shared volumes the pod mounts, /dev/shm, the Hub token."""
-    vols = [
-        {"name": "spec", "configMap": {"name": spec_configmap or f"{run.name}-spec"}},
+def volumes(spec_configmap: str | None, claims: tuple[str, ...], *, shm: str | None = None,
+            hf_token: bool = False) -> list[dict]:
+    """The spec ConfigMap (when the command reads one), a scratch /tmp, the shared volumes the
+    pod mounts, /dev/shm, the Hub token."""
+    vols = [{"name": "spec", "configMap": {"name": spec_configmap}}] if spec_configmap else []
+    vols += [
         {"name": "tmp", "emptyDir": {"sizeLimit": "16Gi"}},
         *({"name": key, "persistentVolumeClaim": {"claimName": PVCS[key]}} for key in PVCS if key in claims),
     ]
@@ -171,12 +171,10 @@ def spec_volumes(run: RunSpec, claims: tuple[str, ...], *, shm: str | None = Non
     return vols
 
 
-def mounts(*, writable: tuple[str, ...] = (), read_only: tuple[str, ...] = (), shm: bool = False,
+def mounts(*, spec: bool = True, writable: tuple[str, ...] = (), read_only: tuple[str, ...] = (), shm: bool = False,
            hf_token: bool = False) -> list[dict]:
-    result = [
-        {"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
-        {"name": "tmp", "mountPath": "/tmp"},
-    ]
+    result = [{"name": "spec", "mountPath": SPEC_DIR, "readOnly": True}] if spec else []
+    result.append({"name": "tmp", "mountPath": "/tmp"})
     result += [{"name": key, "mountPath": MOUNTS[key]} for key in writable]
     result += [{"name": key, "mountPath": MOUNTS[key], "readOnly": True} for key in read_only]
     if shm:
@@ -215,11 +213,22 @@ def failure_policy(pod: dict) -> dict:
     }
 
 
-def job(run: RunSpec, ctx: RenderContext, stage: str, component: str, pod: dict, *,
-        suspend: bool, backoff_limit: int, job_spec: dict | None = None, extra_labels: dict | None = None) -> dict:
-    """A batch/v1 Job. A gated (suspended) Job carries its Kueue queue as an annotation,
-    an open one as the label Kueue admits on."""
-    meta = metadata(run, ctx, job_name(run, stage), component, extra_labels)
+def job(run: RunSpec, ctx: RenderContext, stage: str, pod: dict, *, needs: tuple[str, ...], backoff_limit: int,
+        job_spec: dict | None = None, extra_labels: dict | None = None) -> dict:
+    """One of a run's own Jobs (`<run>-train|eval`), gated on the stages it needs."""
+    meta = metadata(run, ctx, job_name(run, stage), stage, extra_labels)
+    return batch_job(meta, {**labels(run, stage), **(extra_labels or {})}, ctx, pod, needs=needs,
+                     backoff_limit=backoff_limit, job_spec=job_spec)
+
+
+def batch_job(meta: dict, pod_labels: dict, ctx: RenderContext, pod: dict, *, needs: tuple[str, ...],
+              backoff_limit: int, job_spec: dict | None = None) -> dict:
+    """A batch/v1 Job; with `needs` (stage keys) it is rendered suspended and names the Jobs
+    the reconciler waits for. A gated Job carries its Kueue queue as an annotation, an open one
+    as the label Kueue admits on."""
+    suspend = bool(needs)
+    if suspend:
+        meta["annotations"][NEEDS_ANNOTATION] = ",".join(stage_job_name(key) for key in needs)
     if ctx.queue:
         if suspend:
             meta["annotations"][QUEUE_ANNOTATION] = ctx.queue
@@ -227,10 +236,7 @@ def job(run: RunSpec, ctx: RenderContext, stage: str, component: str, pod: dict,
             meta["labels"][QUEUE_LABEL] = ctx.queue
     spec: dict = {"suspend": suspend, "backoffLimit": backoff_limit, **(job_spec or {}),
                   "podFailurePolicy": failure_policy(pod)}
-    spec["template"] = {
-        "metadata": {"labels": {**labels(run, component), **(extra_labels or {})}},
-        "spec": {"restartPolicy": "Never", **pod},
-    }
+    spec["template"] = {"metadata": {"labels": pod_labels}, "spec": {"restartPolicy": "Never", **pod}}
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
 
 

@@ -81,13 +81,17 @@ def test_every_object_is_strictly_valid_and_every_pod_hardened():
 
 
 def jobs(run, ctx=CTX):
-    return {o["metadata"]["name"].rsplit("-", 1)[1]: o for o in render_run(run, ctx) if o["kind"] == "Job"}
+    """stage -> Job: the run's own (train, eval) and the shared ones it needs (fetch, lcb, data)."""
+    return {o["metadata"]["labels"].get("valley.shared") or o["metadata"]["labels"]["app.kubernetes.io/component"]: o
+            for o in render_run(run, ctx) if o["kind"] == "Job"}
 
 
 def test_train_job_gpus_volumes_failure_policy_and_gate():
     run = by_label("qwen-10k")
     job = jobs(run)["train"]
-    assert job["spec"]["suspend"] is True and jobs(run)["data"]["spec"]["suspend"] is False
+    assert job["spec"]["suspend"] is True and jobs(run)["fetch"]["spec"]["suspend"] is False
+    assert job["metadata"]["annotations"]["valley/needs"] == ",".join(
+        jobs(run)[stage]["metadata"]["name"] for stage in ("fetch", "data"))
     pod = job["spec"]["template"]["spec"]
     train = pod["containers"][0]
     assert train["resources"]["limits"]["nvidia.com/gpu"] == "8"
@@ -109,6 +113,7 @@ def test_continued_run_trains_from_base_checkpoint_and_names_its_base():
     command = job["spec"]["template"]["spec"]["containers"][0]["command"]
     assert command[command.index("--base-checkpoint") + 1] == f"/checkpoints/{run.base.name}/final"
     assert job["metadata"]["labels"]["valley.base-run"] == run.base.name
+    assert f"{run.base.name}-train" in job["metadata"]["annotations"]["valley/needs"].split(",")
 
 
 def test_multi_node_is_an_indexed_job_with_a_headless_service():
@@ -158,7 +163,8 @@ def test_eval_split_isolation_grader_pods_in_gvisor_vllm_on_default_runtime():
 def test_queue_label_only_on_open_jobs_gated_ones_carry_it_as_annotation():
     run = by_label("qwen-10k")
     rendered = jobs(run, RenderContext(run_id="r", queue="gpu"))
-    assert rendered["data"]["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu"
+    assert rendered["fetch"]["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu"
+    assert "kueue.x-k8s.io/queue-name" not in rendered["data"]["metadata"]["labels"]  # gated on the fetch
     assert "kueue.x-k8s.io/queue-name" not in rendered["train"]["metadata"]["labels"]
     assert rendered["train"]["metadata"]["annotations"]["valley/queue"] == "gpu"
 
@@ -174,8 +180,12 @@ def test_render_is_pure_and_without_run_id_has_no_mlflow_configmap():
 def test_cli_render_prints_valid_multidoc_yaml(valleyctl):
     out = valleyctl(["render", "--size", "10k", "--model", "llama"]).stdout
     docs = list(yaml.safe_load_all(out))
-    assert [d["kind"] for d in docs] == ["ConfigMap", "Job", "Job", "NetworkPolicy", "Service", "Deployment", "Job"]
-    assert docs[2]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "8"
+    kinds = [(d["kind"], d["metadata"]["labels"].get("valley.shared") or d["metadata"]["labels"]["app.kubernetes.io/component"])
+             for d in docs]
+    assert kinds == [("Job", "fetch"), ("ConfigMap", "lcb"), ("Job", "lcb"), ("ConfigMap", "data"), ("Job", "data"),
+                     ("ConfigMap", "config"), ("Job", "train"), ("NetworkPolicy", "grader"), ("Service", "grader"),
+                     ("Deployment", "grader"), ("Job", "eval")]
+    assert docs[6]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "8"
 
 
 def test_cli_render_reads_the_cluster_profile_from_flag_or_environment(valleyctl, tmp_path):
@@ -271,3 +281,32 @@ def test_failure_policy_fails_the_job_on_exit_3_in_every_workload_container():
         fail_on_3 = {r["onExitCodes"]["containerName"] for r in obj["spec"]["podFailurePolicy"]["rules"]
                      if r["action"] == "FailJob" and r["onExitCodes"]["values"] == [3]}
         assert workloads and fail_on_3 == workloads, obj["metadata"]["name"]
+
+
+# ------------------------------------------------------------------ shared data, built once
+
+
+def test_the_study_fetches_each_student_once_and_builds_each_subset_once(valleyctl):
+    docs = list(yaml.safe_load_all(valleyctl(["render", "--study", "valley"]).stdout))
+    names = [(d["kind"], d["metadata"]["name"]) for d in docs]
+    assert len(names) == len(set(names)), "every object once"
+    shared = [d for d in docs if d["kind"] == "Job" and "valley.shared" in d["metadata"]["labels"]]
+    by_kind = {kind: [d for d in shared if d["metadata"]["labels"]["valley.shared"] == kind] for kind in ("fetch", "data", "lcb")}
+    runs = valley_study()
+    assert len(by_kind["fetch"]) == len({r.model.preset for r in runs}) == 2
+    assert len(by_kind["data"]) == len({r.subset_dir_name for r in runs if r.data}) == 10  # 14 trained runs
+    assert len(by_kind["lcb"]) == 1
+    fetches = [c for d in shared for c in d["spec"]["template"]["spec"]["containers"] if c["command"][1:3] == ["model", "fetch"]]
+    assert len(fetches) == 2, "no run's own Job fetches or builds anything"
+    assert not any(c["command"][1] in ("model", "data") for d in docs if d["kind"] == "Job" and d not in shared
+                   for c in d["spec"]["template"]["spec"]["containers"] + d["spec"]["template"]["spec"].get("initContainers", []))
+    for job in shared:
+        assert "valley.run" not in job["metadata"]["labels"], "cancelling one run must not delete what others need"
+
+
+def test_a_shared_job_renders_identically_from_every_run_that_needs_it():
+    seen: dict[str, dict] = {}
+    for run in valley_study():
+        for obj in render_run(run, RenderContext(queue="q")):
+            if "valley.shared" in obj["metadata"]["labels"]:
+                assert seen.setdefault(obj["metadata"]["name"], obj) == obj, obj["metadata"]["name"]
