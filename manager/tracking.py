@@ -17,6 +17,7 @@ from valley.spec import RunSpec, format_size
 #: MLflow RunStatus names, as the store spells them
 SCHEDULED, RUNNING, FINISHED, FAILED, KILLED = "SCHEDULED", "RUNNING", "FINISHED", "FAILED", "KILLED"
 TERMINAL = {FINISHED, FAILED, KILLED}
+ACTIVE = {SCHEDULED, RUNNING}
 #: links a run to its study run. Not `mlflow.parentRunId`: the UI folds children under a
 #: collapsed parent, hiding them from the runs table and its charts, where runs get compared.
 STUDY_RUN_TAG = "valley.study_run_id"
@@ -107,10 +108,15 @@ class Tracker:
                 raise
             return existing.experiment_id
 
-    def _find(self, experiment_id: str, filter_string: str):
-        runs = self.client.search_runs([experiment_id], filter_string=filter_string, max_results=2,
-                                       order_by=["attributes.start_time ASC"])
+    def _find(self, experiment_id: str, filter_string: str, *, newest: bool = False):
+        runs = self.client.search_runs([experiment_id], filter_string=filter_string, max_results=1,
+                                       order_by=[f"attributes.start_time {'DESC' if newest else 'ASC'}"])
         return runs[0] if runs else None
+
+    def has_study_run(self, study: str) -> bool:
+        experiment = self.client.get_experiment_by_name(experiment_name(study))
+        return experiment is not None and self._find(
+            experiment.experiment_id, f"tags.`valley.kind` = 'study' and tags.`valley.study` = '{study}'") is not None
 
     def study_run_id(self, study: str) -> str:
         """The study's parent run (created once, tagged `valley.kind=study`)."""
@@ -126,31 +132,41 @@ class Tracker:
     # -------------------------------------------------------------------------- runs
 
     def find_run(self, run: RunSpec):
-        """The MLflow run of this exact spec, or None."""
+        """The newest MLflow run (attempt) of this exact spec, or None."""
         experiment = self.client.get_experiment_by_name(experiment_name(run.study))
         if experiment is None:
             return None
         return self._find(experiment.experiment_id,
-                          f"tags.`valley.spec_hash` = '{run.spec_hash}' and tags.`valley.run_name` = '{run.name}'")
+                          f"tags.`valley.spec_hash` = '{run.spec_hash}' and tags.`valley.run_name` = '{run.name}'",
+                          newest=True)
 
     def find_by_name(self, study: str, run_name: str):
+        """The newest attempt of a run by name, or None."""
         experiment = self.client.get_experiment_by_name(experiment_name(study))
         if experiment is None:
             return None
-        return self._find(experiment.experiment_id, f"tags.`valley.run_name` = '{run_name}'")
+        return self._find(experiment.experiment_id, f"tags.`valley.run_name` = '{run_name}'", newest=True)
 
-    def ensure_run(self, run: RunSpec, manifests: str | None = None) -> tuple[str, bool]:
-        """(run id, created): the existing run of this spec, or a new SCHEDULED one with tags,
-        params, the spec JSON and (when given) the rendered manifests as artifacts."""
+    def ensure_run(self, run: RunSpec, manifests: str | None = None, *,
+                   restart: frozenset[str] = frozenset({KILLED})) -> tuple[str, bool]:
+        """(run id, created): the newest run of this spec, or a new SCHEDULED one with tags,
+        params, the spec JSON and (when given) the rendered manifests as artifacts.
+
+        A newest run whose status is in `restart` (a cancelled one) is never reopened: the
+        relaunch is a new attempt, tagged `valley.attempt` and `valley.previous_run_id`."""
         found = self.find_run(run)
-        if found is not None:
+        if found is not None and found.info.status not in restart:
             return found.info.run_id, False
         from mlflow.entities import Param
 
         experiment_id = self.experiment_id(run.study)
         parent = self.study_run_id(run.study)
+        attempt = {}
+        if found is not None:
+            attempt = {"valley.attempt": str(int(found.data.tags.get("valley.attempt", "1")) + 1),
+                       "valley.previous_run_id": found.info.run_id}
         created = self.client.create_run(experiment_id, run_name=run.label,
-                                         tags={**run_tags(run), STUDY_RUN_TAG: parent})
+                                         tags={**run_tags(run), STUDY_RUN_TAG: parent, **attempt})
         run_id = created.info.run_id
         params = [Param(k, v) for k, v in sorted(flat_params(run).items())]
         for start in range(0, len(params), 100):  # the store takes at most 100 params a batch
@@ -176,6 +192,15 @@ class Tracker:
             self.client.set_terminated(run_id, status=status)
         else:
             self.client.update_run(run_id, status=status)
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+
+    def delete_run(self, run_id: str) -> None:
+        """Undo a run this launch recorded (it moves to MLflow's deleted lifecycle stage)."""
+        self.client.delete_run(run_id)
 
     def study_runs(self, study: str) -> list:
         experiment = self.client.get_experiment_by_name(experiment_name(study))

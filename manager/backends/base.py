@@ -32,6 +32,10 @@ class LaunchedRun:
     url: str = ""
     objects_created: int = 0
     objects_existing: int = 0
+    #: a relaunch after cancel or failure is a new attempt of the run: its number, and the
+    #: status and id of the attempt it follows ("KILLED run <id>")
+    attempt: int = 1
+    previous: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ class RunRow:
     mlflow: str
     run_id: str | None = None
     note: str | None = None
+    #: why the run failed: the failed Job's stage, reason, container and exit code
+    failure: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     #: stage -> state (Job state, or `done` for a finished local step)
     stages: dict[str, str] = field(default_factory=dict)
@@ -76,6 +82,8 @@ class RunRow:
             row["run_id"] = self.run_id
         if self.note is not None:
             row["note"] = self.note
+        if self.failure is not None:
+            row["failure"] = self.failure
         return {**row, **self.metrics, **self.stages}
 
 
@@ -103,6 +111,7 @@ class CancelResult:
     run_id: str | None
     #: the MLflow status the run had before cancel (None when no run was recorded)
     previous: str | None = None
+    #: True when the run was active and is now KILLED; a run that had ended is left as it was
     marked: bool = False
 
 
@@ -162,7 +171,27 @@ class Backend(ABC):
                 continue
             rows.append(RunRow(
                 run.label, run.name, record.info.status, run_id=record.info.run_id,
-                note=record.data.tags.get("valley.status_note"),
+                note=record.data.tags.get("valley.status_note"), failure=record.data.tags.get("valley.failure"),
                 metrics={m: round(record.data.metrics[m], 4) for m in METRICS if m in record.data.metrics},
                 stages=states.get(run.name, {})))
         return StatusReport(study, rows, note)
+
+
+def cancel_record(run: RunSpec, deleted: int, tracking_uri: str | None, where: str, needs_objects: bool,
+                  check: str) -> CancelResult:
+    """Mark the run's MLflow run KILLED if it is still active (and, `needs_objects`, something
+    of it was deleted); a run that ended keeps its status. Nothing deleted and nothing marked
+    is an error naming where it looked."""
+    from valley.errors import ValleyError
+    from manager.tracking import ACTIVE, KILLED, Tracker
+
+    tracker = Tracker(tracking_uri)
+    found = tracker.find_run(run)
+    status = found.info.status if found is not None else None
+    marked = status in ACTIVE and (deleted > 0 or not needs_objects)
+    if marked:
+        tracker.set_status(found.info.run_id, KILLED, note="cancelled with valleyctl cancel")
+    elif deleted == 0:
+        recorded = f"its MLflow run {found.info.run_id} is {status}" if found is not None else "no MLflow run recorded"
+        raise ValleyError(f"{run.label}: nothing to cancel {where}: no objects of {run.name} there and {recorded}; {check}")
+    return CancelResult(run.label, deleted, found.info.run_id if found else None, status, marked=marked)

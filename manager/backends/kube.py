@@ -26,6 +26,9 @@ RUN_KINDS = ("Job", "Deployment", "Service", "NetworkPolicy", "ConfigMap")
 NO_CLUSTER = ("no Kubernetes cluster configured: no kubeconfig (KUBECONFIG or ~/.kube/config) and not inside a "
               "cluster; point KUBECONFIG at your cluster, or run on this machine with --executor local")
 
+NO_NAMESPACE = ("namespace {ns} does not exist on the cluster (or you may not see it); "
+                "create it with `kubectl apply -k k8s/overlays/dev` or pass --namespace")
+
 _STATUS_HINTS = {
     401: "unauthorized: the cluster rejected your credentials; refresh them (log in to the cluster again)",
     403: "forbidden: your account may not do this in namespace {ns}; apply k8s/base (RBAC) or ask an admin",
@@ -97,7 +100,10 @@ class Kube:
         except ApiException as error:
             if error.status in allow:
                 outcome["status"] = error.status
+                outcome["message"] = _message(error)
                 return
+            if error.status == 404 and _message(error) == f'namespaces "{self.namespace}" not found':
+                raise ValleyError(NO_NAMESPACE.format(ns=self.namespace)) from error
             raise ValleyError(api_error_line(error.status, what, self.namespace, _message(error))) from error
         except HTTPError as error:
             raise ValleyError(f"cannot reach the Kubernetes API at {self.host} ({type(error).__name__}); "
@@ -108,12 +114,15 @@ class Kube:
 
     # ---------------------------------------------------------------------- objects
 
-    def create(self, obj: dict) -> str:
-        """'created', or 'exists' when an object of that name is already there (idempotent)."""
+    def create(self, obj: dict, *, dry_run: bool = False) -> str:
+        """'created', or 'exists' when an object of that name is already there (idempotent).
+        `dry_run`: the server checks everything a create would (namespace, RBAC, admission,
+        validation) and stores nothing."""
         api, suffix = self._api(obj["kind"])
         name = obj["metadata"]["name"]
+        extra = {"dry_run": "All"} if dry_run else {}
         with self.call(f"{obj['kind']} {self.namespace}/{name}", allow=(409,)) as outcome:
-            getattr(api, f"create_namespaced_{suffix}")(self.namespace, body=obj)
+            getattr(api, f"create_namespaced_{suffix}")(self.namespace, body=obj, **extra)
         return "exists" if outcome.get("status") == 409 else "created"
 
     def list(self, kind: str, selector: str) -> list[dict]:
@@ -141,6 +150,15 @@ class Kube:
         return outcome.get("status") != 404
 
     # ------------------------------------------------------------------------- pods
+
+    def pod_log_text(self, pod: str, container: str) -> str | None:
+        """A container's whole log, or None when it has none (never started, or gone)."""
+        import kubernetes.client
+
+        api = kubernetes.client.CoreV1Api(self.api_client)
+        with self.call(f"Pod {self.namespace}/{pod} container {container}", allow=(400, 404)) as outcome:
+            text = api.read_namespaced_pod_log(pod, self.namespace, container=container, _preload_content=False).data
+        return None if outcome.get("status") else text.decode(errors="replace")
 
     def pod_log(self, pod: str, container: str, *, follow: bool = False) -> Iterator[str]:
         """A container's log, line by line; with `follow`, until the container exits."""

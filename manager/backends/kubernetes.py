@@ -8,7 +8,14 @@ import time
 from dataclasses import replace
 from typing import Iterator
 
-from manager.backends.base import Backend, CancelResult, LaunchResult, LaunchedRun, LogChunk, ReconcileResult
+from manager.backends.base import (
+    Backend,
+    LaunchResult,
+    LaunchedRun,
+    LogChunk,
+    ReconcileResult,
+    cancel_record,
+)
 from valley.errors import ValleyError
 from valley.spec import RunSpec
 
@@ -18,6 +25,9 @@ POLL_SECONDS = 30
 POD_POLL_SECONDS = 5
 #: the order `logs` prints a run's pods in
 STAGE_ORDER = {"data": 0, "train": 1, "eval": 2, "grader": 3}
+
+#: waiting reasons a pod does not get out of by itself
+HOPELESS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError"}
 
 NEEDS_SERVER = ("--tracking-uri: Jobs log into the cluster's MLflow, so launch must record there too: run "
                 "`kubectl -n {ns} port-forward svc/valley-mlflow 5000:5000` and pass --tracking-uri http://localhost:5000")
@@ -47,9 +57,12 @@ class KubernetesBackend(Backend):
     # ------------------------------------------------------------------------ launch
 
     def launch(self, runs: list[RunSpec], *, dry_run: bool = False, wait: bool = False) -> LaunchResult:
-        """Pre-create each run's MLflow run, then its objects (gated Jobs suspended); idempotent."""
+        """Refuse images a node cannot pull, check every object with a server-side dry-run, then
+        record each run's MLflow run, then create its objects (gated Jobs suspended; shared data
+        Jobs once). Idempotent; all or nothing: a create that fails undoes what this launch
+        created, MLflow runs included."""
         from manager.images import require_pullable
-        from manager.render import render_run, render_runs, to_yaml
+        from manager.render import render_runs, to_yaml
         from manager.tracking import Tracker, resolve_tracking_uri
 
         ctx = self.context
@@ -60,16 +73,16 @@ class KubernetesBackend(Backend):
         if not resolve_tracking_uri(self.tracking_uri).startswith(("http://", "https://")):
             raise ValleyError(NEEDS_SERVER.format(ns=self.namespace))
         require_pullable(ctx.images)
+        for obj in render_runs(runs, replace(ctx, run_id="dry-run")):  # namespace, RBAC, admission, validation
+            kube.create(obj, dry_run=True)
         tracker = Tracker(self.tracking_uri)
+        undo = _Undo(kube, tracker, {run.study for run in runs})
         launched = []
-        for run in runs:
-            run_id, created = tracker.ensure_run(run)
-            objects = render_run(run, replace(ctx, run_id=run_id))
-            if created:
-                tracker.log_manifests(run_id, to_yaml(objects))
-            results = [kube.create(obj) for obj in objects]
-            launched.append(LaunchedRun(run.label, run.name, run_id, created, tracker.run_url(run_id),
-                                        results.count("created"), results.count("exists")))
+        try:
+            for run in runs:
+                launched.append(self._launch_one(run, tracker, undo))
+        except ValleyError as error:
+            raise ValleyError(f"{error}; {undo.run()}") from error
         study = runs[0].study
         hint = (f"valleyctl status --study {study}  |  valleyctl logs {runs[-1].label} --study {study} --follow"
                 "  |  gated Jobs open on `valleyctl reconcile` (the in-cluster CronJob runs it)")
@@ -77,6 +90,32 @@ class KubernetesBackend(Backend):
             return LaunchResult(launched, next=hint)
         failed = self.wait(runs)
         return LaunchResult(launched, failed=failed, ok=not failed, next=hint)
+
+    def _launch_one(self, run: RunSpec, tracker, undo: "_Undo") -> LaunchedRun:
+        from manager.render import render_run, to_yaml
+        from manager.tracking import FAILED, KILLED
+
+        kube = self.kube
+        before = tracker.find_run(run)
+        # a cancelled or failed run whose Jobs are gone starts again as a new attempt
+        restart = frozenset() if kube.list("Job", f"valley.run={run.name}") else frozenset({KILLED, FAILED})
+        run_id, created = tracker.ensure_run(run, restart=restart)
+        if created:
+            undo.runs.append(run_id)
+        objects = render_run(run, replace(self.context, run_id=run_id))
+        if created:
+            tracker.log_manifests(run_id, to_yaml(objects))
+        results = []
+        for obj in objects:
+            results.append(kube.create(obj))
+            if results[-1] == "created":
+                undo.objects.append((obj["kind"], obj["metadata"]["name"]))
+        attempt, previous = 1, ""
+        if created and before is not None:
+            attempt = int(before.data.tags.get("valley.attempt", "1")) + 1
+            previous = f"{before.info.status} run {before.info.run_id}"
+        return LaunchedRun(run.label, run.name, run_id, created, tracker.run_url(run_id),
+                           results.count("created"), results.count("exists"), attempt, previous)
 
     def wait(self, runs: list[RunSpec]) -> list[str]:
         """Reconcile until every run has ended; the names of those that failed."""
@@ -113,8 +152,14 @@ class KubernetesBackend(Backend):
     # -------------------------------------------------------------------------- logs
 
     def logs(self, run: RunSpec, *, follow: bool = False) -> Iterator[LogChunk]:
+        from manager.backends.lifecycle import needs
+        from manager.render.common import SHARED_JOB_PREFIXES
+
         kube = self.kube
-        pods = sorted(kube.list("Pod", f"valley.run={run.name}"),
+        shared = sorted({name for job in kube.list("Job", f"valley.run={run.name}") for name in needs(job)
+                         if name.startswith(SHARED_JOB_PREFIXES)})
+        own = kube.list("Pod", f"valley.run={run.name}")
+        pods = sorted([pod for name in shared for pod in kube.list("Pod", f"batch.kubernetes.io/job-name={name}")] + own,
                       key=lambda p: (STAGE_ORDER.get(p["metadata"]["labels"].get("app.kubernetes.io/component"), 9),
                                      p["metadata"].get("creationTimestamp", "")))
         if not pods:
@@ -124,6 +169,11 @@ class KubernetesBackend(Backend):
             pod = pods[-1]
             name = pod["metadata"]["name"]
             while pod["status"].get("phase") == "Pending":
+                stuck = {c: why for c, why in waiting_reasons(pod).items() if why in HOPELESS}
+                if stuck:
+                    container, why = next(iter(stuck.items()))
+                    raise ValleyError(f"{name}: never started ({container}: {why}); "
+                                      f"see `kubectl -n {self.namespace} describe pod {name}`")
                 yield LogChunk("notice", f"waiting for pod {name} (Pending)...")
                 time.sleep(POD_POLL_SECONDS)
                 pod = kube.get("Pod", name) or pod
@@ -131,29 +181,35 @@ class KubernetesBackend(Backend):
             for chunk in kube.pod_log(name, main, follow=True):
                 yield LogChunk("text", chunk)
             return
+        never_started = []
         for pod in pods:
+            name = pod["metadata"]["name"]
+            waiting = waiting_reasons(pod)
             for container in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]:
-                yield LogChunk("header", f"{pod['metadata']['name']}/{container['name']}")
-                for text in kube.pod_log(pod["metadata"]["name"], container["name"]):
+                yield LogChunk("header", f"{name}/{container['name']}")
+                text = kube.pod_log_text(name, container["name"])
+                if text is None:
+                    yield LogChunk("notice", f"(never started: {waiting.get(container['name'], 'no status yet')})")
+                else:
                     yield LogChunk("text", text if text.endswith("\n") else text + "\n")
+            main = pod["spec"]["containers"][0]["name"]
+            if main in waiting:
+                never_started.append(f"{name}: never started ({main}: {waiting[main]})")
+        if never_started:
+            raise ValleyError("; ".join(never_started) + f"; see `kubectl -n {self.namespace} describe pod` for why")
 
     # ------------------------------------------------------------------------ cancel
 
     def cancel(self, run: RunSpec) -> CancelResult:
         from manager.backends.kube import RUN_KINDS
-        from manager.tracking import KILLED, Tracker
 
         kube = self.kube
         deleted = 0
         for kind in RUN_KINDS:
             for obj in kube.list(kind, f"valley.run={run.name}"):
                 deleted += kube.delete(kind, obj["metadata"]["name"])
-        tracker = Tracker(self.tracking_uri)
-        found = tracker.find_run(run)
-        if found is None:
-            return CancelResult(run.label, deleted, None)
-        tracker.set_status(found.info.run_id, KILLED, note="cancelled with valleyctl cancel")
-        return CancelResult(run.label, deleted, found.info.run_id, found.info.status, marked=True)
+        return cancel_record(run, deleted, self.tracking_uri, f"in namespace {self.namespace}", True,
+                             "check --namespace, or `valleyctl status --study " + run.study + "`")
 
     # --------------------------------------------------------------------- reconcile
 
@@ -164,3 +220,39 @@ class KubernetesBackend(Backend):
         plan = reconcile_once(self.kube, Tracker(self.tracking_uri), echo=self.echo)
         return ReconcileResult(self.namespace, len(plan.statuses), len(plan.opens), dict(plan.waiting),
                                {name: status for name, (_, status) in plan.statuses.items()})
+
+
+def waiting_reasons(pod: dict) -> dict[str, str]:
+    """container -> why it has not started, for the pod's containers that never ran."""
+    status = pod.get("status") or {}
+    reasons = {}
+    for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        state = container.get("state") or {}
+        if "waiting" in state and not (container.get("lastState") or {}).get("terminated"):
+            reasons[container["name"]] = state["waiting"].get("reason") or "waiting"
+    known = {c["name"] for c in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])}
+    for container in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]:
+        if container["name"] not in known and status.get("phase") in (None, "Pending"):
+            reasons[container["name"]] = status.get("phase") or "Pending"
+    return reasons
+
+
+class _Undo:
+    """What one launch created, to delete again when a later create fails."""
+
+    def __init__(self, kube, tracker, studies: set[str]) -> None:
+        self.kube, self.tracker = kube, tracker
+        self.objects: list[tuple[str, str]] = []
+        self.runs: list[str] = []
+        self.new_studies = {study for study in studies if not tracker.has_study_run(study)}
+
+    def run(self) -> str:
+        for kind, name in reversed(self.objects):
+            self.kube.delete(kind, name)
+        for run_id in self.runs:
+            self.tracker.delete_run(run_id)
+        for study in self.new_studies:
+            if self.tracker.has_study_run(study) and not self.tracker.study_runs(study):
+                self.tracker.delete_run(self.tracker.study_run_id(study))
+        return (f"launch undone: deleted the {len(self.objects)} object(s) and {len(self.runs)} MLflow run(s) "
+                "it had created")

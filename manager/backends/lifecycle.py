@@ -7,13 +7,15 @@ client and the tracker; every action is idempotent, so two passes at once are ha
 Gates are data: a gated Job names the Jobs it waits for in its `valley/needs` annotation (from
 manager.layout's stage needs): a train Job its student's fetch and its subset build (and a
 continued run's base train Job), an eval Job its train Job (a baseline's: the fetch) and its
-LiveCodeBench staging, a subset build its fetch. A run whose needed Job failed is FAILED.
+LiveCodeBench staging, a subset build its fetch. A run whose needed Job failed is FAILED, with
+that Job's failure recorded (shared data Jobs count under their kind: fetch, lcb, data).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from manager.layout import SHARED
 from manager.render.common import NEEDS_ANNOTATION, QUEUE_ANNOTATION, QUEUE_LABEL
 from manager.tracking import FAILED, FINISHED, KILLED, RUNNING, SCHEDULED
 
@@ -63,6 +65,10 @@ class Plan:
     statuses: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: run name -> what it waits for
     waiting: dict[str, str] = field(default_factory=dict)
+    #: run name -> (stage, Job) of its first failed Job
+    failed: dict[str, tuple[str, dict]] = field(default_factory=dict)
+    #: (run name, stage, Job) of every Job that ended, succeeded or failed
+    ended: list[tuple[str, str, dict]] = field(default_factory=list)
 
 
 def _open(job: dict, reason: str) -> Open | None:
@@ -104,6 +110,16 @@ def run_jobs(jobs: list[dict]) -> tuple[dict[str, dict], dict[str, dict[str, dic
     return by_name, by_run
 
 
+def shared_needs(stages: dict[str, dict], by_name: dict[str, dict]) -> list[tuple[str, dict]]:
+    """(kind, Job) of the shared data Jobs (fetch, lcb, data) a run's Jobs wait for."""
+    names = {name for job in stages.values() for name in needs(job)}
+    found = [by_name[name] for name in sorted(names) if name in by_name]
+    order = {kind: index for index, kind in enumerate(SHARED)}
+    shared = [(job["metadata"]["labels"]["valley.shared"], job) for job in found
+              if (job["metadata"].get("labels") or {}).get("valley.shared") in order]
+    return sorted(shared, key=lambda pair: order[pair[0]])
+
+
 def run_states(jobs: list[dict]) -> dict[str, dict[str, str]]:
     """run name -> stage -> state; `data` is the combined state of the shared data Jobs
     (fetch, LiveCodeBench, subset) the run's Jobs wait for."""
@@ -111,61 +127,146 @@ def run_states(jobs: list[dict]) -> dict[str, dict[str, str]]:
     result = {}
     for run, stages in by_run.items():
         states = {stage: job_state(job) for stage, job in stages.items()}
-        shared = {name for job in stages.values() for name in needs(job)
-                  if "valley.shared" in (by_name.get(name, {}).get("metadata", {}).get("labels") or {})}
+        shared = shared_needs(stages, by_name)
         if shared:
-            states["data"] = combined([job_state(by_name[name]) for name in sorted(shared)])
+            states["data"] = combined([job_state(job) for _, job in shared])
         result[run] = states
     return result
 
 
 def plan_reconcile(jobs: list[dict]) -> Plan:
-    """Open every gated Job whose needs all succeeded; a run's status from its Jobs' states."""
+    """Open every gated Job whose needs all succeeded; each run's status, the Jobs of it that
+    ended (its shared data Jobs under their kind), and the first that failed."""
     plan = Plan()
     by_name, by_run = run_jobs(jobs)
     states = run_states(jobs)
-    order = {stage: index for index, stage in enumerate(STAGES)}
-    for job in sorted(jobs, key=lambda j: (order.get((j["metadata"].get("labels") or {}).get("app.kubernetes.io/component"), -1),
-                                           j["metadata"]["name"])):  # a run waits first for what its train waits for
-        waits = needs(job)
-        if not waits or job_state(job) != SUSPENDED:
-            continue
-        waiting = {name: job_state(by_name[name]) if name in by_name else "not created" for name in waits}
-        pending = {name: state for name, state in waiting.items() if state != SUCCEEDED}
-        labels = job["metadata"].get("labels") or {}
-        run, stage = labels.get("valley.run"), labels.get("app.kubernetes.io/component")
-        if not pending:
-            if (action := _open(job, f"{', '.join(waits)} succeeded")):
-                plan.opens.append(action)
-        elif run is not None:
-            failed = [name for name, state in pending.items() if state == JOB_FAILED]
-            plan.waiting.setdefault(run, f"{stage} cannot start: {', '.join(failed)} failed" if failed else
-                                    f"{stage} waits for " + ", ".join(f"{n} ({s})" for n, s in pending.items()))
+    for job in sorted(jobs, key=lambda j: j["metadata"]["name"]):  # shared Jobs gate only on each other
+        if "valley.shared" in (job["metadata"].get("labels") or {}) and job_state(job) == SUSPENDED:
+            if needs(job) and all(name in by_name and job_state(by_name[name]) == SUCCEEDED for name in needs(job)):
+                if (action := _open(job, f"{', '.join(needs(job))} succeeded")):
+                    plan.opens.append(action)
     for run, stages in sorted(by_run.items()):
         study = next(iter(stages.values()))["metadata"]["labels"].get("valley.study", "valley")
-        blocked = run in plan.waiting and "cannot start" in plan.waiting[run]
-        plan.statuses[run] = (study, FAILED if blocked else run_status(states[run]))
+        own = [(stage, stages[stage]) for stage in STAGES if stage in stages]
+        for stage, job in shared_needs(stages, by_name) + own:
+            if job_state(job) in (SUCCEEDED, JOB_FAILED):
+                plan.ended.append((run, stage, job))
+            if job_state(job) == JOB_FAILED and run not in plan.failed:
+                plan.failed[run] = (stage, job)
+        for stage, job in own:  # another run's Job it needs (a base run's training) failed
+            for name in needs(job):
+                if name in by_name and job_state(by_name[name]) == JOB_FAILED and run not in plan.failed:
+                    plan.failed[run] = (by_name[name]["metadata"]["labels"].get("app.kubernetes.io/component", stage),
+                                        by_name[name])
+        plan.statuses[run] = (study, FAILED if run in plan.failed else run_status(states[run]))
+        if run in plan.failed:  # nothing of a failed run opens or waits any more
+            continue
+        for stage, job in own:
+            waits = needs(job)
+            if not waits or job_state(job) != SUSPENDED:
+                continue
+            pending = {name: job_state(by_name[name]) if name in by_name else "not created" for name in waits
+                       if name not in by_name or job_state(by_name[name]) != SUCCEEDED}
+            if not pending:
+                if (action := _open(job, f"{', '.join(waits)} succeeded")):
+                    plan.opens.append(action)
+            else:
+                plan.waiting.setdefault(run, f"{stage} waits for " + ", ".join(f"{n} ({s})" for n, s in pending.items()))
     return plan
 
 
 def reconcile_once(kube, tracker, *, echo=print) -> Plan:
     """One pass: create MLflow runs for specs applied through GitOps, open gates, mirror
-    Job states into MLflow (never over a run that was cancelled or already ended)."""
+    Job states into MLflow (never over a run that was cancelled), record why a run failed,
+    upload the logs of stages that ended, and let each study run follow its runs."""
+    from manager.tracking import ACTIVE
+
     ensure_gitops_runs(kube, tracker, echo=echo)
     plan = plan_reconcile(kube.list("Job", "app.kubernetes.io/part-of=valley"))
     for action in plan.opens:
         kube.patch_job(action.job, action.patch)
         echo(f"opened {action.job}: {action.reason}")
+    records = {}
     for run_name, (study, status) in plan.statuses.items():
         found = tracker.find_by_name(study, run_name)
         if found is None:
             continue
+        records[run_name] = found
         current = found.info.status
         if current in (status, KILLED):  # a workload ending its attached run is overruled; a cancel is not
             continue
+        if status == FAILED and run_name in plan.failed:
+            stage, job = plan.failed[run_name]
+            failure = failure_of(kube, stage, job)
+            tracker.set_tags(found.info.run_id, {f"valley.failure.{k}": v for k, v in failure.items()}
+                             | {"valley.failure": failure_line(failure)})
+            echo(f"{run_name}: {failure_line(failure)}")
         tracker.set_status(found.info.run_id, status)
         echo(f"{run_name}: MLflow {current} -> {status}")
+    for run_name, stage, job in plan.ended:
+        found = records.get(run_name)
+        if found is not None and f"valley.logs.{stage}" not in found.data.tags:
+            upload_logs(kube, tracker, found.info.run_id, stage, job)
+    for study in sorted({study for study, _ in plan.statuses.values()}):
+        follow_study(tracker, study, echo)
     return plan
+
+
+def failure_of(kube, stage: str, job: dict) -> dict[str, str]:
+    """The failed Job's condition (reason, message) and the container that failed, with its exit code."""
+    condition = next((c for c in (job.get("status") or {}).get("conditions") or []
+                      if c.get("type") in ("Failed", "FailureTarget") and c.get("status") == "True"), {})
+    failure = {"stage": stage, "reason": condition.get("reason", "Failed"), "message": condition.get("message", "")}
+    for pod in kube.list("Pod", f"batch.kubernetes.io/job-name={job['metadata']['name']}"):
+        status = pod.get("status") or {}
+        for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            terminated = (container.get("state") or {}).get("terminated") or {}
+            if terminated.get("exitCode", 0) != 0:
+                failure.update(container=container["name"], exit_code=str(terminated["exitCode"]), pod=pod["metadata"]["name"])
+                return failure
+    return failure
+
+
+def failure_line(failure: dict[str, str]) -> str:
+    where = f", container {failure['container']} exit code {failure['exit_code']}" if "container" in failure else ""
+    message = f": {failure['message']}" if failure.get("message") else ""
+    return f"{failure['stage']} Job failed: {failure['reason']}{where}{message}"
+
+
+def upload_logs(kube, tracker, run_id: str, stage: str, job: dict) -> None:
+    """Every container log of the Job's pods as `logs/<stage>/<pod>/<container>.log`, once."""
+    for pod in kube.list("Pod", f"batch.kubernetes.io/job-name={job['metadata']['name']}"):
+        name = pod["metadata"]["name"]
+        for container in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]:
+            text = kube.pod_log_text(name, container["name"])
+            if text is not None:
+                tracker.client.log_text(run_id, text, f"logs/{stage}/{name}/{container['name']}.log")
+    tracker.set_tags(run_id, {f"valley.logs.{stage}": "uploaded"})
+
+
+def study_status(statuses: list[str]) -> str | None:
+    """The status a study's parent run follows from its runs' (None when none was launched)."""
+    if not statuses:
+        return None
+    if RUNNING in statuses:
+        return RUNNING
+    if all(status in (FINISHED, FAILED, KILLED) for status in statuses):
+        if FAILED in statuses:
+            return FAILED
+        return KILLED if all(status == KILLED for status in statuses) else FINISHED
+    return RUNNING if any(status != SCHEDULED for status in statuses) else SCHEDULED
+
+
+def follow_study(tracker, study: str, echo) -> None:
+    newest = {r.data.tags.get("valley.run_name"): r.info.status for r in tracker.study_runs(study)}
+    status = study_status(list(newest.values()))
+    if status is None:
+        return
+    study_run = tracker.study_run_id(study)
+    current = tracker.status(study_run)
+    if current != status:
+        tracker.set_status(study_run, status)
+        echo(f"study {study}: MLflow {current} -> {status}")
 
 
 def ensure_gitops_runs(kube, tracker, *, echo=print) -> None:

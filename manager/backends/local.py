@@ -10,7 +10,16 @@ import sys
 import time
 from typing import Iterator
 
-from manager.backends.base import Backend, CancelResult, LaunchResult, LaunchedRun, LogChunk, ReconcileResult, StepCounts
+from manager.backends.base import (
+    Backend,
+    CancelResult,
+    LaunchResult,
+    LaunchedRun,
+    LogChunk,
+    ReconcileResult,
+    StepCounts,
+    cancel_record,
+)
 from manager.layout import DONE, Layout
 from valley.errors import ValleyError
 from valley.files import write_atomic
@@ -98,14 +107,7 @@ class LocalBackend(Backend):
 
     def cancel(self, run: RunSpec) -> CancelResult:
         """Local steps run in the foreground of `launch`; cancel only records the decision."""
-        from manager.tracking import KILLED, Tracker
-
-        tracker = Tracker(self.tracking_uri)
-        found = tracker.find_run(run)
-        if found is None:
-            return CancelResult(run.label, 0, None)
-        tracker.set_status(found.info.run_id, KILLED, note="cancelled with valleyctl cancel")
-        return CancelResult(run.label, 0, found.info.run_id, found.info.status, marked=True)
+        return cancel_record(run, 0, self.tracking_uri, "here", False, f"see `valleyctl status --study {run.study}`")
 
     def reconcile(self) -> ReconcileResult:
         """Nothing to reconcile: each local step records its own state as it ends."""

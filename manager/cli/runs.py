@@ -139,8 +139,9 @@ def _print_launch(out: Output, result) -> None:
                  f"{steps.skipped} skipped in {steps.seconds:.0f} s")
     else:
         for launched in result.runs:
+            attempt = f" (attempt {launched.attempt} after {launched.previous})" if launched.previous else ""
             out.line(f"{launched.label}: {launched.name}, {'new' if launched.created else 'existing'} MLflow run "
-                     f"{launched.run_id}; {launched.objects_created} object(s) created, "
+                     f"{launched.run_id}{attempt}; {launched.objects_created} object(s) created, "
                      f"{launched.objects_existing} already there")
             out.line(f"  {launched.url}")
     out.hint(result.next)
@@ -198,7 +199,7 @@ def logs_command(
         if chunk.kind == "header":
             out.line(f"==> {chunk.text} <==")
         elif chunk.kind == "notice":
-            out.line(chunk.text)
+            out.line(chunk.text)  # a wait, or a container that never started
         else:
             out.raw(chunk.text)
 
@@ -215,8 +216,13 @@ def cancel_command(run: RunArg, study: StudyOpt = "valley", executor: ExecutorOp
 
     result = backend(executor, tracking_uri=tracking_uri, namespace=namespace).cancel(resolve_run(run, study))
     out = Output(as_json)
-    out.result(result, lambda: out.line(f"{result.label}: deleted {result.deleted} object(s); MLflow run "
-                                        f"{result.run_id + ' marked KILLED' if result.marked else 'not found'}"))
+    if result.marked:
+        recorded = f"{result.run_id} marked KILLED"
+    elif result.run_id:
+        recorded = f"{result.run_id} already {result.previous}, left as it is"
+    else:
+        recorded = "not found"
+    out.result(result, lambda: out.line(f"{result.label}: deleted {result.deleted} object(s); MLflow run {recorded}"))
 
 
 def reconcile_command(namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from manager.layout import POD_PATHS, Stage, content_hash, run_stages
+from manager.layout import POD_PATHS, SHARED, Stage, content_hash, run_stages
 from manager.profile import PodPlacement
 from manager.render.context import RenderContext
 from valley.errors import CONFIG_ERROR_EXIT
@@ -19,6 +19,8 @@ MOUNTS = {"datasets": POD_PATHS.datasets, "models": POD_PATHS.models, "checkpoin
 #: a gated Job's annotation naming the Jobs that must succeed before the reconciler opens it
 NEEDS_ANNOTATION = "valley/needs"
 _DNS = re.compile(r"[^a-z0-9-]+")
+#: how the names of shared data Jobs start (stage_job_name)
+SHARED_JOB_PREFIXES = tuple(f"valley-{kind}-" for kind in SHARED)
 GRADER_PORT = 8000
 RDZV_PORT = 29500
 #: the images' `valley` user (images/*/Dockerfile); >= 10000 so it never maps to a host user

@@ -1,178 +1,18 @@
 """launch / status / logs / cancel / reconcile through the real `kubernetes` client.
 
-No cluster runs on these machines, so the client talks to a small local HTTP server that
-speaks the subset of the Kubernetes API valleyctl uses (create, list by label, read, merge
-patch, delete, pod logs, Status errors); the tests assert the request bodies it received.
-MLflow is a real `mlflow server` over sqlite, since launch records where the pods log.
+No cluster runs on these machines, so the client talks to the local HTTP server of
+tests/manager/conftest.py that speaks the subset of the Kubernetes API valleyctl uses; the
+tests assert the request bodies it received. MLflow is a real `mlflow server` over sqlite,
+since launch records where the pods log.
 """
 
 import json
 import re
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-
-PATH = re.compile(r"^/(?:api/v1|apis/[^/]+/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/?]+)(?:/(?P<name>[^/?]+))?(?P<log>/log)?")
-
-
-class FakeKube:
-    """Objects by (plural, name); every request recorded; failures injectable."""
-
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str], dict] = {}
-        self.requests: list[tuple[str, str, dict | None]] = []
-        self.fail: dict[tuple[str, str], int] = {}
-
-    def matches(self, obj: dict, selector: str) -> bool:
-        labels = obj["metadata"].get("labels", {})
-        return all(labels.get(k) == v for k, v in (p.split("=", 1) for p in selector.split(",") if p))
-
-
-def merge(target: dict, patch: dict) -> None:
-    for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
-            merge(target[key], value)
-        else:
-            target[key] = value
-
-
-def handler_for(fake: FakeKube):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def reply(self, code: int, body) -> None:
-            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "text/plain" if isinstance(body, str) else "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def status(self, code: int, reason: str, message: str) -> None:
-            self.reply(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason,
-                              "message": message, "code": code})
-
-        def handle_any(self, method: str) -> None:
-            from urllib.parse import parse_qs, urlparse
-
-            url = urlparse(self.path)
-            match = PATH.match(url.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            fake.requests.append((method, url.path, body))
-            plural, name = match["plural"], match["name"]
-            if (method, plural) in fake.fail:
-                code = fake.fail[(method, plural)]
-                return self.status(code, "Forbidden" if code == 403 else "Invalid", f"{plural} denied by the test")
-            key = (plural, name or (body or {}).get("metadata", {}).get("name"))
-            if match["log"]:
-                return self.reply(200, f"log of {name}\n")
-            if method == "POST":
-                if key in fake.objects:
-                    return self.status(409, "AlreadyExists", f"{plural} {key[1]} already exists")
-                body.setdefault("status", {})
-                fake.objects[key] = body
-                return self.reply(201, body)
-            if method == "GET" and name is None:
-                selector = parse_qs(url.query).get("labelSelector", [""])[0]
-                items = [o for (p, _), o in fake.objects.items() if p == plural and fake.matches(o, selector)]
-                return self.reply(200, {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items})
-            if key not in fake.objects:
-                return self.status(404, "NotFound", f"{plural} {name} not found")
-            if method == "GET":
-                return self.reply(200, fake.objects[key])
-            if method == "PATCH":
-                merge(fake.objects[key], body)
-                return self.reply(200, fake.objects[key])
-            if method == "DELETE":
-                deleted = fake.objects.pop(key)
-                if plural == "services":  # a Service DELETE answers with the object, as a real server does
-                    return self.reply(200, deleted)
-                return self.reply(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
-
-        def do_GET(self):
-            self.handle_any("GET")
-
-        def do_POST(self):
-            self.handle_any("POST")
-
-        def do_PATCH(self):
-            self.handle_any("PATCH")
-
-        def do_DELETE(self):
-            self.handle_any("DELETE")
-
-    return Handler
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    fake = FakeKube()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(fake))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
-        "users": [{"name": "tester", "user": {"token": "not-a-secret"}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "tester", "namespace": "valley"}}],
-    }))
-    yield fake, kubeconfig
-    server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    """A real tracking server (sqlite, one worker), as port-forwarded from the cluster."""
-    from manager.mlflow_ui import mlflow_server as server
-
-    root = tmp_path_factory.mktemp("mlflow-server")
-    with server(f"sqlite:///{root / 'mlflow.db'}", workdir=root) as url:
-        yield url
-
-
-@pytest.fixture
-def ctl(monkeypatch, capsys, tmp_path):
-    """The real valleyctl app and its error wrapper, in this process (the cluster paths load
-    mlflow and kubernetes once instead of per command): (exit code, stdout, stderr)."""
-    from manager.cli import app
-    from valley.cli_kit import run_cli
-
-    monkeypatch.chdir(tmp_path)
-
-    def invoke(args, env):
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        capsys.readouterr()
-        try:
-            run_cli(lambda: app(args=list(args), prog_name="valleyctl"))
-            code = 0
-        except SystemExit as exit:
-            code = exit.code if isinstance(exit.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
-
-
-#: images as `valleyctl images build --registry R --push` records them: pullable by a node
-PUSHED = {role: f"registry.example.com/ml/valley-{role}:0123456789abcdef@sha256:{'0' * 64}"
-          for role in ("trainer", "evaluator", "grader")}
-
-
-def env_for(kubeconfig: Path, tmp_path: Path, uri: str | None = None) -> dict:
-    profile = tmp_path / "cluster.yaml"
-    profile.write_text(json.dumps({"images": PUSHED}))
-    env = {"KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path), "VALLEY_NAMESPACE": "valley", "VALLEY_PROFILE": str(profile)}
-    if uri:
-        env["MLFLOW_TRACKING_URI"] = uri
-    return env
-
 
 @pytest.mark.parametrize("args", [
     ["launch", "--size", "10k", "--model", "llama"],
@@ -190,10 +30,10 @@ def test_without_a_cluster_one_line_names_the_fix(valleyctl, tmp_path, args):
         "cluster; point KUBECONFIG at your cluster, or run on this machine with --executor local"]
 
 
-def test_launch_needs_the_clusters_mlflow(ctl, tmp_path, cluster, monkeypatch):
+def test_launch_needs_the_clusters_mlflow(ctl, tmp_path, cluster, monkeypatch, kube_env):
     fake, kubeconfig = cluster
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    code, _, err = ctl(["launch", "--size", "10k", "--model", "llama"], env_for(kubeconfig, tmp_path))
+    code, _, err = ctl(["launch", "--size", "10k", "--model", "llama"], kube_env(kubeconfig, tmp_path))
     assert code == 1 and "port-forward svc/valley-mlflow" in err
     assert fake.requests == []
 
@@ -202,9 +42,11 @@ def test_launch_needs_the_clusters_mlflow(ctl, tmp_path, cluster, monkeypatch):
     ({}, "has no registry"),  # what render falls back to before any build: valley-trainer:<content tag>
     ({"trainer": "registry.example.com/ml/valley-trainer:0123456789abcdef"}, "is not pushed"),
 ])
-def test_launch_refuses_images_a_node_cannot_pull(ctl, tmp_path, cluster, mlflow_server, images, why):
+def test_launch_refuses_images_a_node_cannot_pull(ctl, tmp_path, cluster, mlflow_server, kube_env, images, why):
+    from tests.manager.conftest import PUSHED
+
     fake, kubeconfig = cluster
-    env = env_for(kubeconfig, tmp_path, mlflow_server)
+    env = kube_env(kubeconfig, tmp_path, mlflow_server)
     Path(env["VALLEY_PROFILE"]).write_text(json.dumps({"images": {**PUSHED, **images}} if images else {}))
     code, _, err = ctl(["launch", "--size", "10k", "--model", "llama"], env)
     assert code == 1
@@ -216,9 +58,9 @@ def test_launch_refuses_images_a_node_cannot_pull(ctl, tmp_path, cluster, mlflow
     assert experiment is None or not client.search_runs([experiment.experiment_id], "tags.`valley.label` = 'llama-10k'")
 
 
-def test_launch_reconcile_status_logs_cancel(ctl, tmp_path, cluster, mlflow_server):
+def test_launch_reconcile_status_logs_cancel(ctl, tmp_path, cluster, mlflow_server, kube_env):
     fake, kubeconfig = cluster
-    env = env_for(kubeconfig, tmp_path, mlflow_server)
+    env = kube_env(kubeconfig, tmp_path, mlflow_server)
 
     def valleyctl(args, env, cwd):
         code, out, err = ctl(args, env)
@@ -234,7 +76,7 @@ def test_launch_reconcile_status_logs_cancel(ctl, tmp_path, cluster, mlflow_serv
     base_name = base.data.tags["valley.run_name"]
     assert f"qwen-30k: {base_name}, new MLflow run {base.info.run_id}" in out and "next: valleyctl status" in out
 
-    posts = {body["metadata"]["name"]: body for method, _, body in fake.requests if method == "POST"}
+    posts = {body["metadata"]["name"]: body for method, path, body in fake.requests if method == "POST" and "dryRun" not in path}
     assert posts[f"{base_name}-mlflow"]["data"]["run_id"] == base.info.run_id
     fetch = next(name for name in posts if name.startswith("valley-fetch-qwen-"))
     assert posts[fetch]["spec"]["suspend"] is False
@@ -271,6 +113,7 @@ def test_launch_reconcile_status_logs_cancel(ctl, tmp_path, cluster, mlflow_serv
         "metadata": {"name": f"{base_name}-data-x1", "labels": {"valley.run": base_name, "app.kubernetes.io/component": "data"}},
         "spec": {"containers": [{"name": "data-build"}], "initContainers": [{"name": "model-fetch"}]},
         "status": {"phase": "Succeeded"}}
+    fake.logs.update({(f"{base_name}-data-x1", c): f"log of {base_name}-data-x1" for c in ("model-fetch", "data-build")})
     logs = valleyctl(["logs", "qwen-30k"], env=env, cwd=tmp_path).stdout
     assert f"==> {base_name}-data-x1/model-fetch <==" in logs and f"log of {base_name}-data-x1" in logs
 
@@ -282,17 +125,17 @@ def test_launch_reconcile_status_logs_cancel(ctl, tmp_path, cluster, mlflow_serv
     assert not any(name.startswith(continued.data.tags["valley.run_name"]) for name in deleted)
 
 
-def test_api_errors_are_one_line_naming_the_object(ctl, tmp_path, cluster, mlflow_server):
+def test_api_errors_are_one_line_naming_the_object(ctl, tmp_path, cluster, mlflow_server, kube_env):
     fake, kubeconfig = cluster
     fake.fail[("POST", "jobs")] = 403
-    code, _, err = ctl(["launch", "--size", "1k", "--model", "llama"], env_for(kubeconfig, tmp_path, mlflow_server))
+    code, _, err = ctl(["launch", "--size", "1k", "--model", "llama"], kube_env(kubeconfig, tmp_path, mlflow_server))
     assert code == 1
     (line,) = err.splitlines()
     assert re.fullmatch(r"error: Job valley/valley-fetch-llama-[0-9a-f]{8}: forbidden: your account may not do "
                         r"this in namespace valley; apply k8s/base \(RBAC\) or ask an admin", line)
 
 
-def test_reconcile_records_runs_applied_from_git(ctl, tmp_path, cluster, mlflow_server):
+def test_reconcile_records_runs_applied_from_git(ctl, tmp_path, cluster, mlflow_server, kube_env):
     from manager.render import RenderContext, render_run
     from manager.study import valley_study
 
@@ -300,7 +143,7 @@ def test_reconcile_records_runs_applied_from_git(ctl, tmp_path, cluster, mlflow_
     run = next(r for r in valley_study() if r.label == "llama-30k")
     for obj in render_run(run, RenderContext()):  # what Argo CD or Flux applies from the repo
         fake.objects[(obj["kind"].lower() + "s", obj["metadata"]["name"])] = obj
-    env = env_for(kubeconfig, tmp_path, mlflow_server)
+    env = kube_env(kubeconfig, tmp_path, mlflow_server)
     code, out, err = ctl(["reconcile"], env)
     assert code == 0, err
     client = MlflowClient(mlflow_server)
@@ -313,12 +156,13 @@ def test_reconcile_records_runs_applied_from_git(ctl, tmp_path, cluster, mlflow_
     assert len([r for r in fake.requests if r[0] == "POST"]) == posts, "the second pass creates nothing"
 
 
-def test_launching_the_study_creates_one_fetch_per_student_and_one_build_per_subset(ctl, tmp_path, cluster, mlflow_server):
+def test_launching_the_study_creates_one_fetch_per_student_and_one_build_per_subset(ctl, tmp_path, cluster, mlflow_server,
+                                                                                   kube_env):
     """The whole study at once, then again: shared data Jobs are created once and found after."""
     from manager.study import valley_study
 
     fake, kubeconfig = cluster
-    env = env_for(kubeconfig, tmp_path, mlflow_server)
+    env = kube_env(kubeconfig, tmp_path, mlflow_server)
     code, out, err = ctl(["launch", "--study", "valley"], env)
     assert code == 0, err
     jobs = [o for (plural, _), o in fake.objects.items() if plural == "jobs"]

@@ -1,0 +1,231 @@
+"""MLflow states that never lie: cancel, relaunch, launch preflight and undo, failure reasons,
+the study run's status and pod logs as run artifacts — through the real CLI, the real
+`kubernetes` client against the API server of conftest.py, and a real MLflow server."""
+
+import json
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+
+@pytest.fixture
+def kctl(ctl, tmp_path, cluster, mlflow_server, kube_env):
+    """(fake API server, MLflow client, call) where call(args) -> (code, out, err)."""
+    fake, kubeconfig = cluster
+    env = kube_env(kubeconfig, tmp_path, mlflow_server)
+    return fake, MlflowClient(mlflow_server), lambda args: ctl(args, env)
+
+
+def record(client, study, label):
+    """The newest MLflow run of a label (attempts included), or None."""
+    experiment = client.get_experiment_by_name(f"valley-{study}")
+    if experiment is None:
+        return None
+    runs = client.search_runs([experiment.experiment_id], f"tags.`valley.label` = '{label}'",
+                              order_by=["attributes.start_time DESC"])
+    return runs[0] if runs else None
+
+
+def launched(call, *args):
+    code, out, err = call(["launch", *args])
+    assert code == 0, err
+    return out
+
+
+def reconciled(call):
+    code, out, err = call(["reconcile"])
+    assert code == 0, err
+    return out
+
+
+def job_names(fake, name):
+    return {stage: f"{name}-{stage}" for stage in ("train", "eval")}
+
+
+def run_data(fake, name, **outcome) -> list[dict]:
+    """Play the shared data Jobs the run's Jobs wait for (fetch, LiveCodeBench, subset); their pods."""
+    needed = {need for stage in ("train", "eval") if ("jobs", f"{name}-{stage}") in fake.objects
+              for need in fake.objects[("jobs", f"{name}-{stage}")]["metadata"]["annotations"].get("valley/needs", "").split(",")}
+    shared = sorted((n for n in needed if ("jobs", n) in fake.objects
+                     and "valley.shared" in fake.objects[("jobs", n)]["metadata"]["labels"]),
+                    key=lambda n: ("valley-fetch-", "valley-lcb-", "valley-data-").index(n[:n.index("-", 7) + 1]))
+    return [fake.run_job(n, **outcome) for n in shared]
+
+
+# ------------------------------------------------------------------------ 8: cancel
+
+
+def test_cancel_leaves_a_finished_run_finished(kctl):
+    fake, client, call = kctl
+    launched(call, "--run", "llama-baseline")
+    run = record(client, "valley", "llama-baseline")
+    jobs = job_names(fake, run.data.tags["valley.run_name"])
+    run_data(fake, run.data.tags["valley.run_name"])
+    reconciled(call)
+    fake.run_job(jobs["eval"])
+    reconciled(call)
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    code, out, err = call(["cancel", "llama-baseline"])
+    assert code == 0, err
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    assert f"MLflow run {run.info.run_id} already FINISHED, left as it is" in out
+
+
+def test_cancel_in_the_wrong_namespace_changes_nothing_and_says_so(kctl):
+    fake, client, call = kctl
+    launched(call, "--run", "qwen-baseline")
+    run = record(client, "valley", "qwen-baseline")
+    code, out, err = call(["cancel", "qwen-baseline", "--namespace", "elsewhere"])
+    assert code == 1
+    assert "nothing to cancel in namespace elsewhere" in err and "--namespace" in err
+    assert client.get_run(run.info.run_id).info.status == "SCHEDULED"
+    assert f"{run.data.tags['valley.run_name']}-eval" in fake.names("jobs")
+
+
+# ------------------------------------------------------------- 9: relaunch after cancel
+
+
+def test_relaunch_after_cancel_is_a_new_attempt_linked_to_the_killed_run(kctl):
+    fake, client, call = kctl
+    launched(call, "--run", "llama-1k")
+    first = record(client, "valley", "llama-1k")
+    name = first.data.tags["valley.run_name"]
+    assert call(["cancel", "llama-1k"])[0] == 0
+    assert client.get_run(first.info.run_id).info.status == "KILLED"
+    out = launched(call, "--run", "llama-1k")
+    second = record(client, "valley", "llama-1k")
+    assert second.info.run_id != first.info.run_id
+    assert second.data.tags["valley.previous_run_id"] == first.info.run_id and second.data.tags["valley.attempt"] == "2"
+    assert f"attempt 2 after KILLED run {first.info.run_id}" in out
+    assert fake.objects[("configmaps", f"{name}-mlflow")]["data"]["run_id"] == second.info.run_id
+    run_data(fake, name)
+    reconciled(call)
+    assert client.get_run(second.info.run_id).info.status == "RUNNING"
+    assert client.get_run(first.info.run_id).info.status == "KILLED"
+    rows = json.loads(call(["status", "--executor", "k8s", "--json"])[1])
+    assert next(r for r in rows if r["label"] == "llama-1k")["run_id"] == second.info.run_id
+
+
+# ---------------------------------------------------- 10: check, record, create, undo
+
+
+def test_missing_namespace_is_refused_before_anything_is_recorded(kctl):
+    fake, client, call = kctl
+    code, _, err = call(["launch", "--run", "qwen-1k", "--namespace", "nowhere"])
+    assert code == 1
+    assert err.splitlines() == ["error: namespace nowhere does not exist on the cluster (or you may not see it); "
+                                "create it with `kubectl apply -k k8s/overlays/dev` or pass --namespace"]
+    assert record(client, "valley", "qwen-1k") is None
+    assert not [r for r in fake.requests if r[0] == "POST" and "dryRun" not in r[1]]
+
+
+def test_rbac_refusal_is_found_by_dry_run_before_recording(kctl):
+    fake, client, call = kctl
+    fake.fail[("POST", "jobs")] = 403
+    code, _, err = call(["launch", "--run", "qwen-30k"])
+    assert code == 1 and "forbidden" in err
+    assert fake.objects == {}
+    assert record(client, "valley", "qwen-30k") is None
+
+
+def test_refusal_midway_undoes_the_launch(kctl):
+    fake, client, call = kctl
+    fake.fail_after_dry_run[("POST", "jobs")] = 403  # e.g. a quota or webhook the dry-run does not hit
+    code, _, err = call(["launch", "--run", "qwen-30k+hard-4k"])
+    assert code == 1 and "forbidden" in err and "undone" in err
+    assert fake.objects == {}, "no orphan ConfigMaps or Services"
+    for label in ("qwen-30k", "qwen-30k+hard-4k"):
+        assert record(client, "valley", label) is None, "no SCHEDULED run with nothing behind it"
+
+
+# --------------------------------------------- 11: why a run failed; the study's status
+
+
+def test_failed_run_records_the_jobs_failure_condition(kctl):
+    fake, client, call = kctl
+    launched(call, "--run", "qwen-10k")
+    run = record(client, "valley", "qwen-10k")
+    jobs = job_names(fake, run.data.tags["valley.run_name"])
+    run_data(fake, run.data.tags["valley.run_name"])
+    reconciled(call)
+    fake.run_job(jobs["train"], exit_code=3, message="train.lr: must be > 0")
+    out = reconciled(call)
+    tags = client.get_run(run.info.run_id).data.tags
+    assert client.get_run(run.info.run_id).info.status == "FAILED"
+    assert (tags["valley.failure.stage"], tags["valley.failure.reason"], tags["valley.failure.exit_code"],
+            tags["valley.failure.container"]) == ("train", "PodFailurePolicy", "3", "train")
+    assert "failed with exit code 3 matching FailJob rule" in tags["valley.failure.message"]
+    assert "train Job failed: PodFailurePolicy, container train exit code 3" in out
+    row = next(r for r in json.loads(call(["status", "--executor", "k8s", "--json"])[1]) if r["label"] == "qwen-10k")
+    assert row["failure"].startswith("train Job failed: PodFailurePolicy, container train exit code 3")
+
+    # 12: the stage's container logs are run artifacts, uploaded once
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "logs/train")}
+    (pod_dir,) = artifacts
+    assert [a.path for a in client.list_artifacts(run.info.run_id, pod_dir)] == [f"{pod_dir}/train.log"]
+    for stage, container in (("fetch", "model-fetch"), ("lcb", "lcb-stage"), ("data", "data-build")):  # its shared data Jobs
+        (data_pod,) = [a.path for a in client.list_artifacts(run.info.run_id, f"logs/{stage}")]
+        assert [a.path.rsplit("/", 1)[1] for a in client.list_artifacts(run.info.run_id, data_pod)] == [f"{container}.log"]
+    text = client.download_artifacts(run.info.run_id, f"{pod_dir}/train.log")
+    assert "train.lr: must be > 0" in open(text).read()
+    posts = len(fake.requests)
+    reconciled(call)
+    assert not [r for r in fake.requests[posts:] if r[1].endswith("/log")], "logs are uploaded once"
+
+
+def test_failed_data_job_is_reported_once_not_as_a_wait(kctl):
+    fake, client, call = kctl
+    launched(call, "--run", "llama-10k")
+    run = record(client, "valley", "llama-10k")
+    name = run.data.tags["valley.run_name"]
+    run_data(fake, name, exit_code=1)
+    out = reconciled(call)
+    assert f"{name}: train waits for" not in out
+    assert f"{name}: fetch Job failed: BackoffLimitExceeded" in out
+    assert client.get_run(run.info.run_id).data.tags["valley.failure.reason"] == "BackoffLimitExceeded"
+    assert f"{name}:" not in reconciled(call), "a failure is said once, not on every pass"
+
+
+def test_study_run_status_follows_its_runs(kctl):
+    fake, client, call = kctl
+    launched(call, "--study", "mini", "--run", "tiny-llama-40")
+    run = record(client, "mini", "tiny-llama-40")
+    study = client.search_runs([run.info.experiment_id], "tags.`valley.kind` = 'study'")[0]
+    jobs = job_names(fake, run.data.tags["valley.run_name"])
+    run_data(fake, run.data.tags["valley.run_name"])
+    reconciled(call)
+    assert client.get_run(study.info.run_id).info.status == "RUNNING"
+    fake.run_job(jobs["train"])
+    reconciled(call)
+    fake.run_job(jobs["eval"])
+    reconciled(call)
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    assert client.get_run(study.info.run_id).info.status == "FINISHED"
+
+
+# ----------------------------------------------------------- 12: logs of a pod that never started
+
+
+def test_logs_of_a_pod_that_never_started_say_so_and_fail(kctl):
+    fake, client, call = kctl
+    launched(call, "--run", "qwen-baseline")
+    name = record(client, "valley", "qwen-baseline").data.tags["valley.run_name"]
+    data_pod = run_data(fake, name)[0]["metadata"]["name"]
+    reconciled(call)
+    eval_pod = fake.run_job(f"{name}-eval", waiting="ContainerCreating")["metadata"]["name"]
+    code, out, err = call(["logs", "qwen-baseline"])
+    assert code == 1
+    assert f"model-fetch of {data_pod}: ran" in out, "the pods that ran still show their logs"
+    assert f"{eval_pod}: never started (eval: ContainerCreating)" in err
+
+
+# ------------------------------------------------------------------------- --json
+
+
+def test_launch_json_is_one_document_on_stdout(kctl):
+    fake, client, call = kctl
+    code, out, err = call(["launch", "--run", "llama-baseline", "--json"])
+    assert code == 0, err
+    result = json.loads(out)
+    (run,) = result["runs"]
+    assert run["label"] == "llama-baseline" and run["run_id"] == record(client, "valley", "llama-baseline").info.run_id
