@@ -114,6 +114,6 @@ def test_a_failed_shared_job_fails_every_run_that_needs_it_and_says_why():
     for label in ("qwen-10k", "qwen-30k"):
         name = runs[label].name
         assert plan.statuses[name] == ("valley", "FAILED")
-        assert plan.waiting[name] == f"train cannot start: {fetch['metadata']['name']} failed"
+        assert plan.failed[name] == ("fetch", fetch) and name not in plan.waiting  # said once, as the failure
         assert run_states(jobs)[name]["data"] == "failed"
     assert plan.statuses[runs["llama-10k"].name] == ("valley", "SCHEDULED")
