@@ -5,12 +5,14 @@ Each is one stage of manager.layout that many runs need, rendered as a Job named
 every run that needs it renders the identical objects: launch creates them once (the next run
 finds them there), GitOps writes them once. CPU only; the subset build is gated on the fetch
 (it tokenizes with the student's tokenizer). They are the only pods that download from the Hub.
+An RQ2 subset's labels are graded by a grader sidecar, its pod under gVisor.
 """
 
 from __future__ import annotations
 
 from manager.layout import Stage, shared_spec
 from manager.render.common import (
+    GRADER_PORT,
     PROXY_ENV_FROM,
     base_env,
     batch_job,
@@ -24,6 +26,7 @@ from manager.render.common import (
     volumes,
 )
 from manager.render.context import RenderContext
+from manager.render.grader import grader_sidecar
 from valley.spec import RunSpec
 
 #: container name, resources (cpu, memory, cpu limit), writable and read-only volumes per stage
@@ -70,8 +73,16 @@ def shared_job(stage: Stage, ctx: RenderContext) -> dict:
         mounts(spec=reads_spec, writable=writable, read_only=read_only, hf_token=True),
         resources(cpu, memory, cpu_limit=cpu_limit), envFrom=PROXY_ENV_FROM,
     )
-    pod = pod_spec("valley-train", [main], volumes(f"{name}-input" if reads_spec else None, writable + read_only, hf_token=True),
-                   ctx.profile.pods.data)
+    vols = volumes(f"{name}-input" if reads_spec else None, writable + read_only, hf_token=True)
+    extra_pod: dict = {}
+    if stage.kind == "data" and stage.run.data.subset in ("correct", "incorrect"):
+        # RQ2 labels: graded programs run in the grader sidecar on localhost, so the whole pod runs
+        # under gVisor and the programs mount no volume but their own scratch (never /datasets)
+        sidecar = grader_sidecar(ctx, ctx.profile.gvisor_runtime_class)
+        main["command"] += ["--grader-url", f"http://127.0.0.1:{GRADER_PORT}"]
+        vols.append(sidecar["volume"])
+        extra_pod = {"runtimeClassName": sidecar["runtimeClassName"], "initContainers": [sidecar["sidecar"]]}
+    pod = pod_spec("valley-train", [main], vols, ctx.profile.pods.data, **extra_pod)
     return batch_job(shared_metadata(ctx, name, stage), shared_labels(name, stage.kind), ctx, pod, needs=stage.needs,
                      backoff_limit=3)
 

@@ -17,7 +17,7 @@ from manager.render.common import (
     volumes,
 )
 from manager.render.context import RenderContext
-from manager.render.grader import grader_container, grader_name
+from manager.render.grader import grader_name, grader_sidecar
 from valley.spec import RunSpec
 
 
@@ -37,13 +37,12 @@ def eval_job(run: RunSpec, ctx: RenderContext) -> dict:
         mounts(writable=("checkpoints", "datasets"), read_only=("models",), shm=True),
         resources(str(4 * gpus), f"{32 * gpus}Gi", gpus=gpus),
     )
+    vols = volumes(f"{run.name}-spec", tuple(PVCS), shm=f"{4 * gpus}Gi")
     extra_pod: dict = {}
     if not split:
-        extra_pod = {"runtimeClassName": ctx.profile.gvisor_gpu_runtime_class,
-                     "initContainers": [grader_container(ctx, "127.0.0.1", scratch="grader-tmp", restartPolicy="Always")]}
-    vols = volumes(f"{run.name}-spec", tuple(PVCS), shm=f"{4 * gpus}Gi")
-    if not split:
-        vols.append({"name": "grader-tmp", "emptyDir": {"sizeLimit": "4Gi"}})
+        sidecar = grader_sidecar(ctx, ctx.profile.gvisor_gpu_runtime_class)
+        extra_pod = {"runtimeClassName": sidecar["runtimeClassName"], "initContainers": [sidecar["sidecar"]]}
+        vols.append(sidecar["volume"])
     pod = pod_spec("valley-eval", [main], vols, ctx.profile.pods.eval, **extra_pod)
     return job(run, ctx, "eval", pod, needs=stage.needs, backoff_limit=2)
 

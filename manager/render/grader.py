@@ -18,13 +18,18 @@ def grader_name(run: RunSpec) -> str:
     return f"{run.name}-grader"
 
 
-def grader_container(ctx: RenderContext, host: str, *, scratch: str = "tmp", **extra: object) -> dict:
-    """The grader server; `scratch` is its own /tmp volume (never shared with vLLM)."""
+#: the grader's own /tmp: graded programs never share a volume with the pod's other containers
+GRADER_TMP = {"name": "grader-tmp", "emptyDir": {"sizeLimit": "4Gi"}}
+
+
+def grader_container(ctx: RenderContext, host: str, **extra: object) -> dict:
+    """The grader under the pod's gVisor runtime (`--sandbox in-gvisor`: it refuses to start
+    anywhere else), mounting nothing but its own scratch volume."""
     probe = {"tcpSocket": {"port": GRADER_PORT}, "periodSeconds": 2}
     return container(
         "grader", ctx.images["grader"],
-        ["python", "-m", "valley.grader", "serve", "--host", host, "--port", str(GRADER_PORT)],
-        [{"name": "HOME", "value": "/tmp"}], [{"name": scratch, "mountPath": "/tmp"}],
+        ["python", "-m", "valley.grader", "serve", "--host", host, "--port", str(GRADER_PORT), "--sandbox", "in-gvisor"],
+        [{"name": "HOME", "value": "/tmp"}], [{"name": GRADER_TMP["name"], "mountPath": "/tmp"}],
         resources("4", "8Gi", cpu_limit="8"),
         ports=[{"name": "grader", "containerPort": GRADER_PORT}],
         startupProbe={**probe, "failureThreshold": 60}, readinessProbe=probe,
@@ -32,13 +37,18 @@ def grader_container(ctx: RenderContext, host: str, *, scratch: str = "tmp", **e
     )
 
 
+def grader_sidecar(ctx: RenderContext, runtime_class: str) -> dict:
+    """What a pod adds to grade on localhost: the grader as a native sidecar, its volume, and
+    gVisor (`runtime_class`: the profile's, with nvproxy when the pod has GPUs) for the whole pod."""
+    return {"runtimeClassName": runtime_class, "sidecar": grader_container(ctx, "127.0.0.1", restartPolicy="Always"),
+            "volume": GRADER_TMP}
 
 
 def grader_deployment(run: RunSpec, ctx: RenderContext) -> dict:
     """isolation `split`: the grader in its own gVisor pods (no GPU, no token, no egress)."""
     pod_labels = labels(run, "grader")
-    pod = pod_spec("valley-grader", [grader_container(ctx, "0.0.0.0")], [{"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}}],
-                   ctx.profile.pods.grader, runtimeClassName=ctx.profile.gvisor_runtime_class)
+    pod = pod_spec("valley-grader", [grader_container(ctx, "0.0.0.0")], [GRADER_TMP], ctx.profile.pods.grader,
+                   runtimeClassName=ctx.profile.gvisor_runtime_class)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

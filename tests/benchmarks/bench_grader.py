@@ -6,10 +6,22 @@ programs, measured in the same run, plus the cost of starting a sandbox.
 Baselines (no isolation at all):
 * in-process: LiveCodeBench's way: exec each program in a worker process with stdin/stdout
   swapped for strings (ProcessPoolExecutor, one task per program);
-* subprocess: `python -I -c code` per test with the input on stdin (TACO's way).
+* subprocess: `python -I -c code` per test with the input on stdin (TACO's way), cold;
+* fork server: a warm worker (prelude imported once) forks a child per test, as the harness
+  does, but with no isolation at all: the fair baseline for a reused-sandbox grader.
 Sandboxed: `grade_code` with warm sandboxes (one sandbox serves program after program) and cold
 (a new sandbox per program). Programs that loop forever are left out: the baselines cannot
-stop them without the machinery being measured. The issue's goal: runsc >= 0.5x unsandboxed.
+stop them without the machinery being measured. Goals: runsc >= 0.5x the cold subprocess
+baseline, >= 0.7x the warm fork server.
+
+LCB-like section (tests/valley/grader/lcb_like.py: inputs up to 2*10^5 numbers, stdin and
+functional, slow-but-correct programs, programs that loop on large tests): an lcb_runner-style
+baseline (our own code with its execution model: a pool of 12 processes, a Manager and a Process
+per generation, tests exec'd in that process with stdin swapped, a per-test SIGALRM wall-clock
+timeout, a global (timeout+1)*tests+5 s join) against `grade_batch` at each --lcb-workers, in one
+table: programs/s, verdicts right (the corpus knows each program's verdict), agreement with the
+baseline, wall time against the floor (CPU seconds the verdict rows record / cores), and per
+program where the time goes. `--only lcb` runs that section alone.
 """
 
 from __future__ import annotations
@@ -18,21 +30,27 @@ import argparse
 import contextlib
 import io
 import json
+import multiprocessing
+import os
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.valley.grader import lcb_like  # noqa: E402
 from tests.valley.grader.corpus import build_corpus  # noqa: E402
 from valley.grader.extract import extract_code  # noqa: E402
-from valley.grader.grading import default_workers, grade_code  # noqa: E402
+from valley.grader.grading import TIMING_STAGES, default_workers, grade_batch, grade_code, read_verdicts  # noqa: E402
 from valley.grader.harness import LCB_PRELUDE  # noqa: E402
 from valley.grader.problem import Problem, from_lcb_row  # noqa: E402
-from valley.grader.sandbox import POOL, Session, interpreter, resolve_kind  # noqa: E402
+from valley.grader.sandbox import CLOCK_TICKS, POOL, Session, _tree_usage, interpreter, resolve_kind, usable_cores  # noqa: E402
 from valley.grader.verdict import lcb_stdout_matches, lcb_value_matches  # noqa: E402
 
 SLOW = {"timeout", "quadratic"}
@@ -96,6 +114,64 @@ def via_subprocess(job: tuple[dict, str]) -> bool:
     return True
 
 
+def _fork_test(problem: dict, code, test_input: str, expected: str) -> bool:
+    """One test in a forked child of this warm worker: stdin and stdout are anonymous files."""
+    import os
+    import tempfile
+
+    with tempfile.TemporaryFile() as stdin, tempfile.TemporaryFile() as stdout:
+        stdin.write(test_input.encode())
+        stdin.seek(0)
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                os.dup2(stdin.fileno(), 0)
+                os.dup2(stdout.fileno(), 1)
+                sys.stdin = open(0, "r", closefd=False)
+                sys.stdout = open(1, "w", closefd=False)
+                namespace = {"__name__": "__main__" if not problem["fn_name"] else "solution"}
+                exec(code, namespace)
+                if problem["fn_name"]:
+                    target = namespace["Solution"]() if "Solution" in namespace else None
+                    method = getattr(target, problem["fn_name"]) if target else namespace[problem["fn_name"]]
+                    value = method(*[json.loads(line) for line in test_input.split("\n")])
+                    sys.stdout.write("\n" + json.dumps(list(value) if isinstance(value, tuple) else value))
+                status = 0
+            except SystemExit as exit_:
+                status = exit_.code if isinstance(exit_.code, int) else 0
+            except BaseException:
+                status = 1
+            finally:
+                sys.stdout.flush()
+                os._exit(status)
+        _pid, status = os.waitpid(pid, 0)
+        stdout.seek(0)
+        output = stdout.read().decode(errors="replace")
+    if status != 0:
+        return False
+    if problem["fn_name"]:
+        try:
+            return lcb_value_matches(json.loads(output.rsplit("\n", 1)[-1]), expected)
+        except json.JSONDecodeError:
+            return False
+    return lcb_stdout_matches(output, expected)
+
+
+def fork_server(job: tuple[dict, str]) -> bool:
+    """Warm and unsandboxed: this worker process imported the prelude once (first call) and
+    forks a child per test, stopping at the first failure."""
+    problem, code = job
+    if not getattr(fork_server, "warm", False):
+        exec(LCB_PRELUDE, {})
+        fork_server.warm = True
+    try:
+        compiled = compile(LCB_PRELUDE + code, "solution.py", "exec")
+    except (SyntaxError, ValueError):
+        return False
+    return all(_fork_test(problem, compiled, test_input, expected) for test_input, expected in problem["tests"])
+
+
 def sandboxed(kind: str):
     def run(job: tuple[dict, str]) -> bool:
         problem, code = job
@@ -125,18 +201,171 @@ def start_cost(kind: str, samples: int) -> float:
     return statistics.median(times)
 
 
+# ---- LiveCodeBench-like corpus: an lcb_runner-style baseline against valley grade
+
+class _Alarm(Exception):
+    pass
+
+
+def _on_alarm(_signum, _frame):
+    raise _Alarm()
+
+
+def _lcb_tests(problem: dict, code: str, timeout_s: float, results) -> None:
+    """In the per-generation Process, LCB's way: exec in this process, stop at the first failure."""
+    signal.signal(signal.SIGALRM, _on_alarm)
+    sys.setrecursionlimit(50000)
+    try:
+        compiled = compile(LCB_PRELUDE + code, "<solution>", "exec")
+    except Exception:
+        results.append("compile_error")
+        return
+    verdict = "pass"
+    for test_input, expected in problem["tests"]:
+        namespace = {"__name__": "__main__" if not problem["fn_name"] else "solution"}
+        stdout = io.StringIO()
+        signal.setitimer(signal.ITIMER_REAL, timeout_s)
+        try:
+            with contextlib.redirect_stdout(stdout):
+                sys.stdin = io.TextIOWrapper(io.BytesIO(test_input.encode()))
+                exec(compiled, namespace)
+                if problem["fn_name"]:
+                    target = namespace["Solution"]() if "Solution" in namespace else None
+                    method = getattr(target, problem["fn_name"]) if target else namespace[problem["fn_name"]]
+                    value = method(*[json.loads(line) for line in test_input.split("\n")])
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            ok = lcb_value_matches(value, expected) if problem["fn_name"] else lcb_stdout_matches(stdout.getvalue(), expected)
+            status = "pass" if ok else "wrong_answer"
+        except _Alarm:
+            status = "timeout"
+        except SystemExit:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            status = "pass" if not problem["fn_name"] and lcb_stdout_matches(stdout.getvalue(), expected) else "runtime_error"
+        except BaseException:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            status = "runtime_error"
+        if status != "pass":
+            verdict = status
+            break
+    results.append(verdict)
+
+
+def _lcb_generation(job: tuple[dict, str, float]) -> str:
+    """One task of the pool: a Manager and a Process per generation, as lcb_runner does."""
+    problem, code, timeout_s = job
+    with multiprocessing.Manager() as manager:
+        results = manager.list()
+        process = multiprocessing.Process(target=_lcb_tests, args=(problem, code, timeout_s, results))
+        process.start()
+        process.join(timeout=(timeout_s + 1) * len(problem["tests"]) + 5)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        return results[0] if results else "timeout"
+
+
+def cpu_used() -> float:
+    """CPU seconds of this process, its reaped children and its live descendants (warm sandboxes:
+    runsc's own processes are not reaped into ours, so they are read while they live)."""
+    return _tree_usage(os.getpid())[0] / CLOCK_TICKS
+
+
+def lcb_runner_style(jobs: list[tuple[dict, str]], processes: int, timeout_s: float) -> tuple[list[str], float, float]:
+    started, cpu = time.perf_counter(), cpu_used()
+    with ProcessPoolExecutor(processes) as pool:
+        verdicts = list(pool.map(_lcb_generation, [(problem, code, timeout_s) for problem, code in jobs]))
+    return verdicts, time.perf_counter() - started, cpu_used() - cpu
+
+
+def valley_grade(rows: list[dict], generations: list[dict], kind: str, workers: int, timeout_s: float) -> tuple[dict, float, float]:
+    problems = {problem.question_id: problem for problem in map(from_lcb_row, rows)}
+    POOL.close_all()
+    with tempfile.TemporaryDirectory() as directory:
+        out = Path(directory) / "verdicts.jsonl"
+        started, cpu = time.perf_counter(), cpu_used()
+        grade_batch(problems, generations, out, sandbox=kind, workers=workers, timeout_s=timeout_s, progress=False)
+        elapsed = time.perf_counter() - started
+        verdicts = read_verdicts(out)
+        used = cpu_used() - cpu
+    POOL.close_all()
+    return verdicts, elapsed, used
+
+
+def lcb_like_section(args) -> None:
+    mix = {"slow_correct": args.lcb_slow, "wrong_on_large": 0.15, "crash_on_large": 0.05, "loop_on_large": args.lcb_timeouts}
+    rows, generations, expected = lcb_like.build(problems=args.lcb_problems, samples=args.lcb_samples, max_numbers=args.lcb_max_numbers,
+                                                 timeout_s=args.lcb_timeout_s, mix=mix)
+    want = [e["verdict"] for e in expected]
+    problems = {row["question_id"]: from_lcb_row(row).to_dict() for row in rows}
+    jobs = [(problems[g["question_id"]], extract_code(g["response"])) for g in generations]
+    cores = usable_cores()
+    with open("/proc/loadavg", encoding="ascii") as handle:
+        load = handle.read().split()[0]
+    print(f"LCB-like corpus: {len(jobs)} programs {dict(Counter(want))}, {len(rows)} problems, inputs up to "
+          f"{args.lcb_max_numbers} numbers, {args.lcb_timeout_s:g} s limit, {cores} cores, load average {load} at start")
+    baseline, baseline_s, baseline_cpu = lcb_runner_style(jobs, args.lcb_processes, args.lcb_timeout_s)
+    base_rate = len(jobs) / baseline_s
+    print(f"  {'grader':<46} {'programs/s':>10} {'x lcb':>6} {'right':>9} {'agree':>9} {'wall s':>7} {'floor s':>7} "
+          f"{'wall/floor':>10} {'cpu used s':>10} {'used/needed':>11}")
+    print(f"  {f'lcb_runner-style ({args.lcb_processes} processes, wall timeout)':<46} {base_rate:10.2f} {1:6.2f} "
+          f"{sum(b == w for b, w in zip(baseline, want)):>4}/{len(want):<4} {'-':>9} {baseline_s:7.1f} {'-':>7} {'-':>10} {baseline_cpu:10.1f} {'-':>11}")
+    stage_rows = []
+    for kind in args.lcb_sandboxes.split(","):
+        for workers in map(int, args.lcb_workers.split(",")):
+            verdicts, elapsed, used = valley_grade(rows, generations, kind, workers, args.lcb_timeout_s)
+            got = [verdicts[(g["question_id"], g["sample_id"])] for g in generations]
+            needed = sum(t["cpu_s"] or 0 for row in got for t in row["tests"])
+            floor = needed / cores
+            right = sum(row["verdict"] == w for row, w in zip(got, want))
+            agree = sum(row["verdict"] == b for row, b in zip(got, baseline))
+            rate = len(jobs) / elapsed
+            print(f"  {f'valley {kind} --workers {workers}':<46} {rate:10.2f} {rate / base_rate:6.2f} {right:>4}/{len(want):<4} "
+                  f"{agree:>4}/{len(want):<4} {elapsed:7.1f} {floor:7.1f} {elapsed / floor:10.2f} {used:10.1f} {used / needed:11.2f}")
+            totals: Counter = Counter()
+            for row in got:
+                totals.update(row.get("timing", {}))
+            stage_rows.append((f"{kind} --workers {workers}", {k: totals[k] / len(got) * 1000 for k in TIMING_STAGES}))
+            misjudged = Counter((w, row["verdict"]) for w, row in zip(want, got) if w != row["verdict"])
+            if misjudged:
+                print(f"    misjudged (right, given): {dict(misjudged)}")
+    misjudged = Counter((w, b) for w, b in zip(want, baseline) if w != b)
+    if misjudged:
+        print(f"  lcb_runner-style misjudged (right, given): {dict(misjudged)}")
+    print("  floor: the CPU seconds the verdict rows record / cores; cpu used: all of this process's and its sandboxes' CPU;")
+    print("  used/needed is what wall/floor comes to when nothing else runs on the machine.")
+    print("  where the time goes, ms per program (mean; the floor counts program_cpu):")
+    print("  " + f"{'':<20}" + "".join(f"{k.removesuffix('_s'):>16}" for k in TIMING_STAGES))
+    for label, stages in stage_rows:
+        print("  " + f"{label:<20}" + "".join(f"{stages[k]:16.1f}" for k in TIMING_STAGES))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--programs", type=int, default=200)
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--start-samples", type=int, default=10)
+    parser.add_argument("--only", choices=["classic", "lcb"], help="run one section only")
+    parser.add_argument("--lcb-problems", type=int, default=16)
+    parser.add_argument("--lcb-samples", type=int, default=10, help="generations per problem")
+    parser.add_argument("--lcb-max-numbers", type=int, default=200_000)
+    parser.add_argument("--lcb-timeout-s", type=float, default=6.0)
+    parser.add_argument("--lcb-timeouts", type=float, default=0.02, help="share of programs that loop on large tests")
+    parser.add_argument("--lcb-slow", type=float, default=0.1, help="share of slow-but-correct programs")
+    parser.add_argument("--lcb-processes", type=int, default=12, help="the baseline's pool (lcb_runner's CLI default)")
+    parser.add_argument("--lcb-workers", default="2,16", help="valley grade --workers values to measure")
+    parser.add_argument("--lcb-sandboxes", default="runsc", help="comma-separated sandbox kinds")
     args = parser.parse_args()
+    if args.only != "classic":
+        lcb_like_section(args)
+    if args.only == "lcb":
+        return
     jobs = workload(args.programs)
     tests = sum(len(problem["tests"]) for problem, _ in jobs)
     print(f"grader benchmark: {len(jobs)} programs, {tests} tests, {args.workers} workers")
     rates = {
         "in-process (LCB style, unsandboxed)": throughput("in-process (LCB style, unsandboxed)", in_process, jobs, args.workers, processes=True),
         "subprocess (unsandboxed)": throughput("subprocess (unsandboxed)", via_subprocess, jobs, args.workers),
+        "fork server (warm, unsandboxed)": throughput("fork server (warm, unsandboxed)", fork_server, jobs, args.workers, processes=True),
     }
     kinds = ["process"] + (["runsc"] if resolve_kind("auto") == "runsc" else [])
     for kind in kinds:
@@ -150,7 +379,8 @@ def main() -> None:
     for kind in kinds:
         for mode in ("warm", "cold"):
             rate = rates[f"{kind} {mode}"]
-            print(f"  {kind} {mode}: {rate / rates['subprocess (unsandboxed)']:.2f}x subprocess, "
+            print(f"  {kind} {mode}: {rate / rates['subprocess (unsandboxed)']:.2f}x subprocess (cold), "
+                  f"{rate / rates['fork server (warm, unsandboxed)']:.2f}x fork server (warm), "
                   f"{rate / rates['in-process (LCB style, unsandboxed)']:.2f}x in-process")
     print(f"sandbox start (median of {args.start_samples}):")
     for kind in kinds:

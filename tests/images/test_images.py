@@ -261,6 +261,7 @@ def test_grader_image_files_serve_and_grade_on_the_standard_library_alone(tmp_pa
 
     from manager.images import copied_files
     from valley.grader.client import grade_remote
+    from valley.grader.grading import read_verdicts
 
     files = copied_files("grader")
     assert files and all(f == "valley/__init__.py" or f.startswith("valley/grader/") for f in files)
@@ -289,8 +290,9 @@ def test_grader_image_files_serve_and_grade_on_the_standard_library_alone(tmp_pa
             {"question_id": "add", "sample_id": 0, "response": f"{fence}python\na, b = map(int, input().split())\nprint(a + b)\n{fence}"},
             {"question_id": "add", "sample_id": 1, "response": f"{fence}python\nprint(0)\n{fence}"},
         ]
-        verdicts = grade_remote(url, [problem], generations)
-        assert [v["passed"] for v in verdicts] == [True, False], verdicts
+        grade_remote(url, [problem], generations, tmp_path / "verdicts.jsonl")
+        verdicts = read_verdicts(tmp_path / "verdicts.jsonl")
+        assert [verdicts[("add", str(i))]["passed"] for i in (0, 1)] == [True, False], verdicts
     finally:
         server.terminate()
         server.wait(timeout=20)

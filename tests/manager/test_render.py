@@ -263,7 +263,7 @@ def test_hub_token_is_a_mounted_file_only_where_something_downloads():
                 assert not any("secretKeyRef" in e.get("valueFrom", {}) for e in env.values()), c["name"]
                 assert not any("secretRef" in e for e in c.get("envFrom", [])), c["name"]
                 mounts = {m["name"] for m in c["volumeMounts"]}
-                downloads = component == "data"
+                downloads = component == "data" and c["command"][0] == "valley"  # not the grader sidecar
                 assert ("HF_TOKEN_PATH" in env) == ("hf-token" in mounts) == downloads, (obj["metadata"]["name"], c["name"])
                 if not downloads and c["command"][0] == "valley":
                     assert env["HF_HUB_OFFLINE"]["value"] == "1", c["name"]
@@ -310,3 +310,16 @@ def test_a_shared_job_renders_identically_from_every_run_that_needs_it():
         for obj in render_run(run, RenderContext(queue="q")):
             if "valley.shared" in obj["metadata"]["labels"]:
                 assert seen.setdefault(obj["metadata"]["name"], obj) == obj, obj["metadata"]["name"]
+
+
+def test_rq2_labels_are_graded_by_a_gvisor_sidecar_that_cannot_reach_the_datasets():
+    pod = jobs(by_label("qwen-30k+correct-6k"))["data"]["spec"]["template"]["spec"]
+    assert pod["runtimeClassName"] == "gvisor"
+    grader = next(c for c in pod["initContainers"] if c["name"] == "grader")
+    assert grader["restartPolicy"] == "Always" and grader["command"][-2:] == ["--sandbox", "in-gvisor"]
+    assert [m["name"] for m in grader["volumeMounts"]] == ["grader-tmp"]  # no datasets, no shared /tmp
+    build = pod["containers"][0]
+    assert build["command"][-2:] == ["--grader-url", "http://127.0.0.1:8000"]
+    assert "grader-tmp" not in {m["name"] for m in build["volumeMounts"]}
+    random_subset = jobs(select(Selection(size="10k", model="llama", nodes=2))[0])["data"]["spec"]["template"]["spec"]
+    assert "runtimeClassName" not in random_subset and "grader" not in {c["name"] for c in random_subset.get("initContainers", [])}

@@ -82,7 +82,8 @@ def load_corpus(source: str, local: Path | None) -> Corpus:
 
 
 def build_subset(run_spec: RunSpec, tokenizer_dir: Path, out_dir: Path, local: Path | None = None, *,
-                 label_cache: Path | None = None, sandbox: str = "auto", workers: int | None = None) -> Path:
+                 label_cache: Path | None = None, sandbox: str = "auto", workers: int | None = None,
+                 grader_url: str | None = None) -> Path:
     """Build `run_spec`'s subset into `out_dir`; returns the manifest path.
 
     Args:
@@ -119,7 +120,7 @@ def build_subset(run_spec: RunSpec, tokenizer_dir: Path, out_dir: Path, local: P
         raise ValleyError("ocr2.id: the corpus has duplicate ids; every response needs a unique id")
     position = {example_id: number for number, example_id in enumerate(ids)}
 
-    pool = _candidates(data, corpus, ids, position, label_cache or out_dir.parent / ".labels", sandbox, workers)
+    pool = _candidates(data, corpus, ids, position, label_cache or out_dir.parent / ".labels", sandbox, workers, grader_url)
     tokenizer = tokens.load_tokenizer(tokenizer_dir)
     length_cache = tokens.LengthCache(out_dir.parent / ".token-lengths" / f"{inputs['tokenizer_sha256'][:16]}.txt")
     chosen, lengths, dropped = _take(data, corpus, subsets.rank(pool.ids, data.seed), position, tokenizer,
@@ -161,7 +162,7 @@ class Pool:
 
 
 def _candidates(data: DataSpec, corpus: Corpus, ids: list[str], position: dict[str, int],
-                label_cache: Path, sandbox: str, workers: int | None) -> Pool:
+                label_cache: Path, sandbox: str, workers: int | None, grader_url: str | None) -> Pool:
     """The ids this subset draws from, what they were drawn from, and their label counts."""
     if data.subset == "random":
         subsets.require_pool(data.size, len(ids), "random", f"{len(ids)} examples in the corpus")
@@ -182,7 +183,7 @@ def _candidates(data: DataSpec, corpus: Corpus, ids: list[str], position: dict[s
             row = corpus.ocr2[position[i]]
             items.append(LabelItem(i, row["r1_generation"], taco_rows[i]["input_output"],
                                    f"taco {row['split']}[{row['index']}]"))
-        labels = label_responses(items, label_cache, sandbox=sandbox, workers=workers)
+        labels = label_responses(items, label_cache, sandbox=sandbox, workers=workers, grader_url=grader_url)
         counts = dict(sorted(Counter(labels.values()).items()))
     else:
         counts = dict(sorted(Counter(d or "unlabelled" for d in difficulty.values()).items()))

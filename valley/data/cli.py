@@ -33,8 +33,9 @@ def data_build(
     tokenizer: Annotated[Path, typer.Option("--tokenizer", help="student model dir: its tokenizer and chat template")],
     out: Annotated[Path, typer.Option("--out", help="subset directory: train.jsonl, token_stats.json, manifest.json")],
     local: Annotated[Path | None, typer.Option("--local", help="corpus dir (taco/ocr2.jsonl…) instead of the packaged sample or the Hub")] = None,
-    sandbox: Annotated[str, typer.Option("--sandbox", help="grader sandbox for RQ2 labels: auto|runsc|process")] = "auto",
+    sandbox: Annotated[str, typer.Option("--sandbox", help="grader sandbox for RQ2 labels graded in-process: auto|runsc|process|unsafe-local")] = "auto",
     workers: Annotated[int | None, typer.Option("--workers", help="parallel gradings for RQ2 labels (default: CPU count)")] = None,
+    grader_url: Annotated[str | None, typer.Option("--grader-url", help="grade RQ2 labels through this grader (the data Job's gVisor sidecar) instead of in-process; required on a cluster")] = None,
 ) -> None:
     """Build a run's SFT subset; reruns with the same inputs reuse it.
 
@@ -46,7 +47,7 @@ def data_build(
     from valley.data.lineage import log_subset_input
 
     spec = load_run_spec(run_spec)
-    manifest = build_subset(spec, tokenizer, out, local, sandbox=sandbox, workers=workers)
+    manifest = build_subset(spec, tokenizer, out, local, sandbox=sandbox, workers=workers, grader_url=grader_url)
     logged = log_subset_input(manifest)
     summary = json.loads(manifest.read_text())
     stats = summary["token_stats"]

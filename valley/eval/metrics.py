@@ -27,6 +27,11 @@ def is_infra_failure(verdict: dict) -> bool:
     return verdict.get("verdict") == "infra_error" or verdict.get("passed") is None
 
 
+def failed_on_missing_module(verdict: dict) -> bool:
+    tests = verdict.get("tests") or []
+    return bool(tests) and "ModuleNotFoundError" in (tests[-1].get("detail") or "")
+
+
 def per_problem_pass(verdicts: list[dict]) -> dict[str, float]:
     """question_id -> passed/n over that problem's scored samples."""
     passed: dict[str, list[bool]] = defaultdict(list)
@@ -103,7 +108,13 @@ def eval_metrics(problems: list[dict], generations: list[dict], verdicts: list[d
         "problems": float(len(problems)),
         "problems_scored": float(len(scores)),
         "responses": float(len(generations)),
+        # programs the grader could not run, and problems left with no graded program at all:
+        # both leave pass@1's denominator (`valley eval` refuses them unless --allow-infra-errors)
         "infra_failures": float(sum(map(is_infra_failure, verdicts))),
+        "infra_problems_excluded": float(len({v["question_id"] for v in verdicts} - set(scores))),
+        # programs that failed importing a module the grader lacks (numpy, sortedcontainers...; LCB's
+        # environment has them): the measured cost of the stdlib-only grader, see docs/grader.md
+        "missing_module_failures": float(sum(map(failed_on_missing_module, verdicts))),
         # responses with no fenced code after the reasoning: scored as fails, tracked for health
         "no_code_rate": _share(v.get("verdict") == "no_code" for v in verdicts),
     }

@@ -16,15 +16,16 @@ from valley.spec import RunSpec
 from valley.eval.generate import generate
 from valley.eval.metrics import eval_metrics, per_problem_table
 from valley.eval.prompts import render_prompts
-from valley.eval.record import eval_tags, record_eval, write_jsonl
+from valley.eval.record import eval_tags, record_eval
 from valley.chat import template_hash
 
 VERDICTS = "verdicts.jsonl"
 
 
 def evaluate(run_spec: RunSpec, model_dir: Path, out_dir: Path, *, lcb_path: Path | None = None,
-             grader_url: str | None = None, llm=None) -> dict[str, float]:
-    """Evaluate `model_dir` as `run_spec` says; returns the metrics it logged."""
+             grader_url: str | None = None, allow_infra_errors: int = 0, llm=None) -> dict[str, float]:
+    """Evaluate `model_dir` as `run_spec` says; returns the metrics it logged. More than
+    `allow_infra_errors` programs the grader could not run stop it before anything is logged."""
     from transformers import AutoTokenizer
 
     spec = run_spec.eval
@@ -42,6 +43,7 @@ def evaluate(run_spec: RunSpec, model_dir: Path, out_dir: Path, *, lcb_path: Pat
     metrics = eval_metrics(problems, generations, verdicts, seed=spec.seed)
     # this invocation's wall time per stage (engine start included; ~0 when resumed from files)
     metrics |= {"generation_seconds": generated - started, "grading_seconds": graded - generated}
+    check_infra_errors(metrics, allow_infra_errors)
 
     engine_seeds = [spec.seed + rank for rank in range(spec.data_parallel_size)]
     tags = eval_tags(run_spec, chat_template_hash=template_hash(tokenizer.chat_template or ""), engine_seeds=engine_seeds)
@@ -69,16 +71,40 @@ def grade(problems: list[dict], generations: list[dict], out_path: Path, run_spe
     In a pod the grader sidecar (gVisor) does the work over HTTP; locally the grader library
     runs in-process with its best available sandbox.
     """
+    from valley.errors import ValleyError
     from valley.grader.grading import read_verdicts
+    from valley.grader.sandbox import IsolationUnavailable, refuse_unsafe_on_cluster
 
-    if grader_url:
-        from valley.grader.client import grade_remote
+    try:
+        if grader_url:
+            from valley.grader.client import GraderUnavailable, grade_remote, health
 
-        write_jsonl(out_path, grade_remote(grader_url, problems, generations))
-    else:
-        from valley.grader.grading import grade_batch
-        from valley.grader.problem import from_lcb_row
+            sidecar = health(grader_url)
+            if sidecar is None:
+                raise ValleyError(f"--grader-url: no grader answers GET {grader_url}/healthz; start it or fix the URL")
+            refuse_unsafe_on_cluster(sidecar.get("sandbox", ""), f"--grader-url {grader_url}")
+            try:
+                grade_remote(grader_url, problems, generations, out_path, test_timeout_s=run_spec.eval.grader_timeout_s)
+            except GraderUnavailable as error:
+                raise ValleyError(f"--grader-url: {error}; rerun to resume (verdicts so far are kept)") from None
+        else:
+            from valley.grader.grading import grade_batch
+            from valley.grader.problem import from_lcb_row
 
-        grade_batch([from_lcb_row(row) for row in problems], generations, out_path, sandbox="auto",
-                    timeout_s=run_spec.eval.grader_timeout_s)
+            grade_batch([from_lcb_row(row) for row in problems], generations, out_path, sandbox="auto",
+                        timeout_s=run_spec.eval.grader_timeout_s)
+    except IsolationUnavailable as error:
+        raise ValleyError(f"grader: {error}") from None
     return list(read_verdicts(out_path).values())
+
+
+def check_infra_errors(metrics: dict[str, float], allowed: int) -> None:
+    """Programs the grader could not run leave pass@1's denominator: fail loudly unless the
+    caller accepted that many."""
+    from valley.errors import ValleyError
+
+    excluded = int(metrics["infra_failures"])
+    if excluded > allowed:
+        raise ValleyError(
+            f"grading: {excluded} programs ({int(metrics['infra_problems_excluded'])} problems entirely) were not graded "
+            f"(infra_error) and would leave pass@1; rerun to retry them, fix the grader, or pass --allow-infra-errors {excluded}")

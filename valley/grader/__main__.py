@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from valley.grader.sandbox import SANDBOX_KINDS, IsolationUnavailable
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m valley.grader", description="valley grader (stdlib entrypoint)")
@@ -12,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve GET /healthz and POST /grade")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--sandbox", default="auto", choices=["auto", "runsc", "process"])
+    serve.add_argument("--sandbox", default="auto", choices=SANDBOX_KINDS)
     serve.add_argument("--workers", type=int, default=None)
     serve.add_argument("--max-pending", type=int, default=8)
     serve.add_argument("--max-request-mb", type=int, default=256)
@@ -20,10 +22,18 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--problems", required=True)
     grade.add_argument("--generations", required=True)
     grade.add_argument("--out", required=True)
-    grade.add_argument("--sandbox", default="auto", choices=["auto", "runsc", "process"])
+    grade.add_argument("--sandbox", default="auto", choices=SANDBOX_KINDS)
     grade.add_argument("--workers", type=int, default=None)
     grade.add_argument("--timeout-s", type=float, default=None, help="per-test timeout [default: the problem's]")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except IsolationUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from valley.grader.server import serve as run_server
 

@@ -12,7 +12,7 @@ from valley.errors import ValleyError
 
 grader_app = typer_app("Run the grader as a sidecar server.")
 
-SandboxOpt = Annotated[str, typer.Option(help="auto (runsc when installed), runsc or process")]
+SandboxOpt = Annotated[str, typer.Option(help="auto (runsc when installed), runsc, process, in-gvisor (inside a gVisor pod) or unsafe-local (no namespaces: explicit degraded mode)")]
 WorkersOpt = Annotated[Optional[int], typer.Option(help="programs graded at once [default: one per CPU]")]
 
 
@@ -30,17 +30,11 @@ def grade_command(
     Example: valley grade --problems lcb.jsonl --generations eval/generations.jsonl --out eval/verdicts.jsonl
     """
     from valley.grader.grading import grade_batch, load_problems, read_jsonl
-    from valley.grader.sandbox import resolve_kind
 
     for flag, path in (("--problems", problems), ("--generations", generations)):
         if not path.is_file():
             raise ValleyError(f"{flag}: no file at {path}; pass an existing JSONL file")
-    try:
-        kind = resolve_kind(sandbox)
-    except ValueError as error:
-        raise ValleyError(f"--sandbox: {error}") from None
-    if kind == "runsc" and _missing_runsc():
-        raise ValleyError("--sandbox runsc: the runsc binary is not on PATH; install it (apt-get install -y runsc) or pass --sandbox process")
+    kind = _isolation(sandbox)
     try:
         with open(generations, "rb") as handle:
             total = sum(1 for line in handle if line.strip())
@@ -54,10 +48,16 @@ def grade_command(
     typer.echo(f"graded {summary['problems']} problems ({kind}): {rates or 'no verdicts'}; infra errors {summary['infra_errors']} -> {out}")
 
 
-def _missing_runsc() -> bool:
-    import shutil
+def _isolation(sandbox: str) -> str:
+    """The sandbox kind once its isolation is known to work here; one line naming the fix otherwise."""
+    from valley.grader.sandbox import IsolationUnavailable, require_isolation
 
-    return shutil.which("runsc") is None
+    try:
+        return require_isolation(sandbox)
+    except ValueError as error:
+        raise ValleyError(f"--sandbox: {error}") from None
+    except IsolationUnavailable as error:
+        raise ValleyError(f"--sandbox {sandbox}: {error}") from None
 
 
 @grader_app.command("serve")
@@ -75,4 +75,5 @@ def serve_command(
     """
     from valley.grader.server import serve
 
+    _isolation(sandbox)
     serve(host, port, sandbox=sandbox, workers=workers, max_pending=max_pending, max_request_mb=max_request_mb)

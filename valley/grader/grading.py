@@ -11,6 +11,7 @@ import math
 import os
 import sys
 import threading
+import time
 from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -18,10 +19,13 @@ from typing import Iterable, Iterator, Mapping
 
 from valley.grader.extract import extract_code
 from valley.grader.problem import Problem, from_lcb_row, from_taco_row
-from valley.grader.sandbox import POOL, ProgramEndedSandbox, SandboxError, resolve_kind
+from valley.grader.sandbox import POOL, IsolationUnavailable, ProgramEndedSandbox, SandboxError, require_isolation, resolve_kind, usable_cores
 from valley.grader.verdict import TestResult, Verdict, judge_test, program_status
 
 INFRA_RETRIES = 2
+# where a program's grading time goes, summed over its tests (docs/grader.md, "Where the time goes")
+TIMING_STAGES = ("sandbox_start_s", "load_s", "slot_wait_s", "input_s", "fork_s", "program_wall_s", "program_cpu_s",
+                 "output_s", "compare_s", "end_s")
 
 
 def grade(
@@ -49,7 +53,8 @@ def grade_code(
     early_stop: bool = True,
     limits: dict | None = None,
 ) -> Verdict:
-    """Run already-extracted code; a sandbox failure is retried, then reported as `infra_error`."""
+    """Run already-extracted code; a sandbox failure is retried, then reported as `infra_error`.
+    Only a missing isolation (IsolationUnavailable) stops the caller: never a program."""
     kind = resolve_kind(sandbox)
     error: Exception | None = None
     for _attempt in range(1 + INFRA_RETRIES):
@@ -57,15 +62,23 @@ def grade_code(
             return _run(problem, code, kind, timeout_s or problem.timeout_s, early_stop, limits)
         except SandboxError as failure:
             error = failure
+        except IsolationUnavailable:
+            raise
+        except Exception as failure:  # a grader bug: this program's row says so, the batch goes on
+            error = RuntimeError(f"grader error {type(failure).__name__}: {failure}"[:1000])
+            break
     return Verdict("infra_error", total_tests=len(problem.tests), sandbox=kind, detail=str(error))
 
 
 def _run(problem: Problem, code: str, kind: str, timeout_s: float, early_stop: bool, limits: dict | None) -> Verdict:
     total = len(problem.tests)
     results: list[TestResult] = []
+    timing = dict.fromkeys(TIMING_STAGES, 0.0)
     with POOL.session(kind) as (session, fresh):
-        extra = {"sandbox_start_s": round(session.start_s, 4) if fresh else 0.0}
+        timing["sandbox_start_s"] = session.start_s if fresh else 0.0
+        started = time.perf_counter()
         compile_error = session.load(code, problem.mode, problem.fn_name, limits)
+        timing["load_s"] = time.perf_counter() - started
         if compile_error:
             results.append(TestResult(0, "compile_error", detail=compile_error))
         else:
@@ -75,10 +88,19 @@ def _run(problem: Problem, code: str, kind: str, timeout_s: float, early_stop: b
                 except ProgramEndedSandbox as ended:
                     results.append(TestResult(index, "runtime_error", detail=f"the program ended its sandbox {ended}"[:500]))
                     break
+                compared = time.perf_counter()
                 status, detail = judge_test(problem.judge, problem.mode, raw, test.output)
-                results.append(TestResult(index, status, raw.get("time_s"), raw.get("max_rss_kb"), detail))
+                timing["compare_s"] += time.perf_counter() - compared
+                for stage, seconds in raw["stages"].items():
+                    timing[stage] += seconds
+                timing["program_wall_s"] += raw["time_s"]
+                timing["program_cpu_s"] += raw.get("cpu_s") or 0.0
+                results.append(TestResult(index, status, time_s=raw["time_s"], cpu_s=raw.get("cpu_s"), max_rss_kb=raw.get("max_rss_kb"), detail=detail))
                 if status != "pass" and early_stop:
                     break
+        ended = time.perf_counter()
+    timing["end_s"] = time.perf_counter() - ended  # the pool empties the sandbox for the next program
+    extra = {"sandbox_start_s": round(timing["sandbox_start_s"], 4), "timing": {k: round(v, 4) for k, v in timing.items()}}
     return Verdict(program_status(results, total), tuple(results), total, kind, extra=extra)
 
 
@@ -152,6 +174,35 @@ def _complete_rows(path: Path) -> Iterator[dict]:
                 yield json.loads(line)
 
 
+class VerdictFile:
+    """An append-only verdict file that resumes: `done` holds the pairs already graded (infra
+    errors excepted: they are graded again), `write` appends and fsyncs one row, thread-safe."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _truncate_partial_row(self.path)
+        self.done = {key for key, row in read_verdicts(self.path).items() if row["verdict"] != "infra_error"}
+        self._lock = threading.Lock()
+        self._sink = None
+
+    def __enter__(self) -> "VerdictFile":
+        self._sink = open(self.path, "a", encoding="utf-8")
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._sink.close()
+
+    def is_done(self, generation: dict) -> bool:
+        return (str(generation["question_id"]), str(generation["sample_id"])) in self.done
+
+    def write(self, rows: Iterable[dict]) -> None:
+        with self._lock:
+            self._sink.write("".join(json.dumps(row) + "\n" for row in rows))
+            self._sink.flush()
+            os.fsync(self._sink.fileno())
+
+
 def _truncate_partial_row(path: Path) -> None:
     """An interrupted write leaves a line without its newline: cut it so the rerun redoes it."""
     if not path.exists():
@@ -165,7 +216,7 @@ def _truncate_partial_row(path: Path) -> None:
 # ---- batches
 
 def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    return usable_cores()
 
 
 def grade_batch(
@@ -189,15 +240,11 @@ def grade_batch(
     """
     if not isinstance(problems, Mapping):
         problems = {problem.question_id: problem for problem in problems}
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _truncate_partial_row(out)
-    done = {key for key, row in read_verdicts(out).items() if row["verdict"] != "infra_error"}
+    verdicts = VerdictFile(out_path)
     workers = workers or default_workers()
-    kind = resolve_kind(sandbox)
+    kind = require_isolation(sandbox)
     if total is None and hasattr(generations, "__len__"):
         total = len(generations)
-    lock = threading.Lock()
 
     def one(generation: dict) -> dict:
         problem = problems.get(str(generation["question_id"]))
@@ -206,17 +253,14 @@ def grade_batch(
         verdict = grade(problem, generation["response"], sandbox=kind, timeout_s=timeout_s, early_stop=early_stop)
         return {"question_id": problem.question_id, "sample_id": generation["sample_id"], **verdict.to_dict()}
 
-    with open(out, "a", encoding="utf-8") as sink, _Progress(total, progress) as bar, ThreadPoolExecutor(workers) as pool:
+    with verdicts, _Progress(total, progress) as bar, ThreadPoolExecutor(workers) as pool:
         def write(row: dict) -> None:
-            with lock:
-                sink.write(json.dumps(row) + "\n")
-                sink.flush()
-                os.fsync(sink.fileno())
+            verdicts.write([row])
             bar.advance(row["passed"])
 
         pending = set()
         for generation in generations:
-            if (str(generation["question_id"]), str(generation["sample_id"])) in done:
+            if verdicts.is_done(generation):
                 bar.advance(None)
                 continue
             if len(pending) >= 2 * workers:
@@ -226,7 +270,7 @@ def grade_batch(
             pending.add(pool.submit(one, generation))
         for future in pending:
             write(future.result())
-    return score(read_verdicts(out).values())
+    return score(read_verdicts(verdicts.path).values())
 
 
 class _Progress:

@@ -8,8 +8,11 @@ its stdin/stdout with the grader outside:
     then per program (a warm sandbox serves many, one after another):
     -> {"code": ..., "mode": "stdin"|"functional", "fn_name": ..., "limits": {...}}
     <- {"loaded": true} | {"compile_error": "..."}
-    -> {"input": "...", "timeout_s": 6}          (one per test; the grader decides when to stop)
-    <- {"status": "exited"|"timeout"|"runtime_error"|..., "stdout"|"value", "time_s", "max_rss_kb"}
+    -> {"input": "...", "cpu_limit_s": 6, "wall_limit_s": 60}   (one per test; the grader decides when to stop)
+       (a large input also carries "input_key"; sent again, it is the key alone, and the reply
+        {"status": "need_input"} asks for the text when this harness no longer holds it)
+    -> {"stop": "cpu_limit"|"wall_limit"}      (only while a test runs: the grader saw a limit pass)
+    <- {"status": "exited"|"timeout"|"runtime_error"|..., "stdout"|"value_json", "time_s", "cpu_s", "max_rss_kb", "stages"}
     -> {"end": true}                            (kill leftovers, empty scratch and private dirs)
     <- {"ended": true}
 
@@ -27,6 +30,8 @@ Why this shape:
 from __future__ import annotations
 
 import ctypes
+import decimal
+import fractions
 import json
 import linecache
 import math
@@ -35,8 +40,10 @@ import resource
 import select
 import signal
 import sys
+import tempfile
 import time
 import traceback
+from collections import OrderedDict
 
 # LiveCodeBench's `import_string` (lcb_runner/evaluation/testing_util.py), run before every program.
 LCB_PRELUDE = """\
@@ -91,6 +98,8 @@ PR_SET_NO_NEW_PRIVS = 38
 CAPABILITY_VERSION_3 = 0x20080522
 PR_SET_CHILD_SUBREAPER = 36
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC = 1, 2, 4, 32, 4096, 8192, 16384
+CACHED_INPUT_CHARS = 64 * 1024  # inputs this large are sent once per sandbox, then named by key
+INPUT_CACHE_CHARS = 48 * 1024 * 1024
 STATUS_EXIT_CODE = {"missing_method": 121, "unserialisable": 122}
 STDERR_TAIL = 2000
 TRACEBACK_FRAMES = 30
@@ -98,65 +107,149 @@ DISK_POLL_S = 0.05
 
 
 # ---- tagged values: a functional program's return value crosses the sandbox boundary as JSON
-# without losing the Python types `==` depends on (tuple vs list, set, float specials).
+# without losing the Python types `==` depends on (tuple vs list, set, float specials, Fraction).
+# The program's own process writes the value, so whatever arrives is treated as the program's
+# output: `value_reply` turns anything malformed into the program's runtime error.
+
+MAX_DEPTH = 200
+MAX_JSON_INT_BITS = 13_000  # ~3,900 digits: plain JSON numbers stay under Python's 4,300-digit str/int limit
+
 
 def encode_value(value, depth: int = 0):
-    if depth > 200:
+    if depth > MAX_DEPTH:
         raise ValueError("value nested too deeply")
-    if value is None or isinstance(value, (bool, str)):
-        return value
+    # a subclass's own methods never run here: the base type's do
+    if value is None or isinstance(value, bool):
+        return None if value is None else bool.__bool__(value)
+    if isinstance(value, str):
+        return str.__str__(value)
     if isinstance(value, int):
-        return value if abs(value) < 2**53 else {"int": str(value)}
+        value = int.__int__(value)
+        return value if value.bit_length() <= MAX_JSON_INT_BITS else {"int": hex(value)}  # hex: no 4,300-digit limit
     if isinstance(value, float):
-        return value if math.isfinite(value) else {"float": repr(value)}
-    if isinstance(value, list):
-        return [encode_value(v, depth + 1) for v in value]
-    if isinstance(value, tuple):
-        return {"tuple": [encode_value(v, depth + 1) for v in value]}
-    if isinstance(value, (set, frozenset)):
-        return {"set": [encode_value(v, depth + 1) for v in value]}
-    if isinstance(value, dict):
-        return {"dict": [[encode_value(k, depth + 1), encode_value(v, depth + 1)] for k, v in value.items()]}
+        value = float.__float__(value)
+        return value if math.isfinite(value) else {"float": float.__repr__(value)}
+    if isinstance(value, (list, tuple, set, frozenset, dict)):
+        kind = next(k for k in (list, tuple, set, frozenset, dict) if isinstance(value, k))
+        items = list(dict.items(value) if kind is dict else kind.__iter__(value))
+        if kind is dict:
+            return {"dict": [[encode_value(k, depth + 1), encode_value(v, depth + 1)] for k, v in items]}
+        encoded = [encode_value(v, depth + 1) for v in items]
+        return encoded if kind is list else {"tuple" if kind is tuple else "set": encoded}
+    if isinstance(value, fractions.Fraction):
+        return {"fraction": [hex(int(value.numerator)), hex(int(value.denominator))]}
+    if isinstance(value, decimal.Decimal):
+        return {"decimal": decimal.Decimal.__str__(value)}
     if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
         return encode_value(value.item(), depth + 1)  # np.int64(3) == 3 holds in LCB's comparison too
-    return {"opaque": type(value).__name__}
+    return {"opaque": str(type.__getattribute__(type(value), "__name__"))[:100]}
+
+
+def encode_result(value) -> str | None:
+    """The JSON text of a return value, or None when it cannot cross (a hostile subclass raising
+    from its methods, a value nested past MAX_DEPTH)."""
+    try:
+        return json.dumps(encode_value(value))
+    except Exception:
+        return None
 
 
 class Opaque:
     """A value of a type that cannot cross the boundary: equal to nothing (see docs/grader.md)."""
 
     def __init__(self, type_name: str):
-        self.type_name = type_name
+        self.type_name = str(type_name)
 
     def __eq__(self, other):
         return False
+
+    __hash__ = object.__hash__
 
     def __repr__(self):
         return f"<{self.type_name}>"
 
 
-def decode_value(data):
+def decode_value(data, depth: int = 0):
+    """Back to Python values; sets come back as frozensets so that they can nest. Raises
+    ValueError (or TypeError, RecursionError) on anything `encode_value` cannot have made."""
+    if depth > MAX_DEPTH + 1:
+        raise ValueError("value nested too deeply")
     if isinstance(data, list):
-        return [decode_value(v) for v in data]
+        return [decode_value(v, depth + 1) for v in data]
     if not isinstance(data, dict):
         return data
+    if len(data) != 1:
+        raise ValueError("a tagged value has exactly one key")
     (tag, payload), = data.items()
     if tag == "int":
-        return int(payload)
+        return int(payload, 0) if payload.lstrip("-").startswith("0x") else int(payload)
     if tag == "float":
         return float(payload)
-    if tag == "tuple":
-        return tuple(decode_value(v) for v in payload)
-    if tag == "set":
-        return {decode_value(v) for v in payload}
+    if tag == "fraction":
+        numerator, denominator = (int(part, 16) for part in payload)
+        return fractions.Fraction(numerator, denominator)
+    if tag == "decimal":
+        return decimal.Decimal(payload)
+    if tag in ("tuple", "set"):
+        items = [decode_value(v, depth + 1) for v in _list(payload)]
+        return tuple(items) if tag == "tuple" else frozenset(items)
     if tag == "dict":
-        return {_hashable(decode_value(k)): decode_value(v) for k, v in payload}
-    return Opaque(payload)
+        return {decode_value(k, depth + 1): decode_value(v, depth + 1) for k, v in map(_pair, _list(payload))}
+    if tag == "opaque":
+        return Opaque(payload)
+    raise ValueError(f"unknown tag {tag[:50]!r}")
 
 
-def _hashable(value):
-    """Dict keys come back hashable: a frozenset key was encoded like a set."""
-    return frozenset(value) if isinstance(value, set) else value
+def _list(payload) -> list:
+    if not isinstance(payload, list):
+        raise ValueError("a tagged container holds a list")
+    return payload
+
+
+def _pair(item) -> list:
+    if not (isinstance(item, list) and len(item) == 2):
+        raise ValueError("a dict item is a [key, value] pair")
+    return item
+
+
+def value_reply(raw: str | None) -> dict:
+    """For a functional test whose child exited 0, from what the child left in the value channel
+    (the harness passes it through as text; the grader calls this): the value, encoded and
+    `decoded`, or the program's runtime error when it cannot decode."""
+    if raw is None:
+        return {"status": "runtime_error", "stderr": "the return value cannot cross the sandbox boundary (hostile type or nested too deeply)"}
+    if not raw:
+        return {"status": "exited", "value": {"opaque": "nothing"}}
+    try:
+        value = json.loads(raw)
+        decoded = decode_value(value)
+    except (ValueError, TypeError, RecursionError, MemoryError, OverflowError, ArithmeticError) as error:
+        return {"status": "runtime_error", "stderr": f"the program corrupted its return value channel ({type(error).__name__})"}
+    return {"status": "exited", "value": value, "decoded": decoded}
+
+
+class InputCache:
+    """Inputs of recent tests, least recently used out first past `cap` characters. The harness
+    keeps the text; the grader keeps the same bookkeeping (no data) to know what it need not
+    send again: the samples of one problem share their tests' inputs."""
+
+    def __init__(self, cap: int = INPUT_CACHE_CHARS):
+        self.cap, self.size, self.entries = cap, 0, OrderedDict()
+
+    def get(self, key: str):
+        if key not in self.entries:
+            return None
+        self.entries.move_to_end(key)
+        return self.entries[key][0]
+
+    def put(self, key: str, value, chars: int) -> None:
+        if key in self.entries:
+            self.size -= self.entries.pop(key)[1]
+        self.entries[key] = (value, chars)
+        self.size += chars
+        while self.size > self.cap:
+            _key, (_value, evicted) = self.entries.popitem(last=False)
+            self.size -= evicted
 
 
 # ---- the confined child
@@ -169,25 +262,26 @@ def _prctl(option: int, arg: int) -> None:
     _libc().prctl(option, arg, 0, 0, 0)
 
 
-def _set_limits(limits: dict, timeout_s: float) -> None:
+def _set_limits(limits: dict, cpu_limit_s: float) -> None:
     mb = 1024 * 1024
-    wanted = {
-        resource.RLIMIT_AS: limits["address_space_mb"] * mb,
-        resource.RLIMIT_CPU: int(math.ceil(timeout_s)) + 1,
-        resource.RLIMIT_NPROC: limits["processes"],
-        resource.RLIMIT_FSIZE: limits["file_size_mb"] * mb,
-        resource.RLIMIT_NOFILE: limits["open_files"],
-        resource.RLIMIT_CORE: 0,
-        resource.RLIMIT_STACK: limits["stack_mb"] * mb,
+    cpu = int(math.ceil(cpu_limit_s))
+    wanted = {  # (soft, hard)
+        resource.RLIMIT_AS: (limits["address_space_mb"] * mb,) * 2,
+        resource.RLIMIT_CPU: (cpu, cpu + 1),  # SIGXCPU at the limit (a timeout), SIGKILL if that is ignored
+        resource.RLIMIT_NPROC: (limits["processes"],) * 2,
+        resource.RLIMIT_FSIZE: (limits["file_size_mb"] * mb,) * 2,
+        resource.RLIMIT_NOFILE: (limits["open_files"],) * 2,
+        resource.RLIMIT_CORE: (0, 0),
+        resource.RLIMIT_STACK: (limits["stack_mb"] * mb,) * 2,
     }
-    for kind, value in wanted.items():
-        _soft, hard = resource.getrlimit(kind)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
+    for kind, (soft, hard) in wanted.items():
+        _current, allowed = resource.getrlimit(kind)
+        if allowed != resource.RLIM_INFINITY:
+            soft, hard = min(soft, allowed), min(hard, allowed)
         try:
-            resource.setrlimit(kind, (value, value))
+            resource.setrlimit(kind, (soft, hard))
         except (ValueError, OSError):
-            resource.setrlimit(kind, (value, hard))
+            resource.setrlimit(kind, (soft, allowed))
 
 
 def _mapped(uid: int | None) -> bool:
@@ -222,6 +316,7 @@ SYSCALLS = {
     0xC00000B7: {"kill": 129, "tkill": 130, "tgkill": 131, "ptrace": 117, "process_vm_readv": 270,
                  "process_vm_writev": 271, "pidfd_send_signal": 424, "socket": 198},
 }
+X32_SYSCALL_BIT = 0x40000000  # x86-64's x32 ABI: the same calls under other numbers
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 SECCOMP_RET_ALLOW, SECCOMP_RET_EPERM = 0x7FFF0000, 0x00050001
 AF_UNIX = 1
@@ -239,14 +334,18 @@ def _syscall_filter(arch: int, numbers: dict[str, int], own_pid: int) -> list[tu
     """A BPF program: signals only to the program's own process group, no ptrace or
     cross-process memory access, no sockets but Unix ones (a second wall behind the network
     namespace, and the only one where namespaces are unavailable). LiveCodeBench's
-    reliability_guard disables os.kill too."""
-    load, jump_eq, ret = 0x20, 0x15, 0x06
+    reliability_guard disables os.kill too. Every call through another architecture's entry
+    (i386 `int 0x80` on x86-64: its numbers differ and this filter would not know them) and
+    every x32 call is refused outright."""
+    load, jump_eq, jump_ge, ret = 0x20, 0x15, 0x35, 0x06
     nr, arch_offset, arg0 = 0, 4, 16
 
     def deny_if(number: int) -> list[tuple[int, int, int, int]]:
         return [(jump_eq, 0, 1, number), (ret, 0, 0, SECCOMP_RET_EPERM)]
 
-    program = [(load, 0, 0, arch_offset), (jump_eq, 1, 0, arch), (ret, 0, 0, SECCOMP_RET_ALLOW), (load, 0, 0, nr)]
+    program = [(load, 0, 0, arch_offset), (jump_eq, 1, 0, arch), (ret, 0, 0, SECCOMP_RET_EPERM), (load, 0, 0, nr)]
+    if arch == 0xC000003E:
+        program += [(jump_ge, 0, 1, X32_SYSCALL_BIT), (ret, 0, 0, SECCOMP_RET_EPERM)]
     for name in ("ptrace", "process_vm_readv", "process_vm_writev", "pidfd_send_signal"):
         program += deny_if(numbers[name])
     # kill/tkill/tgkill: the first argument must be 0, the program's pid or its process group
@@ -294,14 +393,15 @@ def _child(job: dict, prelude, code, test: dict, workdir: str, fds: tuple[int, i
     status = 1
     try:
         os.setsid()
-        stdin_fd, stdout_fd, stderr_fd, value_fd = fds
-        for target, fd in ((0, stdin_fd), (1, stdout_fd), (2, stderr_fd), (3, value_fd)):
+        # fd 3 is the value channel of a functional program; a stdin program gets no fd 3
+        targets = (0, 1, 2, 3) if job["mode"] == "functional" else (0, 1, 2)
+        for target, fd in zip(targets, fds):
             os.dup2(fd, target)
-        os.closerange(4, 65536)
+        os.closerange(len(targets), 65536)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it; output past the cap ends the program
         signal.set_wakeup_fd(-1)
-        _set_limits(job["limits"], test["timeout_s"])
+        _set_limits(job["limits"], test["cpu_limit_s"])
         _drop_privileges(job.get("uid"))
         os.chdir(workdir)
         os.environ.clear()
@@ -343,12 +443,14 @@ def _run_program(job: dict, prelude, code, test: dict) -> int:
         return STATUS_EXIT_CODE["missing_method"]
     args = [json.loads(line) for line in test["input"].split("\n")]
     result = method(*args)
-    try:
-        encoded = json.dumps(encode_value(result))
-    except (ValueError, RecursionError):
+    encoded = encode_result(result)
+    if encoded is None:
         return STATUS_EXIT_CODE["unserialisable"]
-    with open(3, "w", closefd=False) as value_file:
-        value_file.write(encoded)
+    # whatever the program wrote into fd 3 itself is dropped: only the returned value counts
+    os.ftruncate(3, 0)
+    data, offset = encoded.encode(), 0
+    while offset < len(data):
+        offset += os.pwrite(3, data[offset:], offset)
     return 0
 
 
@@ -366,6 +468,7 @@ class Harness:
         watch_mb = setup.get("watch_scratch_mb")
         self.watch_bytes = watch_mb * 1024 * 1024 if watch_mb else None
         self.test_index = 0
+        self.inputs = InputCache()
         self.job: dict = {}
         self.wake_r, wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -404,49 +507,68 @@ class Harness:
                         pass
 
     def run_test(self, test: dict) -> dict:
+        if "input" in test:
+            if "input_key" in test:
+                self.inputs.put(test["input_key"], test["input"], len(test["input"]))
+        elif (cached := self.inputs.get(test["input_key"])) is not None:
+            test["input"] = cached
+        else:
+            return {"status": "need_input"}  # evicted here: the grader sends it again
         self.test_index += 1
-        workdir = os.path.join(self.scratch, f"t{self.test_index}")
-        os.mkdir(workdir, 0o700)
+        # unpredictable names: a program sharing the harness's uid (no namespaces, non-root)
+        # cannot squat the next test's directory or files and so turn its own test into an error
+        workdir = tempfile.mkdtemp(prefix=f"t{self.test_index}-", dir=self.scratch)
         if self.uid is not None and os.geteuid() == 0:
             os.chown(workdir, self.uid, self.uid)
-        paths = {name: os.path.join(self.scratch, f"{name}{self.test_index}") for name in ("in", "out", "err", "val")}
-        with open(paths["in"], "w", encoding="utf-8") as handle:
-            handle.write(test["input"])
-        fds = (
-            os.open(paths["in"], os.O_RDONLY),
-            os.open(paths["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
-            os.open(paths["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
-            os.open(paths["val"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
-        )
+        # stdin, stdout, stderr and the value channel: files without a name (unlinked at once),
+        # so no program, this one or another sandbox's, can open them by path
+        written = time.perf_counter()
+        fds = tuple(_anonymous_file(self.scratch) for _ in range(4))
+        _write_all(fds[0], test["input"].encode("utf-8", errors="surrogatepass"))
+        os.lseek(fds[0], 0, os.SEEK_SET)
+        written = time.perf_counter() - written
         sys.stdout.flush()
         started = time.perf_counter()
         pid = os.fork()
         if pid == 0:
             _child(self.job, self.prelude, self.code, test, workdir, fds)
-        for fd in fds:
-            os.close(fd)
-        outcome, status, usage = self._wait(pid, started + test["timeout_s"], workdir)
-        elapsed = time.perf_counter() - started
-        self._kill_leftovers(pid)
-        result = {"time_s": round(elapsed, 4), "max_rss_kb": usage.ru_maxrss if usage else None}
-        result.update(self._classify(outcome, status, paths))
-        for path in paths.values():
-            os.unlink(path)
+        forked = time.perf_counter() - started
+        try:
+            outcome, status, usage = self._wait(pid, started + test["wall_limit_s"], workdir)
+            elapsed = time.perf_counter() - started
+            self._kill_leftovers(pid)
+            collected = time.perf_counter()
+            result = {"time_s": round(elapsed, 4), "cpu_s": round(usage.ru_utime + usage.ru_stime, 4) if usage else None,
+                      "max_rss_kb": usage.ru_maxrss if usage else None}
+            result.update(self._classify(outcome, status, fds[1:]))
+        finally:
+            for fd in fds:
+                os.close(fd)
         _remove_tree(workdir)
+        result["stages"] = {"write_s": written, "fork_s": forked, "collect_s": time.perf_counter() - collected}
         return result
 
     def _wait(self, pid: int, deadline: float, workdir: str):
+        """Until the child exits, the grader says stop (it watches the CPU time where this
+        sandbox's own clock cannot, under gVisor, and the wall-clock guard net of run-queue
+        waits), the backstop deadline passes, or the disk watch trips."""
+        stopped = None
         while True:
             done, status, usage = os.wait4(pid, os.WNOHANG)
             if done:
                 return "exited", status, usage
             remaining = deadline - time.perf_counter()
             over_disk = self.watch_bytes is not None and _disk_usage(workdir) > self.watch_bytes
-            if remaining <= 0 or over_disk:
+            if remaining <= 0 or over_disk or stopped:
                 _kill_group(pid)
                 _done, status, usage = os.wait4(pid, 0)
-                return ("disk_limit" if over_disk else "timeout"), status, usage
-            select.select([self.wake_r], [], [], remaining if self.watch_bytes is None else min(remaining, DISK_POLL_S))
+                return ("disk_limit" if over_disk else stopped if stopped in ("cpu_limit", "wall_limit") else "wall_limit"), status, usage
+            ready, _, _ = select.select([self.wake_r, 0], [], [], remaining if self.watch_bytes is None else min(remaining, DISK_POLL_S))
+            if 0 in ready:  # the only message sent during a test: {"stop": limit}, or EOF when the grader left
+                try:
+                    stopped = json.loads(os.read(0, 4096))["stop"]
+                except (ValueError, KeyError, TypeError):
+                    stopped = "wall_limit"
             try:
                 os.read(self.wake_r, 4096)
             except BlockingIOError:
@@ -485,31 +607,47 @@ class Harness:
             if not done:
                 return
 
-    def _classify(self, outcome: str, status: int, paths: dict) -> dict:
+    def _classify(self, outcome: str, status: int, fds: tuple[int, int, int]) -> dict:
         cap = self.job["limits"]["file_size_mb"] * 1024 * 1024
-        stderr_tail = _read(paths["err"], cap)[-STDERR_TAIL:]
-        if outcome == "timeout":
-            return {"status": "timeout", "stderr": stderr_tail}
+        stdout_fd, stderr_fd, value_fd = fds
+        stderr_tail = _read(stderr_fd, cap)[-STDERR_TAIL:]
+        if outcome in ("wall_limit", "cpu_limit"):
+            return {"status": "timeout", "limit": outcome, "stderr": stderr_tail}
         if outcome == "disk_limit":
             return {"status": "output_limit", "stderr": f"files over {self.watch_bytes >> 20} MiB in the working directory"}
         if os.WIFSIGNALED(status):
             signum = os.WTERMSIG(status)
             kind = {signal.SIGXCPU: "timeout", signal.SIGXFSZ: "output_limit"}.get(signum, "runtime_error")
-            return {"status": kind, "signal": signum, "stderr": stderr_tail}
+            return {"status": kind, "signal": signum, "stderr": stderr_tail, **({"limit": "cpu_limit"} if kind == "timeout" else {})}
         code = os.WEXITSTATUS(status)
         if code == STATUS_EXIT_CODE["missing_method"] and self.job["mode"] == "functional":
             return {"status": "compile_error", "stderr": stderr_tail}
+        if code == STATUS_EXIT_CODE["unserialisable"] and self.job["mode"] == "functional":
+            return {**value_reply(None), "exit_code": code}
         if code != 0:
             return {"status": "runtime_error", "exit_code": code, "stderr": stderr_tail}
-        if self.job["mode"] == "functional":
-            raw = _read(paths["val"], cap)
-            return {"status": "exited", "value": json.loads(raw) if raw else {"opaque": "nothing"}, "stderr": stderr_tail}
-        return {"status": "exited", "stdout": _read(paths["out"], cap), "stderr": stderr_tail}
+        if self.job["mode"] == "functional":  # decoded outside: big values cost the sandbox no CPU twice
+            return {"status": "exited", "value_json": _read(value_fd, cap), "stderr": stderr_tail}
+        return {"status": "exited", "stdout": _read(stdout_fd, cap), "stderr": stderr_tail}
 
 
-def _read(path: str, cap: int) -> str:
-    with open(path, "rb") as handle:
-        return handle.read(cap).decode("utf-8", errors="replace")
+def _anonymous_file(directory: str) -> int:
+    fd, path = tempfile.mkstemp(prefix=".io-", dir=directory)  # O_EXCL, random name, retried
+    os.unlink(path)
+    return fd
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _read(fd: int, cap: int) -> str:
+    chunks, offset = [], 0
+    while offset < cap and (chunk := os.pread(fd, min(cap - offset, 1 << 20), offset)):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks).decode("utf-8", errors="replace")
 
 
 def _disk_usage(path: str) -> int:
@@ -637,13 +775,20 @@ def main() -> None:
     harness = Harness(setup)
     reply({"ready": True})
     for line in stdin:
+        parsed = time.perf_counter()
         message = json.loads(line)
+        parsed = time.perf_counter() - parsed
         try:
             if "code" in message:
                 error = harness.load(message)
                 reply({"compile_error": error} if error else {"loaded": True})
-            elif "input" in message:
-                reply(harness.run_test(message))
+            elif "input" in message or "input_key" in message:
+                result = harness.run_test(message)
+                if "stages" in result:
+                    result["stages"]["parse_s"] = parsed
+                reply(result)
+            elif "stop" in message:
+                continue  # it came after its test had ended
             else:
                 harness.end_program()
                 reply({"ended": True})

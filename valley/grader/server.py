@@ -1,7 +1,7 @@
 """The grader sidecar: a stdlib HTTP server in front of `grade`.
 
-    GET  /healthz -> 200 {"ok": true, "sandbox": ..., "workers": ..., "pending": ...}
-                     (503 while draining)
+    GET  /healthz -> 200 {"ok": true, "sandbox": ..., "isolated": ..., "workers": ..., "pending": ...}
+                     (503 while draining; "isolated" is false only for --sandbox unsafe-local)
     POST /grade   {"problems": [LCB rows | Problem dicts], "generations": [{"question_id",
                    "sample_id", "response"}], "timeout_s"?: float, "early_stop"?: bool}
                   -> 200 {"rows": [verdict rows, in request order]}
@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from valley.grader.grading import default_workers, grade, problem_from_row
-from valley.grader.sandbox import resolve_kind
+from valley.grader.sandbox import UNSAFE, require_isolation
 
 RETRY_AFTER_S = 1
 
@@ -30,8 +30,8 @@ class GraderServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address, *, sandbox: str, workers: int | None, max_pending: int, max_request_mb: int):
+        self.sandbox = require_isolation(sandbox)  # before binding: no isolation, no server
         super().__init__(address, GradeHandler)
-        self.sandbox = resolve_kind(sandbox)
         self.workers = workers or default_workers()
         self.pool = ThreadPoolExecutor(self.workers)
         self.max_request_bytes = max_request_mb * 1024 * 1024
@@ -86,7 +86,8 @@ class GradeHandler(BaseHTTPRequestHandler):
             return self._reply(404, {"error": "not found; use GET /healthz or POST /grade"})
         server = self.server
         status = 503 if server.draining.is_set() else 200
-        self._reply(status, {"ok": status == 200, "sandbox": server.sandbox, "workers": server.workers, "pending": server.pending})
+        self._reply(status, {"ok": status == 200, "sandbox": server.sandbox, "isolated": server.sandbox != UNSAFE,
+                             "workers": server.workers, "pending": server.pending})
 
     def do_POST(self) -> None:
         server = self.server

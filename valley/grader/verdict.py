@@ -18,7 +18,8 @@ PROGRAM_STATUSES = (*TEST_STATUSES, "no_code", "infra_error")
 class TestResult:
     index: int
     status: str
-    time_s: float | None = None
+    time_s: float | None = None  # wall clock, fork to exit
+    cpu_s: float | None = None  # what the time limit judges (docs/grader.md, "Time limits")
     max_rss_kb: int | None = None
     detail: str = ""
 
@@ -147,11 +148,17 @@ def judge_test(judge: str, mode: str, raw: dict, expected: str) -> tuple[str, st
     status = raw["status"]
     if status == "output_limit":
         return "wrong_answer", "output over the size cap"
+    if status == "timeout":
+        limit = {"wall_limit": "wall-clock guard (a sleeping or blocked program)"}.get(raw.get("limit"), "CPU time limit")
+        return "timeout", f"{limit}; {raw.get('stderr', '')[-400:]}".rstrip("; ")
     if status != "exited":
         return status, raw.get("stderr", "")[-500:]
     if mode == "functional":
         matches = lcb_value_matches if judge == "lcb" else taco_value_matches
-        ok = matches(decode_value(raw["value"]), expected)
+        try:
+            ok = matches(raw["decoded"] if "decoded" in raw else decode_value(raw["value"]), expected)
+        except Exception as error:  # the harness checked the value; this is a last wall, never a crash
+            return "wrong_answer", f"the return value could not be compared ({type(error).__name__})"
     else:
         matches = lcb_stdout_matches if judge == "lcb" else taco_stdout_matches
         ok = matches(raw["stdout"], expected)

@@ -77,3 +77,20 @@ def test_build_with_a_malformed_taco_row_fails_in_one_line(valley, write_spec, t
     assert result.returncode == 1
     assert result.stderr.startswith("error: taco train[3].input_output: malformed (")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_labels_through_the_grader_server_agree_and_in_process_grading_is_refused_on_a_cluster(tmp_path, monkeypatch) -> None:
+    """The data Job's path: a cluster build grades through the gVisor sidecar (`--grader-url`);
+    grading in its own pod is refused."""
+    from tests.valley.grader.test_grader_server import start_server
+
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    with pytest.raises(ValleyError, match="--grader-url"):
+        label_responses(items(OCR2), tmp_path / "refused", sandbox="process")
+    server, url = start_server("--workers", "2")
+    try:
+        labels = label_responses(items(OCR2), tmp_path / "cache", workers=2, grader_url=url)
+    finally:
+        server.kill()
+        server.wait()
+    assert labels == {r["id"]: "correct" if r["judgement"] == "right" else "incorrect" for r in OCR2}

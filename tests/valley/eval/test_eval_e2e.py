@@ -148,3 +148,30 @@ def test_eval_grades_through_the_grader_sidecar(tiny_qwen, valley, grader_sideca
     assert {v for k, v in verdicts.items() if k != ("fx-sum", 1)} == {"no_code"}
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["pass_at_1"] == 0.125 and metrics["no_code_rate"] == 7 / 8
+
+
+def test_programs_the_grader_could_not_run_fail_the_eval_unless_allowed(tiny_qwen, valley, tmp_path):
+    """Every sandbox fails to start (its scratch root is missing): each program is an infra_error,
+    left out of pass@1, so `valley eval` exits non-zero with one line and logs nothing, unless
+    --allow-infra-errors covers them."""
+    run = RunSpec(study="mini", model="tiny-qwen", eval=EVAL)
+    spec = tmp_path / "run.json"
+    spec.write_text(run.to_json())
+    out = tmp_path / "eval"
+    out.mkdir()
+    generations = [{"question_id": q, "sample_id": s, "response": CORRECT_SUM, "finish_reason": "stop", "num_tokens": 3}
+                   for q in IN_WINDOW for s in (0, 1)]  # complete: no engine starts
+    (out / "generations.jsonl").write_text("".join(json.dumps(g) + "\n" for g in generations))
+    env = {"VALLEY_GRADER_TMPDIR": str(tmp_path / "missing")}
+    args = ["eval", "--run-spec", spec, "--model", tiny_qwen, "--out", out, "--lcb-path", LCB_FIXTURE]
+
+    failed = valley(args, env=env, check=False)
+    assert failed.returncode == 1
+    assert failed.stderr.strip().splitlines()[-1] == (  # library warnings may come before it
+        "error: grading: 8 programs (4 problems entirely) were not graded (infra_error) and would leave pass@1; "
+        "rerun to retry them, fix the grader, or pass --allow-infra-errors 8")
+    assert not (out / "metrics.json").exists()
+
+    valley([*args, "--allow-infra-errors", "8"], env=env)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["infra_failures"] == 8 and metrics["infra_problems_excluded"] == 4

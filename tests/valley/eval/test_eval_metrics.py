@@ -44,6 +44,15 @@ def test_infrastructure_failures_are_counted_not_scored():
     assert per_problem_pass(verdicts) == {"a": 1.0, "b": 0.0}
     metrics = eval_metrics(PROBLEMS[:2], [gen("a", 0, "")], verdicts)
     assert metrics["infra_failures"] == 2 and metrics["pass_at_1"] == 0.5
+    assert metrics["infra_problems_excluded"] == 0  # both problems keep a scored sample
+    only_infra = eval_metrics([], [], [*verdicts, {**verdict("c", 0, False), "verdict": "infra_error"}])
+    assert only_infra["infra_failures"] == 3 and only_infra["infra_problems_excluded"] == 1
+
+
+def test_programs_failing_on_a_module_the_grader_lacks_are_counted():
+    missing = {**verdict("a", 0, False), "verdict": "runtime_error",
+               "tests": [{"index": 0, "status": "runtime_error", "detail": "ModuleNotFoundError: No module named 'numpy'"}]}
+    assert eval_metrics(PROBLEMS[:1], [], [missing, verdict("a", 1, True)])["missing_module_failures"] == 1
 
 
 @pytest.mark.parametrize("response,starts", [

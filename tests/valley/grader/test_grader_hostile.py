@@ -28,6 +28,22 @@ from valley.grader.grading import read_verdicts
 ROOT = Path(__file__).resolve().parents[3]
 SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
+I386_SOCKET_ATTACK = """
+import ctypes, mmap, socket, struct
+# push rbx; mov eax, 102 (socketcall); mov ebx, 1 (SYS_SOCKET); mov ecx, args; int 0x80; pop rbx; ret
+page = mmap.mmap(-1, 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x40, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+base = ctypes.addressof(ctypes.c_char.from_buffer(page))
+code = b"\\x53\\xb8" + struct.pack("<I", 102) + b"\\xbb" + struct.pack("<I", 1) + b"\\xb9" + struct.pack("<I", base + 256) + b"\\xcd\\x80\\x5b\\xc3"
+page[:len(code)] = code
+page[256:268] = struct.pack("<III", socket.AF_INET, socket.SOCK_STREAM, 0)
+fd = ctypes.CFUNCTYPE(ctypes.c_int)(base)()
+if fd >= 0:
+    s = socket.socket(fileno=fd)
+    s.connect(("127.0.0.1", PORT))
+    s.sendall(b"escaped")
+    print("ok")
+"""
+
 HOSTILE = {
     "kill_parent_and_group": """
 import os, signal
@@ -147,6 +163,61 @@ signal.signal(signal.SIGTERM, signal.SIG_IGN)
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 time.sleep(600)
 """,
+    "write_every_fd": """
+import os
+fake = b'{"status": "exited", "stdout": "ok\\n", "stderr": "", "time_s": 0.0, "max_rss_kb": 1}\\n'
+for fd in range(0, 1024):
+    try:
+        os.write(fd, fake)
+    except OSError:
+        pass
+""",
+    "i386_entry": I386_SOCKET_ATTACK,
+    "x32_entry": """
+import ctypes, socket
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.syscall(0x40000000 | 41, socket.AF_INET, socket.SOCK_STREAM, 0)
+if fd >= 0:
+    s = socket.socket(fileno=fd)
+    s.connect(("127.0.0.1", PORT))
+    s.sendall(b"escaped")
+    print("ok")
+""",
+    "prctl_games": """
+import ctypes, os, signal, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: keep orphans from the harness
+libc.prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE
+libc.prctl(15, b"harness", 0, 0, 0)  # PR_SET_NAME: look like the harness
+libc.prctl(0x59616d61, -1, 0, 0, 0)  # PR_SET_PTRACER_ANY
+if os.fork() == 0:
+    libc.prctl(1, 0, 0, 0, 0)  # PR_SET_PDEATHSIG off
+    os.setsid()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if os.fork() == 0:
+        time.sleep(1)
+        for path in OUTSIDE:
+            try:
+                open(path, "w").write("late")
+            except OSError:
+                pass
+        time.sleep(600)
+    os._exit(0)
+print("no")
+""",
+    "read_other_scratch": """
+import glob, os
+found = []
+for pattern in (SANDBOXES + "/*/scratch/**", "/proc/[0-9]*/cwd/**", "/proc/[0-9]*/root/scratch/**"):
+    for path in glob.glob(pattern, recursive=True):
+        try:
+            if os.path.isfile(path) and not path.startswith(os.getcwd()):
+                open(path).read()
+                found.append(path)
+        except OSError:
+            pass
+print("ok" if found else "no")
+""",
     "close_stdout": """
 import os
 os.close(1)
@@ -244,7 +315,8 @@ class HostileBatch:
         for name, code in HOSTILE.items():
             if name in skip:
                 continue
-            code = code.replace("SECRET_FILE", repr(str(self.secret_file))).replace("PORT", str(port)).replace("OUTSIDE", repr(self.outside))
+            code = (code.replace("SECRET_FILE", repr(str(self.secret_file))).replace("PORT", str(port))
+                    .replace("OUTSIDE", repr(self.outside)).replace("SANDBOXES", repr(str(self.sandbox_tmp))))
             self.rows.append({"question_id": "hostile", "sample_id": name, "response": f"```python\n{code}\n```"})
         self.rows.append({"question_id": "hostile", "sample_id": "sentinel", "response": f"```python\n{SENTINEL}```"})
         self.generations.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
@@ -290,12 +362,8 @@ NO_NAMESPACE_SKIPS = ("write_outside_scratch", "read_token")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sandbox, namespaces", [
-    ("process", "1"),
-    ("process", "0"),
-    pytest.param("runsc", "1", marks=pytest.mark.runsc),
-])
-def test_hostile_programs_under_a_non_root_grader(listener, planted_token, sandbox, namespaces):
+@pytest.mark.parametrize("sandbox", ["process", "unsafe-local", pytest.param("runsc", marks=pytest.mark.runsc)])
+def test_hostile_programs_under_a_non_root_grader(listener, planted_token, sandbox):
     """The grader image runs non-root on the standard library alone: the same batch as uid 65534
     (a rootless user namespace / `runsc --rootless`, or no namespaces at all, as in a pod whose
     seccomp profile forbids `unshare`), through `python -m valley.grader grade`."""
@@ -311,7 +379,7 @@ def test_hostile_programs_under_a_non_root_grader(listener, planted_token, sandb
         package = root / "pkg" / "valley"
         shutil.copytree(ROOT / "valley" / "grader", package / "grader", ignore=shutil.ignore_patterns("__pycache__"))
         (package / "__init__.py").write_text("")
-        batch = HostileBatch(root, port, skip=NO_NAMESPACE_SKIPS if namespaces == "0" else ())
+        batch = HostileBatch(root, port, skip=NO_NAMESPACE_SKIPS if sandbox == "unsafe-local" else ())
         for path in (batch.sandbox_tmp, root / "pkg"):
             subprocess.run(["chmod", "-R", "a+rwX", str(path)], check=True)
         batch.out.touch()
@@ -323,7 +391,7 @@ def test_hostile_programs_under_a_non_root_grader(listener, planted_token, sandb
             ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", system_python, "-I", "-c", entry,
              "grade", "--problems", str(batch.problems), "--generations", str(batch.generations), "--out", str(batch.out),
              "--sandbox", sandbox, "--workers", "2", "--timeout-s", "2"],
-            env={"PATH": "/usr/bin:/bin", "HOME": str(root), "VALLEY_GRADER_NAMESPACES": namespaces, **batch.env()},
+            env={"PATH": "/usr/bin:/bin", "HOME": str(root), **batch.env()},
             capture_output=True, text=True, timeout=300,
         )
         assert result.returncode == 0, result.stderr

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from manager.mlflow_ui import free_port
-from valley.grader.client import grade_remote, healthy
+from valley.grader.client import GraderUnavailable, grade_remote, healthy
+from valley.grader.grading import read_verdicts
 
 ROOT = Path(__file__).resolve().parents[3]
 SLEEPER = "```python\nimport time\ntime.sleep(30)\n```"
@@ -31,7 +32,10 @@ def problem_row(question_id: str = "double") -> dict:
 
 
 def start_server(*args: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+    return start_server_on(free_port(), *args)
+
+
+def start_server_on(port: int, *args: str) -> tuple[subprocess.Popen, str]:
     # -S -I: no site-packages, no PYTHONPATH: the entrypoint must run on the standard library alone
     process = subprocess.Popen(
         [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); from valley.grader.__main__ import main; sys.exit(main())",
@@ -68,19 +72,22 @@ def post(url: str, body: bytes) -> tuple[int, dict, dict]:
         return error.code, dict(error.headers), json.loads(error.read() or b"{}")
 
 
-def test_health_and_grading_through_the_client(server):
+def test_health_and_grading_through_the_client(server, tmp_path):
     with urllib.request.urlopen(server + "/healthz") as response:
         health = json.loads(response.read())
-    assert health["ok"] and health["sandbox"] == "process" and health["workers"] == 2
+    assert health["ok"] and health["sandbox"] == "process" and health["isolated"] and health["workers"] == 2
     generations = [
         {"question_id": "double", "sample_id": 0, "response": "```python\nprint(int(input()) * 2)\n```"},
         {"question_id": "double", "sample_id": 1, "response": "```python\nprint(int(input()) + 1)\n```"},
         {"question_id": "other", "sample_id": 0, "response": "<think>```python\nprint(0)\n```</think>```python\nprint(int(input()) * 2)\n```"},
     ]
-    rows = grade_remote(server, [problem_row("double"), problem_row("other")], generations, concurrency=1, test_timeout_s=3)
-    assert [(r["question_id"], r["sample_id"], r["verdict"]) for r in rows] == [
-        ("double", 0, "pass"), ("double", 1, "wrong_answer"), ("other", 0, "pass")]
-    assert [t["status"] for t in rows[0]["tests"]] == ["pass"] * 3
+    out = tmp_path / "verdicts.jsonl"
+    assert grade_remote(server, [problem_row("double"), problem_row("other")], generations, out, concurrency=1, test_timeout_s=3) == 3
+    rows = read_verdicts(out)
+    assert {key: r["verdict"] for key, r in rows.items()} == {
+        ("double", "0"): "pass", ("double", "1"): "wrong_answer", ("other", "0"): "pass"}
+    assert [t["status"] for t in rows[("double", "0")]["tests"]] == ["pass"] * 3
+    assert grade_remote(server, [problem_row("double"), problem_row("other")], generations, out) == 0  # all there: nothing resent
 
 
 def test_oversized_request_gets_413(server):
@@ -91,7 +98,7 @@ def test_oversized_request_gets_413(server):
     assert b" 413 " in status_line
 
 
-def test_full_queue_gets_429_with_retry_after_and_the_client_waits(server):
+def test_full_queue_gets_429_with_retry_after_and_the_client_waits(server, tmp_path):
     slow = json.dumps({"problems": [problem_row()], "generations": [{"question_id": "double", "sample_id": 0, "response": SLEEPER}], "timeout_s": 2}).encode()
     first = threading.Thread(target=post, args=(server, slow))
     first.start()
@@ -99,9 +106,10 @@ def test_full_queue_gets_429_with_retry_after_and_the_client_waits(server):
     status, headers, body = post(server, slow)
     assert status == 429 and headers["Retry-After"] == "1" and "pending" in body["error"]
     # grade_remote retries the 429 until the slot frees up
-    rows = grade_remote(server, [problem_row()], [{"question_id": "double", "sample_id": 9, "response": "```python\nprint(int(input()) * 2)\n```"}])
+    out = tmp_path / "verdicts.jsonl"
+    grade_remote(server, [problem_row()], [{"question_id": "double", "sample_id": 9, "response": "```python\nprint(int(input()) * 2)\n```"}], out)
     first.join()
-    assert rows[0]["passed"]
+    assert read_verdicts(out)[("double", "9")]["passed"]
 
 
 def test_bad_request_is_400_with_the_reason(server):
@@ -145,3 +153,47 @@ def test_stdlib_entrypoint_grades_a_file(tmp_path):
         check=True, capture_output=True, timeout=120,
     )
     assert json.loads(out.read_text())["passed"] is True
+
+
+def test_client_waits_for_a_server_that_is_not_up_yet_and_gives_up_after_its_patience(tmp_path):
+    port = free_port()
+    generations = [{"question_id": "double", "sample_id": 0, "response": "```python\nprint(int(input()) * 2)\n```"}]
+    with pytest.raises(GraderUnavailable, match="still failing"):
+        grade_remote(f"http://127.0.0.1:{port}", [problem_row()], generations, tmp_path / "never.jsonl", patience_s=1)
+    late: list = []
+    starter = threading.Timer(1.5, lambda: late.append(start_server_on(port)))
+    starter.start()
+    out = tmp_path / "verdicts.jsonl"
+    try:
+        grade_remote(f"http://127.0.0.1:{port}", [problem_row()], generations, out, patience_s=60)
+    finally:
+        starter.join()
+        for process, _url in late:
+            process.kill()
+    assert read_verdicts(out)[("double", "0")]["passed"]
+
+
+def test_a_killed_client_resumes_without_regrading_or_duplicates(server, tmp_path):
+    """Rows land per problem as they come back: killing the client after the first problem
+    keeps that problem's rows, and the rerun sends only the rest."""
+    problems = [problem_row(f"p{i}") for i in range(3)]
+    generations = [{"question_id": f"p{i}", "sample_id": s, "response": "```python\nimport time\ntime.sleep(0.5 * %d)\nprint(int(input()) * 2)\n```" % i}
+                   for i in range(3) for s in range(2)]
+    (tmp_path / "problems.json").write_text(json.dumps(problems))
+    (tmp_path / "generations.json").write_text(json.dumps(generations))
+    out = tmp_path / "verdicts.jsonl"
+    script = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from valley.grader.client import grade_remote; "
+              f"grade_remote({server!r}, json.load(open('problems.json')), json.load(open('generations.json')), 'verdicts.jsonl', concurrency=1)")
+    client = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while not (out.exists() and out.read_text().count("\n") >= 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    client.kill()
+    client.wait()
+    first = read_verdicts(out)
+    assert 2 <= len(first) < 6 and len(out.read_text().splitlines()) == len(first)
+    sent = grade_remote(server, problems, generations, out, concurrency=1)
+    assert sent == 6 - len(first)
+    lines = out.read_text().splitlines()
+    assert len(lines) == 6 == len(read_verdicts(out))
+    assert all(row["passed"] for row in read_verdicts(out).values())

@@ -1,0 +1,72 @@
+"""Time limits judge the program's CPU time, so a verdict does not depend on how many programs
+are graded beside it: the same seeded corpus, with slow-but-correct programs near the limit,
+gets the same verdicts at --workers 1, 2 and 16 through the real `valley grade` CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import require_tool
+from tests.valley.grader import lcb_like
+from valley.grader.grading import read_jsonl, read_verdicts
+
+LIMIT_S = 1.0
+SLEEPER = "```python\nimport time\ntime.sleep(60)\nprint(1)\n```"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    # slow programs spend ~40% of the limit on the largest test: 16 of them at once on 2 cores
+    # would take several times the limit of wall time
+    paths = lcb_like.write(tmp_path_factory.mktemp("lcb-like"), problems=4, max_numbers=20_000, tests=3, timeout_s=LIMIT_S,
+                           slow_fraction=0.4, kinds=("correct", "slow_correct", "slow_correct", "loop_on_large"))
+    with open(paths["generations"], "a") as generations, open(paths["expected"], "a") as expected:
+        generations.write(json.dumps({"question_id": "sum0", "sample_id": "sleeper", "response": SLEEPER}) + "\n")
+        expected.write(json.dumps({"question_id": "sum0", "sample_id": "sleeper", "verdict": "timeout"}) + "\n")
+    return paths
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sandbox,workers", [("process", (1, 2, 16)), pytest.param("runsc", (2, 16), marks=pytest.mark.runsc)])
+def test_verdicts_do_not_depend_on_the_number_of_workers(valley, corpus, tmp_path, sandbox, workers):
+    if sandbox == "runsc":
+        require_tool("runsc", "apt-get install -y runsc")
+    expected = {(e["question_id"], e["sample_id"]): e["verdict"] for e in read_jsonl(corpus["expected"])}
+    for count in workers:
+        out = tmp_path / f"verdicts-{count}.jsonl"
+        valley(["grade", "--problems", corpus["problems"], "--generations", corpus["generations"], "--out", out,
+                "--sandbox", sandbox, "--workers", count, "--timeout-s", LIMIT_S])
+        rows = read_verdicts(out)
+        got = {key: row["verdict"] for key, row in rows.items()}
+        assert got == expected, (count, {k: (v, got[k], rows[k]["tests"][-1]) for k, v in expected.items() if got[k] != v})
+        for key, row in rows.items():
+            assert all(t["time_s"] > 0 and t["cpu_s"] >= 0 for t in row["tests"] if t["status"] != "compile_error"), row
+            if "slow_correct" in key[1]:  # they really are near the limit
+                assert max(t["cpu_s"] for t in row["tests"]) > 0.3 * LIMIT_S, row
+            if "loop_on_large" in key[1]:
+                assert row["tests"][-1]["cpu_s"] >= 0.9 * LIMIT_S and "CPU time limit" in row["tests"][-1]["detail"], row
+        sleeper = rows[("sum0", "sleeper")]["tests"][0]
+        assert "wall-clock guard" in sleeper["detail"] and sleeper["cpu_s"] < 0.5 * LIMIT_S and sleeper["time_s"] >= 0.9 * 3 * LIMIT_S
+
+
+def test_large_inputs_are_sent_once_per_sandbox_and_again_when_the_harness_lost_them():
+    from valley.grader.sandbox import Session, _input_key
+
+    numbers = " ".join(str(n) for n in range(40_000))  # over the size that is cached
+    stdin_code, functional_code = "print(sum(map(int, input().split())))", "def f(a):\n    return sum(a)\n"
+    with Session("process").start() as session:
+        for code, mode, fn_name, test_input in ((stdin_code, "stdin", None, numbers), (functional_code, "functional", "f", f"[{numbers.replace(' ', ',')}]")):
+            assert session.load(code, mode, fn_name) is None
+            first = session.run(test_input, 5)
+            assert session._test_message(test_input, {}).find(b'"input"') < 0  # the key alone now
+            again = session.run(test_input, 5)
+            assert [r["status"] for r in (first, again)] == ["exited"] * 2
+            assert (first.get("stdout"), first.get("decoded")) == (again.get("stdout"), again.get("decoded"))
+            session.end_program()
+        # the grader believes the harness holds an input it never got: the harness asks for it
+        other = numbers + " 1"
+        session.inputs.put(_input_key(other), True, len(other))
+        assert session.load(stdin_code, "stdin", None) is None
+        assert session.run(other, 5)["stdout"] == f"{sum(range(40_000)) + 1}\n"
