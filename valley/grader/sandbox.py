@@ -257,14 +257,14 @@ class Session:
             message = self._test_message(test_input, limits)
             # the sandbox is idle between two tests of a program: the last reading still holds
             cpu_before = self._cpu_mark if self._cpu_mark is not None else self._host_cpu_s() if host_clock else 0.0
-            first_poll: list[float] = []  # (time, run-queue wait) then; tests shorter than a poll never read /proc
+            queued_at_first_poll: list[int] = []  # tests shorter than a poll never read /proc
 
             def over_limit() -> str | None:
                 _ticks, queued_ns = _tree_usage(self.process.pid)
                 if host_clock and self._host_cpu_s() - cpu_before > timeout_s:
                     return "cpu_limit"
-                first_poll[:] = first_poll or [time.perf_counter() - started, queued_ns]
-                if time.perf_counter() - started - (queued_ns - first_poll[1]) / 1e9 > WALL_GUARD * timeout_s:
+                queued_at_first_poll[:] = queued_at_first_poll or [queued_ns]
+                if time.perf_counter() - started - (queued_ns - queued_at_first_poll[0]) / 1e9 > WALL_GUARD * timeout_s:
                     return "wall_limit"
                 return None
 
