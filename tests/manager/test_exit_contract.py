@@ -48,3 +48,15 @@ def test_every_workload_command_exits_3_on_a_bad_spec_and_its_job_fails_at_once(
         assert result.returncode == 3, (key, result.returncode, result.stderr)
         (line,) = result.stderr.strip().splitlines()
         assert line.startswith("error: ") and ("n_samples" in line or "qwen-9000" in line), (key, line)
+
+
+def test_a_usage_error_in_a_workload_command_is_a_configuration_error(valley, tmp_path):
+    """A Job whose command has a missing or misspelled option would fail the same way on every retry."""
+    spec = tmp_path / "run.json"
+    spec.write_text(next(r for r in valley_study() if r.is_baseline).to_json())
+    missing_dir = valley(["eval", "--run-spec", spec, "--model", tmp_path / "absent", "--out", tmp_path / "eval"],
+                         check=False, timeout=120)
+    unknown_option = valley(["data", "build", "--run-spec", spec, "--tokenizr", tmp_path], check=False, timeout=120)
+    for result in (missing_dir, unknown_option):
+        assert result.returncode == 3, (result.returncode, result.stderr)
+        assert "--model" in missing_dir.stderr and "--tokenizr" in unknown_option.stderr
