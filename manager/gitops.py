@@ -2,7 +2,9 @@
 for a GitOps repo, and `--check`: does DIR hold exactly what would be rendered?
 
 One file per run (`<run.name>.yaml`; the name carries the spec hash, so a changed spec is
-a new file with new Job names) plus `kustomization.yaml`. Files this command wrote carry a
+a new file with new Job names), one per shared data Job (`shared-<job>.yaml`: the student
+fetches, LiveCodeBench windows and subset builds the runs need, each once) plus
+`kustomization.yaml`. Files this command wrote carry a
 header line; on rewrite, such files no longer rendered are removed, other files are left.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from manager.render import RenderContext, render_run
+from manager.render import RenderContext, is_shared, render_run
 from manager.render import to_yaml
 from valley.spec import RunSpec
 from valley.files import write_atomic
@@ -22,7 +24,16 @@ def render_tree(runs: list[RunSpec], ctx: RenderContext) -> dict[str, str]:
     """Relative path -> file content (pure)."""
     import yaml
 
-    files = {f"{run.name}.yaml": HEADER + to_yaml(render_run(run, ctx)) for run in runs}
+    files: dict[str, str] = {}
+    shared: dict[str, list[dict]] = {}
+    for run in runs:
+        objects = render_run(run, ctx)
+        files[f"{run.name}.yaml"] = HEADER + to_yaml([obj for obj in objects if not is_shared(obj)])
+        for obj in filter(is_shared, objects):
+            group = shared.setdefault(f"shared-{obj['metadata']['labels']['app.kubernetes.io/instance']}.yaml", [])
+            if obj not in group:
+                group.append(obj)
+    files.update({name: HEADER + to_yaml(objects) for name, objects in shared.items()})
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",

@@ -130,6 +130,19 @@ def image_refs(registry: str | None = None, root: Path = PROJECT_ROOT) -> dict[s
     return refs
 
 
+def require_pullable(refs: dict[str, str]) -> None:
+    """A cluster pulls `registry/repo:tag@sha256:…`: refuse refs without a registry host or a
+    pushed digest (a node cannot pull what was only built on this machine). Only the roles a
+    run's pods use; the kit's `control` image is set in its overlay."""
+    for role, ref in sorted((role, refs[role]) for role in ("trainer", "evaluator", "grader")):
+        first = ref.split("/", 1)[0]
+        qualified = "/" in ref and ("." in first or ":" in first or first == "localhost")
+        if not qualified or "@sha256:" not in ref:
+            why = "has no registry" if not qualified else "is not pushed (no digest)"
+            raise ValleyError(f"images: {role} image {ref} {why}; run `valleyctl images build --registry R --push` "
+                              f"and set `registry: R` in the cluster profile (--profile, $VALLEY_PROFILE)")
+
+
 def image_status(root: Path = PROJECT_ROOT) -> list[dict]:
     """One row per image: recorded ref and whether it still matches the sources."""
     recorded = read_digests(root)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from valley.data.cli import data_app
 from valley.cli_kit import run_cli, typer_app
+from valley.errors import CONFIG_ERROR_EXIT
 from valley.eval.cli import eval_command
 from valley.grader.cli import grade_command, grader_app
 from valley.train.cli import model_app, train_command
@@ -22,7 +23,7 @@ app.command("eval")(eval_command)
 
 
 def main() -> None:
-    run_cli(app)
+    run_cli(app, usage_error_exit=CONFIG_ERROR_EXIT)
 
 
 if __name__ == "__main__":

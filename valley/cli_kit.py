@@ -33,13 +33,19 @@ def load_run_spec(path: Path) -> "RunSpec":
         raise ConfigError(f"--run-spec: {validation_error_line(error)}") from None
 
 
-def run_cli(app: Callable[[], object]) -> None:
+def run_cli(app: Callable[[], object], *, usage_error_exit: int = 2) -> None:
     """Run a Typer app; known errors become one line on stderr and their exit code (valley.errors).
 
+    `usage_error_exit` replaces click's exit code 2 for a bad command line: the workloads pass
+    CONFIG_ERROR_EXIT, since a Job's command line is as fixed as its spec and a retry cannot fix it.
     Tracebacks only with VALLEY_DEBUG=1.
     """
     try:
         app()
+    except SystemExit as done:
+        if done.code == 2:  # click's usage error, already printed with the usage line
+            sys.exit(usage_error_exit)
+        raise
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

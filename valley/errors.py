@@ -47,6 +47,6 @@ def validation_error_line(error: Exception) -> str:
         where = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-"))
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "literal_error":
-            message = f"got {item['input']!r}; {message.lower()}"
+            message = f"got {item['input']!r}; {message[:1].lower()}{message[1:]}"  # allowed values keep their case
         parts.append(f"{where}: {message}" if where and not message.startswith(f"{where}:") else message)
     return "; ".join(parts)

@@ -175,9 +175,10 @@ class EvalSpec(Frozen):
     seed: int = 0
     tensor_parallel_size: int = Field(1, gt=0)
     data_parallel_size: int = Field(8, gt=0)
-    #: `pod`: whole eval pod under gVisor with the grader as a native sidecar;
-    #: `split`: vLLM on the default runtime, grader in separate gVisor pods
-    isolation: Literal["pod", "split"] = "pod"
+    #: `split`: vLLM on the default runtime, the grader in its own gVisor pods (needs gVisor only
+    #: on CPU nodes); `pod`: the whole eval pod under gVisor with nvproxy (GPU passthrough) and
+    #: the grader as a native sidecar
+    isolation: Literal["pod", "split"] = "split"
     grader_timeout_s: float = Field(6.0, gt=0)
     #: `lcb-generic`: LiveCodeBench's prompt; `sft`: the training prompt (`valley data build`'s user
     #: turn), for toy students too small to carry a skill across prompt formats (the mini study)

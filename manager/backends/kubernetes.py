@@ -57,22 +57,24 @@ class KubernetesBackend(Backend):
     # ------------------------------------------------------------------------ launch
 
     def launch(self, runs: list[RunSpec], *, dry_run: bool = False, wait: bool = False) -> LaunchResult:
-        """Check every object with a server-side dry-run, then record each run's MLflow run, then
-        create its objects (gated Jobs suspended). Idempotent; all or nothing: a create that
-        fails undoes what this launch created, MLflow runs included."""
-        from manager.render import render_run, to_yaml
+        """Refuse images a node cannot pull, check every object with a server-side dry-run, then
+        record each run's MLflow run, then create its objects (gated Jobs suspended; shared data
+        Jobs once). Idempotent; all or nothing: a create that fails undoes what this launch
+        created, MLflow runs included."""
+        from manager.images import require_pullable
+        from manager.render import render_runs, to_yaml
         from manager.tracking import Tracker, resolve_tracking_uri
 
         ctx = self.context
         if dry_run:
             return LaunchResult(dry_run="# dry run: the MLflow run id goes into each run's <run>-mlflow ConfigMap at launch\n"
-                                + to_yaml([obj for run in runs for obj in render_run(run, ctx)]))
+                                + to_yaml(render_runs(runs, ctx)))
         kube = self.kube
         if not resolve_tracking_uri(self.tracking_uri).startswith(("http://", "https://")):
             raise ValleyError(NEEDS_SERVER.format(ns=self.namespace))
-        for run in runs:  # namespace, RBAC, admission and validation, before anything is recorded
-            for obj in render_run(run, replace(ctx, run_id="dry-run")):
-                kube.create(obj, dry_run=True)
+        require_pullable(ctx.images)
+        for obj in render_runs(runs, replace(ctx, run_id="dry-run")):  # namespace, RBAC, admission, validation
+            kube.create(obj, dry_run=True)
         tracker = Tracker(self.tracking_uri)
         undo = _Undo(kube, tracker, {run.study for run in runs})
         launched = []
@@ -130,14 +132,14 @@ class KubernetesBackend(Backend):
     # ------------------------------------------------------------------------ status
 
     def stage_states(self, study: str, runs: list[RunSpec]) -> tuple[dict[str, dict[str, str]], str]:
-        from manager.backends.lifecycle import job_state
+        from manager.backends.lifecycle import run_states
 
         jobs: dict[str, dict[str, str]] = {}
         note = ""
         try:
-            for job in self.kube.list("Job", f"valley.study={study}"):
-                labels = job["metadata"]["labels"]
-                jobs.setdefault(labels["valley.run"], {})[labels["app.kubernetes.io/component"]] = job_state(job)
+            names = {run.name for run in runs}
+            jobs = {name: states for name, states in run_states(self.kube.list("Job", "app.kubernetes.io/part-of=valley")).items()
+                    if name in names}
         except ValleyError as error:
             if self.fallback is None:
                 raise
@@ -150,8 +152,14 @@ class KubernetesBackend(Backend):
     # -------------------------------------------------------------------------- logs
 
     def logs(self, run: RunSpec, *, follow: bool = False) -> Iterator[LogChunk]:
+        from manager.backends.lifecycle import needs
+        from manager.render.common import SHARED_JOB_PREFIXES
+
         kube = self.kube
-        pods = sorted(kube.list("Pod", f"valley.run={run.name}"),
+        shared = sorted({name for job in kube.list("Job", f"valley.run={run.name}") for name in needs(job)
+                         if name.startswith(SHARED_JOB_PREFIXES)})
+        own = kube.list("Pod", f"valley.run={run.name}")
+        pods = sorted([pod for name in shared for pod in kube.list("Pod", f"batch.kubernetes.io/job-name={name}")] + own,
                       key=lambda p: (STAGE_ORDER.get(p["metadata"]["labels"].get("app.kubernetes.io/component"), 9),
                                      p["metadata"].get("creationTimestamp", "")))
         if not pods:

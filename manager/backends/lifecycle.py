@@ -4,15 +4,19 @@
 Jobs to open and which status each run has. `reconcile_once` applies that plan through the
 client and the tracker; every action is idempotent, so two passes at once are harmless.
 
-Gates: a run's train Job waits for its data Job, and for a continued run also for the base
-run's train Job; its eval Job waits for its train Job (a baseline's for its data Job).
+Gates are data: a gated Job names the Jobs it waits for in its `valley/needs` annotation (from
+manager.layout's stage needs): a train Job its student's fetch and its subset build (and a
+continued run's base train Job), an eval Job its train Job (a baseline's: the fetch) and its
+LiveCodeBench staging, a subset build its fetch. A run whose needed Job failed is FAILED, with
+that Job's failure recorded (shared data Jobs count under their kind: fetch, lcb, data).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from manager.render.common import QUEUE_ANNOTATION, QUEUE_LABEL
+from manager.layout import SHARED
+from manager.render.common import NEEDS_ANNOTATION, QUEUE_ANNOTATION, QUEUE_LABEL
 from manager.tracking import FAILED, FINISHED, KILLED, RUNNING, SCHEDULED
 
 SUSPENDED, PENDING, ACTIVE, SUCCEEDED, JOB_FAILED = "suspended", "pending", "running", "succeeded", "failed"
@@ -67,10 +71,6 @@ class Plan:
     ended: list[tuple[str, str, dict]] = field(default_factory=list)
 
 
-def _stage(job: dict) -> str:
-    return job["metadata"]["labels"]["app.kubernetes.io/component"]
-
-
 def _open(job: dict, reason: str) -> Open | None:
     meta = job["metadata"]
     queue = (meta.get("annotations") or {}).get(QUEUE_ANNOTATION)
@@ -83,42 +83,95 @@ def _open(job: dict, reason: str) -> Open | None:
     return Open(meta["name"], {"spec": {"suspend": False}}, reason)
 
 
-def plan_reconcile(jobs: list[dict]) -> Plan:
-    plan = Plan()
+def needs(job: dict) -> list[str]:
+    """The Jobs a gated Job waits for (its `valley/needs` annotation)."""
+    value = ((job["metadata"].get("annotations") or {}).get(NEEDS_ANNOTATION) or "")
+    return [name for name in value.split(",") if name]
+
+
+def combined(states: list[str]) -> str:
+    """One state for several Jobs (a run's shared data Jobs): failed if any failed, succeeded
+    when all did, running while any runs."""
+    if JOB_FAILED in states:
+        return JOB_FAILED
+    if states and all(state == SUCCEEDED for state in states):
+        return SUCCEEDED
+    return ACTIVE if ACTIVE in states or SUCCEEDED in states else PENDING
+
+
+def run_jobs(jobs: list[dict]) -> tuple[dict[str, dict], dict[str, dict[str, dict]]]:
+    """(Jobs by name, run name -> stage -> the run's own Job)."""
+    by_name = {job["metadata"]["name"]: job for job in jobs}
     by_run: dict[str, dict[str, dict]] = {}
     for job in jobs:
         labels = job["metadata"].get("labels") or {}
         if "valley.run" in labels and labels.get("app.kubernetes.io/component") in STAGES:
-            by_run.setdefault(labels["valley.run"], {})[_stage(job)] = job
-    for run, stages in sorted(by_run.items()):
+            by_run.setdefault(labels["valley.run"], {})[labels["app.kubernetes.io/component"]] = job
+    return by_name, by_run
+
+
+def shared_needs(stages: dict[str, dict], by_name: dict[str, dict]) -> list[tuple[str, dict]]:
+    """(kind, Job) of the shared data Jobs (fetch, lcb, data) a run's Jobs wait for."""
+    names = {name for job in stages.values() for name in needs(job)}
+    found = [by_name[name] for name in sorted(names) if name in by_name]
+    order = {kind: index for index, kind in enumerate(SHARED)}
+    shared = [(job["metadata"]["labels"]["valley.shared"], job) for job in found
+              if (job["metadata"].get("labels") or {}).get("valley.shared") in order]
+    return sorted(shared, key=lambda pair: order[pair[0]])
+
+
+def run_states(jobs: list[dict]) -> dict[str, dict[str, str]]:
+    """run name -> stage -> state; `data` is the combined state of the shared data Jobs
+    (fetch, LiveCodeBench, subset) the run's Jobs wait for."""
+    by_name, by_run = run_jobs(jobs)
+    result = {}
+    for run, stages in by_run.items():
         states = {stage: job_state(job) for stage, job in stages.items()}
+        shared = shared_needs(stages, by_name)
+        if shared:
+            states["data"] = combined([job_state(job) for _, job in shared])
+        result[run] = states
+    return result
+
+
+def plan_reconcile(jobs: list[dict]) -> Plan:
+    """Open every gated Job whose needs all succeeded; each run's status, the Jobs of it that
+    ended (its shared data Jobs under their kind), and the first that failed."""
+    plan = Plan()
+    by_name, by_run = run_jobs(jobs)
+    states = run_states(jobs)
+    for job in sorted(jobs, key=lambda j: j["metadata"]["name"]):  # shared Jobs gate only on each other
+        if "valley.shared" in (job["metadata"].get("labels") or {}) and job_state(job) == SUSPENDED:
+            if needs(job) and all(name in by_name and job_state(by_name[name]) == SUCCEEDED for name in needs(job)):
+                if (action := _open(job, f"{', '.join(needs(job))} succeeded")):
+                    plan.opens.append(action)
+    for run, stages in sorted(by_run.items()):
         study = next(iter(stages.values()))["metadata"]["labels"].get("valley.study", "valley")
-        plan.statuses[run] = (study, run_status(states))
-        for stage in STAGES:
-            if states.get(stage) in (SUCCEEDED, JOB_FAILED):
-                plan.ended.append((run, stage, stages[stage]))
-            if states.get(stage) == JOB_FAILED and run not in plan.failed:
-                plan.failed[run] = (stage, stages[stage])
+        own = [(stage, stages[stage]) for stage in STAGES if stage in stages]
+        for stage, job in shared_needs(stages, by_name) + own:
+            if job_state(job) in (SUCCEEDED, JOB_FAILED):
+                plan.ended.append((run, stage, job))
+            if job_state(job) == JOB_FAILED and run not in plan.failed:
+                plan.failed[run] = (stage, job)
+        for stage, job in own:  # another run's Job it needs (a base run's training) failed
+            for name in needs(job):
+                if name in by_name and job_state(by_name[name]) == JOB_FAILED and run not in plan.failed:
+                    plan.failed[run] = (by_name[name]["metadata"]["labels"].get("app.kubernetes.io/component", stage),
+                                        by_name[name])
+        plan.statuses[run] = (study, FAILED if run in plan.failed else run_status(states[run]))
         if run in plan.failed:  # nothing of a failed run opens or waits any more
             continue
-        train = stages.get("train")
-        if train is not None and states["train"] == SUSPENDED:
-            base = train["metadata"]["labels"].get("valley.base-run")
-            base_state = job_state(by_run[base]["train"]) if base and "train" in by_run.get(base, {}) else None
-            if states.get("data") != SUCCEEDED:
-                plan.waiting[run] = "train waits for its data Job"
-            elif base and base_state != SUCCEEDED:
-                plan.waiting[run] = f"train waits for base run {base} ({base_state or 'not launched'})"
-            elif (action := _open(train, "data built" + (f", base {base} trained" if base else ""))):
-                plan.opens.append(action)
-        gate = "train" if train is not None else "data"
-        eval_job = stages.get("eval")
-        if eval_job is not None and states["eval"] == SUSPENDED:
-            if states.get(gate) == SUCCEEDED:
-                if (action := _open(eval_job, f"{gate} succeeded")):
+        for stage, job in own:
+            waits = needs(job)
+            if not waits or job_state(job) != SUSPENDED:
+                continue
+            pending = {name: job_state(by_name[name]) if name in by_name else "not created" for name in waits
+                       if name not in by_name or job_state(by_name[name]) != SUCCEEDED}
+            if not pending:
+                if (action := _open(job, f"{', '.join(waits)} succeeded")):
                     plan.opens.append(action)
             else:
-                plan.waiting.setdefault(run, f"eval waits for its {gate} Job")
+                plan.waiting.setdefault(run, f"{stage} waits for " + ", ".join(f"{n} ({s})" for n, s in pending.items()))
     return plan
 
 

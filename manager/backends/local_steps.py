@@ -1,8 +1,9 @@
 """The local backend's steps: a study's runs as subprocesses of the same `valley` commands the
 Jobs run, on this machine, recorded into the same kind of MLflow runs.
 
-Order: `valley model fetch` once per preset -> `valley data build` once per subset ->
-`valley train` (base runs before the runs continued from them) -> `valley eval`. Each step
+The stages are manager.layout's, the same the Jobs run: `valley model fetch` once per preset,
+`valley data build` once per subset, `valley data lcb`, `valley train` (base runs before the runs
+continued from them), `valley eval`. Each step
 writes a `.done` marker when it succeeds, so rerunning the same launch resumes. A failed
 step marks its MLflow run FAILED with the log path and skips only what depends on it.
 """
@@ -16,8 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from manager.layout import Layout, is_done, mark_done
-from manager.study import ordered
+from manager.layout import Layout, done_marker, is_done, mark_done, plan_stages
 from manager.tracking import FAILED, FINISHED, RUNNING
 from valley.spec import RunSpec
 
@@ -43,44 +43,20 @@ class Step:
 
 
 def plan_steps(runs: list[RunSpec], layout: Layout, run_ids: dict[str, str]) -> list[Step]:
-    """The steps, in execution order, for `runs` (pure: no process is started)."""
-    steps: dict[str, Step] = {}
-    runs = ordered(runs)
-    for run in runs:
-        key = f"fetch:{run.model.preset}"
-        if key not in steps:
-            out = layout.model_dir(run)
-            steps[key] = Step(key, "fetch", f"fetch {run.model.preset}",
-                              (*VALLEY, "model", "fetch", "--preset", run.model.preset, "--out", str(out)),
-                              out, layout.root / "logs" / f"fetch-{run.model.preset}.log")
-    for run in runs:
-        run_id = run_ids[run.name]
-        spec = str(layout.spec_file(run))
-        fetch = f"fetch:{run.model.preset}"
-        last = fetch
-        if run.data is not None and run.train is not None:
-            out = layout.data_dir(run)
-            data_key = f"data:{out.name}"
-            if data_key not in steps:
-                steps[data_key] = Step(data_key, "data", f"data {out.name}",
-                                       (*VALLEY, "data", "build", "--run-spec", spec,
-                                        "--tokenizer", str(layout.model_dir(run)), "--out", str(out)),
-                                       out, layout.log_file(run, "data"), run.name, run_id, (fetch,))
-            command = [*VALLEY, "train", "--run-spec", spec, "--data", str(out),
-                       "--model", str(layout.model_dir(run)), "--out", str(layout.checkpoint_dir(run))]
-            needs = [data_key]
-            if run.base is not None:
-                command += ["--base-checkpoint", str(layout.final_checkpoint(run.base))]
-                needs.append(f"train:{run.base.name}")
-            last = f"train:{run.name}"
-            steps[last] = Step(last, "train", f"train {run.label}", tuple(command), layout.checkpoint_dir(run),
-                               layout.log_file(run, "train"), run.name, run_id, tuple(needs), run_id)
-        key = f"eval:{run.name}"
-        steps[key] = Step(key, "eval", f"eval {run.label}",
-                          (*VALLEY, "eval", "--run-spec", spec, "--model", str(layout.eval_model(run)),
-                           "--out", str(layout.eval_dir(run))),
-                          layout.eval_dir(run), layout.log_file(run, "eval"), run.name, run_id, (last,), run_id)
-    return list(steps.values())
+    """The study's stages (manager.layout) as commands here, in execution order (pure)."""
+    steps = []
+    for stage in plan_stages(runs, layout.paths, lambda run: str(layout.spec_file(run))):
+        run = stage.run
+        if stage.kind in ("fetch", "lcb"):  # attached to no run: nothing of theirs is logged to MLflow
+            what = stage.key.split(":", 1)[1]
+            title, log, run_name, run_id = f"{stage.kind} {what}", layout.root / "logs" / f"{stage.kind}-{what}.log", None, None
+        else:
+            title = f"data {run.subset_dir_name}" if stage.kind == "data" else f"{stage.kind} {run.label}"
+            log, run_name, run_id = layout.log_file(run, stage.kind), run.name, run_ids[run.name]
+        token = run_id if stage.kind in ("train", "eval") else ""
+        steps.append(Step(stage.key, stage.kind, title, (*VALLEY, *stage.args), Path(stage.out), log, run_name,
+                          run_id, stage.needs, token or ""))
+    return steps
 
 
 def step_env(step: Step, tracking_uri: str) -> dict[str, str]:
@@ -133,7 +109,7 @@ def execute(steps: list[Step], tracker, *, console=None) -> Outcome:
                 console.print(f"[yellow]- skipped[/] {step.title} (needs {blocker}, which failed)")
                 if step.run_id and step.token:
                     tracker.set_status(step.run_id, FAILED, note=failure[blocker])
-            elif is_done(step.out_dir, step.token):
+            elif is_done(done_marker(step.out_dir), step.token):
                 outcome.reused.append(step.key)
                 console.print(f"[dim]= reused[/] {step.title} ({step.out_dir})")
                 if step.key == last_step_of.get(step.run_name):
@@ -152,7 +128,7 @@ def execute(steps: list[Step], tracker, *, console=None) -> Outcome:
                         tracker.set_status(step.run_id, FAILED, note=failure[step.key])
                 else:
                     outcome.seconds[step.key] = seconds
-                    mark_done(step.out_dir, step.token)
+                    mark_done(done_marker(step.out_dir), step.token)
                     outcome.done.append(step.key)
                     console.print(f"[green]✓[/] {step.title} ({seconds:.1f} s)")
                     if step.key == last_step_of.get(step.run_name):

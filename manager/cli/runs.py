@@ -28,6 +28,8 @@ ClusterTrackingOpt = Annotated[str, typer.Option(
     "--cluster-tracking-uri", help="MLflow address the pods use.")]
 ExecutorOpt = Annotated[str, typer.Option("--executor", help="k8s (Jobs on the cluster) or local (subprocesses here).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON (progress goes to stderr).")]
+ProfileOpt = Annotated[Optional[Path], typer.Option(
+    "--profile", envvar="VALLEY_PROFILE", help="Cluster profile YAML: registry, images, node placement (docs/cluster.md).")]
 RunArg = Annotated[str, typer.Argument(help="Run label (qwen-10k) or name (valley-qwen-10k-1a2b3c4d).")]
 
 DEFAULT_CLUSTER_TRACKING = "http://valley-mlflow:5000"
@@ -40,18 +42,21 @@ def _runs(study, size, model, subset, base, run, nodes):
                             runs=tuple(run or ()), nodes=nodes))
 
 
-def _context(namespace: str, cluster_tracking_uri: str, queue: str | None):
+def _context(namespace: str, cluster_tracking_uri: str, queue: str | None, profile_path: Path | None):
+    from manager.profile import load_profile
     from manager.render import RenderContext
     from manager.render.context import default_images
 
-    return RenderContext(namespace=namespace, images=default_images(), tracking_uri=cluster_tracking_uri, queue=queue)
+    profile = load_profile(profile_path)
+    return RenderContext(namespace=namespace, images=default_images(profile), tracking_uri=cluster_tracking_uri,
+                         queue=queue, profile=profile)
 
 
 def render_command(
     study: StudyOpt = "valley", size: SizeOpt = None, model: ModelOpt = None, subset: SubsetOpt = None,
     base: FromOpt = None, run: RunOpt = None, nodes: NodesOpt = None, queue: QueueOpt = None,
     namespace: NamespaceOpt = "valley", cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write a kustomize directory here.")] = None,
+    profile: ProfileOpt = None, out: Annotated[Optional[Path], typer.Option("--out", help="Write a kustomize directory here.")] = None,
     check: Annotated[bool, typer.Option("--check", help="With --out: exit 1 if DIR differs from the render.")] = False,
 ) -> None:
     """Print a run's manifests as multi-document YAML, or write them for GitOps.
@@ -63,16 +68,15 @@ def render_command(
       valleyctl render --study valley --out k8s/experiments/valley --check
     """
     from manager.gitops import differences, render_tree, write_tree
-    from manager.render import render_run
-    from manager.render import to_yaml
+    from manager.render import render_runs, to_yaml
 
     runs = _runs(study, size, model, subset, base, run, nodes)
-    ctx = _context(namespace, cluster_tracking_uri, queue)
+    ctx = _context(namespace, cluster_tracking_uri, queue, profile)
     output = Output()
     if out is None:
         if check:
             raise typer.BadParameter("--check needs --out DIR")
-        output.raw(to_yaml([obj for r in runs for obj in render_run(r, ctx)]))
+        output.raw(to_yaml(render_runs(runs, ctx)))
         return
     directory = out.expanduser().resolve()
     files = render_tree(runs, ctx)
@@ -96,7 +100,8 @@ def launch_command(
     executor: ExecutorOpt = "k8s", dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted; change nothing.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="k8s: follow the runs to the end, opening gates.")] = False,
     namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None,
-    cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING, as_json: JsonOpt = False,
+    cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING, profile: ProfileOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Record each run in MLflow, then run it: as Jobs on the cluster or as local processes.
 
@@ -115,7 +120,7 @@ def launch_command(
     out = Output(as_json)
     chosen = backend(executor, tracking_uri=tracking_uri, namespace=namespace, echo=out.line,
                      console=out.console if executor == "local" else None,
-                     context=_context(namespace, cluster_tracking_uri, queue) if executor == "k8s" else None)
+                     context=_context(namespace, cluster_tracking_uri, queue, profile) if executor == "k8s" else None)
     result = chosen.launch(runs, dry_run=dry_run, wait=wait)
     if result.dry_run is not None and not as_json:
         out.raw(result.dry_run)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from manager.profile import ClusterProfile
+
 #: image refs used until `manager.images.image_refs()` has recorded built digests
 DEV_IMAGES: dict[str, str] = {
     "trainer": "valley/trainer:dev",
@@ -30,12 +32,15 @@ class RenderContext:
     run_id: str | None = None
     #: Kueue LocalQueue; None = no queue label
     queue: str | None = None
+    #: placement per pod kind, the grader's RuntimeClass (`valleyctl … --profile FILE`)
+    profile: ClusterProfile = field(default_factory=ClusterProfile)
 
 
-def default_images(registry: str | None = None) -> dict[str, str]:
-    """Image refs from the cluster kit's recorded builds (pinned by digest), else dev tags."""
+def default_images(profile: ClusterProfile = ClusterProfile()) -> dict[str, str]:
+    """Image refs from the cluster kit's recorded builds (pinned by digest, under the profile's
+    registry), else dev tags; the profile's `images` over both."""
     try:
         from manager.images import image_refs
     except ImportError:
-        return dict(DEV_IMAGES)
-    return {**DEV_IMAGES, **image_refs(registry=registry)}
+        return {**DEV_IMAGES, **profile.images}
+    return {**DEV_IMAGES, **image_refs(registry=profile.registry), **profile.images}

@@ -1,64 +1,101 @@
-"""The data Job: fetch the student, stage LiveCodeBench, build the run's SFT subset."""
+"""The shared data Jobs: fetch a student, stage a LiveCodeBench window, build an SFT subset.
+
+Each is one stage of manager.layout that many runs need, rendered as a Job named by its content
+(and, when its command reads a spec, a `<job>-input` ConfigMap holding `layout.shared_spec`), so
+every run that needs it renders the identical objects: launch creates them once (the next run
+finds them there), GitOps writes them once. CPU only; the subset build is gated on the fetch
+(it tokenizes with the student's tokenizer). They are the only pods that download from the Hub.
+An RQ2 subset's labels are graded by a grader sidecar, its pod under gVisor.
+"""
 
 from __future__ import annotations
 
+from manager.layout import Stage, shared_spec
 from manager.render.common import (
     GRADER_PORT,
     PROXY_ENV_FROM,
-    SPEC_PATH,
     base_env,
+    batch_job,
     container,
-    data_dir,
     hf_env,
-    job,
-    lcb_path,
-    mlflow_env,
-    model_dir,
     mounts,
     pod_spec,
+    pod_stages,
     resources,
-    spec_volumes,
+    stage_job_name,
+    volumes,
 )
 from manager.render.context import RenderContext
 from manager.render.grader import grader_sidecar
 from valley.spec import RunSpec
 
+#: container name, resources (cpu, memory, cpu limit), writable and read-only volumes per stage
+SHAPES = {
+    "fetch": ("model-fetch", ("2", "8Gi", "4"), ("models", "datasets"), ()),
+    "lcb": ("lcb-stage", ("1", "4Gi", "2"), ("datasets",), ()),
+    "data": ("data-build", ("4", "16Gi", "8"), ("datasets",), ("models",)),
+}
 
-def data_job(run: RunSpec, ctx: RenderContext) -> dict:
-    """Fetch the student (resumable; a complete cache dir is reused) and stage the run's
-    LiveCodeBench problems, then build the run's SFT subset with the student's tokenizer.
-    Baselines only fetch and stage. CPU only, never gated. A subset's RQ2 labels are graded
-    by the grader sidecar on localhost, so the whole pod runs under gVisor and the graded
-    programs, in the sidecar, mount no volume but their own scratch (never /datasets)."""
-    image = ctx.images["trainer"]
-    env = base_env() + hf_env() + mlflow_env(run, ctx)
-    fetch = container(
-        "model-fetch", image, ["valley", "model", "fetch", "--preset", run.model.preset, "--out", model_dir(run)],
-        base_env() + hf_env(), mounts(writable=("models", "datasets")), resources("2", "8Gi", cpu_limit="4"),
-        envFrom=PROXY_ENV_FROM,
+
+def shared_labels(name: str, kind: str) -> dict[str, str]:
+    """No `valley.run`: the Job serves several runs, so cancelling one never deletes it."""
+    return {
+        "app.kubernetes.io/name": "valley",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/component": "data",
+        "app.kubernetes.io/part-of": "valley",
+        "app.kubernetes.io/managed-by": "valleyctl",
+        "valley.shared": kind,
+    }
+
+
+def shared_metadata(ctx: RenderContext, name: str, stage: Stage) -> dict:
+    return {"name": name, "namespace": ctx.namespace, "labels": shared_labels(stage_job_name(stage.key), stage.kind),
+            "annotations": {"valley/stage": stage.key}}
+
+
+def input_configmap(stage: Stage, ctx: RenderContext) -> dict:
+    """The spec a shared Job's command reads: only what its output depends on."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": shared_metadata(ctx, f"{stage_job_name(stage.key)}-input", stage),
+        "data": {"run.json": shared_spec(stage).to_json()},
+    }
+
+
+def shared_job(stage: Stage, ctx: RenderContext) -> dict:
+    name = stage_job_name(stage.key)
+    container_name, (cpu, memory, cpu_limit), writable, read_only = SHAPES[stage.kind]
+    reads_spec = "--run-spec" in stage.args
+    main = container(
+        container_name, ctx.images["trainer"], ["valley", *stage.args], base_env() + hf_env(),
+        mounts(spec=reads_spec, writable=writable, read_only=read_only, hf_token=True),
+        resources(cpu, memory, cpu_limit=cpu_limit), envFrom=PROXY_ENV_FROM,
     )
-    stage_lcb = container(
-        "lcb-stage", image, ["valley", "data", "lcb", "--run-spec", SPEC_PATH, "--out", lcb_path(run)],
-        base_env() + hf_env(), mounts(writable=("datasets",)), resources("1", "4Gi", cpu_limit="2"),
-        envFrom=PROXY_ENV_FROM,
-    )
-    volumes = spec_volumes(run, ("datasets", "models"))
+    vols = volumes(f"{name}-input" if reads_spec else None, writable + read_only, hf_token=True)
     extra_pod: dict = {}
-    if run.data is None:
-        containers, init = [stage_lcb], [fetch]
-    else:
-        build = container(
-            "data-build", image,
-            ["valley", "data", "build", "--run-spec", SPEC_PATH, "--tokenizer", model_dir(run), "--out", data_dir(run)],
-            env, mounts(writable=("datasets",), read_only=("models",)), resources("4", "16Gi", cpu_limit="8"),
-            envFrom=PROXY_ENV_FROM,
-        )
-        containers, init = [build], [fetch, stage_lcb]
-        if run.data.subset in ("correct", "incorrect"):  # RQ2 labels: graded programs
-            sidecar = grader_sidecar(ctx)
-            build["command"] += ["--grader-url", f"http://127.0.0.1:{GRADER_PORT}"]
-            init.append(sidecar["sidecar"])
-            volumes.append(sidecar["volume"])
-            extra_pod["runtimeClassName"] = sidecar["runtimeClassName"]
-    pod = pod_spec("valley-train", containers, volumes, initContainers=init, **extra_pod)
-    return job(run, ctx, "data", "data", pod, suspend=False, backoff_limit=3, policy_container=containers[0]["name"])
+    if stage.kind == "data" and stage.run.data.subset in ("correct", "incorrect"):
+        # RQ2 labels: graded programs run in the grader sidecar on localhost, so the whole pod runs
+        # under gVisor and the programs mount no volume but their own scratch (never /datasets)
+        sidecar = grader_sidecar(ctx, ctx.profile.gvisor_runtime_class)
+        main["command"] += ["--grader-url", f"http://127.0.0.1:{GRADER_PORT}"]
+        vols.append(sidecar["volume"])
+        extra_pod = {"runtimeClassName": sidecar["runtimeClassName"], "initContainers": [sidecar["sidecar"]]}
+    pod = pod_spec("valley-train", [main], vols, ctx.profile.pods.data, **extra_pod)
+    return batch_job(shared_metadata(ctx, name, stage), shared_labels(name, stage.kind), ctx, pod, needs=stage.needs,
+                     backoff_limit=3)
+
+
+def shared_objects(run: RunSpec, ctx: RenderContext) -> list[dict]:
+    """The shared stages `run` needs: the student fetch, its LiveCodeBench window and (trained
+    runs) its subset build, each with its input ConfigMap when it reads one."""
+    objects = []
+    for kind in ("fetch", "lcb", "data"):
+        stage = pod_stages(run).get(kind)
+        if stage is None:
+            continue
+        if "--run-spec" in stage.args:
+            objects.append(input_configmap(stage, ctx))
+        objects.append(shared_job(stage, ctx))
+    return objects

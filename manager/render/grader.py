@@ -32,20 +32,23 @@ def grader_container(ctx: RenderContext, host: str, **extra: object) -> dict:
         [{"name": "HOME", "value": "/tmp"}], [{"name": GRADER_TMP["name"], "mountPath": "/tmp"}],
         resources("4", "8Gi", cpu_limit="8"),
         ports=[{"name": "grader", "containerPort": GRADER_PORT}],
-        startupProbe={**probe, "failureThreshold": 60}, readinessProbe=probe, **extra,
+        startupProbe={**probe, "failureThreshold": 60}, readinessProbe=probe,
+        livenessProbe={**probe, "periodSeconds": 10, "failureThreshold": 6}, **extra,
     )
 
 
-def grader_sidecar(ctx: RenderContext) -> dict:
+def grader_sidecar(ctx: RenderContext, runtime_class: str) -> dict:
     """What a pod adds to grade on localhost: the grader as a native sidecar, its volume, and
-    gVisor for the whole pod."""
-    return {"runtimeClassName": "gvisor", "sidecar": grader_container(ctx, "127.0.0.1", restartPolicy="Always"), "volume": GRADER_TMP}
+    gVisor (`runtime_class`: the profile's, with nvproxy when the pod has GPUs) for the whole pod."""
+    return {"runtimeClassName": runtime_class, "sidecar": grader_container(ctx, "127.0.0.1", restartPolicy="Always"),
+            "volume": GRADER_TMP}
 
 
 def grader_deployment(run: RunSpec, ctx: RenderContext) -> dict:
     """isolation `split`: the grader in its own gVisor pods (no GPU, no token, no egress)."""
     pod_labels = labels(run, "grader")
-    pod = pod_spec("valley-grader", [grader_container(ctx, "0.0.0.0")], [GRADER_TMP], runtimeClassName="gvisor")
+    pod = pod_spec("valley-grader", [grader_container(ctx, "0.0.0.0")], [GRADER_TMP], ctx.profile.pods.grader,
+                   runtimeClassName=ctx.profile.gvisor_runtime_class)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

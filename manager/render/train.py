@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 from manager.render.common import (
-    CHECKPOINTS,
-    PROXY_ENV_FROM,
     PVCS,
     RDZV_PORT,
-    SPEC_PATH,
     base_env,
-    checkpoint_root,
     container,
-    data_dir,
     job,
     job_name,
     metadata,
     mlflow_env,
-    model_dir,
     mounts,
+    offline_env,
     pod_spec,
+    pod_stages,
     resources,
-    spec_volumes,
+    volumes,
 )
 from manager.render.context import RenderContext
 from valley.spec import RunSpec
@@ -46,13 +42,7 @@ def train_service(run: RunSpec, ctx: RenderContext) -> dict:
 
 
 def train_command(run: RunSpec) -> list[str]:
-    command = [
-        "valley", "train", "--run-spec", SPEC_PATH, "--data", data_dir(run), "--model", model_dir(run),
-        "--out", checkpoint_root(run),
-    ]
-    if run.base is not None:
-        command += ["--base-checkpoint", f"{CHECKPOINTS}/{run.base.checkpoint_dir}"]
-    return command
+    return ["valley", *pod_stages(run)["train"].args]
 
 
 def torchrun_env(run: RunSpec) -> list[dict]:
@@ -78,23 +68,25 @@ def torchrun_env(run: RunSpec) -> list[dict]:
 
 def train_job(run: RunSpec, ctx: RenderContext) -> dict:
     """torchtune full fine-tune on nodes x GPUs, rendered suspended: the reconciler opens it
-    when the data Job (and, for a continued run, the base run's train Job) has succeeded."""
+    when the student's fetch and the subset build (and, for a continued run, the base run's
+    train Job) have succeeded."""
     assert run.train is not None, "baselines have no train Job"
     train = run.train
     gpus = train.gpus_per_node
     main = container(
         "train", ctx.images["trainer"], train_command(run),
-        base_env() + torchrun_env(run) + mlflow_env(run, ctx),
+        base_env() + offline_env() + torchrun_env(run) + mlflow_env(run, ctx),
         mounts(writable=("checkpoints",), read_only=("datasets", "models"), shm=True),
         resources(str(6 * gpus), f"{60 * gpus}Gi", gpus=gpus),
-        ports=[{"name": "rdzv", "containerPort": RDZV_PORT}], envFrom=PROXY_ENV_FROM,
+        ports=[{"name": "rdzv", "containerPort": RDZV_PORT}],
     )
     extra_pod: dict = {}
     job_spec: dict = {}
     if train.nodes > 1:
         extra_pod["subdomain"] = train_service_name(run)
         job_spec = {"completionMode": "Indexed", "completions": train.nodes, "parallelism": train.nodes}
-    pod = pod_spec("valley-train", [main], spec_volumes(run, tuple(PVCS), shm=f"{8 * gpus}Gi"), **extra_pod)
+    pod = pod_spec("valley-train", [main], volumes(f"{run.name}-spec", tuple(PVCS), shm=f"{8 * gpus}Gi"),
+                   ctx.profile.pods.train, **extra_pod)
     extra_labels = {"valley.base-run": run.base.name} if run.base else None
-    return job(run, ctx, "train", "train", pod, suspend=True, backoff_limit=2, policy_container="train",
-               job_spec=job_spec, extra_labels=extra_labels)
+    return job(run, ctx, "train", pod, needs=pod_stages(run)["train"].needs, backoff_limit=2, job_spec=job_spec,
+               extra_labels=extra_labels)

@@ -31,7 +31,7 @@ def pod_specs(obj: dict) -> Iterator[dict]:
 
 def assert_hardened(pod: dict, *, allow_service_account_token: bool = False) -> None:
     """The hardening baseline of DESIGN.md: non-root, no escalation, caps dropped, seccomp,
-    requests/limits, no token unless needed, secrets only by reference."""
+    requests/limits, no token unless needed, secrets only as mounted files (never env vars)."""
     security = pod.get("securityContext", {})
     assert security.get("runAsNonRoot") is True, "pod securityContext.runAsNonRoot must be true"
     assert security.get("seccompProfile", {}).get("type") == "RuntimeDefault", "pod seccompProfile must be RuntimeDefault"
@@ -47,5 +47,10 @@ def assert_hardened(pod: dict, *, allow_service_account_token: bool = False) -> 
         resources = container.get("resources", {})
         assert resources.get("requests") and resources.get("limits"), f"{name}: needs resource requests and limits"
         for env in container.get("env", []):
-            if "value" in env and _SECRET_LIKE.search(env["name"]):
-                raise AssertionError(f"{name}: env {env['name']} inlines a secret; use valueFrom.secretKeyRef")
+            if "secretKeyRef" in env.get("valueFrom", {}):
+                raise AssertionError(f"{name}: env {env['name']} carries a Secret; mount it as a file and read it by path")
+            if "value" in env and _SECRET_LIKE.search(env["name"]) and not env["name"].endswith(("_PATH", "_FILE")):
+                raise AssertionError(f"{name}: env {env['name']} inlines a secret; mount it as a file and read it by path")
+        for source in container.get("envFrom", []):
+            if "secretRef" in source:
+                raise AssertionError(f"{name}: envFrom Secret {source['secretRef']['name']}; mount it as a file instead")

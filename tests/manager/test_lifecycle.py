@@ -2,7 +2,7 @@
 
 import pytest
 
-from manager.backends.lifecycle import job_state, plan_reconcile, run_status
+from manager.backends.lifecycle import job_state, plan_reconcile, run_states, run_status
 from manager.render import RenderContext, render_run
 from manager.study import valley_study
 
@@ -42,7 +42,7 @@ def cluster(*labels_states):
     jobs = []
     for label, states in labels_states:
         for obj in render_run(runs[label], RenderContext()):
-            if obj["kind"] != "Job":
+            if obj["kind"] != "Job" or obj["metadata"]["name"] in {j["metadata"]["name"] for j in jobs}:
                 continue
             stage = obj["metadata"]["labels"]["app.kubernetes.io/component"]
             state = states.get(stage)
@@ -69,7 +69,7 @@ def test_continued_run_waits_for_base_train_then_opens():
     plan = plan_reconcile(jobs)
     continued = runs["qwen-30k+easy-4k"].name
     assert f"{continued}-train" not in [o.job for o in plan.opens]
-    assert "base run" in plan.waiting[continued]
+    assert plan.waiting[continued] == f"train waits for {runs['qwen-30k'].name}-train (pending)"
     runs, jobs = cluster(("qwen-30k", {"data": "succeeded", "train": "succeeded"}),
                          ("qwen-30k+easy-4k", {"data": "succeeded"}))
     opened = {o.job for o in plan_reconcile(jobs).opens}
@@ -89,3 +89,31 @@ def test_queued_job_opens_by_getting_its_queue_label():
     jobs[0]["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
     (action,) = plan_reconcile(jobs).opens
     assert action.patch == {"metadata": {"labels": {"kueue.x-k8s.io/queue-name": "gpu"}}}
+
+
+def shared(jobs, kind):
+    return next(j for j in jobs if j["metadata"]["labels"].get("valley.shared") == kind)
+
+
+def test_subset_build_waits_for_its_fetch_and_train_for_both():
+    runs, jobs = cluster(("qwen-10k", {}))
+    name = runs["qwen-10k"].name
+    fetch, subset = shared(jobs, "fetch"), shared(jobs, "data")
+    plan = plan_reconcile(jobs)
+    assert plan.opens == [] and plan.waiting[name].startswith(f"train waits for {fetch['metadata']['name']} (pending)")
+    fetch["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+    assert [o.job for o in plan_reconcile(jobs).opens] == [subset["metadata"]["name"]]
+    assert run_states(jobs)[name]["data"] == "running"  # the fetch is done, the rest to come
+
+
+def test_a_failed_shared_job_fails_every_run_that_needs_it_and_says_why():
+    runs, jobs = cluster(("qwen-10k", {}), ("qwen-30k", {}), ("llama-10k", {}))
+    fetch = next(j for j in jobs if j["metadata"]["name"].startswith("valley-fetch-qwen"))
+    fetch["status"] = {"conditions": [{"type": "Failed", "status": "True"}]}
+    plan = plan_reconcile(jobs)
+    for label in ("qwen-10k", "qwen-30k"):
+        name = runs[label].name
+        assert plan.statuses[name] == ("valley", "FAILED")
+        assert plan.failed[name] == ("fetch", fetch) and name not in plan.waiting  # said once, as the failure
+        assert run_states(jobs)[name]["data"] == "failed"
+    assert plan.statuses[runs["llama-10k"].name] == ("valley", "SCHEDULED")

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from manager.layout import Layout
+from manager.layout import Layout, done_marker
 from manager.backends.local_steps import execute, plan_steps
 from manager.study import ordered
 from manager.study import mini_study, valley_study
@@ -55,6 +55,7 @@ def test_steps_follow_the_workload_contracts(tmp_path):
     steps = plan_steps(runs, layout, {r.name: f"id-{r.label}" for r in runs})
     stages = [s.stage for s in steps]
     assert stages.count("fetch") == 2 and stages.count("data") == 6 and stages.count("train") == 6 and stages.count("eval") == 8
+    assert stages.count("lcb") == 1  # one eval window for the whole study
     run = next(r for r in runs if r.label == "tiny-qwen-120")
     train = next(s for s in steps if s.key == f"train:{run.name}")
     assert train.command[1:] == ("-m", "valley", "train", "--run-spec", str(layout.spec_file(run)),
@@ -65,7 +66,8 @@ def test_steps_follow_the_workload_contracts(tmp_path):
     evaluation = next(s for s in steps if s.key == f"eval:{run.name}")
     assert evaluation.command[3:] == ("eval", "--run-spec", str(layout.spec_file(run)),
                                       "--model", str(layout.root / "checkpoints" / run.name / "final"),
-                                      "--out", str(layout.root / "eval" / run.name))
+                                      "--out", str(layout.root / "checkpoints" / run.name / "eval"),
+                                      "--lcb-path", str(layout.root / "data" / "lcb" / "sample-sample-2024-08-01-2025-01-31.jsonl"))
     baseline = next(s for s in steps if s.stage == "eval" and "baseline" in s.title)
     assert "--model" in baseline.command and str(layout.root / "models") in baseline.command[baseline.command.index("--model") + 1]
     fetch = steps[0]
@@ -106,7 +108,7 @@ def test_execute_records_into_each_run_then_resumes(tmp_path, mlflow_uri, stand_
         if call["stage"] == "model fetch":
             assert call["run_id"] is None
     assert {r.info.status for r in records(tracker).values()} == {"FINISHED"}
-    assert all((s.out_dir / ".done").exists() for s in steps)
+    assert all(done_marker(s.out_dir).exists() for s in steps)
 
     again = execute(steps, tracker)
     assert len(again.reused) == len(steps) and len(calls()) == len(made)
@@ -145,7 +147,7 @@ def test_a_recreated_mlflow_run_retrains_into_the_new_run(tmp_path, mlflow_uri, 
     fresh = Tracker(f"sqlite:///{tmp_path / 'fresh.db'}")
     outcome = execute(swap(plan_steps(runs, layout, {r.name: fresh.ensure_run(r)[0] for r in runs})), fresh)
     assert {k.split(":")[0] for k in outcome.done} == {"train", "eval"}
-    assert {k.split(":")[0] for k in outcome.reused} == {"fetch", "data"}
+    assert {k.split(":")[0] for k in outcome.reused} == {"fetch", "data", "lcb"}
 
 
 def test_dry_run_prints_the_commands(valleyctl, tmp_path):

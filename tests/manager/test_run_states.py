@@ -39,7 +39,17 @@ def reconciled(call):
 
 
 def job_names(fake, name):
-    return {stage: f"{name}-{stage}" for stage in ("data", "train", "eval")}
+    return {stage: f"{name}-{stage}" for stage in ("train", "eval")}
+
+
+def run_data(fake, name, **outcome) -> list[dict]:
+    """Play the shared data Jobs the run's Jobs wait for (fetch, LiveCodeBench, subset); their pods."""
+    needed = {need for stage in ("train", "eval") if ("jobs", f"{name}-{stage}") in fake.objects
+              for need in fake.objects[("jobs", f"{name}-{stage}")]["metadata"]["annotations"].get("valley/needs", "").split(",")}
+    shared = sorted((n for n in needed if ("jobs", n) in fake.objects
+                     and "valley.shared" in fake.objects[("jobs", n)]["metadata"]["labels"]),
+                    key=lambda n: ("valley-fetch-", "valley-lcb-", "valley-data-").index(n[:n.index("-", 7) + 1]))
+    return [fake.run_job(n, **outcome) for n in shared]
 
 
 # ------------------------------------------------------------------------ 8: cancel
@@ -50,7 +60,7 @@ def test_cancel_leaves_a_finished_run_finished(kctl):
     launched(call, "--run", "llama-baseline")
     run = record(client, "valley", "llama-baseline")
     jobs = job_names(fake, run.data.tags["valley.run_name"])
-    fake.run_job(jobs["data"])
+    run_data(fake, run.data.tags["valley.run_name"])
     reconciled(call)
     fake.run_job(jobs["eval"])
     reconciled(call)
@@ -69,7 +79,7 @@ def test_cancel_in_the_wrong_namespace_changes_nothing_and_says_so(kctl):
     assert code == 1
     assert "nothing to cancel in namespace elsewhere" in err and "--namespace" in err
     assert client.get_run(run.info.run_id).info.status == "SCHEDULED"
-    assert f"{run.data.tags['valley.run_name']}-data" in fake.names("jobs")
+    assert f"{run.data.tags['valley.run_name']}-eval" in fake.names("jobs")
 
 
 # ------------------------------------------------------------- 9: relaunch after cancel
@@ -88,7 +98,7 @@ def test_relaunch_after_cancel_is_a_new_attempt_linked_to_the_killed_run(kctl):
     assert second.data.tags["valley.previous_run_id"] == first.info.run_id and second.data.tags["valley.attempt"] == "2"
     assert f"attempt 2 after KILLED run {first.info.run_id}" in out
     assert fake.objects[("configmaps", f"{name}-mlflow")]["data"]["run_id"] == second.info.run_id
-    fake.run_job(f"{name}-data")
+    run_data(fake, name)
     reconciled(call)
     assert client.get_run(second.info.run_id).info.status == "RUNNING"
     assert client.get_run(first.info.run_id).info.status == "KILLED"
@@ -136,7 +146,7 @@ def test_failed_run_records_the_jobs_failure_condition(kctl):
     launched(call, "--run", "qwen-10k")
     run = record(client, "valley", "qwen-10k")
     jobs = job_names(fake, run.data.tags["valley.run_name"])
-    fake.run_job(jobs["data"])
+    run_data(fake, run.data.tags["valley.run_name"])
     reconciled(call)
     fake.run_job(jobs["train"], exit_code=3, message="train.lr: must be > 0")
     out = reconciled(call)
@@ -153,9 +163,9 @@ def test_failed_run_records_the_jobs_failure_condition(kctl):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "logs/train")}
     (pod_dir,) = artifacts
     assert [a.path for a in client.list_artifacts(run.info.run_id, pod_dir)] == [f"{pod_dir}/train.log"]
-    data_pods = [a.path for a in client.list_artifacts(run.info.run_id, "logs/data")]
-    assert {a.path.rsplit("/", 1)[1] for a in client.list_artifacts(run.info.run_id, data_pods[0])} == {
-        "model-fetch.log", "lcb-stage.log", "data-build.log"}
+    for stage, container in (("fetch", "model-fetch"), ("lcb", "lcb-stage"), ("data", "data-build")):  # its shared data Jobs
+        (data_pod,) = [a.path for a in client.list_artifacts(run.info.run_id, f"logs/{stage}")]
+        assert [a.path.rsplit("/", 1)[1] for a in client.list_artifacts(run.info.run_id, data_pod)] == [f"{container}.log"]
     text = client.download_artifacts(run.info.run_id, f"{pod_dir}/train.log")
     assert "train.lr: must be > 0" in open(text).read()
     posts = len(fake.requests)
@@ -168,10 +178,10 @@ def test_failed_data_job_is_reported_once_not_as_a_wait(kctl):
     launched(call, "--run", "llama-10k")
     run = record(client, "valley", "llama-10k")
     name = run.data.tags["valley.run_name"]
-    fake.run_job(f"{name}-data", exit_code=1)
+    run_data(fake, name, exit_code=1)
     out = reconciled(call)
-    assert f"{name}: train waits for its data Job" not in out
-    assert f"{name}: data Job failed: BackoffLimitExceeded" in out
+    assert f"{name}: train waits for" not in out
+    assert f"{name}: fetch Job failed: BackoffLimitExceeded" in out
     assert client.get_run(run.info.run_id).data.tags["valley.failure.reason"] == "BackoffLimitExceeded"
     assert f"{name}:" not in reconciled(call), "a failure is said once, not on every pass"
 
@@ -182,7 +192,7 @@ def test_study_run_status_follows_its_runs(kctl):
     run = record(client, "mini", "tiny-llama-40")
     study = client.search_runs([run.info.experiment_id], "tags.`valley.kind` = 'study'")[0]
     jobs = job_names(fake, run.data.tags["valley.run_name"])
-    fake.run_job(jobs["data"])
+    run_data(fake, run.data.tags["valley.run_name"])
     reconciled(call)
     assert client.get_run(study.info.run_id).info.status == "RUNNING"
     fake.run_job(jobs["train"])
@@ -200,7 +210,7 @@ def test_logs_of_a_pod_that_never_started_say_so_and_fail(kctl):
     fake, client, call = kctl
     launched(call, "--run", "qwen-baseline")
     name = record(client, "valley", "qwen-baseline").data.tags["valley.run_name"]
-    data_pod = fake.run_job(f"{name}-data")["metadata"]["name"]
+    data_pod = run_data(fake, name)[0]["metadata"]["name"]
     reconciled(call)
     eval_pod = fake.run_job(f"{name}-eval", waiting="ContainerCreating")["metadata"]["name"]
     code, out, err = call(["logs", "qwen-baseline"])

@@ -84,3 +84,14 @@ def test_subset_dir_names_tell_apart_students_and_token_budgets() -> None:
     assert qwen.subset_dir_name == "ocr2-random-1k-s42-drop-qwen-t32768"
     assert len({qwen.subset_dir_name, llama.subset_dir_name, short.subset_dir_name}) == 3
     assert RunSpec(model="qwen").subset_dir_name is None
+
+
+def test_a_literal_error_names_the_allowed_values_in_their_own_case():
+    from pydantic import ValidationError
+
+    from manager.profile import Toleration
+    from valley.errors import one_line
+
+    with pytest.raises(ValidationError) as error:
+        Toleration(key="nvidia.com/gpu", operator="exists")
+    assert one_line(error.value) == "operator: got 'exists'; input should be 'Exists' or 'Equal'"

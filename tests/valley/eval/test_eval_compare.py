@@ -132,7 +132,7 @@ def test_compare_refuses_runs_with_different_eval_specs_and_names_missing_studie
     record_synthetic(tracker, runs["qwen-1k"], tmp_path)
     record_synthetic(tracker, runs["qwen-10k"], tmp_path, eval_spec=EvalSpec(n_samples=8))
     # where an eval ran is not what it measured: a different GPU layout is not refused
-    record_synthetic(tracker, runs["qwen-30k"], tmp_path, eval_spec=EvalSpec(data_parallel_size=2, isolation="split"))
+    record_synthetic(tracker, runs["qwen-30k"], tmp_path, eval_spec=EvalSpec(data_parallel_size=2, isolation="pod"))
     result = valleyctl(["compare", "--study", "valley", "--out", tmp_path / "cmp"],
                        env={"MLFLOW_TRACKING_URI": mlflow_uri}, check=False)
     assert result.returncode == 1
@@ -150,7 +150,7 @@ def test_runs_may_differ_in_where_they_ran_but_not_in_what_was_measured():
         spec = EvalSpec(**eval_fields).model_dump(mode="json")
         return EvaluatedRun("id-" + label, label, "rq1", "qwen", 1000, "random", None, {}, spec)
 
-    check_same_eval([evaluated("a"), evaluated("b", data_parallel_size=2, tensor_parallel_size=4, isolation="split")])
+    check_same_eval([evaluated("a"), evaluated("b", data_parallel_size=2, tensor_parallel_size=4, isolation="pod")])
     with pytest.raises(ValleyError, match=r"^eval\.grader_timeout_s: a was evaluated with 6\.0, b with 10\.0;"):
         check_same_eval([evaluated("a"), evaluated("b", grader_timeout_s=10)])
 

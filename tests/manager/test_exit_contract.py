@@ -1,0 +1,62 @@
+"""The exit-code contract between the workloads and the Jobs: every container of every rendered
+Job that runs a `valley` command exits 3 on a bad spec, and the Job's podFailurePolicy fails the
+Job at once on exit 3 from exactly those containers (a retry cannot fix a configuration error)."""
+
+from __future__ import annotations
+
+import json
+
+from manager.render import RenderContext, render_run
+from manager.render.common import SPEC_PATH
+from manager.study import valley_study
+
+
+def workload_containers():
+    """(job, container) for every container running a `valley` command in the study's Jobs."""
+    for run in valley_study():
+        for obj in render_run(run, RenderContext()):
+            if obj["kind"] == "Job":
+                pod = obj["spec"]["template"]["spec"]
+                for container in pod.get("initContainers", []) + pod["containers"]:
+                    if container["command"][0] == "valley":
+                        yield obj, container
+
+
+def test_every_workload_command_exits_3_on_a_bad_spec_and_its_job_fails_at_once(valley, tmp_path):
+    bad_spec = tmp_path / "run.json"
+    bad_spec.write_text(json.dumps({"model": "qwen", "eval": {"n_samples": 0}}))
+    commands = {}
+    for job, container in workload_containers():
+        rules = job["spec"]["podFailurePolicy"]["rules"]
+        assert {"action": "FailJob", "onExitCodes": {"containerName": container["name"], "operator": "In", "values": [3]}} in rules
+        # the same command with the bad spec (model fetch takes a preset: give it an unknown one)
+        args = [str(bad_spec) if a == SPEC_PATH else a for a in container["command"][1:]]
+        if args[:2] == ["model", "fetch"]:
+            args[args.index("--preset") + 1] = "qwen-9000"
+        args = [str(tmp_path / a.lstrip("/")) if a.startswith("/") and a != str(bad_spec) else a for a in args]
+        for option in ("--model", "--data", "--tokenizer"):  # inputs exist: only the spec is wrong
+            if option in args:
+                (tmp_path / args[args.index(option) + 1]).mkdir(parents=True, exist_ok=True)
+        if "--lcb-path" in args:
+            lcb = tmp_path / args[args.index("--lcb-path") + 1]
+            lcb.parent.mkdir(parents=True, exist_ok=True)
+            lcb.touch()
+        commands.setdefault(tuple(args[:2]), args)
+    assert {key[0] for key in commands} == {"model", "data", "train", "eval"}
+    for key, args in sorted(commands.items()):
+        result = valley(args, cwd=tmp_path, check=False, timeout=120)
+        assert result.returncode == 3, (key, result.returncode, result.stderr)
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("error: ") and ("n_samples" in line or "qwen-9000" in line), (key, line)
+
+
+def test_a_usage_error_in_a_workload_command_is_a_configuration_error(valley, tmp_path):
+    """A Job whose command has a missing or misspelled option would fail the same way on every retry."""
+    spec = tmp_path / "run.json"
+    spec.write_text(next(r for r in valley_study() if r.is_baseline).to_json())
+    missing_dir = valley(["eval", "--run-spec", spec, "--model", tmp_path / "absent", "--out", tmp_path / "eval"],
+                         check=False, timeout=120)
+    unknown_option = valley(["data", "build", "--run-spec", spec, "--tokenizr", tmp_path], check=False, timeout=120)
+    for result in (missing_dir, unknown_option):
+        assert result.returncode == 3, (result.returncode, result.stderr)
+        assert "--model" in missing_dir.stderr and "--tokenizr" in unknown_option.stderr
