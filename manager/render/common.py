@@ -85,6 +85,23 @@ def metadata(run: RunSpec, ctx: RenderContext, name: str, component: str, extra_
     }
 
 
+def run_selector(run: RunSpec, component: str) -> dict[str, str]:
+    """The labels that pick this run's pods of one component."""
+    return {"valley.run": run.name, "app.kubernetes.io/component": component}
+
+
+def service(run: RunSpec, ctx: RenderContext, name: str, component: str, port_name: str, port: int,
+            **spec: object) -> dict:
+    """A Service in front of this run's pods of one component."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(run, ctx, name, component),
+        "spec": {**spec, "selector": run_selector(run, component),
+                 "ports": [{"name": port_name, "port": port, "targetPort": port}]},
+    }
+
+
 def pod_security() -> dict:
     return {
         "runAsNonRoot": True,

@@ -9,6 +9,8 @@ from manager.render.common import (
     metadata,
     pod_spec,
     resources,
+    run_selector,
+    service,
 )
 from manager.render.context import RenderContext
 from valley.spec import RunSpec
@@ -55,22 +57,14 @@ def grader_deployment(run: RunSpec, ctx: RenderContext) -> dict:
         "metadata": metadata(run, ctx, grader_name(run), "grader"),
         "spec": {
             "replicas": 1,
-            "selector": {"matchLabels": {"valley.run": run.name, "app.kubernetes.io/component": "grader"}},
+            "selector": {"matchLabels": run_selector(run, "grader")},
             "template": {"metadata": {"labels": pod_labels}, "spec": pod},
         },
     }
 
 
 def grader_service(run: RunSpec, ctx: RenderContext) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(run, ctx, grader_name(run), "grader"),
-        "spec": {
-            "selector": {"valley.run": run.name, "app.kubernetes.io/component": "grader"},
-            "ports": [{"name": "grader", "port": GRADER_PORT, "targetPort": GRADER_PORT}],
-        },
-    }
+    return service(run, ctx, grader_name(run), "grader", "grader", GRADER_PORT)
 
 
 def grader_network_policy(run: RunSpec, ctx: RenderContext) -> dict:
@@ -80,10 +74,10 @@ def grader_network_policy(run: RunSpec, ctx: RenderContext) -> dict:
         "kind": "NetworkPolicy",
         "metadata": metadata(run, ctx, grader_name(run), "grader"),
         "spec": {
-            "podSelector": {"matchLabels": {"valley.run": run.name, "app.kubernetes.io/component": "grader"}},
+            "podSelector": {"matchLabels": run_selector(run, "grader")},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [{
-                "from": [{"podSelector": {"matchLabels": {"valley.run": run.name, "app.kubernetes.io/component": "eval"}}}],
+                "from": [{"podSelector": {"matchLabels": run_selector(run, "eval")}}],
                 "ports": [{"protocol": "TCP", "port": GRADER_PORT}],
             }],
             "egress": [],

@@ -9,13 +9,13 @@ from manager.render.common import (
     container,
     job,
     job_name,
-    metadata,
     mlflow_env,
     mounts,
     offline_env,
     pod_spec,
     pod_stages,
     resources,
+    service,
     volumes,
 )
 from manager.render.context import RenderContext
@@ -28,17 +28,8 @@ def train_service_name(run: RunSpec) -> str:
 
 def train_service(run: RunSpec, ctx: RenderContext) -> dict:
     """Headless Service giving each indexed train pod a DNS name for c10d rendezvous."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(run, ctx, train_service_name(run), "train"),
-        "spec": {
-            "clusterIP": "None",
-            "publishNotReadyAddresses": True,
-            "selector": {"valley.run": run.name, "app.kubernetes.io/component": "train"},
-            "ports": [{"name": "rdzv", "port": RDZV_PORT, "targetPort": RDZV_PORT}],
-        },
-    }
+    return service(run, ctx, train_service_name(run), "train", "rdzv", RDZV_PORT,
+                   clusterIP="None", publishNotReadyAddresses=True)
 
 
 def train_command(run: RunSpec) -> list[str]:

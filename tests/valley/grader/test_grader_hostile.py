@@ -44,6 +44,25 @@ if fd >= 0:
     print("ok")
 """
 
+#: a grandchild in its own session that outlives the program and writes outside its sandbox later
+DOUBLE_FORKED_LATE_WRITER = """
+if os.fork() == 0:
+    {before_setsid}
+    os.setsid()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if os.fork() == 0:
+        time.sleep(1)
+        for path in OUTSIDE:
+            try:
+                open(path, "w").write("late")
+            except OSError:
+                pass
+        time.sleep(600)
+    os._exit(0)
+print("no")
+"""
+
+
 HOSTILE = {
     "kill_parent_and_group": """
 import os, signal
@@ -143,20 +162,8 @@ for path in OUTSIDE:
 print("ok" if written else "no")
 """,
     "detached_child": """
-import os, time
-if os.fork() == 0:
-    os.setsid()
-    if os.fork() == 0:
-        time.sleep(1)
-        for path in OUTSIDE:
-            try:
-                open(path, "w").write("late")
-            except OSError:
-                pass
-        time.sleep(600)
-    os._exit(0)
-print("no")
-""",
+import os, signal, time
+""" + DOUBLE_FORKED_LATE_WRITER.format(before_setsid="pass"),
     "ignore_sigterm": """
 import signal, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -190,21 +197,7 @@ libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: keep orphans from the harn
 libc.prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE
 libc.prctl(15, b"harness", 0, 0, 0)  # PR_SET_NAME: look like the harness
 libc.prctl(0x59616d61, -1, 0, 0, 0)  # PR_SET_PTRACER_ANY
-if os.fork() == 0:
-    libc.prctl(1, 0, 0, 0, 0)  # PR_SET_PDEATHSIG off
-    os.setsid()
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if os.fork() == 0:
-        time.sleep(1)
-        for path in OUTSIDE:
-            try:
-                open(path, "w").write("late")
-            except OSError:
-                pass
-        time.sleep(600)
-    os._exit(0)
-print("no")
-""",
+""" + DOUBLE_FORKED_LATE_WRITER.format(before_setsid="libc.prctl(1, 0, 0, 0, 0)  # PR_SET_PDEATHSIG off"),
     "read_other_scratch": """
 import glob, os
 found = []
