@@ -23,9 +23,9 @@ def test_largest_mini_run_beats_its_baseline_and_passes_through_the_sidecar(vall
     assert contrast["difference"] > 0 and contrast["p_not_above"] < 0.05, contrast
 
     # the trained run's own generations, graded again over HTTP by `valley grader serve`
-    [eval_dir] = [d for d in (tmp_path / ".valley" / "eval").iterdir() if d.name.startswith(f"mini-{LARGEST}-")]
+    [run_dir] = (tmp_path / ".valley" / "checkpoints").glob(f"mini-{LARGEST}-*")
     [spec] = (tmp_path / ".valley" / "specs").glob(f"mini-{LARGEST}-*.json")
-    [model] = (tmp_path / ".valley" / "checkpoints").glob(f"mini-{LARGEST}-*/final")
+    eval_dir, model = run_dir / "eval", run_dir / "final"
     sidecar = tmp_path / "sidecar"
     sidecar.mkdir()
     shutil.copy(eval_dir / "generations.jsonl", sidecar)  # complete: no engine starts
