@@ -91,13 +91,13 @@ def test_eval_resumes_a_killed_run_generates_grades_and_logs(store, tiny_qwen, v
 
 
 def test_prompt_over_budget_fails_before_any_generation(tiny_qwen, valley, tmp_path):
-    run = RunSpec(study="mini", model="tiny-qwen", eval=EVAL.model_copy(update={"max_model_len": 150}))
+    run = RunSpec(study="mini", model="tiny-qwen", eval=EVAL.model_copy(update={"max_model_len": 16}))
     spec = tmp_path / "run.json"
     spec.write_text(run.to_json())
     result = valley(["eval", "--run-spec", spec, "--model", tiny_qwen, "--out", tmp_path / "eval",
                      "--lcb-path", LCB_FIXTURE], check=False)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("error: eval.max_model_len: 150 tokens leave no room")
+    assert result.stderr.strip().splitlines()[-1].startswith("error: eval.max_model_len: 16 tokens leave no room")
     assert not (tmp_path / "eval" / "generations.jsonl").exists()
 
 
