@@ -84,7 +84,7 @@ def test_labels_through_the_grader_server_agree_and_in_process_grading_is_refuse
     grading in its own pod is refused."""
     from tests.valley.grader.test_grader_server import start_server
 
-    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "kubernetes.default.svc")  # only its presence is read
     with pytest.raises(ValleyError, match="--grader-url"):
         label_responses(items(OCR2), tmp_path / "refused", sandbox="process")
     server, url = start_server("--workers", "2")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_tool
+from tests.conftest import require_tool, require_uid_switch
 from valley.grader.grading import read_verdicts
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -360,9 +360,7 @@ def test_hostile_programs_under_a_non_root_grader(listener, planted_token, sandb
     """The grader image runs non-root on the standard library alone: the same batch as uid 65534
     (a rootless user namespace / `runsc --rootless`, or no namespaces at all, as in a pod whose
     seccomp profile forbids `unshare`), through `python -m valley.grader grade`."""
-    system_python = "/usr/bin/python3"
-    if os.geteuid() != 0 or not shutil.which("setpriv") or not os.access(system_python, os.X_OK):
-        pytest.skip("needs root (to switch to uid 65534), setpriv and a system python3")
+    system_python = require_uid_switch()
     if sandbox == "runsc":
         require_tool("runsc", "apt-get install -y runsc")
     port, connections = listener

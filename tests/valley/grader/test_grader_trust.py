@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_tool
+from tests.conftest import require_tool, require_uid_switch
 from valley.grader import harness
 from valley.grader.grading import grade_batch, grade_code, read_verdicts
 from valley.grader.problem import Problem, TestCase
@@ -381,9 +381,7 @@ def test_a_program_cannot_change_a_concurrently_graded_programs_verdict(tmp_path
 def test_a_non_root_unsafe_local_grader_keeps_programs_apart(tmp_path):
     """Without namespaces and without root every program runs as the grader's uid: the pool then
     grades one program at a time, and the victim still passes next to the attacker."""
-    system_python = "/usr/bin/python3"
-    if os.geteuid() != 0 or not shutil.which("setpriv") or not os.access(system_python, os.X_OK):
-        pytest.skip("needs root (to switch to uid 65534), setpriv and a system python3")
+    system_python = require_uid_switch()
     root = Path(tempfile.mkdtemp(prefix="valley-cross-nonroot-"))
     try:
         package = root / "pkg" / "valley"
