@@ -668,16 +668,23 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def _descendants(root: int) -> list[int]:
-    parents: dict[int, int] = {}
+def proc_stats() -> dict[int, list[bytes]]:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, ...), for every process
+    still there; the grader reads them too (sandbox.py), for a sandbox's CPU time."""
+    stats: dict[int, list[bytes]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat", "rb") as handle:
-                    stat = handle.read()
+                    raw = handle.read()
             except OSError:
                 continue
-            parents[int(entry)] = int(stat[stat.rindex(b")") + 2:].split()[1])
+            stats[int(entry)] = raw[raw.rindex(b")") + 2:].split()
+    return stats
+
+
+def _descendants(root: int) -> list[int]:
+    parents = {pid: int(fields[1]) for pid, fields in proc_stats().items()}
     found, frontier = [], [root]
     while frontier:
         current = frontier.pop()

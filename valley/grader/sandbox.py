@@ -42,7 +42,7 @@ import time
 import uuid
 from pathlib import Path
 
-from valley.grader.harness import CACHED_INPUT_CHARS, DEFAULT_LIMITS, InputCache, value_reply
+from valley.grader.harness import CACHED_INPUT_CHARS, DEFAULT_LIMITS, InputCache, proc_stats, value_reply
 
 HARNESS = Path(__file__).with_name("harness.py")
 SANDBOX_KINDS = ("auto", "runsc", "process", "in-gvisor", "unsafe-local")
@@ -533,15 +533,7 @@ def _tree_usage(root: int) -> tuple[int, int]:
     """For `root` (a sandbox's host process) and its descendants: CPU clock ticks used (their
     own and their reaped children's) and nanoseconds their threads waited on a run queue (0
     where the kernel keeps no schedstat)."""
-    stats: dict[int, list[bytes]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as handle:
-                    raw = handle.read()
-            except OSError:
-                continue
-            stats[int(entry)] = raw[raw.rindex(b")") + 2:].split()
+    stats = proc_stats()
     children: dict[int, list[int]] = {}
     for pid, fields in stats.items():
         children.setdefault(int(fields[1]), []).append(pid)
