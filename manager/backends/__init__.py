@@ -11,7 +11,7 @@ EXECUTORS = ("k8s", "local")
 
 
 def backend(executor: str, *, tracking_uri: str | None = None, namespace: str = "valley", context=None,
-            echo: Callable[[str], None] | None = None, console=None) -> Backend:
+            echo: Callable[[str], None] | None = None, console=None, parallel: int | None = None) -> Backend:
     """`k8s`, `local`, or `auto` (Kubernetes when a cluster answers, local states otherwise)."""
     from valley.errors import ValleyError
 
@@ -19,7 +19,7 @@ def backend(executor: str, *, tracking_uri: str | None = None, namespace: str = 
     if executor == "local":
         from manager.backends.local import LocalBackend
 
-        return LocalBackend(tracking_uri, console=console, **kwargs)
+        return LocalBackend(tracking_uri, console=console, parallel=parallel, **kwargs)
     if executor in ("k8s", "auto"):
         from manager.backends.kubernetes import KubernetesBackend
 

@@ -1,5 +1,6 @@
-"""The local backend: a study's steps as `valley` subprocesses on this machine (local_steps),
-recorded into MLflow like the Jobs, logs in `.valley/logs/`, compare at the end."""
+"""The local backend: a study's steps as `valley` subprocesses on this machine (local_steps), the
+independent ones concurrently, recorded into MLflow like the Jobs, logs in `.valley/logs/`,
+compare at the end."""
 
 from __future__ import annotations
 
@@ -29,11 +30,18 @@ from valley.spec import RunSpec
 class LocalBackend(Backend):
     name = "local"
 
-    def __init__(self, tracking_uri: str | None = None, *, root: str = ".", console=None, **kwargs) -> None:
+    def __init__(self, tracking_uri: str | None = None, *, root: str = ".", console=None, parallel: int | None = None,
+                 **kwargs) -> None:
+        from valley.grader.sandbox import usable_cores
+
         super().__init__(tracking_uri, **kwargs)
         self.layout = Layout.at(root)
         #: the rich console the step progress draws on (created on first launch)
         self.console = console
+        self.cores = usable_cores()
+        #: steps run at once: one per core by default (the tiny students' train and eval steps
+        #: keep about one core busy each, and a second OpenMP thread slowed torchtune down)
+        self.parallel = parallel or self.cores
 
     def launch(self, runs: list[RunSpec], *, dry_run: bool = False, wait: bool = False) -> LaunchResult:
         from manager.backends.local_steps import execute, plan_steps
@@ -58,7 +66,10 @@ class LocalBackend(Backend):
         study_runs = [tracker.study_run_id(study) for study in studies]
         for study_run in study_runs:
             tracker.set_status(study_run, RUNNING)
-        outcome = execute(plan_steps(runs, self.layout, run_ids), tracker, console=console)
+        self.echo(f"{self.parallel} step(s) at a time, {max(1, self.cores // self.parallel)} thread(s) each "
+                  f"({self.cores} core(s); --parallel N to change)")
+        outcome = execute(plan_steps(runs, self.layout, run_ids), tracker, console=console, parallel=self.parallel,
+                          cores=self.cores)
         total = time.perf_counter() - start
         write_atomic(self.layout.root / "timings.json", json.dumps({"total_s": round(total, 1), "steps_s": {
             k: round(v, 1) for k, v in outcome.seconds.items()}}, indent=2))

@@ -3,9 +3,11 @@ Jobs run, on this machine, recorded into the same kind of MLflow runs.
 
 The stages are manager.layout's, the same the Jobs run: `valley model fetch` once per preset,
 `valley data build` once per subset, `valley data lcb`, `valley train` (base runs before the runs
-continued from them), `valley eval`. Each step
-writes a `.done` marker when it succeeds, so rerunning the same launch resumes. A failed
-step marks its MLflow run FAILED with the log path and skips only what depends on it.
+continued from them), `valley eval`. Independent steps (the students' chains, evals of
+different runs) run concurrently, up to `--parallel` at once, each with its share of the cores
+and its own log. Each step writes a `.done` marker when it succeeds, so rerunning the same
+launch resumes. A failed step marks its MLflow run FAILED with the log path and skips only
+what depends on it; unrelated chains go on.
 """
 
 from __future__ import annotations
@@ -59,10 +61,12 @@ def plan_steps(runs: list[RunSpec], layout: Layout, run_ids: dict[str, str]) -> 
     return steps
 
 
-def step_env(step: Step, tracking_uri: str) -> dict[str, str]:
-    """The workload's environment: this step's MLflow run (and never an inherited one)."""
+def step_env(step: Step, tracking_uri: str, threads: int) -> dict[str, str]:
+    """The workload's environment: this step's MLflow run (and never an inherited one), and its
+    share of the cores for torch's and vLLM's OpenMP threads unless the caller set OMP_NUM_THREADS."""
     env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"}}
     env["MLFLOW_TRACKING_URI"] = tracking_uri
+    env.setdefault("OMP_NUM_THREADS", str(threads))
     if step.run_id:
         env["MLFLOW_RUN_ID"] = step.run_id
     return env
@@ -88,20 +92,36 @@ def tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def execute(steps: list[Step], tracker, *, console=None) -> Outcome:
-    """Run the steps in order with a progress display; resume past `.done` steps."""
+def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, cores: int = 1) -> Outcome:
+    """Run the steps, up to `parallel` at once, each as soon as what it needs has succeeded (plan
+    order breaks ties), with a progress display; resume past `.done` steps. A failed step skips
+    only what depends on it. Each running step gets `cores // parallel` OpenMP threads."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
     from valley.cli_kit import console as make_console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     console = console or make_console()
     outcome = Outcome()
+    threads = max(1, cores // parallel)
+    planned = {s.key for s in steps}
+    succeeded: set[str] = set()  # done or reused
     failure: dict[str, str] = {}  # step key -> why it (or what it needed) failed
     last_step_of = {s.run_name: s.key for s in steps if s.stage == "eval"}
     started: set[str] = set()
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        overall = progress.add_task("steps", total=len(steps))
-        for step in steps:
+    pending = list(steps)
+    running: dict = {}  # future -> (step, its progress row)
+    # one row for the whole launch (steps ended of all), one per running step (its own clock)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[ended]}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress, ThreadPoolExecutor(parallel) as pool:
+        overall = progress.add_task("steps", total=len(steps), ended=f"0/{len(steps)}")
+
+        def ended() -> None:
+            count = len(outcome.done) + len(outcome.reused) + len(outcome.failed) + len(outcome.skipped)
+            progress.update(overall, completed=count, ended=f"{count}/{len(steps)}")
+
+        def settle(step: Step) -> bool:
+            """Skip, reuse or start the step if it can be; False while it waits."""
             blocker = next((need for need in step.needs if need in failure), None)
             if blocker is not None:
                 failure[step.key] = failure[blocker]
@@ -109,38 +129,61 @@ def execute(steps: list[Step], tracker, *, console=None) -> Outcome:
                 console.print(f"[yellow]- skipped[/] {step.title} (needs {blocker}, which failed)")
                 if step.run_id and step.token:
                     tracker.set_status(step.run_id, FAILED, note=failure[blocker])
+                ended()
+            elif any(need in planned and need not in succeeded for need in step.needs):
+                return False
             elif is_done(done_marker(step.out_dir), step.token):
                 outcome.reused.append(step.key)
+                succeeded.add(step.key)
                 console.print(f"[dim]= reused[/] {step.title} ({step.out_dir})")
                 if step.key == last_step_of.get(step.run_name):
                     tracker.set_status(step.run_id, FINISHED)
+                ended()
+            elif len(running) >= parallel:
+                return False
             else:
-                progress.update(overall, description=step.title)
                 if step.token and step.run_name not in started:
                     started.add(step.run_name)
                     tracker.set_status(step.run_id, RUNNING)
-                seconds = run_step(step, tracker.uri)
-                if seconds < 0:
-                    failure[step.key] = f"{step.stage} failed; log: {step.log}"
-                    outcome.failed[step.key] = step.log
-                    console.print(f"[red]x failed[/] {step.title}: log {step.log}\n{tail(step.log)}")
-                    if step.token:
-                        tracker.set_status(step.run_id, FAILED, note=failure[step.key])
-                else:
-                    outcome.seconds[step.key] = seconds
-                    mark_done(done_marker(step.out_dir), step.token)
-                    outcome.done.append(step.key)
-                    console.print(f"[green]✓[/] {step.title} ({seconds:.1f} s)")
-                    if step.key == last_step_of.get(step.run_name):
-                        tracker.set_status(step.run_id, FINISHED)
-                    elif step.token:  # the workload ended its attached run; the run goes on
-                        tracker.set_status(step.run_id, RUNNING)
-            progress.advance(overall)
+                row = progress.add_task(f"  {step.title}", total=None, ended="")
+                running[pool.submit(run_step, step, tracker.uri, threads)] = (step, row)
+            return True
+
+        def finish(step: Step, seconds: float) -> None:
+            if seconds < 0:
+                failure[step.key] = f"{step.stage} failed; log: {step.log}"
+                outcome.failed[step.key] = step.log
+                console.print(f"[red]x failed[/] {step.title}: log {step.log}\n{tail(step.log)}")
+                if step.token:
+                    tracker.set_status(step.run_id, FAILED, note=failure[step.key])
+            else:
+                outcome.seconds[step.key] = seconds
+                mark_done(done_marker(step.out_dir), step.token)
+                outcome.done.append(step.key)
+                succeeded.add(step.key)
+                console.print(f"[green]✓[/] {step.title} ({seconds:.1f} s)")
+                if step.key == last_step_of.get(step.run_name):
+                    tracker.set_status(step.run_id, FINISHED)
+                elif step.token:  # the workload ended its attached run; the run goes on
+                    tracker.set_status(step.run_id, RUNNING)
+            ended()
+
+        while pending or running:
+            # plan order is a topological order: one pass settles whatever a reuse or skip unblocks
+            pending = [step for step in pending if not settle(step)]
+            if not running:  # plan order is topological, so nothing waits on a step that never ran
+                assert not pending, [step.key for step in pending]
+                break
+            returned, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in returned:
+                step, row = running.pop(future)
+                progress.remove_task(row)
+                finish(step, future.result())
         progress.update(overall, description="done")
     return outcome
 
 
-def run_step(step: Step, tracking_uri: str) -> float:
+def run_step(step: Step, tracking_uri: str, threads: int = 1) -> float:
     """Run one command with its output in the step's log; seconds taken, or -1 on failure."""
     step.log.parent.mkdir(parents=True, exist_ok=True)
     step.out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -148,5 +191,6 @@ def run_step(step: Step, tracking_uri: str) -> float:
     with step.log.open("w") as log:
         log.write(f"$ {' '.join(step.command)}\n")
         log.flush()
-        code = subprocess.call(list(step.command), stdout=log, stderr=subprocess.STDOUT, env=step_env(step, tracking_uri))
+        code = subprocess.call(list(step.command), stdout=log, stderr=subprocess.STDOUT,
+                               env=step_env(step, tracking_uri, threads))
     return time.perf_counter() - start if code == 0 else -1.0

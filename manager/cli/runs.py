@@ -102,6 +102,8 @@ def launch_command(
     namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None,
     cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING, profile: ProfileOpt = None,
     as_json: JsonOpt = False,
+    parallel: Annotated[Optional[int], typer.Option(
+        "--parallel", min=1, help="local: steps run at once (default: one per core).")] = None,
 ) -> None:
     """Record each run in MLflow, then run it: as Jobs on the cluster or as local processes.
 
@@ -110,16 +112,19 @@ def launch_command(
       valleyctl launch --size 10k --model llama
       valleyctl launch --size 6k --model qwen --subset correct --from qwen-30k --dry-run
       valleyctl launch --study mini --executor local
+      valleyctl launch --study mini --executor local --parallel 1
     """
     from manager.backends import EXECUTORS, backend
     from manager.study import ordered
 
     if executor not in EXECUTORS:
         raise typer.BadParameter(f"--executor: {executor!r}; allowed: k8s, local")
+    if parallel is not None and executor != "local":
+        raise typer.BadParameter("--parallel: steps run concurrently only with --executor local; drop it or add --executor local")
     runs = ordered(_runs(study, size, model, subset, base, run, nodes))
     out = Output(as_json)
     chosen = backend(executor, tracking_uri=tracking_uri, namespace=namespace, echo=out.line,
-                     console=out.console if executor == "local" else None,
+                     console=out.console if executor == "local" else None, parallel=parallel,
                      context=_context(namespace, cluster_tracking_uri, queue, profile) if executor == "k8s" else None)
     result = chosen.launch(runs, dry_run=dry_run, wait=wait)
     if result.dry_run is not None and not as_json:

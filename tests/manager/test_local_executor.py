@@ -17,14 +17,17 @@ from manager.tracking import Tracker
 
 # Writes what each contract says the command leaves behind, and a call log; fails on demand.
 STAND_IN = textwrap.dedent('''
-    import json, os, sys
+    import json, os, sys, time
     from pathlib import Path
     args = sys.argv[1:]
     out = Path(args[args.index("--out") + 1])
     stage = args[0] if args[0] in ("train", "eval") else " ".join(args[:2])
+    started = time.time()
+    time.sleep(float(os.environ.get("STEP_SECONDS", "0")))
     with open(os.environ["CALLS"], "a") as calls:
         calls.write(json.dumps({"stage": stage, "out": str(out), "run_id": os.environ.get("MLFLOW_RUN_ID"),
-                                "uri": os.environ["MLFLOW_TRACKING_URI"], "args": args}) + "\\n")
+                                "uri": os.environ["MLFLOW_TRACKING_URI"], "args": args, "started": started,
+                                "ended": time.time(), "threads": os.environ.get("OMP_NUM_THREADS")}) + "\\n")
     if os.environ.get("FAIL_OUT") and str(out).endswith(os.environ["FAIL_OUT"]):
         print("stand-in failure for", out); sys.exit(1)
     target = out / "final" if stage == "train" else out
@@ -138,6 +141,41 @@ def test_failure_marks_the_run_failed_with_its_log_and_spares_the_others(tmp_pat
     resumed = execute(swap(plan_steps(runs, layout, run_ids)), tracker)
     assert sorted(resumed.done) == sorted([f"train:{broken.name}", f"eval:{broken.name}"])
     assert records(tracker)[broken.label].info.status == "FINISHED"
+
+
+def test_independent_chains_run_concurrently_and_a_failure_stops_only_its_own(tmp_path, mlflow_uri, stand_in, monkeypatch):
+    swap, calls = stand_in
+    layout = Layout(tmp_path / ".valley")
+    tracker = Tracker(mlflow_uri)
+    qwen, llama = (next(r for r in mini_study() if r.label == label) for label in ("tiny-qwen-40", "tiny-llama-40"))
+    run_ids = {r.name: tracker.ensure_run(r)[0] for r in (qwen, llama)}
+    steps = swap(plan_steps([qwen, llama], layout, run_ids))
+    monkeypatch.setenv("STEP_SECONDS", "0.5")
+    monkeypatch.setenv("FAIL_OUT", f"checkpoints/{llama.name}")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    outcome = execute(steps, tracker, parallel=2, cores=4)
+
+    made = calls()
+    spans = [(c["started"], c["ended"]) for c in made]
+    at_once = max(sum(1 for start, end in spans if start <= moment < end) for moment, _ in spans)
+    assert at_once == 2, spans  # independent steps ran at the same time, never more than --parallel
+    assert {c["threads"] for c in made} == {"2"}  # each of the 2 slots gets half of the 4 cores
+    assert list(outcome.failed) == [f"train:{llama.name}"] and outcome.skipped == [f"eval:{llama.name}"]
+    assert f"eval:{qwen.name}" in outcome.done and f"data:{llama.subset_dir_name}" in outcome.done
+    assert {label: r.info.status for label, r in records(tracker).items()} == {qwen.label: "FINISHED", llama.label: "FAILED"}
+
+    monkeypatch.delenv("FAIL_OUT")
+    resumed = execute(steps, tracker, parallel=2, cores=4)
+    assert sorted(resumed.done) == sorted([f"train:{llama.name}", f"eval:{llama.name}"])
+    assert len(resumed.reused) == len(steps) - 2 and len(calls()) == len(made) + 2
+    assert {r.info.status for r in records(tracker).values()} == {"FINISHED"}
+
+
+def test_parallel_is_a_local_option_of_at_least_one(valleyctl, tmp_path):
+    zero = valleyctl(["launch", "--study", "mini", "--executor", "local", "--parallel", "0"], cwd=tmp_path, check=False)
+    assert zero.returncode == 2 and "--parallel" in zero.stderr
+    cluster = valleyctl(["launch", "--study", "mini", "--parallel", "2", "--dry-run"], cwd=tmp_path, check=False)
+    assert cluster.returncode == 2 and "--parallel: steps run concurrently only with --executor local" in cluster.stderr
 
 
 def test_a_recreated_mlflow_run_retrains_into_the_new_run(tmp_path, mlflow_uri, stand_in):
