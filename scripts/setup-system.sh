@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# System packages valley's tests and demo use: gVisor (runsc) for the grader sandbox,
-# Docker's engine and a registry for the image-build tests, Chromium for the MLflow UI check.
+# System packages, by what uses them: `demo` needs gVisor (runsc) for the grader sandbox; `test`
+# adds Docker's engine and a registry for the image-build tests and Chromium for the MLflow UI check.
 set -euo pipefail
+case "${1:-}" in
+  demo|test) ;;
+  *) echo "usage: $0 demo|test" >&2; exit 2 ;;
+esac
 need=()
 command -v runsc >/dev/null || need+=(runsc)
-command -v dockerd >/dev/null || need+=(docker.io)
-command -v docker-registry >/dev/null || need+=(docker-registry)
-# kubectl (for `kubectl kustomize` in the cluster tests) is not in Debian's archive at a version that
-# knows kustomize's `labels:`; those tests skip with the reason when it is missing.
-command -v kubectl >/dev/null || echo "valley: kubectl not found; the kustomize build tests will skip" >&2
-command -v chromium >/dev/null || need+=(chromium)
+if [ "$1" = test ]; then
+  command -v dockerd >/dev/null || need+=(docker.io)
+  command -v docker-registry >/dev/null || need+=(docker-registry)
+  # kubectl (for `kubectl kustomize` in the cluster tests) is not in Debian's archive at a version that
+  # knows kustomize's `labels:`; those tests skip with the reason when it is missing.
+  command -v kubectl >/dev/null || echo "valley: kubectl not found; the kustomize build tests will skip" >&2
+  command -v chromium >/dev/null || need+=(chromium)
+fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
   echo "valley: missing system packages: ${need[*]}; install them with: sudo apt-get install -y ${need[*]}" >&2
