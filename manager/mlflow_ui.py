@@ -65,7 +65,7 @@ def mlflow_server(backend_store_uri: str, *, workdir: Path, timeout: float = 120
 def chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if not found:
-        raise ValleyError("chromium: not installed; run `sudo apt-get install -y chromium` (scripts/setup-system.sh does)")
+        raise ValleyError("chromium: not installed; run `sudo apt-get install -y chromium` (`make setup` does)")
     return found
 
 

@@ -155,7 +155,7 @@ def wait_for(check, seconds: float, what: str):
 @pytest.fixture(scope="session")
 def docker_host():
     """dockerd with its own data root, exec root, pidfile and socket; no iptables, no bridge."""
-    require_tool("dockerd", "scripts/setup-system.sh: apt-get install docker.io")
+    require_tool("dockerd", "make setup (scripts/setup-system.sh test): apt-get install docker.io")
     import docker
 
     state = Path(tempfile.mkdtemp(prefix="vd", dir="/tmp"))  # short: unix socket paths are limited
@@ -185,7 +185,7 @@ def docker_host():
 @pytest.fixture(scope="session")
 def registry(docker_host):
     """Debian's docker-registry on a loopback port (dockerd treats 127.0.0.0/8 as insecure: plain HTTP)."""
-    require_tool("docker-registry", "scripts/setup-system.sh: apt-get install docker-registry")
+    require_tool("docker-registry", "make setup (scripts/setup-system.sh test): apt-get install docker-registry")
     import socket as sockets
 
     with sockets.socket() as probe:
