@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,8 @@ def check_same_eval(runs: list[EvaluatedRun]) -> None:
 
 def per_problem_scores(client, run: EvaluatedRun) -> dict[str, float]:
     """question_id -> pass@1 from the run's per-problem artifact."""
+    # MLflow draws a progress bar per download unless told not to; one per run buries compare's tables
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(client.download_artifacts(run.run_id, PER_PROBLEM_ARTIFACT, tmp))
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -18,8 +18,10 @@ class CostAssumptions:
 
     #: mean tokens of one SFT example (prompt + <think> trace + answer); R1-style traces
     mean_example_tokens: int = 9_000
-    #: full fine-tune throughput of a 7-8B model at 32K with activation checkpointing, H100 bf16
-    train_tokens_per_s_per_gpu: float = 3_000.0
+    #: full fine-tune throughput of a 7-8B model, bf16, activation checkpointing, at the mean example
+    #: length: Llama3.1-8B measured 7,218 (Qwen2.5-7B 8,366) on one H200, one rank without FSDP's
+    #: collectives (tests/benchmarks/bench_train_gpu.py, docs/training.md), so an upper bound
+    train_tokens_per_s_per_gpu: float = 7_200.0
     #: vLLM decode throughput of one 7-8B replica on one H100 with many concurrent sequences
     eval_tokens_per_s_per_gpu: float = 2_500.0
     #: mean response tokens at evaluation (reasoning students use much of the 32K budget)
@@ -30,10 +32,11 @@ class CostAssumptions:
     def lines(self) -> list[str]:
         return [
             f"mean SFT example length {self.mean_example_tokens:,} tokens",
-            f"training {self.train_tokens_per_s_per_gpu:,.0f} tokens/s/GPU (7-8B full FT, 32K, bf16, activation checkpointing)",
+            f"training {self.train_tokens_per_s_per_gpu:,.0f} tokens/s/GPU (7-8B full FT, bf16, activation checkpointing; "
+            "measured on one H200 without FSDP's collectives: an upper bound)",
             f"evaluation {self.eval_tokens_per_s_per_gpu:,.0f} generated tokens/s/GPU, "
             f"{self.mean_response_tokens:,} tokens per response, {self.eval_problems} problems",
-            "not measured on a GPU here: replace with measured figures before budgeting",
+            "evaluation throughput not measured on a GPU here: replace it with a measured figure before budgeting",
         ]
 
 

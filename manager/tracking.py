@@ -8,6 +8,8 @@ mlflow loads lazily (it takes over a second to import).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 from pathlib import Path
@@ -189,7 +191,10 @@ class Tracker:
         if note:
             self.client.set_tag(run_id, "valley.status_note", note)
         if status in TERMINAL:
-            self.client.set_terminated(run_id, status=status)
+            # against an http server MLflow prints "View run ... at: <url>" to stdout, which would
+            # break `--json` documents; valleyctl's own output names the run already
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.client.set_terminated(run_id, status=status)
         else:
             self.client.update_run(run_id, status=status)
 

@@ -229,3 +229,22 @@ def test_launch_json_is_one_document_on_stdout(kctl):
     result = json.loads(out)
     (run,) = result["runs"]
     assert run["label"] == "llama-baseline" and run["run_id"] == record(client, "valley", "llama-baseline").info.run_id
+
+
+def test_cancel_and_reconcile_json_stay_one_document_with_an_http_tracking_server(kctl):
+    """MLflow writes "View run ... at: <url>" to stdout when a run ends on an http server; under
+    --json that would break every consumer of the document."""
+    fake, client, call = kctl
+    launched(call, "--run", "qwen-1k")
+    code, out, err = call(["cancel", "qwen-1k", "--json"])
+    assert code == 0, err
+    assert json.loads(out)
+    launched(call, "--run", "qwen-baseline")
+    run = record(client, "valley", "qwen-baseline")
+    name = run.data.tags["valley.run_name"]
+    run_data(fake, name)
+    fake.run_job(f"{name}-eval", exit_code=1)
+    code, out, err = call(["reconcile", "--json"])
+    assert code == 0, err
+    assert json.loads(out)
+    assert client.get_run(run.info.run_id).info.status == "FAILED"

@@ -79,6 +79,7 @@ def test_compare_prints_tables_contrasts_fit_and_logs_the_plot(valley_store, val
                        env={"MLFLOW_TRACKING_URI": mlflow_uri})
     report = json.loads(result.stdout)
     assert report["pending"] == [] and len(report["runs"]) == 16
+    assert "Downloading artifacts" not in result.stderr, "one MLflow progress bar per run buries compare's own output"
 
     table1 = {(r["student"], r["size"]): r for r in report["table1"]}
     assert set(table1) == {(m, s) for m in ("qwen", "llama") for s in (0, 1000, 10000, 30000)}
