@@ -20,8 +20,11 @@ baseline (our own code with its execution model: a pool of 12 processes, a Manag
 per generation, tests exec'd in that process with stdin swapped, a per-test SIGALRM wall-clock
 timeout, a global (timeout+1)*tests+5 s join) against `grade_batch` at each --lcb-workers, in one
 table: programs/s, verdicts right (the corpus knows each program's verdict), agreement with the
-baseline, wall time against the floor (CPU seconds the verdict rows record / cores), and per
-program where the time goes. `--only lcb` runs that section alone.
+baseline, wall time against the floor (`floor_s`: the CPU seconds the verdict rows record / the
+cores the workers can use, min(workers, cores)), the CPU the grader and its sandboxes used
+against that, what the run left idle and what other processes on the machine took meanwhile
+(so a figure from a shared machine can be read), and per program where the time goes.
+`--only lcb` runs that section alone.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import io
 import json
 import multiprocessing
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -47,10 +51,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.valley.grader import lcb_like  # noqa: E402
 from tests.valley.grader.corpus import build_corpus  # noqa: E402
 from valley.grader.extract import extract_code  # noqa: E402
-from valley.grader.grading import TIMING_STAGES, default_workers, grade_batch, grade_code, read_verdicts  # noqa: E402
+from valley.grader.grading import TIMING_STAGES, default_workers, floor_s, grade_batch, grade_code, read_verdicts  # noqa: E402
 from valley.grader.harness import LCB_PRELUDE  # noqa: E402
 from valley.grader.problem import Problem, from_lcb_row  # noqa: E402
-from valley.grader.sandbox import CLOCK_TICKS, POOL, Session, _tree_usage, interpreter, resolve_kind, usable_cores  # noqa: E402
+from valley.grader.sandbox import CLOCK_TICKS, POOL, CpuCgroup, Session, _tree_usage, interpreter, resolve_kind, usable_cores  # noqa: E402
 from valley.grader.verdict import lcb_stdout_matches, lcb_value_matches  # noqa: E402
 
 SLOW = {"timeout", "quadratic"}
@@ -265,9 +269,29 @@ def _lcb_generation(job: tuple[dict, str, float]) -> str:
 
 
 def cpu_used() -> float:
-    """CPU seconds of this process, its reaped children and its live descendants (warm sandboxes:
-    runsc's own processes are not reaped into ours, so they are read while they live)."""
+    """CPU seconds of this process, its reaped children and its live descendants."""
     return _tree_usage(os.getpid())[0] / CLOCK_TICKS
+
+
+def machine_cpu() -> tuple[float, float]:
+    """CPU seconds the whole machine has been busy and idle since boot (/proc/stat)."""
+    with open("/proc/stat", encoding="ascii") as handle:
+        ticks = [int(value) for value in handle.readline().split()[1:9]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks) - idle) / CLOCK_TICKS, idle / CLOCK_TICKS
+
+
+def grader_cpu(kind: str) -> float | None:
+    """CPU seconds of this process and the sandboxes it closed: runsc sandboxes from their
+    cgroups (runsc's own processes are not reaped into ours), others as reaped children.
+    None for runsc without cgroups."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if kind == "runsc":
+        sandboxes = CpuCgroup.removed_cpu_s if CpuCgroup.removed_cpu_s or os.geteuid() == 0 else None
+    else:
+        sandboxes = children.ru_utime + children.ru_stime
+    return None if sandboxes is None else own.ru_utime + own.ru_stime + sandboxes
 
 
 def lcb_runner_style(jobs: list[tuple[dict, str]], processes: int, timeout_s: float) -> tuple[list[str], float, float]:
@@ -277,18 +301,21 @@ def lcb_runner_style(jobs: list[tuple[dict, str]], processes: int, timeout_s: fl
     return verdicts, time.perf_counter() - started, cpu_used() - cpu
 
 
-def valley_grade(rows: list[dict], generations: list[dict], kind: str, workers: int, timeout_s: float) -> tuple[dict, float, float]:
+def valley_grade(rows: list[dict], generations: list[dict], kind: str, workers: int, timeout_s: float) -> dict:
+    """Verdicts, wall seconds, and the CPU seconds the grader and its sandboxes used, the whole
+    machine used (busy) and left idle during the batch (closing the warm sandboxes included)."""
     problems = {problem.question_id: problem for problem in map(from_lcb_row, rows)}
     POOL.close_all()
     with tempfile.TemporaryDirectory() as directory:
         out = Path(directory) / "verdicts.jsonl"
-        started, cpu = time.perf_counter(), cpu_used()
+        used, (busy, idle) = grader_cpu(kind), machine_cpu()
+        started = time.perf_counter()
         grade_batch(problems, generations, out, sandbox=kind, workers=workers, timeout_s=timeout_s, progress=False)
         elapsed = time.perf_counter() - started
-        verdicts = read_verdicts(out)
-        used = cpu_used() - cpu
-    POOL.close_all()
-    return verdicts, elapsed, used
+        POOL.close_all()
+        after, (busy_after, idle_after) = grader_cpu(kind), machine_cpu()
+        return {"verdicts": read_verdicts(out), "wall_s": elapsed, "used_s": None if after is None else after - used,
+                "busy_s": busy_after - busy, "idle_s": idle_after - idle}
 
 
 def lcb_like_section(args) -> None:
@@ -306,21 +333,24 @@ def lcb_like_section(args) -> None:
     baseline, baseline_s, baseline_cpu = lcb_runner_style(jobs, args.lcb_processes, args.lcb_timeout_s)
     base_rate = len(jobs) / baseline_s
     print(f"  {'grader':<46} {'programs/s':>10} {'x lcb':>6} {'right':>9} {'agree':>9} {'wall s':>7} {'floor s':>7} "
-          f"{'wall/floor':>10} {'cpu used s':>10} {'used/needed':>11}")
+          f"{'wall/floor':>10} {'used/needed':>11} {'idle core-s':>11} {'others s':>8}")
     print(f"  {f'lcb_runner-style ({args.lcb_processes} processes, wall timeout)':<46} {base_rate:10.2f} {1:6.2f} "
-          f"{sum(b == w for b, w in zip(baseline, want)):>4}/{len(want):<4} {'-':>9} {baseline_s:7.1f} {'-':>7} {'-':>10} {baseline_cpu:10.1f} {'-':>11}")
+          f"{sum(b == w for b, w in zip(baseline, want)):>4}/{len(want):<4} {'-':>9} {baseline_s:7.1f} {'-':>7} {'-':>10} "
+          f"{f'{baseline_cpu:.1f} s':>11} {'-':>11} {'-':>8}")
     stage_rows = []
     for kind in args.lcb_sandboxes.split(","):
         for workers in map(int, args.lcb_workers.split(",")):
-            verdicts, elapsed, used = valley_grade(rows, generations, kind, workers, args.lcb_timeout_s)
-            got = [verdicts[(g["question_id"], g["sample_id"])] for g in generations]
+            run = valley_grade(rows, generations, kind, workers, args.lcb_timeout_s)
+            got = [run["verdicts"][(g["question_id"], g["sample_id"])] for g in generations]
             needed = sum(t["cpu_s"] or 0 for row in got for t in row["tests"])
-            floor = needed / cores
+            floor, elapsed = floor_s(got, workers, cores), run["wall_s"]
+            used = "-" if run["used_s"] is None else f"{run['used_s'] / needed:.2f}"
+            others = "-" if run["used_s"] is None else f"{run['busy_s'] - run['used_s']:.1f}"
             right = sum(row["verdict"] == w for row, w in zip(got, want))
             agree = sum(row["verdict"] == b for row, b in zip(got, baseline))
             rate = len(jobs) / elapsed
             print(f"  {f'valley {kind} --workers {workers}':<46} {rate:10.2f} {rate / base_rate:6.2f} {right:>4}/{len(want):<4} "
-                  f"{agree:>4}/{len(want):<4} {elapsed:7.1f} {floor:7.1f} {elapsed / floor:10.2f} {used:10.1f} {used / needed:11.2f}")
+                  f"{agree:>4}/{len(want):<4} {elapsed:7.1f} {floor:7.1f} {elapsed / floor:10.2f} {used:>11} {run['idle_s']:11.1f} {others:>8}")
             totals: Counter = Counter()
             for row in got:
                 totals.update(row.get("timing", {}))
@@ -331,8 +361,10 @@ def lcb_like_section(args) -> None:
     misjudged = Counter((w, b) for w, b in zip(want, baseline) if w != b)
     if misjudged:
         print(f"  lcb_runner-style misjudged (right, given): {dict(misjudged)}")
-    print("  floor: the CPU seconds the verdict rows record / cores; cpu used: all of this process's and its sandboxes' CPU;")
-    print("  used/needed is what wall/floor comes to when nothing else runs on the machine.")
+    print("  floor: the CPU seconds the verdict rows record (needed) / min(workers, cores); used: the CPU of this process and")
+    print("  its sandboxes (the baseline: its CPU seconds); idle core-s: CPU time nothing on the machine used during the run;")
+    print("  others s: CPU other processes on the machine took meanwhile (not 0: the wall figures are pessimistic).")
+    print("  With workers >= cores: wall/floor = (used + idle core-s + others s) / needed.")
     print("  where the time goes, ms per program (mean; the floor counts program_cpu):")
     print("  " + f"{'':<20}" + "".join(f"{k.removesuffix('_s'):>16}" for k in TIMING_STAGES))
     for label, stages in stage_rows:

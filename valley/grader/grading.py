@@ -104,6 +104,14 @@ def _run(problem: Problem, code: str, kind: str, timeout_s: float, early_stop: b
     return Verdict(program_status(results, total), tuple(results), total, kind, extra=extra)
 
 
+def floor_s(rows: Iterable[dict], workers: int, cores: int | None = None) -> float:
+    """The least wall time grading these verdict rows can take: the CPU time their tests needed
+    (`cpu_s`), spread over the cores the workers can use (a worker runs one test at a time, so
+    one core each; `cores` defaults to this process's usable cores)."""
+    needed = sum(test.get("cpu_s") or 0.0 for row in rows for test in row["tests"])
+    return needed / min(workers, cores or usable_cores())
+
+
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased estimator 1 - C(n-c, k)/C(n, k) (Chen et al. 2021; LCB pass_k_utils)."""
     if not 0 <= c <= n or k < 1 or k > n:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import require_tool
 from tests.valley.grader import lcb_like
-from valley.grader.grading import read_jsonl, read_verdicts
+from valley.grader.grading import floor_s, read_jsonl, read_verdicts
 
 LIMIT_S = 1.0
 SLEEPER = "```python\nimport time\ntime.sleep(60)\nprint(1)\n```"
@@ -70,3 +70,11 @@ def test_large_inputs_are_sent_once_per_sandbox_and_again_when_the_harness_lost_
         session.inputs.put(_input_key(other), True, len(other))
         assert session.load(stdin_code, "stdin", None) is None
         assert session.run(other, 5)["stdout"] == f"{sum(range(40_000)) + 1}\n"
+
+
+def test_the_floor_spreads_the_needed_cpu_over_the_cores_the_workers_can_use():
+    rows = [{"tests": [{"cpu_s": 1.5}, {"cpu_s": 2.5}]}, {"tests": [{"cpu_s": None}]}, {"tests": [{"cpu_s": 2.0}]}]
+    assert floor_s(rows, workers=1, cores=2) == 6.0  # one worker runs one test at a time: one core
+    assert floor_s(rows, workers=2, cores=2) == 3.0
+    assert floor_s(rows, workers=16, cores=2) == 3.0  # more workers than cores share the cores
+    assert floor_s(rows, workers=3, cores=8) == 2.0
