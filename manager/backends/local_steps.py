@@ -13,14 +13,16 @@ what depends on it; unrelated chains go on.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from manager.layout import Layout, done_marker, is_done, mark_done, plan_stages
-from manager.tracking import FAILED, FINISHED, RUNNING
+from manager.tracking import FAILED, FINISHED, KILLED, RUNNING
 from valley.spec import RunSpec
 
 VALLEY = [sys.executable, "-m", "valley"]
@@ -108,6 +110,7 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
     failure: dict[str, str] = {}  # step key -> why it (or what it needed) failed
     last_step_of = {s.run_name: s.key for s in steps if s.stage == "eval"}
     started: set[str] = set()
+    ended_runs: set[str] = set()  # runs whose MLflow state this launch has closed
     pending = list(steps)
     running: dict = {}  # future -> (step, its progress row)
     # one row for the whole launch (steps ended of all), one per running step (its own clock)
@@ -129,6 +132,7 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
                 console.print(f"[yellow]- skipped[/] {step.title} (needs {blocker}, which failed)")
                 if step.run_id and step.token:
                     tracker.set_status(step.run_id, FAILED, note=failure[blocker])
+                    ended_runs.add(step.run_name)
                 ended()
             elif any(need in planned and need not in succeeded for need in step.needs):
                 return False
@@ -138,6 +142,7 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
                 console.print(f"[dim]= reused[/] {step.title} ({step.out_dir})")
                 if step.key == last_step_of.get(step.run_name):
                     tracker.set_status(step.run_id, FINISHED)
+                    ended_runs.add(step.run_name)
                 ended()
             elif len(running) >= parallel:
                 return False
@@ -156,6 +161,7 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
                 console.print(f"[red]x failed[/] {step.title}: log {step.log}\n{tail(step.log)}")
                 if step.token:
                     tracker.set_status(step.run_id, FAILED, note=failure[step.key])
+                    ended_runs.add(step.run_name)
             else:
                 outcome.seconds[step.key] = seconds
                 mark_done(done_marker(step.out_dir), step.token)
@@ -164,23 +170,61 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
                 console.print(f"[green]✓[/] {step.title} ({seconds:.1f} s)")
                 if step.key == last_step_of.get(step.run_name):
                     tracker.set_status(step.run_id, FINISHED)
+                    ended_runs.add(step.run_name)
                 elif step.token:  # the workload ended its attached run; the run goes on
                     tracker.set_status(step.run_id, RUNNING)
             ended()
 
-        while pending or running:
-            # plan order is a topological order: one pass settles whatever a reuse or skip unblocks
-            pending = [step for step in pending if not settle(step)]
-            if not running:  # plan order is topological, so nothing waits on a step that never ran
-                assert not pending, [step.key for step in pending]
-                break
-            returned, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in returned:
-                step, row = running.pop(future)
-                progress.remove_task(row)
-                finish(step, future.result())
+        def run_loop() -> None:
+            nonlocal pending
+            while pending or running:
+                # plan order is a topological order: one pass settles whatever a reuse or skip unblocks
+                pending = [step for step in pending if not settle(step)]
+                if not running:  # plan order is topological, so nothing waits on a step that never ran
+                    assert not pending, [step.key for step in pending]
+                    break
+                returned, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in returned:
+                    step, row = running.pop(future)
+                    progress.remove_task(row)
+                    finish(step, future.result())
+
+        try:
+            run_loop()
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM: end every step's process tree first (a workload left running would
+            # record its attached run FINISHED on its own), then close each run this launch opened
+            stop_steps()
+            run_ids = {s.run_name: s.run_id for s in steps if s.run_id}
+            for name in sorted(started - ended_runs):
+                tracker.set_status(run_ids[name], KILLED, note=INTERRUPTED_NOTE)
+            raise
         progress.update(overall, description="done")
     return outcome
+
+
+INTERRUPTED_NOTE = "local launch interrupted; rerun the same `valleyctl launch` to resume past finished steps"
+#: the process of each running step (its own process group: the step's children go with it)
+_step_processes: set[subprocess.Popen] = set()
+_step_processes_lock = threading.Lock()
+
+
+def stop_steps(grace_s: float = 10.0) -> None:
+    """SIGTERM every running step's process group, SIGKILL what is left after `grace_s`."""
+    with _step_processes_lock:
+        processes = list(_step_processes)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for process in processes:
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace_s
+        for process in processes:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
 
 
 def run_step(step: Step, tracking_uri: str, threads: int = 1) -> float:
@@ -191,6 +235,14 @@ def run_step(step: Step, tracking_uri: str, threads: int = 1) -> float:
     with step.log.open("w") as log:
         log.write(f"$ {' '.join(step.command)}\n")
         log.flush()
-        code = subprocess.call(list(step.command), stdout=log, stderr=subprocess.STDOUT,
-                               env=step_env(step, tracking_uri, threads))
+        # its own process group, so that an interrupted launch can end the step with all it started
+        process = subprocess.Popen(list(step.command), stdout=log, stderr=subprocess.STDOUT,
+                                   env=step_env(step, tracking_uri, threads), process_group=0)
+        with _step_processes_lock:
+            _step_processes.add(process)
+        try:
+            code = process.wait()
+        finally:
+            with _step_processes_lock:
+                _step_processes.discard(process)
     return time.perf_counter() - start if code == 0 else -1.0

@@ -117,9 +117,6 @@ def measure(run: RunSpec, config: dict, seq_len: int, micro_batches: int, device
         result["peak_allocated_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
         result["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 1)
         result["mfu"] = round(flops / step_s / (PEAK_TFLOPS["cuda"] * 1e12), 3)
-    del model, optimizer
-    if device == "cuda":
-        torch.cuda.empty_cache()
     return result
 
 
@@ -144,6 +141,8 @@ def main() -> None:
         run, config = rendered(preset)
         for seq_len in (int(s) for s in args.seq_lens.split(",")):
             row = measure(run, config, seq_len, args.micro_batches, device)
+            if device == "cuda":
+                torch.cuda.empty_cache()  # the last cell's model and optimizer are gone with measure()
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.json:

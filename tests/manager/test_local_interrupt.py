@@ -1,0 +1,51 @@
+"""An interrupted local launch (Ctrl-C, or SIGTERM from a CI timeout or `kill`) leaves no run
+RUNNING in MLflow and no workload behind: the runs it started are KILLED with a note saying how to
+resume, the study run too, and every step's process tree is ended."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+
+def statuses(client):
+    experiment = client.get_experiment_by_name("valley-mini")
+    if experiment is None:
+        return {}
+    return {r.data.tags.get("valley.label"): r.info.status for r in client.search_runs([experiment.experiment_id])}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_local_launch_kills_its_runs_and_its_steps(tmp_path, signum):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    client.search_experiments()  # the schema made here, not raced by two processes
+    launch = subprocess.Popen(
+        [sys.executable, "-m", "manager", "launch", "--study", "mini", "--run", "tiny-qwen-40", "--run", "tiny-llama-40",
+         "--executor", "local", "--tracking-uri", uri, "--parallel", "2"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while statuses(client).get("tiny-qwen-40") != "RUNNING":
+        assert launch.poll() is None and time.monotonic() < deadline, launch.stdout.read() if launch.poll() is not None else "no RUNNING run in 180 s"
+        time.sleep(0.5)
+    logs = tmp_path / ".valley" / "logs"
+    while not any(logs.rglob("*.log")):  # a step's process is up
+        time.sleep(0.2)
+    launch.send_signal(signum)
+    output, _ = launch.communicate(timeout=60)
+    assert launch.returncode != 0, output
+    runs = statuses(client)
+    assert "RUNNING" not in runs.values(), (runs, output)
+    assert runs["tiny-qwen-40"] == "KILLED" and runs.get("valley-mini") in (None, "KILLED"), runs
+    run = next(r for r in client.search_runs([client.get_experiment_by_name("valley-mini").experiment_id])
+               if r.data.tags.get("valley.label") == "tiny-qwen-40")
+    assert "interrupted" in run.data.tags["valley.status_note"] and "valleyctl launch" in run.data.tags["valley.status_note"]
+    # the launch's whole session is gone: no step (or its children) outlives it
+    time.sleep(1)
+    left = subprocess.run(["ps", "-o", "pid=,args=", "-s", str(launch.pid)], capture_output=True, text=True).stdout.strip()
+    assert not left, left
