@@ -123,6 +123,10 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
             count = len(outcome.done) + len(outcome.reused) + len(outcome.failed) + len(outcome.skipped)
             progress.update(overall, completed=count, ended=f"{count}/{len(steps)}")
 
+        def close_run(step: Step, status: str, note: str | None = None) -> None:
+            tracker.set_status(step.run_id, status, note=note)
+            ended_runs.add(step.run_name)
+
         def settle(step: Step) -> bool:
             """Skip, reuse or start the step if it can be; False while it waits."""
             blocker = next((need for need in step.needs if need in failure), None)
@@ -131,8 +135,7 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
                 outcome.skipped.append(step.key)
                 console.print(f"[yellow]- skipped[/] {step.title} (needs {blocker}, which failed)")
                 if step.run_id and step.token:
-                    tracker.set_status(step.run_id, FAILED, note=failure[blocker])
-                    ended_runs.add(step.run_name)
+                    close_run(step, FAILED, failure[blocker])
                 ended()
             elif any(need in planned and need not in succeeded for need in step.needs):
                 return False
@@ -141,8 +144,7 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
                 succeeded.add(step.key)
                 console.print(f"[dim]= reused[/] {step.title} ({step.out_dir})")
                 if step.key == last_step_of.get(step.run_name):
-                    tracker.set_status(step.run_id, FINISHED)
-                    ended_runs.add(step.run_name)
+                    close_run(step, FINISHED)
                 ended()
             elif len(running) >= parallel:
                 return False
@@ -160,8 +162,7 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
                 outcome.failed[step.key] = step.log
                 console.print(f"[red]x failed[/] {step.title}: log {step.log}\n{tail(step.log)}")
                 if step.token:
-                    tracker.set_status(step.run_id, FAILED, note=failure[step.key])
-                    ended_runs.add(step.run_name)
+                    close_run(step, FAILED, failure[step.key])
             else:
                 outcome.seconds[step.key] = seconds
                 mark_done(done_marker(step.out_dir), step.token)
@@ -169,8 +170,7 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
                 succeeded.add(step.key)
                 console.print(f"[green]✓[/] {step.title} ({seconds:.1f} s)")
                 if step.key == last_step_of.get(step.run_name):
-                    tracker.set_status(step.run_id, FINISHED)
-                    ended_runs.add(step.run_name)
+                    close_run(step, FINISHED)
                 elif step.token:  # the workload ended its attached run; the run goes on
                     tracker.set_status(step.run_id, RUNNING)
             ended()
