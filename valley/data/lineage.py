@@ -49,8 +49,18 @@ def log_subset_input(manifest_path: Path) -> bool:
         if run is None:
             return False
         import mlflow
+        from mlflow.exceptions import MlflowException
 
         manifest = json.loads(Path(manifest_path).read_text())
         tags = {"valley.data.key": manifest["key"], "valley.data.manifest": str(Path(manifest_path).resolve())}
-        mlflow.log_input(subset_dataset(manifest_path), context="training", tags=tags)
-        return True
+        for attempt in range(3):
+            try:
+                mlflow.log_input(subset_dataset(manifest_path), context="training", tags=tags)
+                return True
+            except MlflowException as error:
+                # runs logging the same subset at once: the store looks the dataset row up, then
+                # inserts it, so the slower writer meets the row the faster one just made (sqlite:
+                # UNIQUE constraint, Postgres/MySQL: duplicate key); looked up again, it is found
+                text = str(error).lower()
+                if attempt == 2 or not ("unique constraint" in text or "duplicate" in text):
+                    raise
