@@ -193,10 +193,11 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
             run_loop()
         except KeyboardInterrupt:
             # Ctrl-C or SIGTERM: end every step's process tree first (a workload left running would
-            # record its attached run FINISHED on its own), then close each run this launch opened
+            # record its attached run FINISHED on its own), then close every run of this launch still open
             stop_steps()
-            run_ids = {s.run_name: s.run_id for s in steps if s.run_id}
-            for name in sorted(started - ended_runs):
+            # started or still waiting: none of them runs on without this launch
+            run_ids = {s.run_name: s.run_id for s in steps if s.run_id and s.token}
+            for name in sorted(set(run_ids) - ended_runs):
                 tracker.set_status(run_ids[name], KILLED, note=INTERRUPTED_NOTE)
             raise
         progress.update(overall, description="done")
