@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.valley.grader import lcb_like  # noqa: E402
 from tests.valley.grader.corpus import build_corpus  # noqa: E402
 from valley.grader.extract import extract_code  # noqa: E402
-from valley.grader.grading import TIMING_STAGES, default_workers, floor_s, grade_batch, grade_code, read_verdicts  # noqa: E402
+from valley.grader.grading import TIMING_STAGES, cpu_needed_s, default_workers, floor_s, grade_batch, grade_code, read_verdicts  # noqa: E402
 from valley.grader.harness import LCB_PRELUDE  # noqa: E402
 from valley.grader.problem import Problem, from_lcb_row  # noqa: E402
 from valley.grader.sandbox import CLOCK_TICKS, POOL, CpuCgroup, Session, _tree_usage, interpreter, resolve_kind, usable_cores  # noqa: E402
@@ -342,7 +342,7 @@ def lcb_like_section(args) -> None:
         for workers in map(int, args.lcb_workers.split(",")):
             run = valley_grade(rows, generations, kind, workers, args.lcb_timeout_s)
             got = [run["verdicts"][(g["question_id"], g["sample_id"])] for g in generations]
-            needed = sum(t["cpu_s"] or 0 for row in got for t in row["tests"])
+            needed = cpu_needed_s(got)
             floor, elapsed = floor_s(got, workers, cores), run["wall_s"]
             used = "-" if run["used_s"] is None else f"{run['used_s'] / needed:.2f}"
             others = "-" if run["used_s"] is None else f"{run['busy_s'] - run['used_s']:.1f}"

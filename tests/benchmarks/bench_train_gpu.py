@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from valley.spec import DataSpec, RunSpec, TrainSpec  # noqa: E402
 from valley.train.config import TrainPaths, plan_steps, render_config  # noqa: E402
 
-#: H200 dense bf16 peak (NVIDIA's datasheet figure without sparsity)
-PEAK_TFLOPS = {"cuda": 989.0}
+#: H100/H200 dense bf16 peak (NVIDIA's datasheet figure without sparsity)
+PEAK_BF16_TFLOPS = 989.0
 PAPER_SIZE = 10_000
 
 
@@ -116,7 +116,7 @@ def measure(run: RunSpec, config: dict, seq_len: int, micro_batches: int, device
     if device == "cuda":
         result["peak_allocated_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
         result["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 1)
-        result["mfu"] = round(flops / step_s / (PEAK_TFLOPS["cuda"] * 1e12), 3)
+        result["mfu"] = round(flops / step_s / (PEAK_BF16_TFLOPS * 1e12), 3)
     return result
 
 

@@ -104,12 +104,16 @@ def _run(problem: Problem, code: str, kind: str, timeout_s: float, early_stop: b
     return Verdict(program_status(results, total), tuple(results), total, kind, extra=extra)
 
 
+def cpu_needed_s(rows: Iterable[dict]) -> float:
+    """The CPU time the tests of these verdict rows needed (their `cpu_s`)."""
+    return sum(test.get("cpu_s") or 0.0 for row in rows for test in row["tests"])
+
+
 def floor_s(rows: Iterable[dict], workers: int, cores: int | None = None) -> float:
-    """The least wall time grading these verdict rows can take: the CPU time their tests needed
-    (`cpu_s`), spread over the cores the workers can use (a worker runs one test at a time, so
-    one core each; `cores` defaults to this process's usable cores)."""
-    needed = sum(test.get("cpu_s") or 0.0 for row in rows for test in row["tests"])
-    return needed / min(workers, cores or usable_cores())
+    """The least wall time grading these verdict rows can take: the CPU time their tests needed,
+    spread over the cores the workers can use (a worker runs one test at a time, so one core
+    each; `cores` defaults to this process's usable cores)."""
+    return cpu_needed_s(rows) / min(workers, cores or usable_cores())
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
