@@ -318,6 +318,28 @@ def valley_grade(rows: list[dict], generations: list[dict], kind: str, workers: 
                 "busy_s": busy_after - busy, "idle_s": idle_after - idle}
 
 
+def cpu_time_spread(samples: int = 40) -> str:
+    """How much the CPU time of the same work varies on this machine right now: a program needing
+    half the limit at the fastest moment may need all of it at the slowest, whatever the grader."""
+    times = []
+    for _ in range(samples):
+        started = time.process_time()
+        lcb_like._spin(1_000_000)
+        times.append(time.process_time() - started)
+        time.sleep(0.05)
+    low, median, high = min(times), statistics.median(times), max(times)
+    return (f"the same CPU work took {low * 1e3:.1f} / {median * 1e3:.1f} / {high * 1e3:.1f} ms of CPU (min / median / max of "
+            f"{samples}, max/min {high / low:.2f})")
+
+
+def last_test(row: dict) -> str:
+    """The test that decided a verdict: what a misjudgment needs explained (CPU or wall-clock guard)."""
+    if not row.get("tests"):
+        return row.get("detail", "")[:120]
+    test = row["tests"][-1]
+    return f"test {test['index']}: cpu {test.get('cpu_s')} s, wall {test.get('time_s')} s, {test.get('detail', '')[:120]!r}"
+
+
 def lcb_like_section(args) -> None:
     mix = {"slow_correct": args.lcb_slow, "wrong_on_large": 0.15, "crash_on_large": 0.05, "loop_on_large": args.lcb_timeouts}
     rows, generations, expected = lcb_like.build(problems=args.lcb_problems, samples=args.lcb_samples, max_numbers=args.lcb_max_numbers,
@@ -330,6 +352,7 @@ def lcb_like_section(args) -> None:
         load = handle.read().split()[0]
     print(f"LCB-like corpus: {len(jobs)} programs {dict(Counter(want))}, {len(rows)} problems, inputs up to "
           f"{args.lcb_max_numbers} numbers, {args.lcb_timeout_s:g} s limit, {cores} cores, load average {load} at start")
+    print(f"  CPU speed: {cpu_time_spread()}")
     baseline, baseline_s, baseline_cpu = lcb_runner_style(jobs, args.lcb_processes, args.lcb_timeout_s)
     base_rate = len(jobs) / baseline_s
     print(f"  {'grader':<46} {'programs/s':>10} {'x lcb':>6} {'right':>9} {'agree':>9} {'wall s':>7} {'floor s':>7} "
@@ -355,9 +378,9 @@ def lcb_like_section(args) -> None:
             for row in got:
                 totals.update(row.get("timing", {}))
             stage_rows.append((f"{kind} --workers {workers}", {k: totals[k] / len(got) * 1000 for k in TIMING_STAGES}))
-            misjudged = Counter((w, row["verdict"]) for w, row in zip(want, got) if w != row["verdict"])
-            if misjudged:
-                print(f"    misjudged (right, given): {dict(misjudged)}")
+            for generation, w, row in zip(generations, want, got):
+                if w != row["verdict"]:
+                    print(f"    misjudged {generation['question_id']}/{generation['sample_id']}: {w} -> {row['verdict']}, {last_test(row)}")
     misjudged = Counter((w, b) for w, b in zip(want, baseline) if w != b)
     if misjudged:
         print(f"  lcb_runner-style misjudged (right, given): {dict(misjudged)}")
