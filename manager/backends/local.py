@@ -23,6 +23,7 @@ from manager.backends.base import (
     StepCounts,
     cancel_record,
 )
+from manager.backends.local_watch import LaunchWatch
 from manager.layout import DONE, Layout
 from valley.errors import ValleyError
 from valley.files import write_atomic
@@ -66,25 +67,30 @@ class LocalBackend(Backend):
         studies = sorted({r.study for r in runs})
         self.echo(f"MLflow {tracker.uri}: {len(runs)} run(s) in experiment(s) {', '.join(f'valley-{s}' for s in studies)}")
         study_runs = [tracker.study_run_id(study) for study in studies]
-        for study_run in study_runs:
-            tracker.set_status(study_run, RUNNING)
-        self.echo(f"{self.parallel} step(s) at a time, {max(1, self.cores // self.parallel)} thread(s) each "
-                  f"({self.cores} core(s); --parallel N to change)")
+        # should this process die without closing its runs (kill -9, out of memory), the watcher does
+        watch = LaunchWatch(tracker.uri)
         try:
-            with sigterm_interrupts():
-                outcome = execute(plan_steps(runs, self.layout, run_ids), tracker, console=console,
-                                  parallel=self.parallel, cores=self.cores)
-        except KeyboardInterrupt:
+            for run_id in [*run_ids.values(), *study_runs]:
+                watch.opened(run_id)
             for study_run in study_runs:
-                tracker.set_status(study_run, KILLED, note=INTERRUPTED_NOTE)
-            raise
-        total = time.perf_counter() - start
-        write_atomic(self.layout.root / "timings.json", json.dumps({"total_s": round(total, 1), "steps_s": {
-            k: round(v, 1) for k, v in outcome.seconds.items()}}, indent=2))
-        counts = StepCounts(len(outcome.done), len(outcome.reused), len(outcome.failed), len(outcome.skipped), total)
-        ok = outcome.ok and all(compare(study, tracker.uri) for study in studies)
-        for study_run in study_runs:
-            tracker.set_status(study_run, FINISHED if ok else FAILED)
+                tracker.set_status(study_run, RUNNING)
+            self.echo(f"{self.parallel} step(s) at a time, {max(1, self.cores // self.parallel)} thread(s) each "
+                      f"({self.cores} core(s); --parallel N to change)")
+            try:
+                with sigterm_interrupts():
+                    outcome = execute(plan_steps(runs, self.layout, run_ids), tracker, console=console,
+                                      parallel=self.parallel, cores=self.cores, watch=watch)
+            except KeyboardInterrupt:
+                close_study_runs(tracker, watch, study_runs, KILLED, INTERRUPTED_NOTE)
+                raise
+            total = time.perf_counter() - start
+            write_atomic(self.layout.root / "timings.json", json.dumps({"total_s": round(total, 1), "steps_s": {
+                k: round(v, 1) for k, v in outcome.seconds.items()}}, indent=2))
+            counts = StepCounts(len(outcome.done), len(outcome.reused), len(outcome.failed), len(outcome.skipped), total)
+            ok = outcome.ok and all(compare(study, tracker.uri) for study in studies)
+            close_study_runs(tracker, watch, study_runs, FINISHED if ok else FAILED)
+        finally:
+            watch.close()
         failed = sorted({step.split(":", 1)[1] for step in [*outcome.failed, *outcome.skipped]
                          if step.startswith(("train:", "eval:"))})
         return LaunchResult(launched, steps=counts, failed=failed, ok=ok,
@@ -144,6 +150,12 @@ def sigterm_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def close_study_runs(tracker, watch: LaunchWatch, study_runs: list[str], status: str, note: str | None = None) -> None:
+    for study_run in study_runs:
+        tracker.set_status(study_run, status, note=note)
+        watch.closed(study_run)
 
 
 def compare(study: str, tracking_uri: str) -> bool:

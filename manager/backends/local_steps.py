@@ -13,7 +13,6 @@ what depends on it; unrelated chains go on.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from manager.backends.local_watch import LaunchWatch, stop_groups
 from manager.layout import Layout, done_marker, is_done, mark_done, plan_stages
 from manager.tracking import FAILED, FINISHED, KILLED, RUNNING
 from valley.spec import RunSpec
@@ -94,10 +94,12 @@ def tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, cores: int = 1) -> Outcome:
+def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, cores: int = 1,
+            watch: LaunchWatch | None = None) -> Outcome:
     """Run the steps, up to `parallel` at once, each as soon as what it needs has succeeded (plan
     order breaks ties), with a progress display; resume past `.done` steps. A failed step skips
-    only what depends on it. Each running step gets `cores // parallel` OpenMP threads."""
+    only what depends on it. Each running step gets `cores // parallel` OpenMP threads. `watch`
+    hears of every step process group and every run closed, to clean up should this process die."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
     from valley.cli_kit import console as make_console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -123,9 +125,11 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
             count = len(outcome.done) + len(outcome.reused) + len(outcome.failed) + len(outcome.skipped)
             progress.update(overall, completed=count, ended=f"{count}/{len(steps)}")
 
-        def close_run(step: Step, status: str, note: str | None = None) -> None:
-            tracker.set_status(step.run_id, status, note=note)
-            ended_runs.add(step.run_name)
+        def close_run(run_name: str, run_id: str, status: str, note: str | None = None) -> None:
+            tracker.set_status(run_id, status, note=note)
+            ended_runs.add(run_name)
+            if watch is not None:
+                watch.closed(run_id)
 
         def settle(step: Step) -> bool:
             """Skip, reuse or start the step if it can be; False while it waits."""
@@ -135,7 +139,7 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
                 outcome.skipped.append(step.key)
                 console.print(f"[yellow]- skipped[/] {step.title} (needs {blocker}, which failed)")
                 if step.run_id and step.token:
-                    close_run(step, FAILED, failure[blocker])
+                    close_run(step.run_name, step.run_id, FAILED, failure[blocker])
                 ended()
             elif any(need in planned and need not in succeeded for need in step.needs):
                 return False
@@ -144,7 +148,7 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
                 succeeded.add(step.key)
                 console.print(f"[dim]= reused[/] {step.title} ({step.out_dir})")
                 if step.key == last_step_of.get(step.run_name):
-                    close_run(step, FINISHED)
+                    close_run(step.run_name, step.run_id, FINISHED)
                 ended()
             elif len(running) >= parallel:
                 return False
@@ -153,7 +157,7 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
                     started.add(step.run_name)
                     tracker.set_status(step.run_id, RUNNING)
                 row = progress.add_task(f"  {step.title}", total=None, ended="")
-                running[pool.submit(run_step, step, tracker.uri, threads)] = (step, row)
+                running[pool.submit(run_step, step, tracker.uri, threads, watch)] = (step, row)
             return True
 
         def finish(step: Step, seconds: float) -> None:
@@ -162,7 +166,7 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
                 outcome.failed[step.key] = step.log
                 console.print(f"[red]x failed[/] {step.title}: log {step.log}\n{tail(step.log)}")
                 if step.token:
-                    close_run(step, FAILED, failure[step.key])
+                    close_run(step.run_name, step.run_id, FAILED, failure[step.key])
             else:
                 outcome.seconds[step.key] = seconds
                 mark_done(done_marker(step.out_dir), step.token)
@@ -170,7 +174,7 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
                 succeeded.add(step.key)
                 console.print(f"[green]✓[/] {step.title} ({seconds:.1f} s)")
                 if step.key == last_step_of.get(step.run_name):
-                    close_run(step, FINISHED)
+                    close_run(step.run_name, step.run_id, FINISHED)
                 elif step.token:  # the workload ended its attached run; the run goes on
                     tracker.set_status(step.run_id, RUNNING)
             ended()
@@ -198,7 +202,7 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
             # started or still waiting: none of them runs on without this launch
             run_ids = {s.run_name: s.run_id for s in steps if s.run_id and s.token}
             for name in sorted(set(run_ids) - ended_runs):
-                tracker.set_status(run_ids[name], KILLED, note=INTERRUPTED_NOTE)
+                close_run(name, run_ids[name], KILLED, INTERRUPTED_NOTE)
             raise
         progress.update(overall, description="done")
     return outcome
@@ -210,25 +214,14 @@ _step_processes: set[subprocess.Popen] = set()
 _step_processes_lock = threading.Lock()
 
 
-def stop_steps(grace_s: float = 10.0) -> None:
-    """SIGTERM every running step's process group, SIGKILL what is left after `grace_s`."""
+def stop_steps() -> None:
+    """SIGTERM every running step's process group, SIGKILL what is left after a grace period."""
     with _step_processes_lock:
-        processes = list(_step_processes)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for process in processes:
-            try:
-                os.killpg(process.pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + grace_s
-        for process in processes:
-            try:
-                process.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
+        groups = [process.pid for process in _step_processes]
+    stop_groups(groups)
 
 
-def run_step(step: Step, tracking_uri: str, threads: int = 1) -> float:
+def run_step(step: Step, tracking_uri: str, threads: int = 1, watch: LaunchWatch | None = None) -> float:
     """Run one command with its output in the step's log; seconds taken, or -1 on failure."""
     step.log.parent.mkdir(parents=True, exist_ok=True)
     step.out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -241,9 +234,13 @@ def run_step(step: Step, tracking_uri: str, threads: int = 1) -> float:
                                    env=step_env(step, tracking_uri, threads), process_group=0)
         with _step_processes_lock:
             _step_processes.add(process)
+        if watch is not None:
+            watch.group_started(process.pid)
         try:
             code = process.wait()
         finally:
             with _step_processes_lock:
                 _step_processes.discard(process)
+            if watch is not None:
+                watch.group_ended(process.pid)
     return time.perf_counter() - start if code == 0 else -1.0
