@@ -500,17 +500,36 @@ class CpuCgroup:
 
     @classmethod
     def make(cls, name: str) -> "CpuCgroup | None":
-        """None where this grader may not make one (not root, read-only cgroupfs): then the
-        sandbox's live processes are read instead."""
-        for root, usage in (("/sys/fs/cgroup/cpuacct", "cpuacct.usage"), ("/sys/fs/cgroup", "cpu.stat")):
-            if not os.path.exists(os.path.join(root, usage)) and not os.path.exists(os.path.join(root, "cgroup.controllers")):
-                continue
+        """Below this process's own cgroup: a sandbox must stay inside the limits a pod, a container
+        or a systemd unit put on the grader (on cgroup v2, or v1 with cpu and cpuacct mounted
+        together, a cgroup made at the root would be outside them). None where this grader may
+        not make one (not root, read-only cgroupfs): then the sandbox's live processes are read."""
+        for parent, usage in cls.own():
             try:
-                os.mkdir(os.path.join(root, name))
+                os.mkdir(parent / name)
             except OSError:
                 continue
-            return cls(Path(root) / name, usage)
+            return cls(parent / name, usage)
         return None
+
+    @staticmethod
+    def own() -> list[tuple[Path, str]]:
+        """This process's cgroup directories that account CPU, each with its usage file: v1's
+        cpuacct hierarchy first, then v2's unified one."""
+        try:
+            with open("/proc/self/cgroup", encoding="utf-8") as handle:
+                entries = [line.rstrip("\n").split(":", 2) for line in handle if line.count(":") >= 2]
+        except OSError:
+            return []
+        found = []
+        for mount, usage, marker, controller in (("/sys/fs/cgroup/cpuacct", "cpuacct.usage", "cpuacct.usage", "cpuacct"),
+                                                 ("/sys/fs/cgroup", "cpu.stat", "cgroup.controllers", "")):
+            for _id, controllers, path in entries:
+                if (controller in controllers.split(",")) if controller else controllers == "":
+                    directory = Path(mount + path.rstrip("/"))
+                    if (directory / marker).exists():
+                        found.append((directory, usage))
+        return found
 
     def cpu_s(self) -> float:
         text = (self.path / self.usage).read_text()

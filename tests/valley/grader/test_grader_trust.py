@@ -447,3 +447,37 @@ def test_in_gvisor_grades_under_gvisor(tmp_path):
     rows = read_verdicts(out)
     assert rows[("s", "0")]["verdict"] == "pass" and rows[("s", "0")]["sandbox"] == "in-gvisor"
     assert rows[("s", "1")]["verdict"] != "pass"
+
+
+@pytest.mark.runsc
+def test_runsc_sandboxes_stay_inside_the_graders_own_cgroup(tmp_path):
+    """A runsc sandbox's CPU is counted in a cgroup the grader makes for it; that cgroup must sit
+    below the grader's own, or the sandbox escapes the limits a pod, a container or a systemd
+    unit put on the grader (on cgroup v2, or v1 with cpu and cpuacct mounted together)."""
+    require_tool("runsc", "apt-get install -y runsc")
+    from valley.grader.sandbox import CpuCgroup
+
+    owned = [directory for directory, _usage in CpuCgroup.own() if os.access(directory, os.W_OK)]
+    if not owned:
+        pytest.skip("no writable CPU-accounting cgroup here (run the tests as root)")
+    parent = owned[0] / f"valley-test-{os.getpid()}"
+    parent.mkdir()
+    try:
+        script = textwrap.dedent("""
+            import sys
+            from valley.grader.sandbox import Session
+            with Session("runsc").start() as session:
+                assert session.load("print(sum(range(10**6)))", "stdin", None) is None
+                print(session.cgroup.path, session.run("", 5)["stdout"].strip(), flush=True)
+        """)
+        result = subprocess.run(["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(parent / "cgroup.procs"), sys.executable, "-c", script],
+                                capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[3])
+        assert result.returncode == 0, result.stderr[-2000:]
+        sandbox_cgroup, output = result.stdout.split()
+        assert output == str(sum(range(10**6)))
+        assert Path(sandbox_cgroup).parent == parent, f"the sandbox's cgroup {sandbox_cgroup} is not below the grader's {parent}"
+    finally:
+        for child in [*parent.iterdir()]:
+            if child.is_dir():
+                child.rmdir()
+        parent.rmdir()
