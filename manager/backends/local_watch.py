@@ -31,9 +31,13 @@ class LaunchWatch:
 
     def __init__(self, tracking_uri: str) -> None:
         self._lock = threading.Lock()
-        # its own process group: a Ctrl-C at the terminal reaches the launch, not its watcher
-        self._process = subprocess.Popen([sys.executable, "-m", "manager.backends.local_watch", tracking_uri],
-                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, process_group=0, text=True)
+        try:
+            # its own process group: a Ctrl-C at the terminal reaches the launch, not its watcher
+            self._process: subprocess.Popen | None = subprocess.Popen(
+                [sys.executable, "-m", "manager.backends.local_watch", tracking_uri],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, process_group=0, text=True)
+        except OSError:
+            self._process = None
 
     def group_started(self, pgid: int) -> None:
         self._say(f"group+ {pgid}")
@@ -49,6 +53,8 @@ class LaunchWatch:
 
     def close(self) -> None:
         """The launch is over: the watcher ends what it still knows to be open, and exits."""
+        if self._process is None:
+            return
         with self._lock:
             try:
                 self._process.stdin.close()
@@ -57,6 +63,8 @@ class LaunchWatch:
         self._process.wait()
 
     def _say(self, line: str) -> None:
+        if self._process is None:
+            return
         with self._lock:
             try:
                 self._process.stdin.write(line + "\n")
