@@ -41,6 +41,8 @@ def test_two_chains_at_once_one_failing_then_resume(valleyctl, tmp_path):
     (failed,) = client.search_runs([experiment], "tags.`valley.label` = 'tiny-llama-40'")
     assert failed.info.status == "FAILED"
     assert failed.data.tags["valley.status_note"] == f"train failed; log: {root / 'logs' / llama.name / 'train.log'}"
+    # the launch closed every run itself: its watcher (local_watch) found nothing left open to mark KILLED
+    assert {r.info.status for r in client.search_runs([experiment])} == {"FINISHED", "FAILED"}
 
     again = valleyctl(args, cwd=tmp_path, timeout=600, check=False)
     # fetch x2, lcb, data x2, tiny-qwen-40's train and eval: nothing finished runs again
