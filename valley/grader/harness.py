@@ -410,7 +410,7 @@ def _child(job: dict, prelude, code, test: dict, workdir: str, fds: tuple[int, i
         sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", closefd=False)
         sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", closefd=False)
         sys.argv = ["solution.py"]
-        status = _run_program(job, prelude, code, test)
+        status = _in_roomy_chunk(_run_program, job, prelude, code, test)
     except SystemExit as exit_:
         status = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except BaseException:
@@ -426,6 +426,22 @@ def _child(job: dict, prelude, code, test: dict, workdir: str, fds: tuple[int, i
         except BaseException:
             status = status or 1
         os._exit(status if isinstance(status, int) and 0 <= status < 256 else 1)  # exit(256) is no pass
+
+
+# CPython keeps frames on a "data stack" of chunks and unmaps a chunk as soon as its frames return,
+# so recursion that goes down and back up past a chunk boundary maps fresh memory on every way down:
+# ~26 page faults per call and, under gVisor, an mmap and a munmap through the Sentry (2,000 calls
+# 1,000 deep: 0.34 CPU-s natively, 2.6-3.2 under runsc). A frame reserving just over 32 MiB of stack
+# gets a 64 MiB chunk (virtual; pages never touched cost nothing), and the program's frames, called
+# from it, fill the other half without ever needing a new chunk.
+ROOMY_FRAME_WORDS = (32 << 20) // 8 + 64
+
+
+def _in_roomy_chunk(function, *args):
+    return function(*args)
+
+
+_in_roomy_chunk.__code__ = _in_roomy_chunk.__code__.replace(co_stacksize=ROOMY_FRAME_WORDS)
 
 
 def _run_program(job: dict, prelude, code, test: dict) -> int:
