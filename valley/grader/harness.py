@@ -8,7 +8,8 @@ its stdin/stdout with the grader outside:
     then per program (a warm sandbox serves many, one after another):
     -> {"code": ..., "mode": "stdin"|"functional", "fn_name": ..., "limits": {...}}
     <- {"loaded": true} | {"compile_error": "..."}
-    -> {"input": "...", "cpu_limit_s": 6, "wall_limit_s": 60}   (one per test; the grader decides when to stop)
+    -> {"input": "...", "cpu_limit_s": 60, "wall_limit_s": 60, "watch_cpu_s": 6}   (one per test; the grader decides
+       when to stop; with "watch_cpu_s" the harness stops the child itself once its CPU time passes it)
        (a large input also carries "input_key"; sent again, it is the key alone, and the reply
         {"status": "need_input"} asks for the text when this harness no longer holds it)
     -> {"stop": "cpu_limit"|"wall_limit"}      (only while a test runs: the grader saw a limit pass)
@@ -104,6 +105,8 @@ STATUS_EXIT_CODE = {"missing_method": 121, "unserialisable": 122}
 STDERR_TAIL = 2000
 TRACEBACK_FRAMES = 30
 DISK_POLL_S = 0.05
+POLLS_PER_LIMIT = 20  # how often per CPU limit a watch (this harness's or the grader's) reads the CPU time
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # ---- tagged values: a functional program's return value crosses the sandbox boundary as JSON
@@ -550,7 +553,7 @@ class Harness:
             _child(self.job, self.prelude, self.code, test, workdir, fds)
         forked = time.perf_counter() - started
         try:
-            outcome, status, usage = self._wait(pid, started + test["wall_limit_s"], workdir)
+            outcome, status, usage = self._wait(pid, started + test["wall_limit_s"], workdir, test.get("watch_cpu_s"))
             elapsed = time.perf_counter() - started
             self._kill_leftovers(pid)
             collected = time.perf_counter()
@@ -564,22 +567,28 @@ class Harness:
         result["stages"] = {"write_s": written, "fork_s": forked, "collect_s": time.perf_counter() - collected}
         return result
 
-    def _wait(self, pid: int, deadline: float, workdir: str):
-        """Until the child exits, the grader says stop (it watches the CPU time where this
-        sandbox's own clock cannot, under gVisor, and the wall-clock guard net of run-queue
-        waits), the backstop deadline passes, or the disk watch trips."""
+    def _wait(self, pid: int, deadline: float, workdir: str, watch_cpu_s: float | None):
+        """Until the child exits, its CPU time passes `watch_cpu_s` (read from /proc 20 times per
+        limit, where that is the host kernel's), the grader says stop (it watches the CPU time
+        where this sandbox's own clock cannot, under gVisor, and the wall-clock guard net of
+        run-queue waits), the backstop deadline passes, or the disk watch trips."""
         stopped = None
+        polls = [DISK_POLL_S] if self.watch_bytes is not None else []
+        if watch_cpu_s is not None:
+            polls.append(watch_cpu_s / POLLS_PER_LIMIT)
         while True:
             done, status, usage = os.wait4(pid, os.WNOHANG)
             if done:
                 return "exited", status, usage
             remaining = deadline - time.perf_counter()
             over_disk = self.watch_bytes is not None and _disk_usage(workdir) > self.watch_bytes
+            if watch_cpu_s is not None and _cpu_s(pid) > watch_cpu_s:
+                stopped = "cpu_limit"
             if remaining <= 0 or over_disk or stopped:
                 _kill_group(pid)
                 _done, status, usage = os.wait4(pid, 0)
                 return ("disk_limit" if over_disk else stopped if stopped in ("cpu_limit", "wall_limit") else "wall_limit"), status, usage
-            ready, _, _ = select.select([self.wake_r, 0], [], [], remaining if self.watch_bytes is None else min(remaining, DISK_POLL_S))
+            ready, _, _ = select.select([self.wake_r, 0], [], [], min([remaining, *polls]))
             if 0 in ready:  # the only message sent during a test: {"stop": limit}, or EOF when the grader left
                 try:
                     stopped = json.loads(os.read(0, 4096))["stop"]
@@ -675,6 +684,22 @@ def _disk_usage(path: str) -> int:
             except OSError:
                 pass
     return total
+
+
+def _cpu_s(pid: int) -> float:
+    """A live process's CPU seconds, its threads' and its reaped children's: the kernel's precise
+    figure (what wait4 reports at the end), not the tick-sampled one RLIMIT_CPU is enforced on."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return 0.0
+    return cpu_ticks(raw[raw.rindex(b")") + 2:].split()) / CLOCK_TICKS
+
+
+def cpu_ticks(fields: list[bytes]) -> int:
+    """From a process's /proc/<pid>/stat fields after the command name: utime, stime, cutime, cstime."""
+    return sum(int(value) for value in fields[11:15])
 
 
 def _kill_group(pid: int) -> None:

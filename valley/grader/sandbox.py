@@ -42,7 +42,7 @@ import time
 import uuid
 from pathlib import Path
 
-from valley.grader.harness import CACHED_INPUT_CHARS, DEFAULT_LIMITS, InputCache, proc_stats, value_reply
+from valley.grader.harness import CACHED_INPUT_CHARS, CLOCK_TICKS, DEFAULT_LIMITS, POLLS_PER_LIMIT, InputCache, cpu_ticks, proc_stats, value_reply
 
 HARNESS = Path(__file__).with_name("harness.py")
 SANDBOX_KINDS = ("auto", "runsc", "process", "in-gvisor", "unsafe-local")
@@ -53,8 +53,6 @@ START_TIMEOUT_S = 30.0
 REPLY_MARGIN_S = 10.0  # the harness enforces per-test timeouts; this only catches a wedged sandbox
 WALL_GUARD = 3.0  # a test may take this many times its CPU limit of wall time, not counting time spent waiting for a CPU
 BACKSTOP = 10.0  # the harness's own limits, should the grader's watch not come
-POLLS_PER_LIMIT = 20  # how often per CPU limit the grader reads the sandbox's CPU time and run-queue wait
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 UNPRIVILEGED_UID = 65534
 CAPABILITIES = ["CAP_CHOWN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER"]
 
@@ -247,10 +245,17 @@ class Session:
 
         gVisor charges a task for the time it waits for a host CPU, so under runsc the CPU time
         is read from the host: the sandbox's processes' CPU during the test, which also counts
-        the sandbox's own work for it (the fork, the input and output files)."""
+        the sandbox's own work for it (the fork, the input and output files). On the host kernel
+        (process, unsafe-local) the harness reads its child's precise CPU time itself: the kernel
+        enforces RLIMIT_CPU on a tick-sampled figure that runs ahead of it on contended CPUs (it
+        stopped programs at 0.88 s of a 1 s limit), so RLIMIT_CPU is only a backstop there. In
+        gVisor (in-gvisor) only gVisor's clock exists, and RLIMIT_CPU on it judges."""
         host_clock = self.kind == "runsc"
+        harness_watch = self.kind not in ("runsc", "in-gvisor")
         backstop = BACKSTOP * timeout_s
-        limits = {"cpu_limit_s": backstop if host_clock else timeout_s, "wall_limit_s": backstop}
+        limits = {"cpu_limit_s": backstop if host_clock or harness_watch else timeout_s, "wall_limit_s": backstop}
+        if harness_watch:
+            limits["watch_cpu_s"] = timeout_s
         waited = time.perf_counter()
         with TEST_SLOTS:
             started = time.perf_counter()
@@ -565,7 +570,7 @@ def _tree_usage(root: int) -> tuple[int, int]:
     ticks, queued_ns, frontier = 0, 0, [root] if root in stats else []
     while frontier:
         pid = frontier.pop()
-        ticks += sum(int(value) for value in stats[pid][11:15])
+        ticks += cpu_ticks(stats[pid])
         queued_ns += _run_queue_wait_ns(pid)
         frontier.extend(children.get(pid, ()))
     return ticks, queued_ns

@@ -5,6 +5,8 @@ gets the same verdicts at --workers 1, 2 and 16 through the real `valley grade` 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -110,3 +112,26 @@ def test_recursion_maps_no_memory_per_call(sandbox):
     assert result["status"] == "exited", result
     assert int(result["stdout"]) < 200, f"{result['stdout'].strip()} page faults in 2,000 calls down and back"
     assert result["cpu_s"] < 0.5, result["cpu_s"]
+
+
+@pytest.mark.slow
+def test_the_cpu_limit_stops_a_program_only_past_the_limit_when_cpus_are_contended():
+    """The kernel enforces RLIMIT_CPU on its tick-sampled CPU time, which runs ahead of the precise
+    time when CPUs are contended: SIGXCPU came at 0.88 precise CPU-s of a 1 s limit with three graders
+    running at once, so a program needing 0.9 s timed out only when the machine was busy. The limit is
+    judged on the precise time; RLIMIT_CPU is only a backstop."""
+    from valley.grader.grading import grade_code
+    from valley.grader.problem import Problem, TestCase
+    from valley.grader.sandbox import usable_cores
+
+    # each in its own session, as other graders' sandboxes are: the scheduler shares the CPUs between them
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True) for _ in range(3 * usable_cores())]
+    try:
+        problem = Problem("loop", (TestCase("", "1"),), timeout_s=LIMIT_S)
+        tests = [grade_code(problem, "while True:\n    pass\n", sandbox="process").tests[-1] for _ in range(8)]
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert all(t.status == "timeout" and "CPU time limit" in t.detail for t in tests), tests
+    assert min(t.cpu_s for t in tests) >= LIMIT_S, [t.cpu_s for t in tests]
