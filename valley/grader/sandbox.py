@@ -53,6 +53,9 @@ START_TIMEOUT_S = 30.0
 REPLY_MARGIN_S = 10.0  # the harness enforces per-test timeouts; this only catches a wedged sandbox
 WALL_GUARD = 3.0  # a test may take this many times its CPU limit of wall time, not counting time spent waiting for a CPU
 BACKSTOP = 10.0  # the harness's own limits, should the grader's watch not come
+# where the harness watches the precise CPU time, RLIMIT_CPU (per process, tick-sampled) stays this
+# close to the limit, so that a helper process the program forks and never reaps cannot run on unseen
+WATCHED_RLIMIT = 1.25
 UNPRIVILEGED_UID = 65534
 CAPABILITIES = ["CAP_CHOWN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER"]
 
@@ -253,7 +256,8 @@ class Session:
         host_clock = self.kind == "runsc"
         harness_watch = self.kind not in ("runsc", "in-gvisor")
         backstop = BACKSTOP * timeout_s
-        limits = {"cpu_limit_s": backstop if host_clock or harness_watch else timeout_s, "wall_limit_s": backstop}
+        cpu_rlimit = backstop if host_clock else WATCHED_RLIMIT * timeout_s + 0.5 if harness_watch else timeout_s
+        limits = {"cpu_limit_s": cpu_rlimit, "wall_limit_s": backstop}
         if harness_watch:
             limits["watch_cpu_s"] = timeout_s
         waited = time.perf_counter()
