@@ -96,8 +96,14 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
 """
 
 
+# the same in a thread with a large stack: the idiom competitive programmers use for deep recursion
+RECURSION_IN_A_THREAD = "import threading\nthreading.stack_size(1 << 27)\ndef main():\n" + "".join(
+    f"    {line}\n" for line in RECURSION.splitlines()) + "thread = threading.Thread(target=main)\nthread.start()\nthread.join()\n"
+
+
+@pytest.mark.parametrize("program", [RECURSION, RECURSION_IN_A_THREAD], ids=["main", "thread"])
 @pytest.mark.parametrize("sandbox", ["process", pytest.param("runsc", marks=pytest.mark.runsc)])
-def test_recursion_maps_no_memory_per_call(sandbox):
+def test_recursion_maps_no_memory_per_call(sandbox, program):
     """Each chunk mapped again is fresh pages to fault in and, under gVisor, an mmap and a munmap
     through the Sentry: this program used 2.6 CPU-s there against 0.34 s natively, so a recursive
     program near the limit timed out here and passed under LiveCodeBench. The program now runs
@@ -107,7 +113,7 @@ def test_recursion_maps_no_memory_per_call(sandbox):
     if sandbox == "runsc":
         require_tool("runsc", "apt-get install -y runsc")
     with Session(sandbox).start() as session:
-        assert session.load(RECURSION, "stdin", None) is None
+        assert session.load(program, "stdin", None) is None
         result = session.run("", 30)
     assert result["status"] == "exited", result
     assert int(result["stdout"]) < 200, f"{result['stdout'].strip()} page faults in 2,000 calls down and back"
