@@ -711,7 +711,12 @@ def _cpu_s(pid: int) -> float:
             raw = handle.read()
     except OSError:
         return 0.0
-    return cpu_ticks(raw[raw.rindex(b")") + 2:].split()) / CLOCK_TICKS
+    return cpu_ticks(stat_fields(raw)) / CLOCK_TICKS
+
+
+def stat_fields(raw: bytes) -> list[bytes]:
+    """/proc/<pid>/stat's fields after the command name (which may hold spaces and parentheses)."""
+    return raw[raw.rindex(b")") + 2:].split()
 
 
 def cpu_ticks(fields: list[bytes]) -> int:
@@ -737,7 +742,7 @@ def proc_stats() -> dict[int, list[bytes]]:
                     raw = handle.read()
             except OSError:
                 continue
-            stats[int(entry)] = raw[raw.rindex(b")") + 2:].split()
+            stats[int(entry)] = stat_fields(raw)
     return stats
 
 
