@@ -75,23 +75,23 @@ class LaunchWatch:
 
 def stop_groups(groups: list[int], grace_s: float = STEP_GRACE_S) -> None:
     """SIGTERM each process group, SIGKILL what is left of them after `grace_s`."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pgid in groups:
-            try:
-                os.killpg(pgid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
-        deadline = time.monotonic() + grace_s
-        while sig == signal.SIGTERM and time.monotonic() < deadline and any(_group_alive(g) for g in groups):
-            time.sleep(0.1)
+    _signal_groups(groups, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and _signal_groups(groups, 0):
+        time.sleep(0.1)
+    _signal_groups(groups, signal.SIGKILL)
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
+def _signal_groups(groups: list[int], sig: int) -> bool:
+    """Send `sig` (0: only look) to each group; whether any of them was still there."""
+    alive = False
+    for pgid in groups:
+        try:
+            os.killpg(pgid, sig)
+            alive = True
+        except (ProcessLookupError, PermissionError):
+            pass
+    return alive
 
 
 def main() -> None:

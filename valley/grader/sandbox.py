@@ -256,10 +256,11 @@ class Session:
         host_clock = self.kind == "runsc"
         harness_watch = self.kind not in ("runsc", "in-gvisor")
         backstop = BACKSTOP * timeout_s
-        cpu_rlimit = backstop if host_clock else WATCHED_RLIMIT * timeout_s + 0.5 if harness_watch else timeout_s
-        limits = {"cpu_limit_s": cpu_rlimit, "wall_limit_s": backstop}
-        if harness_watch:
-            limits["watch_cpu_s"] = timeout_s
+        limits = {"cpu_limit_s": timeout_s, "wall_limit_s": backstop}  # in-gvisor: RLIMIT_CPU judges
+        if host_clock:
+            limits["cpu_limit_s"] = backstop
+        elif harness_watch:
+            limits.update(cpu_limit_s=WATCHED_RLIMIT * timeout_s + 0.5, watch_cpu_s=timeout_s)
         waited = time.perf_counter()
         with TEST_SLOTS:
             started = time.perf_counter()
