@@ -30,13 +30,20 @@ from valley.files import write_atomic
 
 #: Table 1 of the paper: (completion rate, think-tag rate) by (student preset, training size)
 PAPER_TABLE1 = {
-    ("qwen", 1000): (0.1842, 0.1406), ("qwen", 10000): (0.3509, 0.3496), ("qwen", 30000): (0.5802, 0.5677),
-    ("llama", 1000): (0.4649, 0.0777), ("llama", 10000): (0.3459, 0.3496), ("llama", 30000): (0.7080, 0.7068),
+    ("qwen", 1000): (0.1842, 0.1406),
+    ("qwen", 10000): (0.3509, 0.3496),
+    ("qwen", 30000): (0.5802, 0.5677),
+    ("llama", 1000): (0.4649, 0.0777),
+    ("llama", 10000): (0.3459, 0.3496),
+    ("llama", 30000): (0.7080, 0.7068),
 }
 #: Table 2 of the paper: LCB pass@1 by row, from the instruct model | from Qwen2.5-30K
 PAPER_TABLE2 = {
-    "baseline": (0.126, 0.264), "correct-6k": (0.185, 0.347), "incorrect-6k": (0.182, 0.350),
-    "hard-4k": (0.137, 0.296), "easy-4k": (0.179, 0.352),
+    "baseline": (0.126, 0.264),
+    "correct-6k": (0.185, 0.347),
+    "incorrect-6k": (0.182, 0.350),
+    "hard-4k": (0.137, 0.296),
+    "easy-4k": (0.179, 0.352),
 }
 TABLE2_ROWS = ("baseline", "correct-6k", "incorrect-6k", "hard-4k", "easy-4k")
 #: the paper's RQ2/RQ3 questions: is a above b (easy > hard), or are they equal (correct = incorrect)?
@@ -72,8 +79,10 @@ def load_runs(tracker, study: str) -> tuple[list[EvaluatedRun], list[str]]:
     from manager.tracking import experiment_name
 
     if tracker.client.get_experiment_by_name(experiment_name(study)) is None:
-        raise ValleyError(f"study: no MLflow experiment {experiment_name(study)} in {tracker.uri}; "
-                          f"launch it first (valleyctl launch --study {study}) or pass --tracking-uri")
+        raise ValleyError(
+            f"study: no MLflow experiment {experiment_name(study)} in {tracker.uri}; "
+            f"launch it first (valleyctl launch --study {study}) or pass --tracking-uri"
+        )
     runs, pending, seen = [], [], set()
     for run in reversed(tracker.study_runs(study)):  # newest first: a relaunched label wins
         tags, metrics = run.data.tags, run.data.metrics
@@ -85,13 +94,19 @@ def load_runs(tracker, study: str) -> tuple[list[EvaluatedRun], list[str]]:
             pending.append(label)
             continue
         base = tags.get("valley.base", "none")
-        runs.append(EvaluatedRun(
-            run_id=run.info.run_id, label=label, rq=tags.get("valley.rq", "baseline"),
-            model=tags.get("valley.model", label.split("-")[0]),
-            size=0 if tags.get("valley.size", "0") == "0" else parse_size(tags["valley.size"]),
-            subset=tags.get("valley.subset", "none"), base=None if base == "none" else base,
-            metrics=dict(metrics), eval_spec=json.loads(tags["valley.eval_spec"]),
-        ))
+        runs.append(
+            EvaluatedRun(
+                run_id=run.info.run_id,
+                label=label,
+                rq=tags.get("valley.rq", "baseline"),
+                model=tags.get("valley.model", label.split("-")[0]),
+                size=0 if tags.get("valley.size", "0") == "0" else parse_size(tags["valley.size"]),
+                subset=tags.get("valley.subset", "none"),
+                base=None if base == "none" else base,
+                metrics=dict(metrics),
+                eval_spec=json.loads(tags["valley.eval_spec"]),
+            )
+        )
     return sorted(runs, key=lambda r: (r.model, r.base or "", r.rq, r.size, r.subset)), sorted(pending)
 
 
@@ -110,7 +125,8 @@ def check_same_eval(runs: list[EvaluatedRun]) -> None:
             if first.eval_spec.get(key) != run.eval_spec.get(key):
                 raise ValleyError(
                     f"eval.{key}: {first.label} was evaluated with {first.eval_spec.get(key)!r}, {run.label} with "
-                    f"{run.eval_spec.get(key)!r}; re-evaluate with one eval spec or pass --allow-mixed-eval")
+                    f"{run.eval_spec.get(key)!r}; re-evaluate with one eval spec or pass --allow-mixed-eval"
+                )
 
 
 def per_problem_scores(client, run: EvaluatedRun) -> dict[str, float]:
@@ -137,12 +153,18 @@ def table1(runs: list[EvaluatedRun]) -> list[dict]:
         if run.base is not None or run.rq not in ("rq1", "baseline"):
             continue
         paper = PAPER_TABLE1.get((run.model, run.size), (None, None))
-        rows.append({
-            "student": run.model, "size": run.size, "label": run.label,
-            "completion_rate": _metric(run, "completion_rate"), "paper_completion_rate": paper[0],
-            "think_tag_rate": _metric(run, "think_tag_rate"), "paper_think_tag_rate": paper[1],
-            "pass_at_1": _metric(run, "pass_at_1"),
-        })
+        rows.append(
+            {
+                "student": run.model,
+                "size": run.size,
+                "label": run.label,
+                "completion_rate": _metric(run, "completion_rate"),
+                "paper_completion_rate": paper[0],
+                "think_tag_rate": _metric(run, "think_tag_rate"),
+                "paper_think_tag_rate": paper[1],
+                "pass_at_1": _metric(run, "pass_at_1"),
+            }
+        )
     return rows
 
 
@@ -166,16 +188,24 @@ def table2(runs: list[EvaluatedRun]) -> list[dict]:
         cells = {r.cell: r for r in runs if r.model == model and r.base == base and r.rq in ("rq2", "rq3")}
         cells["baseline"] = _start_run(runs, model, base)
         # the paper's rows; a study with other sizes (the mini study) lists its own cells in that order
-        own = [c for kind in ("correct", "incorrect", "hard", "easy") for c in sorted(cells) if c.startswith(f"{kind}-")]
+        own = [
+            c for kind in ("correct", "incorrect", "hard", "easy") for c in sorted(cells) if c.startswith(f"{kind}-")
+        ]
         for row in TABLE2_ROWS if set(own) & set(TABLE2_ROWS) or not own else ("baseline", *own):
             run = cells.get(row)
             paper = PAPER_TABLE2.get(row, (None, None)) if model == "qwen" else (None, None)
-            rows.append({
-                "student": model, "start": base or "instruct", "row": row, "label": run.label if run else None,
-                "pass_at_1": _metric(run, "pass_at_1"),
-                "ci_low": _metric(run, "pass_at_1_ci_low"), "ci_high": _metric(run, "pass_at_1_ci_high"),
-                "paper_pass_at_1": paper[1] if base else paper[0],
-            })
+            rows.append(
+                {
+                    "student": model,
+                    "start": base or "instruct",
+                    "row": row,
+                    "label": run.label if run else None,
+                    "pass_at_1": _metric(run, "pass_at_1"),
+                    "ci_low": _metric(run, "pass_at_1_ci_low"),
+                    "ci_high": _metric(run, "pass_at_1_ci_high"),
+                    "paper_pass_at_1": paper[1] if base else paper[0],
+                }
+            )
     return rows
 
 
@@ -191,7 +221,9 @@ def contrasts(runs: list[EvaluatedRun], scores) -> list[dict]:
                 b = next((r for r in group if r.subset == second and r.size == a.size), None)
                 if b is None:
                     continue
-                contrast = paired_bootstrap(scores(a), scores(b), names=(a.label, b.label), seed=a.eval_spec.get("seed", 0))
+                contrast = paired_bootstrap(
+                    scores(a), scores(b), names=(a.label, b.label), seed=a.eval_spec.get("seed", 0)
+                )
                 results.append({"student": model, "start": base or "instruct", **contrast.as_dict()})
     return results
 
@@ -207,8 +239,12 @@ def size_contrasts(runs: list[EvaluatedRun], scores) -> list[dict]:
         if not trained or baseline is None:
             continue
         largest = max(trained, key=lambda r: r.size)
-        contrast = paired_bootstrap(scores(largest), scores(baseline), names=(largest.label, baseline.label),
-                                    seed=largest.eval_spec.get("seed", 0))
+        contrast = paired_bootstrap(
+            scores(largest),
+            scores(baseline),
+            names=(largest.label, baseline.label),
+            seed=largest.eval_spec.get("seed", 0),
+        )
         results.append({"student": model, "start": "instruct", **contrast.as_dict()})
     return results
 
@@ -220,20 +256,30 @@ def valley_fit(runs: list[EvaluatedRun], target: float | None) -> list[dict]:
     """Per student: least-squares pass@1 = a + b ln(N) over the RQ1 sizes from the valley's bottom on."""
     fits = []
     for model in sorted({r.model for r in runs}):
-        points = sorted((r.size, r.metrics["pass_at_1"]) for r in runs
-                        if r.model == model and r.rq == "rq1" and r.base is None)
+        points = sorted(
+            (r.size, r.metrics["pass_at_1"]) for r in runs if r.model == model and r.rq == "rq1" and r.base is None
+        )
         if not points:
             continue
         bottom = min(range(len(points)), key=lambda i: points[i][1])
         after = points[bottom:]
-        fit = {"student": model, "sizes": [s for s, _ in after], "bottom_size": points[bottom][0],
-               "intercept": None, "slope_per_ln_size": None, "target": target, "predicted_size": None,
-               "refused": None}
+        fit = {
+            "student": model,
+            "sizes": [s for s, _ in after],
+            "bottom_size": points[bottom][0],
+            "intercept": None,
+            "slope_per_ln_size": None,
+            "target": target,
+            "predicted_size": None,
+            "refused": None,
+        }
         if len({s for s, _ in after}) >= 2 and len({p for _, p in after}) == 1:
-            fit["refused"] = (f"pass@1 is {after[0][1]:.4f} at every size from the bottom on "
-                              f"({', '.join(format_size(s) for s, _ in after)}); a line through constant scores measures nothing")
+            fit["refused"] = (
+                f"pass@1 is {after[0][1]:.4f} at every size from the bottom on "
+                f"({', '.join(format_size(s) for s, _ in after)}); a line through constant scores measures nothing"
+            )
         elif len({s for s, _ in after}) < 2:
-            fit["refused"] = (f"fewer than two sizes after the bottom ({format_size(points[bottom][0])}); no trend")
+            fit["refused"] = f"fewer than two sizes after the bottom ({format_size(points[bottom][0])}); no trend"
         else:
             import numpy as np
 
@@ -267,18 +313,26 @@ def valley_plot(runs: list[EvaluatedRun], study: str, path: Path) -> Path:
     for axes, (metric, title) in zip(panels, PLOT_PANELS):
         for index, model in enumerate(sorted({r.model for r in runs})):
             color = f"C{index}"
-            points = sorted((r for r in runs if r.model == model and r.rq == "rq1" and r.base is None), key=lambda r: r.size)
+            points = sorted(
+                (r for r in runs if r.model == model and r.rq == "rq1" and r.base is None), key=lambda r: r.size
+            )
             if points:
                 sizes = [r.size for r in points]
                 values = [r.metrics.get(metric, float("nan")) for r in points]
                 errors = None
                 if metric == "pass_at_1":
-                    errors = [[v - r.metrics.get("pass_at_1_ci_low", v) for v, r in zip(values, points)],
-                              [r.metrics.get("pass_at_1_ci_high", v) - v for v, r in zip(values, points)]]
-                axes.errorbar(sizes, values, yerr=errors, marker="o", color=color, capsize=3, label=f"{model} (trained)")
+                    errors = [
+                        [v - r.metrics.get("pass_at_1_ci_low", v) for v, r in zip(values, points)],
+                        [r.metrics.get("pass_at_1_ci_high", v) - v for v, r in zip(values, points)],
+                    ]
+                axes.errorbar(
+                    sizes, values, yerr=errors, marker="o", color=color, capsize=3, label=f"{model} (trained)"
+                )
             baseline = _start_run(runs, model, None)
             if baseline is not None and metric in baseline.metrics:
-                axes.axhline(baseline.metrics[metric], color=color, linestyle="--", linewidth=1, label=f"{model} baseline")
+                axes.axhline(
+                    baseline.metrics[metric], color=color, linestyle="--", linewidth=1, label=f"{model} baseline"
+                )
         axes.set_xscale("log")
         axes.set_ylim(bottom=0)  # rates: a score of 0 sits on the floor, not mid-axis
         axes.set_xlabel("SFT examples (log scale)")
@@ -296,8 +350,9 @@ def valley_plot(runs: list[EvaluatedRun], study: str, path: Path) -> Path:
 # ------------------------------------------------------------------------------- driver
 
 
-def compare_study(study: str, tracking_uri: str | None, out_dir: Path, *, target: float | None = None,
-                  allow_mixed_eval: bool = False) -> dict:
+def compare_study(
+    study: str, tracking_uri: str | None, out_dir: Path, *, target: float | None = None, allow_mixed_eval: bool = False
+) -> dict:
     """Everything `valleyctl compare` prints, as one dict; writes the plot and the JSON and logs
     both to the study's parent run (tag valley.kind=study; created if the store lacks it)."""
     from manager.tracking import Tracker
@@ -314,11 +369,16 @@ def compare_study(study: str, tracking_uri: str | None, out_dir: Path, *, target
         return cache[run.run_id]
 
     result = {
-        "study": study, "tracking_uri": tracker.uri, "runs": [r.label for r in runs], "pending": pending,
+        "study": study,
+        "tracking_uri": tracker.uri,
+        "runs": [r.label for r in runs],
+        "pending": pending,
         "eval_spec": runs[0].eval_spec if runs else None,
-        "table1": table1(runs), "table2": table2(runs),
+        "table1": table1(runs),
+        "table2": table2(runs),
         "contrasts": size_contrasts(runs, scores) + contrasts(runs, scores),
-        "valley_fit": valley_fit(runs, target), "plot": None,
+        "valley_fit": valley_fit(runs, target),
+        "plot": None,
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -348,9 +408,15 @@ def render(result: dict, console) -> None:
     for column in ("student", "size", "completion", "paper", "think-tag", "paper ", "pass@1"):
         one.add_column(column, justify="left" if column == "student" else "right")
     for r in result["table1"]:
-        one.add_row(r["student"], format_size(r["size"]) if r["size"] else "baseline",
-                    num(r["completion_rate"]), num(r["paper_completion_rate"]),
-                    num(r["think_tag_rate"]), num(r["paper_think_tag_rate"]), num(r["pass_at_1"]))
+        one.add_row(
+            r["student"],
+            format_size(r["size"]) if r["size"] else "baseline",
+            num(r["completion_rate"]),
+            num(r["paper_completion_rate"]),
+            num(r["think_tag_rate"]),
+            num(r["paper_think_tag_rate"]),
+            num(r["pass_at_1"]),
+        )
     console.print(one)
     if result["table2"]:
         two = Table(title="Table 2 — LCB pass@1 of the RQ2/RQ3 runs (95% CI; paper beside ours)")
@@ -363,19 +429,26 @@ def render(result: dict, console) -> None:
     else:
         console.print("Table 2: no RQ2/RQ3 runs in this study")
     for c in result["contrasts"]:
-        console.print(f"{c['a']} − {c['b']} ({c['start']}): {c['difference']:+.4f} "
-                      f"[95% CI {c['ci_low']:+.4f}, {c['ci_high']:+.4f}] over {c['problems']} problems; "
-                      f"P(not above) = {c['p_not_above']:.3f}")
+        console.print(
+            f"{c['a']} − {c['b']} ({c['start']}): {c['difference']:+.4f} "
+            f"[95% CI {c['ci_low']:+.4f}, {c['ci_high']:+.4f}] over {c['problems']} problems; "
+            f"P(not above) = {c['p_not_above']:.3f}"
+        )
     for fit in result["valley_fit"]:
         if fit["refused"]:
             console.print(f"valley fit {fit['student']}: none, {fit['refused']}")
             continue
-        line = (f"valley fit {fit['student']}: pass@1 ≈ {fit['intercept']:.4f} + {fit['slope_per_ln_size']:.4f}·ln N "
-                f"over N = {', '.join(format_size(s) for s in fit['sizes'])}")
+        line = (
+            f"valley fit {fit['student']}: pass@1 ≈ {fit['intercept']:.4f} + {fit['slope_per_ln_size']:.4f}·ln N "
+            f"over N = {', '.join(format_size(s) for s in fit['sizes'])}"
+        )
         if fit["target"] is not None:
             predicted = fit["predicted_size"]
-            line += (f"; pass@1 {fit['target']} needs N ≈ {predicted:,.0f} (extrapolated)" if predicted
-                     else f"; no rise after the valley, so no size reaches {fit['target']}")
+            line += (
+                f"; pass@1 {fit['target']} needs N ≈ {predicted:,.0f} (extrapolated)"
+                if predicted
+                else f"; no rise after the valley, so no size reaches {fit['target']}"
+            )
         console.print(line)
     if result["plot"]:
         console.print(f"valley plot: {result['plot']} (also logged to the study run)")

@@ -69,7 +69,9 @@ def context_files(root: Path, dockerfile: str) -> set[str]:
     from docker.utils.build import exclude_paths
 
     ignore = root / ".dockerignore"
-    patterns = [p for p in ignore.read_text().splitlines() if p.strip() and not p.startswith("#")] if ignore.exists() else []
+    patterns = (
+        [p for p in ignore.read_text().splitlines() if p.strip() and not p.startswith("#")] if ignore.exists() else []
+    )
     return {p for p in exclude_paths(str(root), patterns, dockerfile=dockerfile) if (root / p).is_file()}
 
 
@@ -139,8 +141,10 @@ def require_pullable(refs: dict[str, str]) -> None:
         qualified = "/" in ref and ("." in first or ":" in first or first == "localhost")
         if not qualified or "@sha256:" not in ref:
             why = "has no registry" if not qualified else "is not pushed (no digest)"
-            raise ValleyError(f"images: {role} image {ref} {why}; run `valleyctl images build --registry R --push` "
-                              f"and set `registry: R` in the cluster profile (--profile, $VALLEY_PROFILE)")
+            raise ValleyError(
+                f"images: {role} image {ref} {why}; run `valleyctl images build --registry R --push` "
+                f"and set `registry: R` in the cluster profile (--profile, $VALLEY_PROFILE)"
+            )
 
 
 def image_status(root: Path = PROJECT_ROOT) -> list[dict]:
@@ -171,7 +175,9 @@ def docker_client():
         client.ping()
     except docker.errors.DockerException as error:
         where = os.environ.get("DOCKER_HOST", "the default socket")
-        raise ValleyError(f"cannot reach a Docker engine at {where}: start dockerd or set DOCKER_HOST ({error})") from error
+        raise ValleyError(
+            f"cannot reach a Docker engine at {where}: start dockerd or set DOCKER_HOST ({error})"
+        ) from error
     return client
 
 
@@ -201,13 +207,23 @@ def build_images(
         repo, tag = repository(name, registry), content_tag(name, root)
         try:
             image, _logs = client.images.build(
-                path=str(root), dockerfile=f"images/{name}/Dockerfile", tag=f"{repo}:{tag}", rm=True, forcerm=True, pull=False
+                path=str(root),
+                dockerfile=f"images/{name}/Dockerfile",
+                tag=f"{repo}:{tag}",
+                rm=True,
+                forcerm=True,
+                pull=False,
             )
         except docker.errors.BuildError as error:
             raise ValleyError(f"image {name}: build failed: {error.msg}") from error
         previous = read_digests(root).get(name, {})
         keep = previous.get("repository") == repo and previous.get("tag") == tag
-        entry = {"repository": repo, "tag": tag, "image_id": image.id, "digest": previous.get("digest") if keep else None}
+        entry = {
+            "repository": repo,
+            "tag": tag,
+            "image_id": image.id,
+            "digest": previous.get("digest") if keep else None,
+        }
         if push:
             entry["digest"] = push_image(client, repo, tag)
         record_digest(name, entry, root)

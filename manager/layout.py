@@ -112,15 +112,27 @@ def run_stages(run: RunSpec, paths: Paths, spec: str) -> list[Stage]:
     model = paths.model_dir(run)
     stages = [
         Stage(fetch_key(run), "fetch", run, ("model", "fetch", "--preset", run.model.preset, "--out", model), model),
-        Stage(lcb_key(run), "lcb", run, ("data", "lcb", "--run-spec", spec, "--out", paths.lcb_file(run)),
-              paths.lcb_file(run)),
+        Stage(
+            lcb_key(run),
+            "lcb",
+            run,
+            ("data", "lcb", "--run-spec", spec, "--out", paths.lcb_file(run)),
+            paths.lcb_file(run),
+        ),
     ]
     trained = fetch_key(run)
     if run.data is not None and run.train is not None:
         data = paths.data_dir(run)
-        stages.append(Stage(data_key(run), "data", run,
-                            ("data", "build", "--run-spec", spec, "--tokenizer", model, "--out", data), data,
-                            (fetch_key(run),)))
+        stages.append(
+            Stage(
+                data_key(run),
+                "data",
+                run,
+                ("data", "build", "--run-spec", spec, "--tokenizer", model, "--out", data),
+                data,
+                (fetch_key(run),),
+            )
+        )
         args = ("train", "--run-spec", spec, "--data", data, "--model", model, "--out", paths.checkpoint_dir(run))
         needs = (fetch_key(run), data_key(run))
         if run.base is not None:
@@ -128,10 +140,26 @@ def run_stages(run: RunSpec, paths: Paths, spec: str) -> list[Stage]:
             needs += (f"train:{run.base.name}",)
         trained = f"train:{run.name}"
         stages.append(Stage(trained, "train", run, args, paths.checkpoint_dir(run), needs))
-    stages.append(Stage(f"eval:{run.name}", "eval", run,
-                        ("eval", "--run-spec", spec, "--model", paths.eval_model(run), "--out", paths.eval_dir(run),
-                         "--lcb-path", paths.lcb_file(run)),
-                        paths.eval_dir(run), (trained, lcb_key(run))))
+    stages.append(
+        Stage(
+            f"eval:{run.name}",
+            "eval",
+            run,
+            (
+                "eval",
+                "--run-spec",
+                spec,
+                "--model",
+                paths.eval_model(run),
+                "--out",
+                paths.eval_dir(run),
+                "--lcb-path",
+                paths.lcb_file(run),
+            ),
+            paths.eval_dir(run),
+            (trained, lcb_key(run)),
+        )
+    )
     return stages
 
 
@@ -160,8 +188,10 @@ def shared_spec(stage: Stage) -> RunSpec:
         return RunSpec(model=run.model, data=run.data, train=TrainSpec(max_seq_len=run.train.max_seq_len))
     assert stage.kind == "lcb", stage.kind
     e = run.eval
-    return RunSpec(model="qwen", eval=EvalSpec(source=e.source, lcb_release=e.lcb_release, date_start=e.date_start,
-                                               date_end=e.date_end))
+    return RunSpec(
+        model="qwen",
+        eval=EvalSpec(source=e.source, lcb_release=e.lcb_release, date_start=e.date_start, date_end=e.date_end),
+    )
 
 
 def content_hash(text: str) -> str:
@@ -183,8 +213,11 @@ class Layout:
 
     @property
     def paths(self) -> Paths:
-        return Paths(models=str(self.root / "models"), datasets=str(self.root / "data"),
-                     checkpoints=str(self.root / "checkpoints"))
+        return Paths(
+            models=str(self.root / "models"),
+            datasets=str(self.root / "data"),
+            checkpoints=str(self.root / "checkpoints"),
+        )
 
     def model_dir(self, run: RunSpec) -> Path:
         return Path(self.paths.model_dir(run))

@@ -19,8 +19,14 @@ from typing import Iterator
 from valley.errors import ValleyError
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
 ]
 
 
@@ -38,9 +44,24 @@ def mlflow_server(backend_store_uri: str, *, workdir: Path, timeout: float = 120
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
-             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            cwd=workdir, stdout=out, stderr=subprocess.STDOUT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                backend_store_uri,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -72,9 +93,17 @@ def chromium() -> str:
 def _browse(url: str, extra: list[str], *, budget_ms: int) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory(prefix="valley-chromium-") as profile:
         return subprocess.run(
-            [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
-             *extra, url],
-            capture_output=True, text=True, timeout=180,
+            [
+                chromium(),
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                f"--virtual-time-budget={budget_ms}",
+                *extra,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
 
 

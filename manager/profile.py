@@ -32,8 +32,19 @@ from valley.errors import ValleyError
 
 PROFILE_ENV = "VALLEY_PROFILE"
 #: fields render sets itself; an override of one would silently break the run
-RENDERED_POD_FIELDS = frozenset({"containers", "initContainers", "volumes", "restartPolicy", "securityContext",
-                                 "serviceAccountName", "automountServiceAccountToken", "runtimeClassName", "subdomain"})
+RENDERED_POD_FIELDS = frozenset(
+    {
+        "containers",
+        "initContainers",
+        "volumes",
+        "restartPolicy",
+        "securityContext",
+        "serviceAccountName",
+        "automountServiceAccountToken",
+        "runtimeClassName",
+        "subdomain",
+    }
+)
 
 
 class Frozen(BaseModel):
@@ -127,7 +138,9 @@ def load_profile(path: Path | str | None = None) -> ClusterProfile:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
-        raise ValleyError(f"--profile: {path} does not exist (unset {PROFILE_ENV} or point it at a cluster profile)") from None
+        raise ValleyError(
+            f"--profile: {path} does not exist (unset {PROFILE_ENV} or point it at a cluster profile)"
+        ) from None
     except yaml.YAMLError as error:
         raise ValleyError(f"--profile: {path} is not YAML: {str(error).splitlines()[0]}") from None
     try:

@@ -79,7 +79,9 @@ def select(sel: Selection) -> list[RunSpec]:
     if not chosen and sel.model and size is not None:
         chosen = [custom_run(grid, sel.model, size, sel.subset or "random", base)]
     if not chosen:
-        raise ValleyError(f"selection: no run of study {sel.study!r} matches; `valleyctl plan --study {sel.study}` lists them")
+        raise ValleyError(
+            f"selection: no run of study {sel.study!r} matches; `valleyctl plan --study {sel.study}` lists them"
+        )
     return [with_nodes(r, sel.nodes) for r in chosen]
 
 
@@ -87,8 +89,14 @@ def custom_run(grid: list[RunSpec], model: str, size: int, subset: str, base: Ru
     """A cell the grid lacks, with the study's own train/eval settings and data source."""
     template = next(r for r in grid if not r.is_baseline)
     data = template.data.model_copy(update={"size": size, "subset": subset})
-    return RunSpec(study=template.study, model=model, data=DataSpec.model_validate(data.model_dump()),
-                   train=template.train, eval=template.eval, base=base)
+    return RunSpec(
+        study=template.study,
+        model=model,
+        data=DataSpec.model_validate(data.model_dump()),
+        train=template.train,
+        eval=template.eval,
+        base=base,
+    )
 
 
 def with_nodes(run: RunSpec, nodes: int | None) -> RunSpec:

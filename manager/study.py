@@ -59,6 +59,7 @@ def valley_study(eval_spec: EvalSpec = EvalSpec(), train: TrainSpec = TrainSpec(
     Qwen: RQ1 1k/10k/30k; RQ2 correct/incorrect 6k and RQ3 easy/hard 4k, each from the
     instruct model and again continued from the Qwen 30k run. Llama: RQ1 only.
     """
+
     def cell(model: str, size: str, subset: str = "random", base: RunSpec | None = None) -> RunSpec:
         data = DataSpec(size=size, subset=subset)
         return RunSpec(model=model, data=data, train=train, eval=eval_spec, base=base)
@@ -74,14 +75,29 @@ def valley_study(eval_spec: EvalSpec = EvalSpec(), train: TrainSpec = TrainSpec(
 
 
 MINI_TRAIN = TrainSpec(
-    global_batch_size=4, lr=4e-3, warmup_ratio=0.1, max_seq_len=1024, epochs=6,
-    gpus_per_node=1, micro_batch_size=4, dtype="fp32", activation_checkpointing=False,
+    global_batch_size=4,
+    lr=4e-3,
+    warmup_ratio=0.1,
+    max_seq_len=1024,
+    epochs=6,
+    gpus_per_node=1,
+    micro_batch_size=4,
+    dtype="fp32",
+    activation_checkpointing=False,
 )
 #: the mini tier's held-out problems, prompted as in training, one greedy sample each (a
 #: two-layer student neither transfers across prompt formats nor survives its sampling tail)
 MINI_EVAL = EvalSpec(
-    source="mini", lcb_release="mini", date_start=date(2024, 8, 1), date_end=date(2025, 1, 31),
-    n_samples=1, temperature=0.0, max_model_len=1024, data_parallel_size=1, grader_timeout_s=6.0, prompt_style="sft",
+    source="mini",
+    lcb_release="mini",
+    date_start=date(2024, 8, 1),
+    date_end=date(2025, 1, 31),
+    n_samples=1,
+    temperature=0.0,
+    max_model_len=1024,
+    data_parallel_size=1,
+    grader_timeout_s=6.0,
+    prompt_style="sft",
 )
 MINI_SIZES = (40, 120, 400)
 #: RQ2/RQ3 on the mini tier: correct vs incorrect traces, easy vs harder templates (tiny-qwen only)
@@ -91,6 +107,7 @@ MINI_CONTROLLED = (("correct", 120), ("incorrect", 120), ("easy", 120), ("hard",
 def mini_study() -> list[RunSpec]:
     """The local mini-valley on the sample corpus's mini tier: tiny students, a baseline and three
     sizes each, plus tiny-qwen's RQ2/RQ3 contrasts."""
+
     def cell(model: str, size: int, subset: str = "random") -> RunSpec:
         data = DataSpec(source="mini", size=size, subset=subset, seed=42, over_length="truncate")
         return RunSpec(study="mini", model=model, data=data, train=MINI_TRAIN, eval=MINI_EVAL)
@@ -142,8 +159,14 @@ def nested_in(run: RunSpec, runs: list[RunSpec]) -> list[str]:
     if run.data is None or run.data.subset != "random":
         return []
     return sorted(
-        {format_size(r.data.size) for r in runs
-         if r.data and r.data.subset == "random" and r.data.source == run.data.source
-         and r.data.seed == run.data.seed and r.data.size > run.data.size},
+        {
+            format_size(r.data.size)
+            for r in runs
+            if r.data
+            and r.data.subset == "random"
+            and r.data.source == run.data.source
+            and r.data.seed == run.data.seed
+            and r.data.size > run.data.size
+        },
         key=lambda s: int(s.rstrip("k")) * (1000 if s.endswith("k") else 1),
     )

@@ -102,8 +102,9 @@ class Tracker:
             return existing.experiment_id
         root = _local_artifact_root(self.uri)
         try:
-            return self.client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None,
-                                                 tags={"valley.study": study})
+            return self.client.create_experiment(
+                name, artifact_location=f"{root}/{name}" if root else None, tags={"valley.study": study}
+            )
         except Exception:  # created concurrently (two launches at once): use theirs
             existing = self.client.get_experiment_by_name(name)
             if existing is None:
@@ -111,14 +112,23 @@ class Tracker:
             return existing.experiment_id
 
     def _find(self, experiment_id: str, filter_string: str, *, newest: bool = False):
-        runs = self.client.search_runs([experiment_id], filter_string=filter_string, max_results=1,
-                                       order_by=[f"attributes.start_time {'DESC' if newest else 'ASC'}"])
+        runs = self.client.search_runs(
+            [experiment_id],
+            filter_string=filter_string,
+            max_results=1,
+            order_by=[f"attributes.start_time {'DESC' if newest else 'ASC'}"],
+        )
         return runs[0] if runs else None
 
     def has_study_run(self, study: str) -> bool:
         experiment = self.client.get_experiment_by_name(experiment_name(study))
-        return experiment is not None and self._find(
-            experiment.experiment_id, f"tags.`valley.kind` = 'study' and tags.`valley.study` = '{study}'") is not None
+        return (
+            experiment is not None
+            and self._find(
+                experiment.experiment_id, f"tags.`valley.kind` = 'study' and tags.`valley.study` = '{study}'"
+            )
+            is not None
+        )
 
     def study_run_id(self, study: str) -> str:
         """The study's parent run (created once, tagged `valley.kind=study`)."""
@@ -126,8 +136,9 @@ class Tracker:
         found = self._find(experiment_id, f"tags.`valley.kind` = 'study' and tags.`valley.study` = '{study}'")
         if found is not None:
             return found.info.run_id
-        run = self.client.create_run(experiment_id, run_name=f"study-{study}",
-                                     tags={"valley.kind": "study", "valley.study": study})
+        run = self.client.create_run(
+            experiment_id, run_name=f"study-{study}", tags={"valley.kind": "study", "valley.study": study}
+        )
         self.client.update_run(run.info.run_id, status=SCHEDULED)
         return run.info.run_id
 
@@ -138,9 +149,11 @@ class Tracker:
         experiment = self.client.get_experiment_by_name(experiment_name(run.study))
         if experiment is None:
             return None
-        return self._find(experiment.experiment_id,
-                          f"tags.`valley.spec_hash` = '{run.spec_hash}' and tags.`valley.run_name` = '{run.name}'",
-                          newest=True)
+        return self._find(
+            experiment.experiment_id,
+            f"tags.`valley.spec_hash` = '{run.spec_hash}' and tags.`valley.run_name` = '{run.name}'",
+            newest=True,
+        )
 
     def find_by_name(self, study: str, run_name: str):
         """The newest attempt of a run by name, or None."""
@@ -149,8 +162,9 @@ class Tracker:
             return None
         return self._find(experiment.experiment_id, f"tags.`valley.run_name` = '{run_name}'", newest=True)
 
-    def ensure_run(self, run: RunSpec, manifests: str | None = None, *,
-                   restart: frozenset[str] = frozenset({KILLED})) -> tuple[str, bool]:
+    def ensure_run(
+        self, run: RunSpec, manifests: str | None = None, *, restart: frozenset[str] = frozenset({KILLED})
+    ) -> tuple[str, bool]:
         """(run id, created): the newest run of this spec, or a new SCHEDULED one with tags,
         params, the spec JSON and (when given) the rendered manifests as artifacts.
 
@@ -165,14 +179,17 @@ class Tracker:
         parent = self.study_run_id(run.study)
         attempt = {}
         if found is not None:
-            attempt = {"valley.attempt": str(int(found.data.tags.get("valley.attempt", "1")) + 1),
-                       "valley.previous_run_id": found.info.run_id}
-        created = self.client.create_run(experiment_id, run_name=run.label,
-                                         tags={**run_tags(run), STUDY_RUN_TAG: parent, **attempt})
+            attempt = {
+                "valley.attempt": str(int(found.data.tags.get("valley.attempt", "1")) + 1),
+                "valley.previous_run_id": found.info.run_id,
+            }
+        created = self.client.create_run(
+            experiment_id, run_name=run.label, tags={**run_tags(run), STUDY_RUN_TAG: parent, **attempt}
+        )
         run_id = created.info.run_id
         params = [Param(k, v) for k, v in sorted(flat_params(run).items())]
         for start in range(0, len(params), 100):  # the store takes at most 100 params a batch
-            self.client.log_batch(run_id, params=params[start:start + 100])
+            self.client.log_batch(run_id, params=params[start : start + 100])
         self.client.log_dict(run_id, json.loads(run.to_json()), "spec/run.json")
         if manifests is not None:
             self.log_manifests(run_id, manifests)
@@ -211,8 +228,12 @@ class Tracker:
         experiment = self.client.get_experiment_by_name(experiment_name(study))
         if experiment is None:
             return []
-        return self.client.search_runs([experiment.experiment_id], filter_string="tags.`valley.kind` = 'run'",
-                                       max_results=1000, order_by=["attributes.start_time ASC"])
+        return self.client.search_runs(
+            [experiment.experiment_id],
+            filter_string="tags.`valley.kind` = 'run'",
+            max_results=1000,
+            order_by=["attributes.start_time ASC"],
+        )
 
     def run_url(self, run_id: str) -> str:
         """A link for http stores; for a local store, the `mlflow ui` command that shows it."""
@@ -220,4 +241,3 @@ class Tracker:
         if self.uri.startswith("http"):
             return f"{self.uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
         return f"mlflow ui --backend-store-uri {self.uri}  (experiment {run.info.experiment_id}, run {run_id})"
-

@@ -50,8 +50,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir, mlflow_server(store, workdir=Path(workdir)) as server:
         shots = [
             screenshot(experiment_url(server, experiment.experiment_id), args.out.resolve() / "runs.png"),
-            screenshot(run_url(server, experiment.experiment_id, study_run, f"artifacts/{plot or ''}"),
-                       args.out.resolve() / "study-plot.png"),
+            screenshot(
+                run_url(server, experiment.experiment_id, study_run, f"artifacts/{plot or ''}"),
+                args.out.resolve() / "study-plot.png",
+            ),
         ]
     for shot in shots:
         print(shot)

@@ -32,17 +32,27 @@ def markdown(result: dict) -> str:
     runs = {r["label"]: r for r in result["table1"]}
     table2 = {r["label"]: r for r in result["table2"] if r["label"]}
     for row in result["table1"]:
-        lines.append(f"| {row['label']} | {num(row['pass_at_1'])} | {num(row['completion_rate'])} | {num(row['think_tag_rate'])} |")
+        lines.append(
+            f"| {row['label']} | {num(row['pass_at_1'])} | {num(row['completion_rate'])} | {num(row['think_tag_rate'])} |"
+        )
     for label, row in table2.items():
         if label not in runs:
             lines.append(f"| {label} | {num(row['pass_at_1'])} ({num(row['ci_low'])}–{num(row['ci_high'])}) | | |")
     lines.append("")
     for c in result["contrasts"]:
-        lines.append(f"- {c['a']} − {c['b']}: {c['difference']:+.3f} [95% CI {c['ci_low']:+.3f}, {c['ci_high']:+.3f}] "
-                     f"over {c['problems']} problems, P(not above) = {c['p_not_above']:.3f}")
+        lines.append(
+            f"- {c['a']} − {c['b']}: {c['difference']:+.3f} [95% CI {c['ci_low']:+.3f}, {c['ci_high']:+.3f}] "
+            f"over {c['problems']} problems, P(not above) = {c['p_not_above']:.3f}"
+        )
     for fit in result["valley_fit"]:
-        lines.append(f"- valley fit {fit['student']}: " + (fit["refused"] if fit["refused"] else
-                     f"pass@1 ≈ {fit['intercept']:.3f} + {fit['slope_per_ln_size']:.3f}·ln N"))
+        lines.append(
+            f"- valley fit {fit['student']}: "
+            + (
+                fit["refused"]
+                if fit["refused"]
+                else f"pass@1 ≈ {fit['intercept']:.3f} + {fit['slope_per_ln_size']:.3f}·ln N"
+            )
+        )
     return "\n".join(lines)
 
 

@@ -30,7 +30,9 @@ def require_uid_switch() -> str:
     root); missing, they fail rather than skip, so the non-root path is never passed unchecked."""
     system_python = "/usr/bin/python3"
     if os.geteuid() != 0 or not shutil.which("setpriv") or not os.access(system_python, os.X_OK):
-        pytest.fail("needs root (to switch to uid 65534), setpriv (util-linux) and /usr/bin/python3; run the tests as root")
+        pytest.fail(
+            "needs root (to switch to uid 65534), setpriv (util-linux) and /usr/bin/python3; run the tests as root"
+        )
     return system_python
 
 
@@ -52,10 +54,16 @@ def _cli(module: str, args: list[str], env: dict | None, cwd: Path | None, check
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", module, *map(str, args)],
-        capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"{module} {' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"{module} {' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -77,8 +85,11 @@ def grader_sidecar():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "valley", "grader", "serve", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "valley", "grader", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

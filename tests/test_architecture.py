@@ -7,8 +7,9 @@ from tests.conftest import ROOT
 
 
 def test_package_graph_doc_is_current_and_valley_never_imports_manager():
-    result = subprocess.run([sys.executable, "scripts/package-graph.py", "--check"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "scripts/package-graph.py", "--check"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
 
 

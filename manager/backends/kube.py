@@ -23,11 +23,15 @@ KINDS = {
 #: what `cancel` deletes, dependants first
 RUN_KINDS = ("Job", "Deployment", "Service", "NetworkPolicy", "ConfigMap")
 
-NO_CLUSTER = ("no Kubernetes cluster configured: no kubeconfig (KUBECONFIG or ~/.kube/config) and not inside a "
-              "cluster; point KUBECONFIG at your cluster, or run on this machine with --executor local")
+NO_CLUSTER = (
+    "no Kubernetes cluster configured: no kubeconfig (KUBECONFIG or ~/.kube/config) and not inside a "
+    "cluster; point KUBECONFIG at your cluster, or run on this machine with --executor local"
+)
 
-NO_NAMESPACE = ("namespace {ns} does not exist on the cluster (or you may not see it); "
-                "create it with `kubectl apply -k k8s/overlays/dev` or pass --namespace")
+NO_NAMESPACE = (
+    "namespace {ns} does not exist on the cluster (or you may not see it); "
+    "create it with `kubectl apply -k k8s/overlays/dev` or pass --namespace"
+)
 
 _STATUS_HINTS = {
     401: "unauthorized: the cluster rejected your credentials; refresh them (log in to the cluster again)",
@@ -70,7 +74,9 @@ class Kube:
 
         try:
             # KUBECONFIG read now, not when the client module was imported (it caches it then)
-            api_client = config.new_client_from_config(config_file=os.environ.get("KUBECONFIG") or None, context=context)
+            api_client = config.new_client_from_config(
+                config_file=os.environ.get("KUBECONFIG") or None, context=context
+            )
         except (ConfigException, FileNotFoundError, TypeError):
             try:
                 config.load_incluster_config()
@@ -106,8 +112,10 @@ class Kube:
                 raise ValleyError(NO_NAMESPACE.format(ns=self.namespace)) from error
             raise ValleyError(api_error_line(error.status, what, self.namespace, _message(error))) from error
         except HTTPError as error:
-            raise ValleyError(f"cannot reach the Kubernetes API at {self.host} ({type(error).__name__}); "
-                              "check the cluster is up and KUBECONFIG points at it") from error
+            raise ValleyError(
+                f"cannot reach the Kubernetes API at {self.host} ({type(error).__name__}); "
+                "check the cluster is up and KUBECONFIG points at it"
+            ) from error
 
     def _dict(self, obj) -> dict:
         return self.api_client.sanitize_for_serialization(obj)
@@ -166,7 +174,8 @@ class Kube:
 
         api = kubernetes.client.CoreV1Api(self.api_client)
         with self.call(f"Pod {self.namespace}/{pod} container {container}"):
-            response = api.read_namespaced_pod_log(pod, self.namespace, container=container, follow=follow,
-                                                   _preload_content=False)
+            response = api.read_namespaced_pod_log(
+                pod, self.namespace, container=container, follow=follow, _preload_content=False
+            )
             for line in response.stream() if follow else [response.data]:
                 yield line.decode(errors="replace")

@@ -27,17 +27,32 @@ POD_POLL_SECONDS = 5
 STAGE_ORDER = {"data": 0, "train": 1, "eval": 2, "grader": 3}
 
 #: waiting reasons a pod does not get out of by itself
-HOPELESS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError"}
+HOPELESS = {
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+}
 
-NEEDS_SERVER = ("--tracking-uri: Jobs log into the cluster's MLflow, so launch must record there too: run "
-                "`kubectl -n {ns} port-forward svc/valley-mlflow 5000:5000` and pass --tracking-uri http://localhost:5000")
+NEEDS_SERVER = (
+    "--tracking-uri: Jobs log into the cluster's MLflow, so launch must record there too: run "
+    "`kubectl -n {ns} port-forward svc/valley-mlflow 5000:5000` and pass --tracking-uri http://localhost:5000"
+)
 
 
 class KubernetesBackend(Backend):
     name = "k8s"
 
-    def __init__(self, tracking_uri: str | None = None, *, namespace: str = "valley", context=None,
-                 fallback: Backend | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        *,
+        namespace: str = "valley",
+        context=None,
+        fallback: Backend | None = None,
+        **kwargs,
+    ) -> None:
         """`context` is the RenderContext launch renders with; `fallback` answers `status`
         for runs without Jobs, and when no cluster is reachable (`--executor auto`)."""
         super().__init__(tracking_uri, **kwargs)
@@ -67,8 +82,10 @@ class KubernetesBackend(Backend):
 
         ctx = self.context
         if dry_run:
-            return LaunchResult(dry_run="# dry run: the MLflow run id goes into each run's <run>-mlflow ConfigMap at launch\n"
-                                + to_yaml(render_runs(runs, ctx)))
+            return LaunchResult(
+                dry_run="# dry run: the MLflow run id goes into each run's <run>-mlflow ConfigMap at launch\n"
+                + to_yaml(render_runs(runs, ctx))
+            )
         kube = self.kube
         if not resolve_tracking_uri(self.tracking_uri).startswith(("http://", "https://")):
             raise ValleyError(NEEDS_SERVER.format(ns=self.namespace))
@@ -84,8 +101,10 @@ class KubernetesBackend(Backend):
         except ValleyError as error:
             raise ValleyError(f"{error}; {undo.run()}") from error
         study = runs[0].study
-        hint = (f"valleyctl status --study {study}  |  valleyctl logs {runs[-1].label} --study {study} --follow"
-                "  |  gated Jobs open on `valleyctl reconcile` (the in-cluster CronJob runs it)")
+        hint = (
+            f"valleyctl status --study {study}  |  valleyctl logs {runs[-1].label} --study {study} --follow"
+            "  |  gated Jobs open on `valleyctl reconcile` (the in-cluster CronJob runs it)"
+        )
         if not wait:
             return LaunchResult(launched, next=hint)
         failed = self.wait(runs)
@@ -114,8 +133,17 @@ class KubernetesBackend(Backend):
         if created and before is not None:
             attempt = int(before.data.tags.get("valley.attempt", "1")) + 1
             previous = f"{before.info.status} run {before.info.run_id}"
-        return LaunchedRun(run.label, run.name, run_id, created, tracker.run_url(run_id),
-                           results.count("created"), results.count("exists"), attempt, previous)
+        return LaunchedRun(
+            run.label,
+            run.name,
+            run_id,
+            created,
+            tracker.run_url(run_id),
+            results.count("created"),
+            results.count("exists"),
+            attempt,
+            previous,
+        )
 
     def wait(self, runs: list[RunSpec]) -> list[str]:
         """Reconcile until every run has ended; the names of those that failed."""
@@ -138,8 +166,11 @@ class KubernetesBackend(Backend):
         note = ""
         try:
             names = {run.name for run in runs}
-            jobs = {name: states for name, states in run_states(self.kube.list("Job", "app.kubernetes.io/part-of=valley")).items()
-                    if name in names}
+            jobs = {
+                name: states
+                for name, states in run_states(self.kube.list("Job", "app.kubernetes.io/part-of=valley")).items()
+                if name in names
+            }
         except ValleyError as error:
             if self.fallback is None:
                 raise
@@ -156,15 +187,27 @@ class KubernetesBackend(Backend):
         from manager.render.common import SHARED_JOB_PREFIXES
 
         kube = self.kube
-        shared = sorted({name for job in kube.list("Job", f"valley.run={run.name}") for name in needs(job)
-                         if name.startswith(SHARED_JOB_PREFIXES)})
+        shared = sorted(
+            {
+                name
+                for job in kube.list("Job", f"valley.run={run.name}")
+                for name in needs(job)
+                if name.startswith(SHARED_JOB_PREFIXES)
+            }
+        )
         own = kube.list("Pod", f"valley.run={run.name}")
-        pods = sorted([pod for name in shared for pod in kube.list("Pod", f"batch.kubernetes.io/job-name={name}")] + own,
-                      key=lambda p: (STAGE_ORDER.get(p["metadata"]["labels"].get("app.kubernetes.io/component"), 9),
-                                     p["metadata"].get("creationTimestamp", "")))
+        pods = sorted(
+            [pod for name in shared for pod in kube.list("Pod", f"batch.kubernetes.io/job-name={name}")] + own,
+            key=lambda p: (
+                STAGE_ORDER.get(p["metadata"]["labels"].get("app.kubernetes.io/component"), 9),
+                p["metadata"].get("creationTimestamp", ""),
+            ),
+        )
         if not pods:
-            raise ValleyError(f"{run.label}: no pods yet (gated Jobs stay suspended until their dependency "
-                              f"succeeds); see `valleyctl status --study {run.study}`")
+            raise ValleyError(
+                f"{run.label}: no pods yet (gated Jobs stay suspended until their dependency "
+                f"succeeds); see `valleyctl status --study {run.study}`"
+            )
         if follow:
             pod = pods[-1]
             name = pod["metadata"]["name"]
@@ -172,8 +215,10 @@ class KubernetesBackend(Backend):
                 stuck = {c: why for c, why in waiting_reasons(pod).items() if why in HOPELESS}
                 if stuck:
                     container, why = next(iter(stuck.items()))
-                    raise ValleyError(f"{name}: never started ({container}: {why}); "
-                                      f"see `kubectl -n {self.namespace} describe pod {name}`")
+                    raise ValleyError(
+                        f"{name}: never started ({container}: {why}); "
+                        f"see `kubectl -n {self.namespace} describe pod {name}`"
+                    )
                 yield LogChunk("notice", f"waiting for pod {name} (Pending)...")
                 time.sleep(POD_POLL_SECONDS)
                 pod = kube.get("Pod", name) or pod
@@ -208,8 +253,14 @@ class KubernetesBackend(Backend):
         for kind in RUN_KINDS:
             for obj in kube.list(kind, f"valley.run={run.name}"):
                 deleted += kube.delete(kind, obj["metadata"]["name"])
-        return cancel_record(run, deleted, self.tracking_uri, f"in namespace {self.namespace}", True,
-                             "check --namespace, or `valleyctl status --study " + run.study + "`")
+        return cancel_record(
+            run,
+            deleted,
+            self.tracking_uri,
+            f"in namespace {self.namespace}",
+            True,
+            "check --namespace, or `valleyctl status --study " + run.study + "`",
+        )
 
     # --------------------------------------------------------------------- reconcile
 
@@ -218,8 +269,13 @@ class KubernetesBackend(Backend):
         from manager.tracking import Tracker
 
         plan = reconcile_once(self.kube, Tracker(self.tracking_uri), echo=self.echo)
-        return ReconcileResult(self.namespace, len(plan.statuses), len(plan.opens), dict(plan.waiting),
-                               {name: status for name, (_, status) in plan.statuses.items()})
+        return ReconcileResult(
+            self.namespace,
+            len(plan.statuses),
+            len(plan.opens),
+            dict(plan.waiting),
+            {name: status for name, (_, status) in plan.statuses.items()},
+        )
 
 
 def waiting_reasons(pod: dict) -> dict[str, str]:
@@ -254,5 +310,7 @@ class _Undo:
         for study in self.new_studies:
             if self.tracker.has_study_run(study) and not self.tracker.study_runs(study):
                 self.tracker.delete_run(self.tracker.study_run_id(study))
-        return (f"launch undone: deleted the {len(self.objects)} object(s) and {len(self.runs)} MLflow run(s) "
-                "it had created")
+        return (
+            f"launch undone: deleted the {len(self.objects)} object(s) and {len(self.runs)} MLflow run(s) "
+            "it had created"
+        )

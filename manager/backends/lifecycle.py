@@ -85,7 +85,7 @@ def _open(job: dict, reason: str) -> Open | None:
 
 def needs(job: dict) -> list[str]:
     """The Jobs a gated Job waits for (its `valley/needs` annotation)."""
-    value = ((job["metadata"].get("annotations") or {}).get(NEEDS_ANNOTATION) or "")
+    value = (job["metadata"].get("annotations") or {}).get(NEEDS_ANNOTATION) or ""
     return [name for name in value.split(",") if name]
 
 
@@ -115,8 +115,11 @@ def shared_needs(stages: dict[str, dict], by_name: dict[str, dict]) -> list[tupl
     names = {name for job in stages.values() for name in needs(job)}
     found = [by_name[name] for name in sorted(names) if name in by_name]
     order = {kind: index for index, kind in enumerate(SHARED)}
-    shared = [(job["metadata"]["labels"]["valley.shared"], job) for job in found
-              if (job["metadata"].get("labels") or {}).get("valley.shared") in order]
+    shared = [
+        (job["metadata"]["labels"]["valley.shared"], job)
+        for job in found
+        if (job["metadata"].get("labels") or {}).get("valley.shared") in order
+    ]
     return sorted(shared, key=lambda pair: order[pair[0]])
 
 
@@ -143,7 +146,7 @@ def plan_reconcile(jobs: list[dict]) -> Plan:
     for job in sorted(jobs, key=lambda j: j["metadata"]["name"]):  # shared Jobs gate only on each other
         if "valley.shared" in (job["metadata"].get("labels") or {}) and job_state(job) == SUSPENDED:
             if needs(job) and all(name in by_name and job_state(by_name[name]) == SUCCEEDED for name in needs(job)):
-                if (action := _open(job, f"{', '.join(needs(job))} succeeded")):
+                if action := _open(job, f"{', '.join(needs(job))} succeeded"):
                     plan.opens.append(action)
     for run, stages in sorted(by_run.items()):
         study = next(iter(stages.values()))["metadata"]["labels"].get("valley.study", "valley")
@@ -156,8 +159,10 @@ def plan_reconcile(jobs: list[dict]) -> Plan:
         for stage, job in own:  # another run's Job it needs (a base run's training) failed
             for name in needs(job):
                 if name in by_name and job_state(by_name[name]) == JOB_FAILED and run not in plan.failed:
-                    plan.failed[run] = (by_name[name]["metadata"]["labels"].get("app.kubernetes.io/component", stage),
-                                        by_name[name])
+                    plan.failed[run] = (
+                        by_name[name]["metadata"]["labels"].get("app.kubernetes.io/component", stage),
+                        by_name[name],
+                    )
         plan.statuses[run] = (study, FAILED if run in plan.failed else run_status(states[run]))
         if run in plan.failed:  # nothing of a failed run opens or waits any more
             continue
@@ -165,13 +170,18 @@ def plan_reconcile(jobs: list[dict]) -> Plan:
             waits = needs(job)
             if not waits or job_state(job) != SUSPENDED:
                 continue
-            pending = {name: job_state(by_name[name]) if name in by_name else "not created" for name in waits
-                       if name not in by_name or job_state(by_name[name]) != SUCCEEDED}
+            pending = {
+                name: job_state(by_name[name]) if name in by_name else "not created"
+                for name in waits
+                if name not in by_name or job_state(by_name[name]) != SUCCEEDED
+            }
             if not pending:
-                if (action := _open(job, f"{', '.join(waits)} succeeded")):
+                if action := _open(job, f"{', '.join(waits)} succeeded"):
                     plan.opens.append(action)
             else:
-                plan.waiting.setdefault(run, f"{stage} waits for " + ", ".join(f"{n} ({s})" for n, s in pending.items()))
+                plan.waiting.setdefault(
+                    run, f"{stage} waits for " + ", ".join(f"{n} ({s})" for n, s in pending.items())
+                )
     return plan
 
 
@@ -198,8 +208,10 @@ def reconcile_once(kube, tracker, *, echo=print) -> Plan:
         if status == FAILED and run_name in plan.failed:
             stage, job = plan.failed[run_name]
             failure = failure_of(kube, stage, job)
-            tracker.set_tags(found.info.run_id, {f"valley.failure.{k}": v for k, v in failure.items()}
-                             | {"valley.failure": failure_line(failure)})
+            tracker.set_tags(
+                found.info.run_id,
+                {f"valley.failure.{k}": v for k, v in failure.items()} | {"valley.failure": failure_line(failure)},
+            )
             echo(f"{run_name}: {failure_line(failure)}")
         tracker.set_status(found.info.run_id, status)
         echo(f"{run_name}: MLflow {current} -> {status}")
@@ -214,15 +226,23 @@ def reconcile_once(kube, tracker, *, echo=print) -> Plan:
 
 def failure_of(kube, stage: str, job: dict) -> dict[str, str]:
     """The failed Job's condition (reason, message) and the container that failed, with its exit code."""
-    condition = next((c for c in (job.get("status") or {}).get("conditions") or []
-                      if c.get("type") in ("Failed", "FailureTarget") and c.get("status") == "True"), {})
+    condition = next(
+        (
+            c
+            for c in (job.get("status") or {}).get("conditions") or []
+            if c.get("type") in ("Failed", "FailureTarget") and c.get("status") == "True"
+        ),
+        {},
+    )
     failure = {"stage": stage, "reason": condition.get("reason", "Failed"), "message": condition.get("message", "")}
     for pod in kube.list("Pod", f"batch.kubernetes.io/job-name={job['metadata']['name']}"):
         status = pod.get("status") or {}
         for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
             terminated = (container.get("state") or {}).get("terminated") or {}
             if terminated.get("exitCode", 0) != 0:
-                failure.update(container=container["name"], exit_code=str(terminated["exitCode"]), pod=pod["metadata"]["name"])
+                failure.update(
+                    container=container["name"], exit_code=str(terminated["exitCode"]), pod=pod["metadata"]["name"]
+                )
                 return failure
     return failure
 

@@ -33,8 +33,9 @@ from valley.spec import RunSpec
 class LocalBackend(Backend):
     name = "local"
 
-    def __init__(self, tracking_uri: str | None = None, *, root: str = ".", console=None, parallel: int | None = None,
-                 **kwargs) -> None:
+    def __init__(
+        self, tracking_uri: str | None = None, *, root: str = ".", console=None, parallel: int | None = None, **kwargs
+    ) -> None:
         from valley.grader.sandbox import usable_cores
 
         super().__init__(tracking_uri, **kwargs)
@@ -65,7 +66,9 @@ class LocalBackend(Backend):
             self.layout.write_spec(run)
         run_ids = {r.name: r.run_id for r in launched}
         studies = sorted({r.study for r in runs})
-        self.echo(f"MLflow {tracker.uri}: {len(runs)} run(s) in experiment(s) {', '.join(f'valley-{s}' for s in studies)}")
+        self.echo(
+            f"MLflow {tracker.uri}: {len(runs)} run(s) in experiment(s) {', '.join(f'valley-{s}' for s in studies)}"
+        )
         study_runs = [tracker.study_run_id(study) for study in studies]
         # should this process die without closing its runs (kill -9, out of memory), the watcher does
         watch = LaunchWatch(tracker.uri)
@@ -74,27 +77,52 @@ class LocalBackend(Backend):
                 watch.opened(run_id)
             for study_run in study_runs:
                 tracker.set_status(study_run, RUNNING)
-            self.echo(f"{self.parallel} step(s) at a time, {max(1, self.cores // self.parallel)} thread(s) each "
-                      f"({self.cores} core(s); --parallel N to change)")
+            self.echo(
+                f"{self.parallel} step(s) at a time, {max(1, self.cores // self.parallel)} thread(s) each "
+                f"({self.cores} core(s); --parallel N to change)"
+            )
             try:
                 with sigterm_interrupts():
-                    outcome = execute(plan_steps(runs, self.layout, run_ids), tracker, console=console,
-                                      parallel=self.parallel, cores=self.cores, watch=watch)
+                    outcome = execute(
+                        plan_steps(runs, self.layout, run_ids),
+                        tracker,
+                        console=console,
+                        parallel=self.parallel,
+                        cores=self.cores,
+                        watch=watch,
+                    )
             except KeyboardInterrupt:
                 close_study_runs(tracker, watch, study_runs, KILLED, INTERRUPTED_NOTE)
                 raise
             total = time.perf_counter() - start
-            write_atomic(self.layout.root / "timings.json", json.dumps({"total_s": round(total, 1), "steps_s": {
-                k: round(v, 1) for k, v in outcome.seconds.items()}}, indent=2))
-            counts = StepCounts(len(outcome.done), len(outcome.reused), len(outcome.failed), len(outcome.skipped), total)
+            write_atomic(
+                self.layout.root / "timings.json",
+                json.dumps(
+                    {"total_s": round(total, 1), "steps_s": {k: round(v, 1) for k, v in outcome.seconds.items()}},
+                    indent=2,
+                ),
+            )
+            counts = StepCounts(
+                len(outcome.done), len(outcome.reused), len(outcome.failed), len(outcome.skipped), total
+            )
             ok = outcome.ok and all(compare(study, tracker.uri) for study in studies)
             close_study_runs(tracker, watch, study_runs, FINISHED if ok else FAILED)
         finally:
             watch.close()
-        failed = sorted({step.split(":", 1)[1] for step in [*outcome.failed, *outcome.skipped]
-                         if step.startswith(("train:", "eval:"))})
-        return LaunchResult(launched, steps=counts, failed=failed, ok=ok,
-                            next=f"mlflow ui --backend-store-uri {tracker.uri}    valleyctl status --study {studies[0]}")
+        failed = sorted(
+            {
+                step.split(":", 1)[1]
+                for step in [*outcome.failed, *outcome.skipped]
+                if step.startswith(("train:", "eval:"))
+            }
+        )
+        return LaunchResult(
+            launched,
+            steps=counts,
+            failed=failed,
+            ok=ok,
+            next=f"mlflow ui --backend-store-uri {tracker.uri}    valleyctl status --study {studies[0]}",
+        )
 
     def stage_states(self, study: str, runs: list[RunSpec]) -> tuple[dict[str, dict[str, str]], str]:
         return {run.name: self._states(run) for run in runs}, ""
@@ -111,8 +139,10 @@ class LocalBackend(Backend):
         layout = self.layout
         present = [p for p in (layout.log_file(run, stage) for stage in ("data", "train", "eval")) if p.exists()]
         if not present:
-            raise ValleyError(f"{run.label}: no local logs under {layout.root / 'logs' / run.name}; "
-                              f"launch it with `valleyctl launch --run {run.label} --study {run.study} --executor local`")
+            raise ValleyError(
+                f"{run.label}: no local logs under {layout.root / 'logs' / run.name}; "
+                f"launch it with `valleyctl launch --run {run.label} --study {run.study} --executor local`"
+            )
         for path in present[:-1] if follow else present:
             yield LogChunk("header", str(path))
             yield LogChunk("text", path.read_text(errors="replace"))
@@ -142,6 +172,7 @@ class LocalBackend(Backend):
 @contextlib.contextmanager
 def sigterm_interrupts() -> Iterator[None]:
     """SIGTERM (a CI timeout, `kill`, a closed terminal's supervisor) ends the launch as Ctrl-C does."""
+
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 

@@ -53,20 +53,41 @@ def plan_steps(runs: list[RunSpec], layout: Layout, run_ids: dict[str, str]) -> 
         run = stage.run
         if stage.kind in ("fetch", "lcb"):  # attached to no run: nothing of theirs is logged to MLflow
             what = stage.key.split(":", 1)[1]
-            title, log, run_name, run_id = f"{stage.kind} {what}", layout.root / "logs" / f"{stage.kind}-{what}.log", None, None
+            title, log, run_name, run_id = (
+                f"{stage.kind} {what}",
+                layout.root / "logs" / f"{stage.kind}-{what}.log",
+                None,
+                None,
+            )
         else:
             title = f"data {run.subset_dir_name}" if stage.kind == "data" else f"{stage.kind} {run.label}"
             log, run_name, run_id = layout.log_file(run, stage.kind), run.name, run_ids[run.name]
         token = run_id if stage.kind in ("train", "eval") else ""
-        steps.append(Step(stage.key, stage.kind, title, (*VALLEY, *stage.args), Path(stage.out), log, run_name,
-                          run_id, stage.needs, token or ""))
+        steps.append(
+            Step(
+                stage.key,
+                stage.kind,
+                title,
+                (*VALLEY, *stage.args),
+                Path(stage.out),
+                log,
+                run_name,
+                run_id,
+                stage.needs,
+                token or "",
+            )
+        )
     return steps
 
 
 def step_env(step: Step, tracking_uri: str, threads: int) -> dict[str, str]:
     """The workload's environment: this step's MLflow run (and never an inherited one), and its
     share of the cores for torch's and vLLM's OpenMP threads unless the caller set OMP_NUM_THREADS."""
-    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"}
+    }
     env["MLFLOW_TRACKING_URI"] = tracking_uri
     env.setdefault("OMP_NUM_THREADS", str(threads))
     if step.run_id:
@@ -94,8 +115,9 @@ def tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, cores: int = 1,
-            watch: LaunchWatch | None = None) -> Outcome:
+def execute(
+    steps: list[Step], tracker, *, console=None, parallel: int = 1, cores: int = 1, watch: LaunchWatch | None = None
+) -> Outcome:
     """Run the steps, up to `parallel` at once, each as soon as what it needs has succeeded (plan
     order breaks ties), with a progress display; resume past `.done` steps. A failed step skips
     only what depends on it. Each running step gets `cores // parallel` OpenMP threads. `watch`
@@ -116,8 +138,13 @@ def execute(steps: list[Step], tracker, *, console=None, parallel: int = 1, core
     pending = list(steps)
     running: dict = {}  # future -> (step, its progress row)
     # one row for the whole launch (steps ended of all), one per running step (its own clock)
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[ended]}"),
-               TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[ended]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as progress, ThreadPoolExecutor(parallel) as pool:
         overall = progress.add_task("steps", total=len(steps), ended=f"0/{len(steps)}")
 
@@ -230,8 +257,13 @@ def run_step(step: Step, tracking_uri: str, threads: int = 1, watch: LaunchWatch
         log.write(f"$ {' '.join(step.command)}\n")
         log.flush()
         # its own process group, so that an interrupted launch can end the step with all it started
-        process = subprocess.Popen(list(step.command), stdout=log, stderr=subprocess.STDOUT,
-                                   env=step_env(step, tracking_uri, threads), process_group=0)
+        process = subprocess.Popen(
+            list(step.command),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=step_env(step, tracking_uri, threads),
+            process_group=0,
+        )
         with _step_processes_lock:
             _step_processes.add(process)
         if watch is not None:

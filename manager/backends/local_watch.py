@@ -20,8 +20,10 @@ import sys
 import threading
 import time
 
-LAUNCHER_DIED_NOTE = ("the local launch ended without closing this run (killed or out of memory); "
-                      "rerun the same `valleyctl launch` to resume past finished steps")
+LAUNCHER_DIED_NOTE = (
+    "the local launch ended without closing this run (killed or out of memory); "
+    "rerun the same `valleyctl launch` to resume past finished steps"
+)
 STEP_GRACE_S = 10.0
 
 
@@ -35,7 +37,11 @@ class LaunchWatch:
             # its own process group: a Ctrl-C at the terminal reaches the launch, not its watcher
             self._process: subprocess.Popen | None = subprocess.Popen(
                 [sys.executable, "-m", "manager.backends.local_watch", tracking_uri],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, process_group=0, text=True)
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                process_group=0,
+                text=True,
+            )
         except OSError:
             self._process = None
 

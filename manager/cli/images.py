@@ -15,7 +15,9 @@ images_app = typer_app(
     "Example: valleyctl images build --push --registry ghcr.io/your-org"
 )
 
-NamesArg = Annotated[Optional[list[str]], typer.Argument(help="Images to build (default: all of them).", show_default=False)]
+NamesArg = Annotated[
+    Optional[list[str]], typer.Argument(help="Images to build (default: all of them).", show_default=False)
+]
 RegistryOpt = Annotated[Optional[str], typer.Option("--registry", help="Registry prefix, e.g. ghcr.io/your-org.")]
 PushOpt = Annotated[bool, typer.Option("--push", help="Push after building and record the registry digest.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
@@ -29,8 +31,13 @@ def _default_root() -> Path:
 
 
 @images_app.command("build")
-def images_build(names: NamesArg = None, push: PushOpt = False, registry: RegistryOpt = None, root: RootOpt = None,
-                 as_json: JsonOpt = False) -> None:
+def images_build(
+    names: NamesArg = None,
+    push: PushOpt = False,
+    registry: RegistryOpt = None,
+    root: RootOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Build images with content-hash tags and record them in images/digests.json.
 
     \b
@@ -68,6 +75,8 @@ def images_list(as_json: JsonOpt = False, root: RootOpt = None) -> None:
 
     def human() -> None:
         for row in rows:
-            out.line(f"{row['name']:10} {row['tag']}  {row['state']}" + (f"  {row['recorded']}" if row["recorded"] else ""))
+            out.line(
+                f"{row['name']:10} {row['tag']}  {row['state']}" + (f"  {row['recorded']}" if row["recorded"] else "")
+            )
 
     out.result(rows, human)

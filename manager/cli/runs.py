@@ -16,20 +16,29 @@ from manager.cli.output import Output
 StudyOpt = Annotated[str, typer.Option("--study", help="Study: valley (the paper's grid) or mini (local demo).")]
 SizeOpt = Annotated[Optional[str], typer.Option("--size", help="Data size (1k, 10k, 30k, 6k, 4k, 300) or 'baseline'.")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Student preset: qwen, llama, tiny-qwen, tiny-llama.")]
-SubsetOpt = Annotated[Optional[str], typer.Option("--subset", help="Subset kind: random, correct, incorrect, easy, hard.")]
+SubsetOpt = Annotated[
+    Optional[str], typer.Option("--subset", help="Subset kind: random, correct, incorrect, easy, hard.")
+]
 FromOpt = Annotated[Optional[str], typer.Option("--from", help="Continue from this run's checkpoint, e.g. qwen-30k.")]
 RunOpt = Annotated[Optional[list[str]], typer.Option("--run", help="A run by label or name (repeatable).")]
 NodesOpt = Annotated[Optional[int], typer.Option("--nodes", min=1, help="Spread training over N nodes (Indexed Job).")]
 QueueOpt = Annotated[Optional[str], typer.Option("--queue", help="Kueue LocalQueue for the Jobs.")]
 NamespaceOpt = Annotated[str, typer.Option("--namespace", envvar="VALLEY_NAMESPACE", help="Kubernetes namespace.")]
-TrackingOpt = Annotated[Optional[str], typer.Option(
-    "--tracking-uri", help="MLflow for records (default: $MLFLOW_TRACKING_URI, else ./mlflow.db).")]
-ClusterTrackingOpt = Annotated[str, typer.Option(
-    "--cluster-tracking-uri", help="MLflow address the pods use.")]
+TrackingOpt = Annotated[
+    Optional[str],
+    typer.Option("--tracking-uri", help="MLflow for records (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)."),
+]
+ClusterTrackingOpt = Annotated[str, typer.Option("--cluster-tracking-uri", help="MLflow address the pods use.")]
 ExecutorOpt = Annotated[str, typer.Option("--executor", help="k8s (Jobs on the cluster) or local (subprocesses here).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON (progress goes to stderr).")]
-ProfileOpt = Annotated[Optional[Path], typer.Option(
-    "--profile", envvar="VALLEY_PROFILE", help="Cluster profile YAML: registry, images, node placement (docs/cluster.md).")]
+ProfileOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--profile",
+        envvar="VALLEY_PROFILE",
+        help="Cluster profile YAML: registry, images, node placement (docs/cluster.md).",
+    ),
+]
 RunArg = Annotated[str, typer.Argument(help="Run label (qwen-10k) or name (valley-qwen-10k-1a2b3c4d).")]
 
 DEFAULT_CLUSTER_TRACKING = "http://valley-mlflow:5000"
@@ -38,8 +47,9 @@ DEFAULT_CLUSTER_TRACKING = "http://valley-mlflow:5000"
 def _runs(study, size, model, subset, base, run, nodes):
     from manager.selection import Selection, select
 
-    return select(Selection(study=study, size=size, model=model, subset=subset, base=base,
-                            runs=tuple(run or ()), nodes=nodes))
+    return select(
+        Selection(study=study, size=size, model=model, subset=subset, base=base, runs=tuple(run or ()), nodes=nodes)
+    )
 
 
 def _context(namespace: str, cluster_tracking_uri: str, queue: str | None, profile_path: Path | None):
@@ -48,15 +58,28 @@ def _context(namespace: str, cluster_tracking_uri: str, queue: str | None, profi
     from manager.render.context import default_images
 
     profile = load_profile(profile_path)
-    return RenderContext(namespace=namespace, images=default_images(profile), tracking_uri=cluster_tracking_uri,
-                         queue=queue, profile=profile)
+    return RenderContext(
+        namespace=namespace,
+        images=default_images(profile),
+        tracking_uri=cluster_tracking_uri,
+        queue=queue,
+        profile=profile,
+    )
 
 
 def render_command(
-    study: StudyOpt = "valley", size: SizeOpt = None, model: ModelOpt = None, subset: SubsetOpt = None,
-    base: FromOpt = None, run: RunOpt = None, nodes: NodesOpt = None, queue: QueueOpt = None,
-    namespace: NamespaceOpt = "valley", cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING,
-    profile: ProfileOpt = None, out: Annotated[Optional[Path], typer.Option("--out", help="Write a kustomize directory here.")] = None,
+    study: StudyOpt = "valley",
+    size: SizeOpt = None,
+    model: ModelOpt = None,
+    subset: SubsetOpt = None,
+    base: FromOpt = None,
+    run: RunOpt = None,
+    nodes: NodesOpt = None,
+    queue: QueueOpt = None,
+    namespace: NamespaceOpt = "valley",
+    cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING,
+    profile: ProfileOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write a kustomize directory here.")] = None,
     check: Annotated[bool, typer.Option("--check", help="With --out: exit 1 if DIR differs from the render.")] = False,
 ) -> None:
     """Print a run's manifests as multi-document YAML, or write them for GitOps.
@@ -95,15 +118,25 @@ def render_command(
 
 
 def launch_command(
-    study: StudyOpt = "valley", size: SizeOpt = None, model: ModelOpt = None, subset: SubsetOpt = None,
-    base: FromOpt = None, run: RunOpt = None, nodes: NodesOpt = None, queue: QueueOpt = None,
-    executor: ExecutorOpt = "k8s", dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted; change nothing.")] = False,
+    study: StudyOpt = "valley",
+    size: SizeOpt = None,
+    model: ModelOpt = None,
+    subset: SubsetOpt = None,
+    base: FromOpt = None,
+    run: RunOpt = None,
+    nodes: NodesOpt = None,
+    queue: QueueOpt = None,
+    executor: ExecutorOpt = "k8s",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted; change nothing.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="k8s: follow the runs to the end, opening gates.")] = False,
-    namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None,
-    cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING, profile: ProfileOpt = None,
+    namespace: NamespaceOpt = "valley",
+    tracking_uri: TrackingOpt = None,
+    cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING,
+    profile: ProfileOpt = None,
     as_json: JsonOpt = False,
-    parallel: Annotated[Optional[int], typer.Option(
-        "--parallel", min=1, help="local: steps run at once (default: one per core).")] = None,
+    parallel: Annotated[
+        Optional[int], typer.Option("--parallel", min=1, help="local: steps run at once (default: one per core).")
+    ] = None,
 ) -> None:
     """Record each run in MLflow, then run it: as Jobs on the cluster or as local processes.
 
@@ -120,12 +153,20 @@ def launch_command(
     if executor not in EXECUTORS:
         raise typer.BadParameter(f"--executor: {executor!r}; allowed: k8s, local")
     if parallel is not None and executor != "local":
-        raise typer.BadParameter("--parallel: steps run concurrently only with --executor local; drop it or add --executor local")
+        raise typer.BadParameter(
+            "--parallel: steps run concurrently only with --executor local; drop it or add --executor local"
+        )
     runs = ordered(_runs(study, size, model, subset, base, run, nodes))
     out = Output(as_json)
-    chosen = backend(executor, tracking_uri=tracking_uri, namespace=namespace, echo=out.line,
-                     console=out.console if executor == "local" else None, parallel=parallel,
-                     context=_context(namespace, cluster_tracking_uri, queue, profile) if executor == "k8s" else None)
+    chosen = backend(
+        executor,
+        tracking_uri=tracking_uri,
+        namespace=namespace,
+        echo=out.line,
+        console=out.console if executor == "local" else None,
+        parallel=parallel,
+        context=_context(namespace, cluster_tracking_uri, queue, profile) if executor == "k8s" else None,
+    )
     result = chosen.launch(runs, dry_run=dry_run, wait=wait)
     if result.dry_run is not None and not as_json:
         out.raw(result.dry_run)
@@ -140,22 +181,33 @@ def launch_command(
 def _print_launch(out: Output, result) -> None:
     if result.steps is not None:
         steps = result.steps
-        out.line(f"{steps.done} step(s) run, {steps.reused} reused, {steps.failed} failed, "
-                 f"{steps.skipped} skipped in {steps.seconds:.0f} s")
+        out.line(
+            f"{steps.done} step(s) run, {steps.reused} reused, {steps.failed} failed, "
+            f"{steps.skipped} skipped in {steps.seconds:.0f} s"
+        )
     else:
         for launched in result.runs:
             attempt = f" (attempt {launched.attempt} after {launched.previous})" if launched.previous else ""
-            out.line(f"{launched.label}: {launched.name}, {'new' if launched.created else 'existing'} MLflow run "
-                     f"{launched.run_id}{attempt}; {launched.objects_created} object(s) created, "
-                     f"{launched.objects_existing} already there")
+            out.line(
+                f"{launched.label}: {launched.name}, {'new' if launched.created else 'existing'} MLflow run "
+                f"{launched.run_id}{attempt}; {launched.objects_created} object(s) created, "
+                f"{launched.objects_existing} already there"
+            )
             out.line(f"  {launched.url}")
     out.hint(result.next)
 
 
 def status_command(
-    study: StudyOpt = "valley", executor: Annotated[str, typer.Option(
-        "--executor", help="k8s: add Job states; local: MLflow only; auto: Jobs when a cluster is configured.")] = "auto",
-    namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None, as_json: JsonOpt = False,
+    study: StudyOpt = "valley",
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor", help="k8s: add Job states; local: MLflow only; auto: Jobs when a cluster is configured."
+        ),
+    ] = "auto",
+    namespace: NamespaceOpt = "valley",
+    tracking_uri: TrackingOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """A table of the study's runs: MLflow state, Job states, key metrics.
 
@@ -179,16 +231,33 @@ def _print_status(out: Output, report) -> None:
     for column in columns:
         table.add_column(column)
     for row in (r.as_dict() for r in report.rows):
-        table.add_row(*(str(row.get(c, "")) if row.get(c) is not None else "" for c in
-                        ("label", "mlflow", "data", "train", "eval", "pass_at_1", "completion_rate", "think_tag_rate", "note")))
+        table.add_row(
+            *(
+                str(row.get(c, "")) if row.get(c) is not None else ""
+                for c in (
+                    "label",
+                    "mlflow",
+                    "data",
+                    "train",
+                    "eval",
+                    "pass_at_1",
+                    "completion_rate",
+                    "think_tag_rate",
+                    "note",
+                )
+            )
+        )
     out.table(table, width=160)  # piped or logged: keep run labels whole
     if report.note:
         out.line(report.note)
 
 
 def logs_command(
-    run: RunArg, study: StudyOpt = "valley", follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until the run's pods end.")] = False,
-    executor: ExecutorOpt = "k8s", namespace: NamespaceOpt = "valley",
+    run: RunArg,
+    study: StudyOpt = "valley",
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until the run's pods end.")] = False,
+    executor: ExecutorOpt = "k8s",
+    namespace: NamespaceOpt = "valley",
 ) -> None:
     """Print a run's logs (data, train, eval), from its pods or the local log files.
 
@@ -209,9 +278,14 @@ def logs_command(
             out.raw(chunk.text)
 
 
-def cancel_command(run: RunArg, study: StudyOpt = "valley", executor: ExecutorOpt = "k8s",
-                   namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None,
-                   as_json: JsonOpt = False) -> None:
+def cancel_command(
+    run: RunArg,
+    study: StudyOpt = "valley",
+    executor: ExecutorOpt = "k8s",
+    namespace: NamespaceOpt = "valley",
+    tracking_uri: TrackingOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Delete a run's Jobs (with their pods) and mark its MLflow run KILLED.
 
     Example:
@@ -230,8 +304,9 @@ def cancel_command(run: RunArg, study: StudyOpt = "valley", executor: ExecutorOp
     out.result(result, lambda: out.line(f"{result.label}: deleted {result.deleted} object(s); MLflow run {recorded}"))
 
 
-def reconcile_command(namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None,
-                      as_json: JsonOpt = False) -> None:
+def reconcile_command(
+    namespace: NamespaceOpt = "valley", tracking_uri: TrackingOpt = None, as_json: JsonOpt = False
+) -> None:
     """One idempotent pass: open gated Jobs whose dependency succeeded, mirror Job states
     into MLflow, create MLflow runs for specs applied from git. Run by the CronJob.
 
@@ -261,4 +336,3 @@ def resolve_run(wanted: str, study: str):
         if wanted in (run.label, run.name):
             return run
     raise ValleyError(f"run: {wanted!r} is not a run of study {study!r}; allowed: {', '.join(r.label for r in runs)}")
-

@@ -25,17 +25,29 @@ def plan_command(study: StudyOpt = "valley", as_json: JsonOpt = False) -> None:
 
     rows, assumptions = plan_rows(study)
     out = Output(as_json)
-    out.result({"study": study, "runs": rows, "assumptions": assumptions},
-               lambda: render_plan_table(study, rows, assumptions, out.console))
+    out.result(
+        {"study": study, "runs": rows, "assumptions": assumptions},
+        lambda: render_plan_table(study, rows, assumptions, out.console),
+    )
 
 
 def compare_command(
     study: StudyOpt = "valley",
     as_json: JsonOpt = False,
-    out: Annotated[Path, typer.Option("--out", help="Where the valley plot and compare JSON are written.")] = Path(".valley/compare"),
-    target: Annotated[Optional[float], typer.Option("--target", help="pass@1 to reach: print the data size the post-valley fit predicts.")] = None,
-    tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlflow.db).")] = None,
-    allow_mixed_eval: Annotated[bool, typer.Option("--allow-mixed-eval", help="Compare runs even if their eval specs differ.")] = False,
+    out: Annotated[Path, typer.Option("--out", help="Where the valley plot and compare JSON are written.")] = Path(
+        ".valley/compare"
+    ),
+    target: Annotated[
+        Optional[float],
+        typer.Option("--target", help="pass@1 to reach: print the data size the post-valley fit predicts."),
+    ] = None,
+    tracking_uri: Annotated[
+        Optional[str],
+        typer.Option("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)."),
+    ] = None,
+    allow_mixed_eval: Annotated[
+        bool, typer.Option("--allow-mixed-eval", help="Compare runs even if their eval specs differ.")
+    ] = False,
 ) -> None:
     """Tables 1-2 beside the paper's numbers, paired bootstraps, the valley plot and fit, from MLflow.
 

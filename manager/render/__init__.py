@@ -22,7 +22,19 @@ from manager.render.run import is_shared, render_run, render_runs, to_yaml
 from manager.render.train import train_job, train_service
 
 __all__ = [
-    "DEV_IMAGES", "RenderContext", "eval_job", "grader_deployment", "grader_network_policy",
-    "grader_service", "is_shared", "mlflow_configmap", "render_run", "render_runs", "shared_objects",
-    "spec_configmap", "to_yaml", "train_job", "train_service",
+    "DEV_IMAGES",
+    "RenderContext",
+    "eval_job",
+    "grader_deployment",
+    "grader_network_policy",
+    "grader_service",
+    "is_shared",
+    "mlflow_configmap",
+    "render_run",
+    "render_runs",
+    "shared_objects",
+    "spec_configmap",
+    "to_yaml",
+    "train_job",
+    "train_service",
 ]

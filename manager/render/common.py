@@ -90,15 +90,19 @@ def run_selector(run: RunSpec, component: str) -> dict[str, str]:
     return {"valley.run": run.name, "app.kubernetes.io/component": component}
 
 
-def service(run: RunSpec, ctx: RenderContext, name: str, component: str, port_name: str, port: int,
-            **spec: object) -> dict:
+def service(
+    run: RunSpec, ctx: RenderContext, name: str, component: str, port_name: str, port: int, **spec: object
+) -> dict:
     """A Service in front of this run's pods of one component."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": metadata(run, ctx, name, component),
-        "spec": {**spec, "selector": run_selector(run, component),
-                 "ports": [{"name": port_name, "port": port, "targetPort": port}]},
+        "spec": {
+            **spec,
+            "selector": run_selector(run, component),
+            "ports": [{"name": port_name, "port": port, "targetPort": port}],
+        },
     }
 
 
@@ -174,8 +178,9 @@ def hf_token_mount() -> dict:
     return {"name": "hf-token", "mountPath": HF_TOKEN_DIR, "readOnly": True}
 
 
-def volumes(spec_configmap: str | None, claims: tuple[str, ...], *, shm: str | None = None,
-            hf_token: bool = False) -> list[dict]:
+def volumes(
+    spec_configmap: str | None, claims: tuple[str, ...], *, shm: str | None = None, hf_token: bool = False
+) -> list[dict]:
     """The spec ConfigMap (when the command reads one), a scratch /tmp, the shared volumes the
     pod mounts, /dev/shm, the Hub token."""
     vols = [{"name": "spec", "configMap": {"name": spec_configmap}}] if spec_configmap else []
@@ -190,8 +195,14 @@ def volumes(spec_configmap: str | None, claims: tuple[str, ...], *, shm: str | N
     return vols
 
 
-def mounts(*, spec: bool = True, writable: tuple[str, ...] = (), read_only: tuple[str, ...] = (), shm: bool = False,
-           hf_token: bool = False) -> list[dict]:
+def mounts(
+    *,
+    spec: bool = True,
+    writable: tuple[str, ...] = (),
+    read_only: tuple[str, ...] = (),
+    shm: bool = False,
+    hf_token: bool = False,
+) -> list[dict]:
     result = [{"name": "spec", "mountPath": SPEC_DIR, "readOnly": True}] if spec else []
     result.append({"name": "tmp", "mountPath": "/tmp"})
     result += [{"name": key, "mountPath": MOUNTS[key]} for key in writable]
@@ -203,8 +214,9 @@ def mounts(*, spec: bool = True, writable: tuple[str, ...] = (), read_only: tupl
     return result
 
 
-def pod_spec(service_account: str, containers: list[dict], vols: list[dict], placement: PodPlacement,
-             **extra: object) -> dict:
+def pod_spec(
+    service_account: str, containers: list[dict], vols: list[dict], placement: PodPlacement, **extra: object
+) -> dict:
     """A hardened PodSpec; `placement` (the cluster profile's, per pod kind) adds node
     selection, tolerations, priority and any other field the cluster needs."""
     return {
@@ -225,23 +237,52 @@ def failure_policy(pod: dict) -> dict:
     workloads = [c["name"] for c in pod.get("initContainers", []) + pod["containers"] if c["command"][0] == "valley"]
     return {
         "rules": [
-            *({"action": "FailJob", "onExitCodes": {"containerName": name, "operator": "In", "values": [CONFIG_ERROR_EXIT]}}
-              for name in workloads),
+            *(
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {"containerName": name, "operator": "In", "values": [CONFIG_ERROR_EXIT]},
+                }
+                for name in workloads
+            ),
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
         ]
     }
 
 
-def job(run: RunSpec, ctx: RenderContext, stage: str, pod: dict, *, needs: tuple[str, ...], backoff_limit: int,
-        job_spec: dict | None = None, extra_labels: dict | None = None) -> dict:
+def job(
+    run: RunSpec,
+    ctx: RenderContext,
+    stage: str,
+    pod: dict,
+    *,
+    needs: tuple[str, ...],
+    backoff_limit: int,
+    job_spec: dict | None = None,
+    extra_labels: dict | None = None,
+) -> dict:
     """One of a run's own Jobs (`<run>-train|eval`), gated on the stages it needs."""
     meta = metadata(run, ctx, job_name(run, stage), stage, extra_labels)
-    return batch_job(meta, {**labels(run, stage), **(extra_labels or {})}, ctx, pod, needs=needs,
-                     backoff_limit=backoff_limit, job_spec=job_spec)
+    return batch_job(
+        meta,
+        {**labels(run, stage), **(extra_labels or {})},
+        ctx,
+        pod,
+        needs=needs,
+        backoff_limit=backoff_limit,
+        job_spec=job_spec,
+    )
 
 
-def batch_job(meta: dict, pod_labels: dict, ctx: RenderContext, pod: dict, *, needs: tuple[str, ...],
-              backoff_limit: int, job_spec: dict | None = None) -> dict:
+def batch_job(
+    meta: dict,
+    pod_labels: dict,
+    ctx: RenderContext,
+    pod: dict,
+    *,
+    needs: tuple[str, ...],
+    backoff_limit: int,
+    job_spec: dict | None = None,
+) -> dict:
     """A batch/v1 Job; with `needs` (stage keys) it is rendered suspended and names the Jobs
     the reconciler waits for. A gated Job carries its Kueue queue as an annotation, an open one
     as the label Kueue admits on."""
@@ -253,14 +294,19 @@ def batch_job(meta: dict, pod_labels: dict, ctx: RenderContext, pod: dict, *, ne
             meta["annotations"][QUEUE_ANNOTATION] = ctx.queue
         else:
             meta["labels"][QUEUE_LABEL] = ctx.queue
-    spec: dict = {"suspend": suspend, "backoffLimit": backoff_limit, **(job_spec or {}),
-                  "podFailurePolicy": failure_policy(pod)}
+    spec: dict = {
+        "suspend": suspend,
+        "backoffLimit": backoff_limit,
+        **(job_spec or {}),
+        "podFailurePolicy": failure_policy(pod),
+    }
     spec["template"] = {"metadata": {"labels": pod_labels}, "spec": {"restartPolicy": "Never", **pod}}
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
 
 
-def container(name: str, image: str, command: list[str], env: list[dict], volume_mounts: list[dict],
-              res: dict, **extra: object) -> dict:
+def container(
+    name: str, image: str, command: list[str], env: list[dict], volume_mounts: list[dict], res: dict, **extra: object
+) -> dict:
     return {
         "name": name,
         "image": image,

@@ -50,8 +50,12 @@ def shared_labels(name: str, kind: str) -> dict[str, str]:
 
 
 def shared_metadata(ctx: RenderContext, name: str, stage: Stage) -> dict:
-    return {"name": name, "namespace": ctx.namespace, "labels": shared_labels(stage_job_name(stage.key), stage.kind),
-            "annotations": {"valley/stage": stage.key}}
+    return {
+        "name": name,
+        "namespace": ctx.namespace,
+        "labels": shared_labels(stage_job_name(stage.key), stage.kind),
+        "annotations": {"valley/stage": stage.key},
+    }
 
 
 def input_configmap(stage: Stage, ctx: RenderContext) -> dict:
@@ -69,9 +73,13 @@ def shared_job(stage: Stage, ctx: RenderContext) -> dict:
     container_name, (cpu, memory, cpu_limit), writable, read_only = SHAPES[stage.kind]
     reads_spec = "--run-spec" in stage.args
     main = container(
-        container_name, ctx.images["trainer"], ["valley", *stage.args], base_env() + hf_env(),
+        container_name,
+        ctx.images["trainer"],
+        ["valley", *stage.args],
+        base_env() + hf_env(),
         mounts(spec=reads_spec, writable=writable, read_only=read_only, hf_token=True),
-        resources(cpu, memory, cpu_limit=cpu_limit), envFrom=PROXY_ENV_FROM,
+        resources(cpu, memory, cpu_limit=cpu_limit),
+        envFrom=PROXY_ENV_FROM,
     )
     vols = volumes(f"{name}-input" if reads_spec else None, writable + read_only, hf_token=True)
     extra_pod: dict = {}
@@ -83,8 +91,9 @@ def shared_job(stage: Stage, ctx: RenderContext) -> dict:
         vols.append(sidecar["volume"])
         extra_pod = {"runtimeClassName": sidecar["runtimeClassName"], "initContainers": [sidecar["sidecar"]]}
     pod = pod_spec("valley-train", [main], vols, ctx.profile.pods.data, **extra_pod)
-    return batch_job(shared_metadata(ctx, name, stage), shared_labels(name, stage.kind), ctx, pod, needs=stage.needs,
-                     backoff_limit=3)
+    return batch_job(
+        shared_metadata(ctx, name, stage), shared_labels(name, stage.kind), ctx, pod, needs=stage.needs, backoff_limit=3
+    )
 
 
 def shared_objects(run: RunSpec, ctx: RenderContext) -> list[dict]:

@@ -33,7 +33,10 @@ def eval_job(run: RunSpec, ctx: RenderContext) -> dict:
     command = ["valley", *stage.args, "--grader-url", grader_url]
     gpus = run.eval.gpus
     main = container(
-        "eval", ctx.images["evaluator"], command, base_env() + offline_env() + mlflow_env(run, ctx),
+        "eval",
+        ctx.images["evaluator"],
+        command,
+        base_env() + offline_env() + mlflow_env(run, ctx),
         mounts(writable=("checkpoints", "datasets"), read_only=("models",), shm=True),
         resources(str(4 * gpus), f"{32 * gpus}Gi", gpus=gpus),
     )
@@ -45,5 +48,3 @@ def eval_job(run: RunSpec, ctx: RenderContext) -> dict:
         vols.append(sidecar["volume"])
     pod = pod_spec("valley-eval", [main], vols, ctx.profile.pods.eval, **extra_pod)
     return job(run, ctx, "eval", pod, needs=stage.needs, backoff_limit=2)
-
-

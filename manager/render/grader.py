@@ -29,28 +29,51 @@ def grader_container(ctx: RenderContext, host: str, **extra: object) -> dict:
     anywhere else), mounting nothing but its own scratch volume."""
     probe = {"tcpSocket": {"port": GRADER_PORT}, "periodSeconds": 2}
     return container(
-        "grader", ctx.images["grader"],
-        ["python", "-m", "valley.grader", "serve", "--host", host, "--port", str(GRADER_PORT), "--sandbox", "in-gvisor"],
-        [{"name": "HOME", "value": "/tmp"}], [{"name": GRADER_TMP["name"], "mountPath": "/tmp"}],
+        "grader",
+        ctx.images["grader"],
+        [
+            "python",
+            "-m",
+            "valley.grader",
+            "serve",
+            "--host",
+            host,
+            "--port",
+            str(GRADER_PORT),
+            "--sandbox",
+            "in-gvisor",
+        ],
+        [{"name": "HOME", "value": "/tmp"}],
+        [{"name": GRADER_TMP["name"], "mountPath": "/tmp"}],
         resources("4", "8Gi", cpu_limit="8"),
         ports=[{"name": "grader", "containerPort": GRADER_PORT}],
-        startupProbe={**probe, "failureThreshold": 60}, readinessProbe=probe,
-        livenessProbe={**probe, "periodSeconds": 10, "failureThreshold": 6}, **extra,
+        startupProbe={**probe, "failureThreshold": 60},
+        readinessProbe=probe,
+        livenessProbe={**probe, "periodSeconds": 10, "failureThreshold": 6},
+        **extra,
     )
 
 
 def grader_sidecar(ctx: RenderContext, runtime_class: str) -> dict:
     """What a pod adds to grade on localhost: the grader as a native sidecar, its volume, and
     gVisor (`runtime_class`: the profile's, with nvproxy when the pod has GPUs) for the whole pod."""
-    return {"runtimeClassName": runtime_class, "sidecar": grader_container(ctx, "127.0.0.1", restartPolicy="Always"),
-            "volume": GRADER_TMP}
+    return {
+        "runtimeClassName": runtime_class,
+        "sidecar": grader_container(ctx, "127.0.0.1", restartPolicy="Always"),
+        "volume": GRADER_TMP,
+    }
 
 
 def grader_deployment(run: RunSpec, ctx: RenderContext) -> dict:
     """isolation `split`: the grader in its own gVisor pods (no GPU, no token, no egress)."""
     pod_labels = labels(run, "grader")
-    pod = pod_spec("valley-grader", [grader_container(ctx, "0.0.0.0")], [GRADER_TMP], ctx.profile.pods.grader,
-                   runtimeClassName=ctx.profile.gvisor_runtime_class)
+    pod = pod_spec(
+        "valley-grader",
+        [grader_container(ctx, "0.0.0.0")],
+        [GRADER_TMP],
+        ctx.profile.pods.grader,
+        runtimeClassName=ctx.profile.gvisor_runtime_class,
+    )
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -76,10 +99,12 @@ def grader_network_policy(run: RunSpec, ctx: RenderContext) -> dict:
         "spec": {
             "podSelector": {"matchLabels": run_selector(run, "grader")},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{
-                "from": [{"podSelector": {"matchLabels": run_selector(run, "eval")}}],
-                "ports": [{"protocol": "TCP", "port": GRADER_PORT}],
-            }],
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": run_selector(run, "eval")}}],
+                    "ports": [{"protocol": "TCP", "port": GRADER_PORT}],
+                }
+            ],
             "egress": [],
         },
     }

@@ -28,8 +28,9 @@ def train_service_name(run: RunSpec) -> str:
 
 def train_service(run: RunSpec, ctx: RenderContext) -> dict:
     """Headless Service giving each indexed train pod a DNS name for c10d rendezvous."""
-    return service(run, ctx, train_service_name(run), "train", "rdzv", RDZV_PORT,
-                   clusterIP="None", publishNotReadyAddresses=True)
+    return service(
+        run, ctx, train_service_name(run), "train", "rdzv", RDZV_PORT, clusterIP="None", publishNotReadyAddresses=True
+    )
 
 
 def train_command(run: RunSpec) -> list[str]:
@@ -47,8 +48,12 @@ def torchrun_env(run: RunSpec) -> list[dict]:
     if run.train.nodes > 1:
         head = f"{job_name(run, 'train')}-0.{train_service_name(run)}"
         env += [
-            {"name": "PET_NODE_RANK", "valueFrom": {"fieldRef": {
-                "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}},
+            {
+                "name": "PET_NODE_RANK",
+                "valueFrom": {
+                    "fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}
+                },
+            },
             {"name": "PET_RDZV_BACKEND", "value": "c10d"},
             {"name": "PET_RDZV_ENDPOINT", "value": f"{head}:{RDZV_PORT}"},
             {"name": "PET_RDZV_ID", "value": run.name},
@@ -65,7 +70,9 @@ def train_job(run: RunSpec, ctx: RenderContext) -> dict:
     train = run.train
     gpus = train.gpus_per_node
     main = container(
-        "train", ctx.images["trainer"], train_command(run),
+        "train",
+        ctx.images["trainer"],
+        train_command(run),
         base_env() + offline_env() + torchrun_env(run) + mlflow_env(run, ctx),
         mounts(writable=("checkpoints",), read_only=("datasets", "models"), shm=True),
         resources(str(6 * gpus), f"{60 * gpus}Gi", gpus=gpus),
@@ -76,8 +83,21 @@ def train_job(run: RunSpec, ctx: RenderContext) -> dict:
     if train.nodes > 1:
         extra_pod["subdomain"] = train_service_name(run)
         job_spec = {"completionMode": "Indexed", "completions": train.nodes, "parallelism": train.nodes}
-    pod = pod_spec("valley-train", [main], volumes(f"{run.name}-spec", tuple(PVCS), shm=f"{8 * gpus}Gi"),
-                   ctx.profile.pods.train, **extra_pod)
+    pod = pod_spec(
+        "valley-train",
+        [main],
+        volumes(f"{run.name}-spec", tuple(PVCS), shm=f"{8 * gpus}Gi"),
+        ctx.profile.pods.train,
+        **extra_pod,
+    )
     extra_labels = {"valley.base-run": run.base.name} if run.base else None
-    return job(run, ctx, "train", pod, needs=pod_stages(run)["train"].needs, backoff_limit=2, job_spec=job_spec,
-               extra_labels=extra_labels)
+    return job(
+        run,
+        ctx,
+        "train",
+        pod,
+        needs=pod_stages(run)["train"].needs,
+        backoff_limit=2,
+        job_spec=job_spec,
+        extra_labels=extra_labels,
+    )

@@ -40,10 +40,14 @@ def main() -> None:
     in_process = (time.perf_counter() - start) / 10
 
     print(f"python -c pass                      {baseline:7.3f} s  (baseline)")
-    print(f"valleyctl --help                    {help_time:7.3f} s  {help_time / baseline:5.1f}x baseline  goal < 0.5 s: "
-          f"{'met' if help_time < 0.5 else 'MISSED'}")
-    print(f"valleyctl render --study valley     {cli_render:7.3f} s  {cli_render / baseline:5.1f}x baseline  goal < 1 s: "
-          f"{'met' if cli_render < 1 else 'MISSED'}")
+    print(
+        f"valleyctl --help                    {help_time:7.3f} s  {help_time / baseline:5.1f}x baseline  goal < 0.5 s: "
+        f"{'met' if help_time < 0.5 else 'MISSED'}"
+    )
+    print(
+        f"valleyctl render --study valley     {cli_render:7.3f} s  {cli_render / baseline:5.1f}x baseline  goal < 1 s: "
+        f"{'met' if cli_render < 1 else 'MISSED'}"
+    )
     print(f"render 16 runs in process           {in_process:7.3f} s  ({len(text.split(chr(10)))} YAML lines)")
 
 

@@ -53,8 +53,12 @@ def synthetic_pool(out: Path, rows: int) -> None:
             while sum(map(len, parts)) < target_chars:
                 parts.append(rng.choice(thoughts))
             answer = base["r1_generation"].split("</think>", 1)[1]
-            row = {**base, "id": f"synthetic-{number:06d}", "question_id": f"q{number // 7:05d}",
-                   "r1_generation": "<think>\n" + "\n\n".join(parts)[:target_chars] + "\n</think>" + answer}
+            row = {
+                **base,
+                "id": f"synthetic-{number:06d}",
+                "question_id": f"q{number // 7:05d}",
+                "r1_generation": "<think>\n" + "\n\n".join(parts)[:target_chars] + "\n</think>" + answer,
+            }
             handle.write(json.dumps(row) + "\n")
 
 
@@ -74,24 +78,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         model = tmp_path / "tiny-qwen"
-        subprocess.run([sys.executable, "-m", "valley", "model", "fetch", "--preset", "tiny-qwen", "--out", str(model)],
-                       check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        subprocess.run(
+            [sys.executable, "-m", "valley", "model", "fetch", "--preset", "tiny-qwen", "--out", str(model)],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         local = tmp_path / "pool"
         started = time.perf_counter()
         synthetic_pool(local, POOL)
         size_mb = (local / "ocr2.jsonl").stat().st_size / 1e6
-        print(f"synthetic pool: {POOL} rows, {size_mb:.0f} MB, written in {time.perf_counter() - started:.1f}s "
-              f"(cpu count {os.cpu_count()})")
+        print(
+            f"synthetic pool: {POOL} rows, {size_mb:.0f} MB, written in {time.perf_counter() - started:.1f}s "
+            f"(cpu count {os.cpu_count()})"
+        )
 
         tokenizer = load_tokenizer(model)
         base_s, base_tokens = baseline(local, tokenizer, SIZES[0])
         base_rows_s, base_tokens_s = SIZES[0] / base_s, base_tokens / base_s
-        print(f"baseline (tokenize {SIZES[0]} rendered rows): {base_rows_s:,.0f} rows/s, "
-              f"{base_tokens_s:,.0f} tokens/s")
+        print(f"baseline (tokenize {SIZES[0]} rendered rows): {base_rows_s:,.0f} rows/s, {base_tokens_s:,.0f} tokens/s")
 
         train = TrainSpec(max_seq_len=16_384, gpus_per_node=1, global_batch_size=8)
-        print(f"{'size':>7} {'seconds':>8} {'rows/s':>8} {'tokens/s':>11} {'x baseline':>10} {'new rows':>9} "
-              f"{'mean tok':>9} {'>16k share':>10}")
+        print(
+            f"{'size':>7} {'seconds':>8} {'rows/s':>8} {'tokens/s':>11} {'x baseline':>10} {'new rows':>9} "
+            f"{'mean tok':>9} {'>16k share':>10}"
+        )
         subsets = tmp_path / "data"
         for size in SIZES:
             spec = RunSpec(model="tiny-qwen", data=DataSpec(source="ocr2", size=size, over_length="drop"), train=train)
@@ -102,8 +113,11 @@ def main() -> None:
             fresh = sum(len(p.read_text().splitlines()) for p in subsets.glob(".token-lengths/*")) - cached
             stats = manifest["token_stats"]
             tokens_s = stats["tokens_kept"] / seconds
-            print(f"{size:>7} {seconds:>8.1f} {size / seconds:>8,.0f} {tokens_s:>11,.0f} {tokens_s / base_tokens_s:>10.2f} "
-                  f"{fresh:>9} {stats['mean']:>9,.0f} {stats['share_above_max_seq_len']:>10.4f}")
+            print(
+                f"{size:>7} {seconds:>8.1f} {size / seconds:>8,.0f} {tokens_s:>11,.0f} {tokens_s / base_tokens_s:>10.2f} "
+                f"{fresh:>9} {stats['mean']:>9,.0f} {stats['share_above_max_seq_len']:>10.4f}"
+            )
+
 
 if __name__ == "__main__":
     main()

@@ -51,10 +51,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.valley.grader import lcb_like  # noqa: E402
 from tests.valley.grader.corpus import build_corpus  # noqa: E402
 from valley.grader.extract import extract_code  # noqa: E402
-from valley.grader.grading import TIMING_STAGES, cpu_needed_s, default_workers, floor_s, grade_batch, grade_code, read_verdicts  # noqa: E402
+from valley.grader.grading import (
+    TIMING_STAGES,
+    cpu_needed_s,
+    default_workers,
+    floor_s,
+    grade_batch,
+    grade_code,
+    read_verdicts,
+)  # noqa: E402
 from valley.grader.harness import LCB_PRELUDE  # noqa: E402
 from valley.grader.problem import Problem, from_lcb_row  # noqa: E402
-from valley.grader.sandbox import CLOCK_TICKS, POOL, CpuCgroup, Session, _tree_usage, interpreter, resolve_kind, usable_cores  # noqa: E402
+from valley.grader.sandbox import (
+    CLOCK_TICKS,
+    POOL,
+    CpuCgroup,
+    Session,
+    _tree_usage,
+    interpreter,
+    resolve_kind,
+    usable_cores,
+)  # noqa: E402
 from valley.grader.verdict import lcb_stdout_matches, lcb_value_matches  # noqa: E402
 
 SLOW = {"timeout", "quadratic"}
@@ -67,7 +84,11 @@ def workload(limit: int) -> list[tuple[dict, str]]:
     programs = []
     for generation in generations:
         code = extract_code(generation["response"])
-        if code and generation["sample_id"] not in SLOW and verdict[(generation["question_id"], generation["sample_id"])] != "timeout":
+        if (
+            code
+            and generation["sample_id"] not in SLOW
+            and verdict[(generation["question_id"], generation["sample_id"])] != "timeout"
+        ):
             programs.append((problems[generation["question_id"]], code))
     step = max(1, len(programs) // limit)
     return programs[::step][:limit]
@@ -105,10 +126,18 @@ def via_subprocess(job: tuple[dict, str]) -> bool:
         call = f"\nimport json as _j, sys as _s\n_a=[_j.loads(l) for l in _s.stdin.read().split(chr(10))]\n_t=Solution() if 'Solution' in globals() else None\n_m=getattr(_t,{problem['fn_name']!r}) if _t else globals()[{problem['fn_name']!r}]\n_r=_m(*_a)\nprint(_j.dumps(list(_r) if isinstance(_r, tuple) else _r))\n"
         code = code + call
     for test_input, expected in problem["tests"]:
-        result = subprocess.run([interpreter(), "-I", "-c", LCB_PRELUDE + code], input=test_input, capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            [interpreter(), "-I", "-c", LCB_PRELUDE + code],
+            input=test_input,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         if problem["fn_name"]:
             try:  # the value is the last line; a program's own prints come before it
-                ok = result.returncode == 0 and lcb_value_matches(json.loads(result.stdout.strip().split("\n")[-1]), expected)
+                ok = result.returncode == 0 and lcb_value_matches(
+                    json.loads(result.stdout.strip().split("\n")[-1]), expected
+                )
             except json.JSONDecodeError:
                 ok = False
         else:
@@ -207,6 +236,7 @@ def start_cost(kind: str, samples: int) -> float:
 
 # ---- LiveCodeBench-like corpus: an lcb_runner-style baseline against valley grade
 
+
 class _Alarm(Exception):
     pass
 
@@ -238,13 +268,21 @@ def _lcb_tests(problem: dict, code: str, timeout_s: float, results) -> None:
                     method = getattr(target, problem["fn_name"]) if target else namespace[problem["fn_name"]]
                     value = method(*[json.loads(line) for line in test_input.split("\n")])
             signal.setitimer(signal.ITIMER_REAL, 0)
-            ok = lcb_value_matches(value, expected) if problem["fn_name"] else lcb_stdout_matches(stdout.getvalue(), expected)
+            ok = (
+                lcb_value_matches(value, expected)
+                if problem["fn_name"]
+                else lcb_stdout_matches(stdout.getvalue(), expected)
+            )
             status = "pass" if ok else "wrong_answer"
         except _Alarm:
             status = "timeout"
         except SystemExit:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            status = "pass" if not problem["fn_name"] and lcb_stdout_matches(stdout.getvalue(), expected) else "runtime_error"
+            status = (
+                "pass"
+                if not problem["fn_name"] and lcb_stdout_matches(stdout.getvalue(), expected)
+                else "runtime_error"
+            )
         except BaseException:
             signal.setitimer(signal.ITIMER_REAL, 0)
             status = "runtime_error"
@@ -314,8 +352,13 @@ def valley_grade(rows: list[dict], generations: list[dict], kind: str, workers: 
         elapsed = time.perf_counter() - started
         POOL.close_all()
         after, (busy_after, idle_after) = grader_cpu(kind), machine_cpu()
-        return {"verdicts": read_verdicts(out), "wall_s": elapsed, "used_s": None if after is None else after - used,
-                "busy_s": busy_after - busy, "idle_s": idle_after - idle}
+        return {
+            "verdicts": read_verdicts(out),
+            "wall_s": elapsed,
+            "used_s": None if after is None else after - used,
+            "busy_s": busy_after - busy,
+            "idle_s": idle_after - idle,
+        }
 
 
 def cpu_time_spread(samples: int = 40) -> str:
@@ -328,8 +371,10 @@ def cpu_time_spread(samples: int = 40) -> str:
         times.append(time.process_time() - started)
         time.sleep(0.05)
     low, median, high = min(times), statistics.median(times), max(times)
-    return (f"the same CPU work took {low * 1e3:.1f} / {median * 1e3:.1f} / {high * 1e3:.1f} ms of CPU (min / median / max of "
-            f"{samples}, max/min {high / low:.2f})")
+    return (
+        f"the same CPU work took {low * 1e3:.1f} / {median * 1e3:.1f} / {high * 1e3:.1f} ms of CPU (min / median / max of "
+        f"{samples}, max/min {high / low:.2f})"
+    )
 
 
 def last_test(row: dict) -> str:
@@ -341,25 +386,41 @@ def last_test(row: dict) -> str:
 
 
 def lcb_like_section(args) -> None:
-    mix = {"slow_correct": args.lcb_slow, "wrong_on_large": 0.15, "crash_on_large": 0.05, "loop_on_large": args.lcb_timeouts}
-    rows, generations, expected = lcb_like.build(problems=args.lcb_problems, samples=args.lcb_samples, max_numbers=args.lcb_max_numbers,
-                                                 timeout_s=args.lcb_timeout_s, mix=mix)
+    mix = {
+        "slow_correct": args.lcb_slow,
+        "wrong_on_large": 0.15,
+        "crash_on_large": 0.05,
+        "loop_on_large": args.lcb_timeouts,
+    }
+    rows, generations, expected = lcb_like.build(
+        problems=args.lcb_problems,
+        samples=args.lcb_samples,
+        max_numbers=args.lcb_max_numbers,
+        timeout_s=args.lcb_timeout_s,
+        mix=mix,
+    )
     want = [e["verdict"] for e in expected]
     problems = {row["question_id"]: from_lcb_row(row).to_dict() for row in rows}
     jobs = [(problems[g["question_id"]], extract_code(g["response"])) for g in generations]
     cores = usable_cores()
     with open("/proc/loadavg", encoding="ascii") as handle:
         load = handle.read().split()[0]
-    print(f"LCB-like corpus: {len(jobs)} programs {dict(Counter(want))}, {len(rows)} problems, inputs up to "
-          f"{args.lcb_max_numbers} numbers, {args.lcb_timeout_s:g} s limit, {cores} cores, load average {load} at start")
+    print(
+        f"LCB-like corpus: {len(jobs)} programs {dict(Counter(want))}, {len(rows)} problems, inputs up to "
+        f"{args.lcb_max_numbers} numbers, {args.lcb_timeout_s:g} s limit, {cores} cores, load average {load} at start"
+    )
     print(f"  CPU speed: {cpu_time_spread()}")
     baseline, baseline_s, baseline_cpu = lcb_runner_style(jobs, args.lcb_processes, args.lcb_timeout_s)
     base_rate = len(jobs) / baseline_s
-    print(f"  {'grader':<46} {'programs/s':>10} {'x lcb':>6} {'right':>9} {'agree':>9} {'wall s':>7} {'floor s':>7} "
-          f"{'wall/floor':>10} {'used/needed':>11} {'idle core-s':>11} {'others s':>8}")
-    print(f"  {f'lcb_runner-style ({args.lcb_processes} processes, wall timeout)':<46} {base_rate:10.2f} {1:6.2f} "
-          f"{sum(b == w for b, w in zip(baseline, want)):>4}/{len(want):<4} {'-':>9} {baseline_s:7.1f} {'-':>7} {'-':>10} "
-          f"{f'{baseline_cpu:.1f} s':>11} {'-':>11} {'-':>8}")
+    print(
+        f"  {'grader':<46} {'programs/s':>10} {'x lcb':>6} {'right':>9} {'agree':>9} {'wall s':>7} {'floor s':>7} "
+        f"{'wall/floor':>10} {'used/needed':>11} {'idle core-s':>11} {'others s':>8}"
+    )
+    print(
+        f"  {f'lcb_runner-style ({args.lcb_processes} processes, wall timeout)':<46} {base_rate:10.2f} {1:6.2f} "
+        f"{sum(b == w for b, w in zip(baseline, want)):>4}/{len(want):<4} {'-':>9} {baseline_s:7.1f} {'-':>7} {'-':>10} "
+        f"{f'{baseline_cpu:.1f} s':>11} {'-':>11} {'-':>8}"
+    )
     stage_rows = []
     for kind in args.lcb_sandboxes.split(","):
         for workers in map(int, args.lcb_workers.split(",")):
@@ -372,20 +433,28 @@ def lcb_like_section(args) -> None:
             right = sum(row["verdict"] == w for row, w in zip(got, want))
             agree = sum(row["verdict"] == b for row, b in zip(got, baseline))
             rate = len(jobs) / elapsed
-            print(f"  {f'valley {kind} --workers {workers}':<46} {rate:10.2f} {rate / base_rate:6.2f} {right:>4}/{len(want):<4} "
-                  f"{agree:>4}/{len(want):<4} {elapsed:7.1f} {floor:7.1f} {elapsed / floor:10.2f} {used:>11} {run['idle_s']:11.1f} {others:>8}")
+            print(
+                f"  {f'valley {kind} --workers {workers}':<46} {rate:10.2f} {rate / base_rate:6.2f} {right:>4}/{len(want):<4} "
+                f"{agree:>4}/{len(want):<4} {elapsed:7.1f} {floor:7.1f} {elapsed / floor:10.2f} {used:>11} {run['idle_s']:11.1f} {others:>8}"
+            )
             totals: Counter = Counter()
             for row in got:
                 totals.update(row.get("timing", {}))
             stage_rows.append((f"{kind} --workers {workers}", {k: totals[k] / len(got) * 1000 for k in TIMING_STAGES}))
             for generation, w, row in zip(generations, want, got):
                 if w != row["verdict"]:
-                    print(f"    misjudged {generation['question_id']}/{generation['sample_id']}: {w} -> {row['verdict']}, {last_test(row)}")
+                    print(
+                        f"    misjudged {generation['question_id']}/{generation['sample_id']}: {w} -> {row['verdict']}, {last_test(row)}"
+                    )
     misjudged = Counter((w, b) for w, b in zip(want, baseline) if w != b)
     if misjudged:
         print(f"  lcb_runner-style misjudged (right, given): {dict(misjudged)}")
-    print("  floor: the CPU seconds the verdict rows record (needed) / min(workers, cores); used: the CPU of this process and")
-    print("  its sandboxes (the baseline: its CPU seconds); idle core-s: CPU time nothing on the machine used during the run;")
+    print(
+        "  floor: the CPU seconds the verdict rows record (needed) / min(workers, cores); used: the CPU of this process and"
+    )
+    print(
+        "  its sandboxes (the baseline: its CPU seconds); idle core-s: CPU time nothing on the machine used during the run;"
+    )
     print("  others s: CPU other processes on the machine took meanwhile (not 0: the wall figures are pessimistic).")
     print("  With workers >= cores: wall/floor = (used + idle core-s + others s) / needed.")
     print("  where the time goes, ms per program (mean; the floor counts program_cpu):")
@@ -418,25 +487,33 @@ def main() -> None:
     tests = sum(len(problem["tests"]) for problem, _ in jobs)
     print(f"grader benchmark: {len(jobs)} programs, {tests} tests, {args.workers} workers")
     rates = {
-        "in-process (LCB style, unsandboxed)": throughput("in-process (LCB style, unsandboxed)", in_process, jobs, args.workers, processes=True),
+        "in-process (LCB style, unsandboxed)": throughput(
+            "in-process (LCB style, unsandboxed)", in_process, jobs, args.workers, processes=True
+        ),
         "subprocess (unsandboxed)": throughput("subprocess (unsandboxed)", via_subprocess, jobs, args.workers),
-        "fork server (warm, unsandboxed)": throughput("fork server (warm, unsandboxed)", fork_server, jobs, args.workers, processes=True),
+        "fork server (warm, unsandboxed)": throughput(
+            "fork server (warm, unsandboxed)", fork_server, jobs, args.workers, processes=True
+        ),
     }
     kinds = ["process"] + (["runsc"] if resolve_kind("auto") == "runsc" else [])
     for kind in kinds:
         rates[f"{kind} warm"] = throughput(f"{kind} sandbox, warm (reused)", sandboxed(kind), jobs, args.workers)
         POOL.close_all()
         POOL.max_programs = 1  # a fresh sandbox for every program
-        rates[f"{kind} cold"] = throughput(f"{kind} sandbox, cold (one per program)", sandboxed(kind), jobs, args.workers)
+        rates[f"{kind} cold"] = throughput(
+            f"{kind} sandbox, cold (one per program)", sandboxed(kind), jobs, args.workers
+        )
         POOL.close_all()
         POOL.max_programs = 64
     print("ratios (sandboxed / unsandboxed):")
     for kind in kinds:
         for mode in ("warm", "cold"):
             rate = rates[f"{kind} {mode}"]
-            print(f"  {kind} {mode}: {rate / rates['subprocess (unsandboxed)']:.2f}x subprocess (cold), "
-                  f"{rate / rates['fork server (warm, unsandboxed)']:.2f}x fork server (warm), "
-                  f"{rate / rates['in-process (LCB style, unsandboxed)']:.2f}x in-process")
+            print(
+                f"  {kind} {mode}: {rate / rates['subprocess (unsandboxed)']:.2f}x subprocess (cold), "
+                f"{rate / rates['fork server (warm, unsandboxed)']:.2f}x fork server (warm), "
+                f"{rate / rates['in-process (LCB style, unsandboxed)']:.2f}x in-process"
+            )
     print(f"sandbox start (median of {args.start_samples}):")
     for kind in kinds:
         print(f"  {kind}: {start_cost(kind, args.start_samples) * 1000:.0f} ms")

@@ -106,10 +106,15 @@ def measure(run: RunSpec, config: dict, seq_len: int, micro_batches: int, device
     # model FLOPs per trained token: 6N for the matmuls, 6·layers·width·seq for causal attention
     flops = (6 * params + 6 * layers * width * seq_len) * seq_len * accumulation
     result = {
-        "label": run.label, "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-        "params_b": round(params / 1e9, 3), "seq_len": seq_len, "trained_tokens": trained_tokens,
-        "micro_batch_s": round(micro_s, 3), "optimizer_step_s": round(optimizer_s, 3),
-        "accumulation": accumulation, "step_s": round(step_s, 2),
+        "label": run.label,
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        "params_b": round(params / 1e9, 3),
+        "seq_len": seq_len,
+        "trained_tokens": trained_tokens,
+        "micro_batch_s": round(micro_s, 3),
+        "optimizer_step_s": round(optimizer_s, 3),
+        "accumulation": accumulation,
+        "step_s": round(step_s, 2),
         "trained_tokens_per_s": round(trained_tokens * accumulation / step_s, 1),
         "tokens_per_s": round(seq_len * accumulation / step_s, 1),
     }
@@ -123,8 +128,11 @@ def measure(run: RunSpec, config: dict, seq_len: int, micro_batches: int, device
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="qwen,llama", help="comma-separated presets")
-    parser.add_argument("--seq-lens", default="9000,32768",
-                        help="tokens per example: the study's mean example (CostAssumptions) and the spec's max_seq_len")
+    parser.add_argument(
+        "--seq-lens",
+        default="9000,32768",
+        help="tokens per example: the study's mean example (CostAssumptions) and the spec's max_seq_len",
+    )
     parser.add_argument("--micro-batches", type=int, default=3, help="timed micro-batches per cell (median kept)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
@@ -134,7 +142,9 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     presets = args.models.split(",")
     if device == "cpu" and not all(p.startswith("tiny-") for p in presets):
-        print("bench_train_gpu: no CUDA device; real-width students need a GPU (on CPU pass --models tiny-qwen --seq-lens 256)")
+        print(
+            "bench_train_gpu: no CUDA device; real-width students need a GPU (on CPU pass --models tiny-qwen --seq-lens 256)"
+        )
         return
     rows = []
     for preset in presets:
@@ -147,12 +157,16 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
-    print(f"{'run':12} {'seq':>6} {'micro s':>8} {'opt s':>6} {'step s':>7} {'tokens/s':>9} {'trained/s':>9} "
-          f"{'peak GiB':>8} {'MFU':>5}")
+    print(
+        f"{'run':12} {'seq':>6} {'micro s':>8} {'opt s':>6} {'step s':>7} {'tokens/s':>9} {'trained/s':>9} "
+        f"{'peak GiB':>8} {'MFU':>5}"
+    )
     for row in rows:
-        print(f"{row['label']:12} {row['seq_len']:6d} {row['micro_batch_s']:8.3f} {row['optimizer_step_s']:6.3f} "
-              f"{row['step_s']:7.2f} {row['tokens_per_s']:9.0f} {row['trained_tokens_per_s']:9.0f} "
-              f"{row.get('peak_allocated_gib', 0):8.1f} {row.get('mfu', 0):5.2f}")
+        print(
+            f"{row['label']:12} {row['seq_len']:6d} {row['micro_batch_s']:8.3f} {row['optimizer_step_s']:6.3f} "
+            f"{row['step_s']:7.2f} {row['tokens_per_s']:9.0f} {row['trained_tokens_per_s']:9.0f} "
+            f"{row.get('peak_allocated_gib', 0):8.1f} {row.get('mfu', 0):5.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -34,12 +34,33 @@ def recipe_throughput(run, model_dir: Path, data_dir: Path, work: Path) -> tuple
     client = mlflow.MlflowClient(uri)
     run_id = client.create_run(client.create_experiment("bench")).info.run_id
     (work / "run.json").write_text(run.to_json())
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-           "MLFLOW_TRACKING_URI": uri, "MLFLOW_RUN_ID": run_id}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "MLFLOW_TRACKING_URI": uri,
+        "MLFLOW_RUN_ID": run_id,
+    }
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "valley", "train", "--run-spec", str(work / "run.json"), "--data", str(data_dir),
-                    "--model", str(model_dir), "--out", str(work / "ckpt")], env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "valley",
+            "train",
+            "--run-spec",
+            str(work / "run.json"),
+            "--data",
+            str(data_dir),
+            "--model",
+            str(model_dir),
+            "--out",
+            str(work / "ckpt"),
+        ],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wall = time.perf_counter() - started
     history = sorted(client.get_metric_history(run_id, "tokens_per_second_per_gpu"), key=lambda m: m.step)
     return statistics.median(m.value for m in history[1:]), wall
@@ -59,8 +80,10 @@ def baseline_throughput(run, model_dir: Path, data_dir: Path) -> float:
     tokenizer = hf_chat_tokenizer(str(model_dir), max_seq_len=train.max_seq_len)
     examples = []
     for line in (data_dir / "train.jsonl").read_text().splitlines():
-        messages = [Message(role=m["role"], content=m["content"], masked=m["role"] != "assistant")
-                    for m in json.loads(line)["messages"]]
+        messages = [
+            Message(role=m["role"], content=m["content"], masked=m["role"] != "assistant")
+            for m in json.loads(line)["messages"]
+        ]
         examples.append(tokenizer.tokenize_messages(messages))
     torch.manual_seed(train.seed)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
@@ -76,19 +99,25 @@ def baseline_throughput(run, model_dir: Path, data_dir: Path) -> float:
             labels[i, : len(tokens)] = torch.tensor([-100 if m else t for t, m in zip(tokens, mask)])
         return ids, labels
 
-    micro = [batch(examples[i: i + train.micro_batch_size])
-             for i in range(0, len(examples) - train.micro_batch_size + 1, train.micro_batch_size)]
+    micro = [
+        batch(examples[i : i + train.micro_batch_size])
+        for i in range(0, len(examples) - train.micro_batch_size + 1, train.micro_batch_size)
+    ]
     rates = []
     for epoch in range(train.epochs):
         for start in range(0, len(micro) - train.gradient_accumulation_steps + 1, train.gradient_accumulation_steps):
             began, tokens = time.perf_counter(), 0
-            group = micro[start: start + train.gradient_accumulation_steps]
+            group = micro[start : start + train.gradient_accumulation_steps]
             total = sum(int((labels[:, 1:] != -100).sum()) for _, labels in group)
             for ids, labels in group:
                 logits = model(ids).logits[:, :-1].float()
                 target = labels[:, 1:]
-                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1),
-                                                         ignore_index=-100, reduction="sum") / total
+                loss = (
+                    torch.nn.functional.cross_entropy(
+                        logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=-100, reduction="sum"
+                    )
+                    / total
+                )
                 loss.backward()
                 tokens += int((target != -100).sum())
             optimizer.step()
@@ -116,9 +145,11 @@ def main() -> None:
         recipe, wall = recipe_throughput(run, model_dir, data_dir, work)
         baseline = baseline_throughput(run, model_dir, data_dir)
 
-    print(f"tiny SFT throughput, {run.label} ({args.size} examples, micro-batch {run.train.micro_batch_size}, "
-          f"accumulation {run.train.gradient_accumulation_steps}, {run.train.epochs} epochs, CPU, "
-          f"{os.cpu_count()} cores)")
+    print(
+        f"tiny SFT throughput, {run.label} ({args.size} examples, micro-batch {run.train.micro_batch_size}, "
+        f"accumulation {run.train.gradient_accumulation_steps}, {run.train.epochs} epochs, CPU, "
+        f"{os.cpu_count()} cores)"
+    )
     print(f"  plain torch loop (baseline)   {baseline:10.0f} trained tokens/s   1.00x")
     print(f"  valley train (torchtune)      {recipe:10.0f} trained tokens/s   {recipe / baseline:.2f}x")
     print(f"  valley train end to end       {wall:10.1f} s wall (imports, data, checkpoint export included)")

@@ -39,8 +39,13 @@ print(time.perf_counter() - start)
 def vllm_default_start(model: Path) -> float:
     """Seconds to import vllm and start an engine the vLLM-default way, in a fresh process."""
     env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
-    out = subprocess.run([sys.executable, "-c", DEFAULT_START.format(root=str(ROOT), model=str(model))],
-                         env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", DEFAULT_START.format(root=str(ROOT), model=str(model))],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -53,9 +58,16 @@ def hf_tokens_per_s(model: Path, prompts, seed: int) -> float:
     tokens, start = 0, time.perf_counter()
     for prompt in prompts:
         ids = torch.tensor([prompt.token_ids])
-        out = hf.generate(ids, do_sample=True, temperature=0.6, top_p=0.95, max_new_tokens=prompt.max_tokens,
-                          num_return_sequences=2, pad_token_id=hf.config.eos_token_id)
-        tokens += int((out[:, ids.shape[1]:] != hf.config.eos_token_id).sum())
+        out = hf.generate(
+            ids,
+            do_sample=True,
+            temperature=0.6,
+            top_p=0.95,
+            max_new_tokens=prompt.max_tokens,
+            num_return_sequences=2,
+            pad_token_id=hf.config.eos_token_id,
+        )
+        tokens += int((out[:, ids.shape[1] :] != hf.config.eos_token_id).sum())
     return tokens / (time.perf_counter() - start)
 
 
@@ -68,8 +80,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="valley-bench-"))
     model = args.model or tmp / "tiny-qwen"
     if args.model is None:
-        subprocess.run([sys.executable, "-m", "valley", "model", "fetch", "--preset", "tiny-qwen", "--out", str(model)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "valley", "model", "fetch", "--preset", "tiny-qwen", "--out", str(model)],
+            check=True,
+            capture_output=True,
+        )
 
     from transformers import AutoTokenizer
 
@@ -97,12 +112,18 @@ def main() -> None:
 
     ours = started - start
     figures = {
-        "problems": len(prompts), "responses": len(rows), "generated_tokens": tokens,
-        "vllm_import_s": round(imported - start, 1), "engine_start_s": round(started - imported, 1),
-        "import_plus_start_s": round(ours, 1), "vllm_default_import_plus_start_s": round(default_start, 1),
+        "problems": len(prompts),
+        "responses": len(rows),
+        "generated_tokens": tokens,
+        "vllm_import_s": round(imported - start, 1),
+        "engine_start_s": round(started - imported, 1),
+        "import_plus_start_s": round(ours, 1),
+        "vllm_default_import_plus_start_s": round(default_start, 1),
         "start_speedup_vs_vllm_default": round(default_start / ours, 2),
-        "generation_s": round(generated - started, 1), "vllm_tokens_per_s": round(vllm_rate),
-        "hf_generate_tokens_per_s": round(hf_rate), "vllm_vs_hf_generate": round(vllm_rate / hf_rate, 2),
+        "generation_s": round(generated - started, 1),
+        "vllm_tokens_per_s": round(vllm_rate),
+        "hf_generate_tokens_per_s": round(hf_rate),
+        "vllm_vs_hf_generate": round(vllm_rate / hf_rate, 2),
         "load_average_1m": os.getloadavg()[0],
     }
     print(json.dumps(figures, indent=2))

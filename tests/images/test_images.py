@@ -52,7 +52,9 @@ def hadolint() -> str:
 
 @pytest.mark.parametrize("name", IMAGE_NAMES)
 def test_dockerfile_passes_hadolint(name):
-    result = subprocess.run([hadolint(), str(PROJECT_ROOT / "images" / name / "Dockerfile")], capture_output=True, text=True)
+    result = subprocess.run(
+        [hadolint(), str(PROJECT_ROOT / "images" / name / "Dockerfile")], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -90,7 +92,9 @@ def test_dockerignore_keeps_the_context_to_the_package_sources():
 
 
 def test_copied_sources_reads_copy_and_add_but_not_other_stages():
-    text = 'FROM a AS build\nCOPY --chown=1:1 src/ lib \\\n  /dst/\nADD ["x y.txt", "/z"]\nCOPY --from=build /out /out\n'
+    text = (
+        'FROM a AS build\nCOPY --chown=1:1 src/ lib \\\n  /dst/\nADD ["x y.txt", "/z"]\nCOPY --from=build /out /out\n'
+    )
     assert copied_sources(text) == ["src", "lib", "x y.txt"]
 
 
@@ -109,7 +113,11 @@ def test_content_tag_follows_exactly_the_copied_files(tmp_path):
 def test_image_refs_pin_recorded_digests_and_fall_back_to_tags(tmp_path):
     root = scratch_project(tmp_path)
     digest = "sha256:" + "ab" * 32
-    record_digest("grader", {"repository": "reg.example/valley-grader", "tag": "t1", "image_id": "sha256:" + "0" * 64, "digest": digest}, root)
+    record_digest(
+        "grader",
+        {"repository": "reg.example/valley-grader", "tag": "t1", "image_id": "sha256:" + "0" * 64, "digest": digest},
+        root,
+    )
     refs = image_refs(root=root)
     assert set(refs) == {"trainer", "evaluator", "grader", "control"}
     assert refs["grader"] == f"reg.example/valley-grader:t1@{digest}"
@@ -134,7 +142,9 @@ def test_images_cli_errors_are_one_line(valleyctl, tmp_path):
     ]
     for args, message in cases:
         result = valleyctl(args, env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"}, check=False, timeout=60)
-        assert result.returncode == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert result.returncode == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1, (
+            result.stderr
+        )
 
 
 # --- a real engine and a real registry --------------------------------------------------------
@@ -161,9 +171,17 @@ def docker_host():
     state = Path(tempfile.mkdtemp(prefix="vd", dir="/tmp"))  # short: unix socket paths are limited
     socket = f"unix://{state}/docker.sock"
     command = [
-        "dockerd", "--iptables=false", "--ip-masq=false", "--ip-forward=false", "--bridge=none",
-        "--storage-driver=overlay2", f"--data-root={state}/data", f"--exec-root={state}/exec",
-        f"--pidfile={state}/docker.pid", "-H", socket,
+        "dockerd",
+        "--iptables=false",
+        "--ip-masq=false",
+        "--ip-forward=false",
+        "--bridge=none",
+        "--storage-driver=overlay2",
+        f"--data-root={state}/data",
+        f"--exec-root={state}/exec",
+        f"--pidfile={state}/docker.pid",
+        "-H",
+        socket,
     ]
     log = open(state / "dockerd.log", "w")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -195,7 +213,9 @@ def registry(docker_host):
     (state / "config.yml").write_text(
         f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {state}/data\nhttp:\n  addr: 127.0.0.1:{port}\n"
     )
-    process = subprocess.Popen(["docker-registry", "serve", str(state / "config.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        ["docker-registry", "serve", str(state / "config.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     address = f"127.0.0.1:{port}"
     wait_for(lambda: urllib.request.urlopen(f"http://{address}/v2/", timeout=2).status == 200, 20, "docker-registry")
     yield address
@@ -273,21 +293,52 @@ def test_grader_image_files_serve_and_grade_on_the_standard_library_alone(tmp_pa
         port = probe.getsockname()[1]
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path), "HOME": str(tmp_path)}
     server = subprocess.Popen(
-        [sys.executable, "-S", "-m", "valley.grader", "serve", "--host", "127.0.0.1", "--port", str(port), "--sandbox", "process"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-S",
+            "-m",
+            "valley.grader",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--sandbox",
+            "process",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: server.poll() is None and urllib.request.urlopen(f"{url}/healthz", timeout=2).status == 200, 30, "grader")
+        wait_for(
+            lambda: server.poll() is None and urllib.request.urlopen(f"{url}/healthz", timeout=2).status == 200,
+            30,
+            "grader",
+        )
         case = {"input": "2 3\n", "output": "5\n", "testtype": "stdin"}
         problem = {
-            "question_id": "add", "question_title": "add", "question_content": "Print a+b.", "platform": "atcoder",
-            "contest_id": "c", "contest_date": "2024-09-01T00:00:00", "starter_code": "", "difficulty": "easy",
-            "public_test_cases": json.dumps([case]), "private_test_cases": json.dumps([case]), "metadata": "{}",
+            "question_id": "add",
+            "question_title": "add",
+            "question_content": "Print a+b.",
+            "platform": "atcoder",
+            "contest_id": "c",
+            "contest_date": "2024-09-01T00:00:00",
+            "starter_code": "",
+            "difficulty": "easy",
+            "public_test_cases": json.dumps([case]),
+            "private_test_cases": json.dumps([case]),
+            "metadata": "{}",
         }
         fence = "`" * 3
         generations = [
-            {"question_id": "add", "sample_id": 0, "response": f"{fence}python\na, b = map(int, input().split())\nprint(a + b)\n{fence}"},
+            {
+                "question_id": "add",
+                "sample_id": 0,
+                "response": f"{fence}python\na, b = map(int, input().split())\nprint(a + b)\n{fence}",
+            },
             {"question_id": "add", "sample_id": 1, "response": f"{fence}python\nprint(0)\n{fence}"},
         ]
         grade_remote(url, [problem], generations, tmp_path / "verdicts.jsonl")

@@ -34,7 +34,9 @@ def assert_hardened(pod: dict, *, allow_service_account_token: bool = False) -> 
     requests/limits, no token unless needed, secrets only as mounted files (never env vars)."""
     security = pod.get("securityContext", {})
     assert security.get("runAsNonRoot") is True, "pod securityContext.runAsNonRoot must be true"
-    assert security.get("seccompProfile", {}).get("type") == "RuntimeDefault", "pod seccompProfile must be RuntimeDefault"
+    assert security.get("seccompProfile", {}).get("type") == "RuntimeDefault", (
+        "pod seccompProfile must be RuntimeDefault"
+    )
     if not allow_service_account_token:
         assert pod.get("automountServiceAccountToken") is False, "automountServiceAccountToken must be false"
     for container in pod.get("containers", []) + pod.get("initContainers", []):
@@ -48,9 +50,15 @@ def assert_hardened(pod: dict, *, allow_service_account_token: bool = False) -> 
         assert resources.get("requests") and resources.get("limits"), f"{name}: needs resource requests and limits"
         for env in container.get("env", []):
             if "secretKeyRef" in env.get("valueFrom", {}):
-                raise AssertionError(f"{name}: env {env['name']} carries a Secret; mount it as a file and read it by path")
+                raise AssertionError(
+                    f"{name}: env {env['name']} carries a Secret; mount it as a file and read it by path"
+                )
             if "value" in env and _SECRET_LIKE.search(env["name"]) and not env["name"].endswith(("_PATH", "_FILE")):
-                raise AssertionError(f"{name}: env {env['name']} inlines a secret; mount it as a file and read it by path")
+                raise AssertionError(
+                    f"{name}: env {env['name']} inlines a secret; mount it as a file and read it by path"
+                )
         for source in container.get("envFrom", []):
             if "secretRef" in source:
-                raise AssertionError(f"{name}: envFrom Secret {source['secretRef']['name']}; mount it as a file instead")
+                raise AssertionError(
+                    f"{name}: envFrom Secret {source['secretRef']['name']}; mount it as a file instead"
+                )

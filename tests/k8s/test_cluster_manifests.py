@@ -11,12 +11,36 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.k8s.kustomize_builds import BUILDABLE, K8S, all_built_objects, build, built, kustomize_command, selector_matches
+from tests.k8s.kustomize_builds import (
+    BUILDABLE,
+    K8S,
+    all_built_objects,
+    build,
+    built,
+    kustomize_command,
+    selector_matches,
+)
 from tests.k8s.k8s_checks import assert_hardened, pod_specs, validate_strict
 
-SERVICE_ACCOUNTS = {"valley-train", "valley-eval", "valley-grader", "valley-reconciler", "valley-mlflow", "valley-launcher"}
+SERVICE_ACCOUNTS = {
+    "valley-train",
+    "valley-eval",
+    "valley-grader",
+    "valley-reconciler",
+    "valley-mlflow",
+    "valley-launcher",
+}
 PVCS = {"valley-datasets", "valley-model-cache", "valley-checkpoints"}
-RESTRICTED_VOLUME_TYPES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 
 
 def kinds(objects) -> dict[tuple[str, str], dict]:
@@ -31,7 +55,9 @@ def test_every_object_validates_strictly(relative):
         if obj["apiVersion"].startswith("kueue.x-k8s.io/"):
             # No offline schema for the Kueue CRDs: check the fields Kueue requires.
             assert obj["apiVersion"] == "kueue.x-k8s.io/v1beta2"
-            required = {"LocalQueue": ["clusterQueue"], "ClusterQueue": ["resourceGroups"], "ResourceFlavor": []}[obj["kind"]]
+            required = {"LocalQueue": ["clusterQueue"], "ClusterQueue": ["resourceGroups"], "ResourceFlavor": []}[
+                obj["kind"]
+            ]
             assert all(field in obj.get("spec", {}) for field in required), obj
             continue
         validate_strict(obj)
@@ -55,9 +81,13 @@ def test_every_pod_template_is_hardened(relative):
 
 def test_no_secret_value_is_shipped():
     for relative, obj in all_built_objects():
-        assert obj["kind"] != "Secret", f"{relative}: Secret {obj['metadata']['name']} ships a value; create it out of band"
+        assert obj["kind"] != "Secret", (
+            f"{relative}: Secret {obj['metadata']['name']} ships a value; create it out of band"
+        )
     for path in K8S.rglob("kustomization.yaml"):
-        assert "secretGenerator" not in yaml.safe_load(path.read_text()), f"{path} generates a Secret from inlined values"
+        assert "secretGenerator" not in yaml.safe_load(path.read_text()), (
+            f"{path} generates a Secret from inlined values"
+        )
 
 
 def test_every_yaml_file_is_part_of_a_build():
@@ -116,7 +146,11 @@ def test_mlflow_server_proxies_artifacts_and_reads_secrets_as_files(relative):
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["path"] == "/health"
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
-    config_map = next(obj for obj in built(relative) if obj["kind"] == "ConfigMap" and obj["metadata"]["name"].startswith("valley-mlflow"))
+    config_map = next(
+        obj
+        for obj in built(relative)
+        if obj["kind"] == "ConfigMap" and obj["metadata"]["name"].startswith("valley-mlflow")
+    )
     assert config_map["data"]["MLFLOW_ARTIFACTS_DESTINATION"].startswith("s3://")
 
 
@@ -147,7 +181,9 @@ def test_reconciler_cronjob_runs_valleyctl_reconcile_with_its_namespace():
 
 def test_rbac_is_namespaced_and_least_privilege():
     for relative, obj in all_built_objects():
-        assert obj["kind"] not in ("ClusterRole", "ClusterRoleBinding"), f"{relative}: nothing in valley needs cluster-wide RBAC"
+        assert obj["kind"] not in ("ClusterRole", "ClusterRoleBinding"), (
+            f"{relative}: nothing in valley needs cluster-wide RBAC"
+        )
         if obj["kind"] != "Role":
             continue
         for rule in obj["rules"]:
@@ -157,13 +193,21 @@ def test_rbac_is_namespaced_and_least_privilege():
 
 
 def rules_of(role: dict) -> set[tuple[str, str, str]]:
-    return {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"] for resource in rule["resources"] for verb in rule["verbs"]}
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
 
 
 def test_reconciler_may_only_read_and_patch_jobs_and_record_gitops_runs():
     objects = kinds(built("base"))
     jobs = {("batch", "jobs", verb) for verb in ("get", "list", "watch", "patch")}
-    run_records = {("", "configmaps", verb) for verb in ("get", "list", "create")}  # `<run>-mlflow` for runs applied from git
+    run_records = {
+        ("", "configmaps", verb) for verb in ("get", "list", "create")
+    }  # `<run>-mlflow` for runs applied from git
     assert rules_of(objects[("Role", "valley-reconciler")]) == jobs | run_records
     binding = objects[("RoleBinding", "valley-reconciler")]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "valley-reconciler", "namespace": "valley"}]
@@ -173,7 +217,13 @@ def test_reconciler_may_only_read_and_patch_jobs_and_record_gitops_runs():
 def test_launcher_may_create_exactly_what_render_emits():
     rules = rules_of(kinds(built("base"))[("Role", "valley-launcher")])
     creatable = {(group, resource) for group, resource, verb in rules if verb == "create"}
-    assert creatable == {("batch", "jobs"), ("", "configmaps"), ("", "services"), ("apps", "deployments"), ("networking.k8s.io", "networkpolicies")}
+    assert creatable == {
+        ("batch", "jobs"),
+        ("", "configmaps"),
+        ("", "services"),
+        ("apps", "deployments"),
+        ("networking.k8s.io", "networkpolicies"),
+    }
     assert ("", "pods/log", "get") in rules
 
 
@@ -197,7 +247,11 @@ def policies(relative: str) -> list[dict]:
 
 def selecting(relative: str, pod: str, direction: str) -> list[dict]:
     labels = {**POD_LABELS[pod], "app.kubernetes.io/part-of": "valley"}
-    return [p for p in policies(relative) if direction in p["spec"]["policyTypes"] and selector_matches(p["spec"]["podSelector"], labels)]
+    return [
+        p
+        for p in policies(relative)
+        if direction in p["spec"]["policyTypes"] and selector_matches(p["spec"]["podSelector"], labels)
+    ]
 
 
 def egress_peers(relative: str, pod: str) -> set[str]:
@@ -211,7 +265,9 @@ def egress_peers(relative: str, pod: str) -> set[str]:
                 elif peer.get("podSelector", {}).get("matchLabels", {}).get("k8s-app") == "kube-dns":
                     peers.add("dns")
                 elif "podSelector" in peer:
-                    peers |= {name for name, labels in POD_LABELS.items() if selector_matches(peer["podSelector"], labels)}
+                    peers |= {
+                        name for name, labels in POD_LABELS.items() if selector_matches(peer["podSelector"], labels)
+                    }
                     if "namespaceSelector" in peer:
                         peers.add("other-namespace")
     return peers
@@ -222,7 +278,9 @@ def ingress_peers(relative: str, pod: str) -> set[str]:
     for policy in selecting(relative, pod, "Ingress"):
         for rule in policy["spec"].get("ingress", []):
             for peer in rule.get("from", [{}]):
-                peers |= {name for name, labels in POD_LABELS.items() if selector_matches(peer.get("podSelector", {}), labels)}
+                peers |= {
+                    name for name, labels in POD_LABELS.items() if selector_matches(peer.get("podSelector", {}), labels)
+                }
     return peers
 
 
@@ -252,7 +310,9 @@ def test_workload_egress_is_exactly_mlflow_dns_and_their_peers(relative):
 @pytest.mark.parametrize("relative", ["base", "overlays/dev", "overlays/prod"])
 def test_mlflow_accepts_only_workloads_and_reaches_only_its_stores(relative):
     assert ingress_peers(relative, "mlflow") == {"train", "data", "eval", "reconciler"}
-    expected = {"dev": {"dns", "postgres", "minio"}, "prod": {"dns", "outside"}, "base": {"dns"}}[relative.split("/")[-1]]
+    expected = {"dev": {"dns", "postgres", "minio"}, "prod": {"dns", "outside"}, "base": {"dns"}}[
+        relative.split("/")[-1]
+    ]
     assert egress_peers(relative, "mlflow") == expected
 
 

@@ -25,10 +25,15 @@ def get(port: int, path: str, host: str) -> int:
 
 @pytest.mark.slow
 def test_deployment_command_serves_in_cluster_hosts_only(tmp_path: Path):
-    deployment = next(o for o in built("overlays/dev") if o["kind"] == "Deployment" and o["metadata"]["name"] == "valley-mlflow")
+    deployment = next(
+        o for o in built("overlays/dev") if o["kind"] == "Deployment" and o["metadata"]["name"] == "valley-mlflow"
+    )
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     port = free_port()
-    args = [a for a in container["args"] if not a.startswith(("--host=", "--port="))] + ["--host=127.0.0.1", f"--port={port}"]
+    args = [a for a in container["args"] if not a.startswith(("--host=", "--port="))] + [
+        "--host=127.0.0.1",
+        f"--port={port}",
+    ]
     env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
     env |= {
         "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",  # the Secret's Postgres URI in the cluster
@@ -36,7 +41,9 @@ def test_deployment_command_serves_in_cluster_hosts_only(tmp_path: Path):
         "HOME": str(tmp_path),
     }
     mlflow = Path(sys.executable).parent / "mlflow"
-    server = subprocess.Popen([str(mlflow), "server", *args], env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [str(mlflow), "server", *args], env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -18,12 +18,18 @@ def test_entry_points_expand_to_the_workload_commands(tmp_path):
     for directory in (tokenizer, data, model):
         directory.mkdir()
     expected = {
-        "data": ({"run_spec": spec, "tokenizer": tokenizer, "out": "/d"},
-                 ["valley", "data", "build", "--run-spec", str(spec), "--tokenizer", str(tokenizer), "--out", "/d"]),
-        "train": ({"run_spec": spec, "data": data, "model": model, "out": "/c"},
-                  ["valley", "train", "--run-spec", str(spec), "--data", str(data), "--model", str(model), "--out", "/c"]),
-        "eval": ({"run_spec": spec, "model": model, "out": "/e"},
-                 ["valley", "eval", "--run-spec", str(spec), "--model", str(model), "--out", "/e"]),
+        "data": (
+            {"run_spec": spec, "tokenizer": tokenizer, "out": "/d"},
+            ["valley", "data", "build", "--run-spec", str(spec), "--tokenizer", str(tokenizer), "--out", "/d"],
+        ),
+        "train": (
+            {"run_spec": spec, "data": data, "model": model, "out": "/c"},
+            ["valley", "train", "--run-spec", str(spec), "--data", str(data), "--model", str(model), "--out", "/c"],
+        ),
+        "eval": (
+            {"run_spec": spec, "model": model, "out": "/e"},
+            ["valley", "eval", "--run-spec", str(spec), "--model", str(model), "--out", "/e"],
+        ),
         "compare": ({"study": "mini"}, ["valleyctl", "compare", "--study", "mini"]),
     }
     assert set(project._entry_points) == set(expected)

@@ -26,11 +26,31 @@ def rendered(tmp_path_factory) -> list[dict]:
     root = tmp_path_factory.mktemp("gitops") / "k8s"
     (root / "experiments" / "prod").mkdir(parents=True)
     profile = root / "cluster.yaml"
-    profile.write_text(yaml.safe_dump({"pods": {kind: {"node_selector": {"nvidia.com/gpu.present": "true"}} for kind in ("train", "eval")}}))
+    profile.write_text(
+        yaml.safe_dump(
+            {"pods": {kind: {"node_selector": {"nvidia.com/gpu.present": "true"}} for kind in ("train", "eval")}}
+        )
+    )
     subprocess.run(
-        [sys.executable, "-m", "manager", "render", "--study", "valley", "--queue", "valley", "--profile", str(profile),
-         "--out", str(root / "experiments" / "valley")],
-        check=True, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(K8S.parent)},
+        [
+            sys.executable,
+            "-m",
+            "manager",
+            "render",
+            "--study",
+            "valley",
+            "--queue",
+            "valley",
+            "--profile",
+            str(profile),
+            "--out",
+            str(root / "experiments" / "valley"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(K8S.parent)},
     )
     (root / "experiments" / "prod" / "kustomization.yaml").write_text(yaml.safe_dump({"resources": ["../valley"]}))
     return build(root / "experiments" / "prod")
@@ -39,7 +59,10 @@ def rendered(tmp_path_factory) -> list[dict]:
 @functools.cache
 def kit() -> dict[str, set[str]]:
     objects = built("overlays/prod")
-    return {kind: {o["metadata"]["name"] for o in objects if o["kind"] == kind} for kind in ("ServiceAccount", "PersistentVolumeClaim", "RuntimeClass")}
+    return {
+        kind: {o["metadata"]["name"] for o in objects if o["kind"] == kind}
+        for kind in ("ServiceAccount", "PersistentVolumeClaim", "RuntimeClass")
+    }
 
 
 def pod_isolation_objects() -> list[dict]:
@@ -54,7 +77,9 @@ def pod_isolation_objects() -> list[dict]:
 def pods_with_labels(objects: list[dict]):
     for obj in objects:
         for pod in pod_specs(obj):
-            template = obj["spec"]["template"] if obj["kind"] != "CronJob" else obj["spec"]["jobTemplate"]["spec"]["template"]
+            template = (
+                obj["spec"]["template"] if obj["kind"] != "CronJob" else obj["spec"]["jobTemplate"]["spec"]["template"]
+            )
             yield obj, pod, template["metadata"]["labels"]
 
 
@@ -65,7 +90,9 @@ def test_rendered_study_validates_and_uses_only_what_the_kit_ships(rendered):
     for obj, pod, _labels in pods_with_labels(rendered + pod_isolation_objects()):
         assert_hardened(pod)
         assert pod["serviceAccountName"] in kit()["ServiceAccount"], obj["metadata"]["name"]
-        claims = {v["persistentVolumeClaim"]["claimName"] for v in pod.get("volumes", []) if "persistentVolumeClaim" in v}
+        claims = {
+            v["persistentVolumeClaim"]["claimName"] for v in pod.get("volumes", []) if "persistentVolumeClaim" in v
+        }
         assert claims <= kit()["PersistentVolumeClaim"], claims
         if "runtimeClassName" in pod:
             assert pod["runtimeClassName"] in kit()["RuntimeClass"]
@@ -101,8 +128,20 @@ def test_every_rendered_pod_is_governed_by_the_kit_network_policies(rendered):
 
 def test_the_launcher_role_may_create_every_kind_render_emits(rendered):
     role = next(o for o in built("base") if o["kind"] == "Role" and o["metadata"]["name"] == "valley-launcher")
-    creatable = {(g, r) for rule in role["rules"] if "create" in rule["verbs"] for g in rule["apiGroups"] for r in rule["resources"]}
-    resources = {"Job": "jobs", "ConfigMap": "configmaps", "Service": "services", "Deployment": "deployments", "NetworkPolicy": "networkpolicies"}
+    creatable = {
+        (g, r)
+        for rule in role["rules"]
+        if "create" in rule["verbs"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+    }
+    resources = {
+        "Job": "jobs",
+        "ConfigMap": "configmaps",
+        "Service": "services",
+        "Deployment": "deployments",
+        "NetworkPolicy": "networkpolicies",
+    }
     for obj in rendered + pod_isolation_objects():
         group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
         assert obj["kind"] in resources, f"render emits {obj['kind']}: the launcher Role cannot create it"
@@ -112,12 +151,22 @@ def test_the_launcher_role_may_create_every_kind_render_emits(rendered):
 def test_default_install_lets_only_data_pods_reach_the_hub(rendered):
     """dev (no proxy): data pods get HTTPS to public addresses; no other rendered pod gets any
     egress beyond the cluster. prod (model-proxy): that policy is gone, data pods use the proxy."""
-    for overlay, hub_policies in (("overlays/dev", {"valley-data-hub"}), ("overlays/prod", {"valley-train-model-proxy"})):
+    for overlay, hub_policies in (
+        ("overlays/dev", {"valley-data-hub"}),
+        ("overlays/prod", {"valley-train-model-proxy"}),
+    ):
         policies = [p for p in built(overlay) if p["kind"] == "NetworkPolicy"]
         for obj, _pod, labels in pods_with_labels(rendered + pod_isolation_objects()):
             selecting = [p for p in policies if selector_matches(p["spec"]["podSelector"], labels)]
-            outside = {p["metadata"]["name"] for p in selecting for rule in p["spec"].get("egress", [])
-                       for peer in rule.get("to", []) if "ipBlock" in peer or "namespaceSelector" in peer and "podSelector" in peer
-                       and peer["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == "valley-model-proxy"}
+            outside = {
+                p["metadata"]["name"]
+                for p in selecting
+                for rule in p["spec"].get("egress", [])
+                for peer in rule.get("to", [])
+                if "ipBlock" in peer
+                or "namespaceSelector" in peer
+                and "podSelector" in peer
+                and peer["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == "valley-model-proxy"
+            }
             expected = hub_policies if labels["app.kubernetes.io/component"] == "data" else set()
             assert outside == expected, (overlay, obj["metadata"]["name"], outside)

@@ -24,8 +24,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-PATH = re.compile(r"^/(?:api/v1|apis/[^/]+/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/?]+)"
-                  r"(?:/(?P<name>[^/?]+))?(?P<log>/log)?")
+PATH = re.compile(
+    r"^/(?:api/v1|apis/[^/]+/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/?]+)"
+    r"(?:/(?P<name>[^/?]+))?(?P<log>/log)?"
+)
 
 
 class FakeKube:
@@ -49,8 +51,16 @@ class FakeKube:
 
     # ----------------------------------------------------------------- Job controller
 
-    def run_job(self, job_name: str, *, exit_code: int = 0, container: str | None = None,
-                message: str = "", phase: str | None = None, waiting: str | None = None) -> dict:
+    def run_job(
+        self,
+        job_name: str,
+        *,
+        exit_code: int = 0,
+        container: str | None = None,
+        message: str = "",
+        phase: str | None = None,
+        waiting: str | None = None,
+    ) -> dict:
         """Play the Job controller and kubelet for one pod of the Job: it ran to `exit_code` in
         `container` (default: the main one; init containers before it succeeded), or it is stuck
         with every container waiting for `waiting` (e.g. ContainerCreating). Sets the Job's
@@ -58,8 +68,11 @@ class FakeKube:
         job = self.objects[("jobs", job_name)]
         template = job["spec"]["template"]
         pod_name = f"{job_name}-x{len(self.names('pods')):04d}"
-        labels = {**template["metadata"].get("labels", {}), "batch.kubernetes.io/job-name": job_name,
-                  "job-name": job_name}
+        labels = {
+            **template["metadata"].get("labels", {}),
+            "batch.kubernetes.io/job-name": job_name,
+            "job-name": job_name,
+        }
         inits = [c["name"] for c in template["spec"].get("initContainers", [])]
         mains = [c["name"] for c in template["spec"]["containers"]]
         failing = container or mains[0]
@@ -80,30 +93,55 @@ class FakeKube:
             if "terminated" in state:
                 self.logs[(pod_name, name)] = f"{name} of {pod_name}: {message or 'ran'}\n"
         pod_phase = phase or ("Pending" if waiting else "Succeeded" if exit_code == 0 else "Failed")
-        pod = {"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": pod_name, "namespace": self.namespace, "labels": labels,
-                            "creationTimestamp": f"2026-01-01T00:00:{len(self.names('pods')):02d}Z"},
-               "spec": template["spec"],
-               "status": {"phase": pod_phase, "containerStatuses": statuses, "initContainerStatuses": init_statuses}}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": pod_name,
+                "namespace": self.namespace,
+                "labels": labels,
+                "creationTimestamp": f"2026-01-01T00:00:{len(self.names('pods')):02d}Z",
+            },
+            "spec": template["spec"],
+            "status": {"phase": pod_phase, "containerStatuses": statuses, "initContainerStatuses": init_statuses},
+        }
         self.objects[("pods", pod_name)] = pod
         if waiting:
             job["status"] = {"active": 1}
         elif exit_code == 0:
-            job["status"] = {"succeeded": 1, "conditions": [
-                {"type": "SuccessCriteriaMet", "status": "True"}, {"type": "Complete", "status": "True"}]}
+            job["status"] = {
+                "succeeded": 1,
+                "conditions": [
+                    {"type": "SuccessCriteriaMet", "status": "True"},
+                    {"type": "Complete", "status": "True"},
+                ],
+            }
         else:
-            rule = next((i for i, r in enumerate((job["spec"].get("podFailurePolicy") or {}).get("rules", []))
-                         if r["action"] == "FailJob" and r.get("onExitCodes", {}).get("containerName") in (None, failing)
-                         and exit_code in r["onExitCodes"]["values"]), None)
+            rule = next(
+                (
+                    i
+                    for i, r in enumerate((job["spec"].get("podFailurePolicy") or {}).get("rules", []))
+                    if r["action"] == "FailJob"
+                    and r.get("onExitCodes", {}).get("containerName") in (None, failing)
+                    and exit_code in r["onExitCodes"]["values"]
+                ),
+                None,
+            )
             if rule is not None:
                 reason = "PodFailurePolicy"
-                text = (f"Container {failing} for pod {self.namespace}/{pod_name} failed with exit code "
-                        f"{exit_code} matching FailJob rule at index {rule}")
+                text = (
+                    f"Container {failing} for pod {self.namespace}/{pod_name} failed with exit code "
+                    f"{exit_code} matching FailJob rule at index {rule}"
+                )
             else:
                 reason, text = "BackoffLimitExceeded", "Job has reached the specified backoff limit"
-            job["status"] = {"failed": 1, "conditions": [
-                {"type": "FailureTarget", "status": "True", "reason": reason, "message": text},
-                {"type": "Failed", "status": "True", "reason": reason, "message": text}]}
+            job["status"] = {
+                "failed": 1,
+                "conditions": [
+                    {"type": "FailureTarget", "status": "True", "reason": reason, "message": text},
+                    {"type": "Failed", "status": "True", "reason": reason, "message": text},
+                ],
+            }
         return pod
 
 
@@ -129,8 +167,17 @@ def handler_for(fake: FakeKube):
             self.wfile.write(data)
 
         def status(self, code: int, reason: str, message: str) -> None:
-            self.reply(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason,
-                              "message": message, "code": code})
+            self.reply(
+                code,
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "status": "Failure",
+                    "reason": reason,
+                    "message": message,
+                    "code": code,
+                },
+            )
 
         def handle_any(self, method: str) -> None:
             url = urlparse(self.path)
@@ -141,9 +188,13 @@ def handler_for(fake: FakeKube):
             fake.requests.append((method, self.path if "dryRun" in url.query else url.path, body))
             plural, name = match["plural"], match["name"]
             dry_run = "All" in query.get("dryRun", [])
-            refusal = fake.fail.get((method, plural)) or (None if dry_run else fake.fail_after_dry_run.get((method, plural)))
+            refusal = fake.fail.get((method, plural)) or (
+                None if dry_run else fake.fail_after_dry_run.get((method, plural))
+            )
             if refusal:
-                return self.status(refusal, "Forbidden" if refusal == 403 else "Invalid", f"{plural} denied by the test")
+                return self.status(
+                    refusal, "Forbidden" if refusal == 403 else "Invalid", f"{plural} denied by the test"
+                )
             if match["ns"] != fake.namespace:
                 if method == "GET" and name is None:
                     return self.reply(200, {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": []})
@@ -154,8 +205,11 @@ def handler_for(fake: FakeKube):
                 if key not in fake.objects:
                     return self.status(404, "NotFound", f'pods "{name}" not found')
                 if (name, container) not in fake.logs:
-                    return self.status(400, "BadRequest",
-                                       f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
+                    return self.status(
+                        400,
+                        "BadRequest",
+                        f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating',
+                    )
                 return self.reply(200, fake.logs[(name, container)])
             if method == "POST":
                 if key in fake.objects:
@@ -203,12 +257,18 @@ def cluster(tmp_path):
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(fake))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
-        "users": [{"name": "tester", "user": {"token": "not-a-secret"}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "tester", "namespace": "valley"}}],
-    }))
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "fake",
+                "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
+                "users": [{"name": "tester", "user": {"token": "not-a-secret"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "tester", "namespace": "valley"}}],
+            }
+        )
+    )
     yield fake, kubeconfig
     server.shutdown()
 
@@ -248,15 +308,22 @@ def ctl(monkeypatch, capsys, tmp_path):
 
 
 #: images as `valleyctl images build --registry R --push` records them: pullable by a node
-PUSHED = {role: f"registry.example.com/ml/valley-{role}:0123456789abcdef@sha256:{'0' * 64}"
-          for role in ("trainer", "evaluator", "grader")}
+PUSHED = {
+    role: f"registry.example.com/ml/valley-{role}:0123456789abcdef@sha256:{'0' * 64}"
+    for role in ("trainer", "evaluator", "grader")
+}
 
 
 def env_for(kubeconfig: Path, tmp_path: Path, uri: str | None = None) -> dict:
     """The kubeconfig, the namespace, a cluster profile with pushed images, the MLflow URI."""
     profile = tmp_path / "cluster.yaml"
     profile.write_text(json.dumps({"images": PUSHED}))
-    env = {"KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path), "VALLEY_NAMESPACE": "valley", "VALLEY_PROFILE": str(profile)}
+    env = {
+        "KUBECONFIG": str(kubeconfig),
+        "HOME": str(tmp_path),
+        "VALLEY_NAMESPACE": "valley",
+        "VALLEY_PROFILE": str(profile),
+    }
     if uri:
         env["MLFLOW_TRACKING_URI"] = uri
     return env

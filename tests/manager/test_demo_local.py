@@ -20,8 +20,21 @@ def test_two_chains_at_once_one_failing_then_resume(valleyctl, tmp_path):
     # a file where tiny-llama-40's checkpoints go: its training fails, its eval is skipped
     (root / "checkpoints").mkdir(parents=True)
     (root / "checkpoints" / llama.name).write_text("in the way")
-    args = ["launch", "--study", "mini", "--run", "tiny-qwen-40", "--run", "tiny-llama-40", "--executor", "local",
-            "--tracking-uri", uri, "--parallel", "2"]
+    args = [
+        "launch",
+        "--study",
+        "mini",
+        "--run",
+        "tiny-qwen-40",
+        "--run",
+        "tiny-llama-40",
+        "--executor",
+        "local",
+        "--tracking-uri",
+        uri,
+        "--parallel",
+        "2",
+    ]
     first = valleyctl(args, cwd=tmp_path, timeout=1500, check=False)
     assert first.returncode == 1, first.stdout + first.stderr
     assert "✓ train tiny-qwen-40" in first.stdout and "✓ eval tiny-qwen-40" in first.stdout

@@ -28,7 +28,10 @@ def test_every_workload_command_exits_3_on_a_bad_spec_and_its_job_fails_at_once(
     commands = {}
     for job, container in workload_containers():
         rules = job["spec"]["podFailurePolicy"]["rules"]
-        assert {"action": "FailJob", "onExitCodes": {"containerName": container["name"], "operator": "In", "values": [3]}} in rules
+        assert {
+            "action": "FailJob",
+            "onExitCodes": {"containerName": container["name"], "operator": "In", "values": [3]},
+        } in rules
         # the same command with the bad spec (model fetch takes a preset: give it an unknown one)
         args = [str(bad_spec) if a == SPEC_PATH else a for a in container["command"][1:]]
         if args[:2] == ["model", "fetch"]:
@@ -54,8 +57,11 @@ def test_a_usage_error_in_a_workload_command_is_a_configuration_error(valley, tm
     """A Job whose command has a missing or misspelled option would fail the same way on every retry."""
     spec = tmp_path / "run.json"
     spec.write_text(next(r for r in valley_study() if r.is_baseline).to_json())
-    missing_dir = valley(["eval", "--run-spec", spec, "--model", tmp_path / "absent", "--out", tmp_path / "eval"],
-                         check=False, timeout=120)
+    missing_dir = valley(
+        ["eval", "--run-spec", spec, "--model", tmp_path / "absent", "--out", tmp_path / "eval"],
+        check=False,
+        timeout=120,
+    )
     unknown_option = valley(["data", "build", "--run-spec", spec, "--tokenizr", tmp_path], check=False, timeout=120)
     for result in (missing_dir, unknown_option):
         assert result.returncode == 3, (result.returncode, result.stderr)

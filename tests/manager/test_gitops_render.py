@@ -26,8 +26,11 @@ def test_changed_spec_renames_jobs_and_rewrite_drops_stale_files(valleyctl, tmp_
     valleyctl(["render", "--size", "10k", "--model", "llama", "--out", "gitops"], cwd=tmp_path)
     before = {p.name for p in (tmp_path / "gitops").glob("valley-*.yaml")}
     (tmp_path / "gitops" / "README.md").write_text("not ours")
-    check = valleyctl(["render", "--size", "10k", "--model", "llama", "--nodes", "2", "--out", "gitops", "--check"],
-                      cwd=tmp_path, check=False)
+    check = valleyctl(
+        ["render", "--size", "10k", "--model", "llama", "--nodes", "2", "--out", "gitops", "--check"],
+        cwd=tmp_path,
+        check=False,
+    )
     assert check.returncode == 1 and "stale" in check.stdout and "missing" in check.stdout
     valleyctl(["render", "--size", "10k", "--model", "llama", "--nodes", "2", "--out", "gitops"], cwd=tmp_path)
     after = {p.name for p in (tmp_path / "gitops").glob("valley-*.yaml")}

@@ -14,20 +14,25 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-@pytest.mark.parametrize("args", [
-    ["launch", "--size", "10k", "--model", "llama"],
-    ["status", "--executor", "k8s"],
-    ["reconcile"],
-    ["cancel", "qwen-10k"],
-    ["logs", "qwen-10k"],
-])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["launch", "--size", "10k", "--model", "llama"],
+        ["status", "--executor", "k8s"],
+        ["reconcile"],
+        ["cancel", "qwen-10k"],
+        ["logs", "qwen-10k"],
+    ],
+)
 def test_without_a_cluster_one_line_names_the_fix(valleyctl, tmp_path, args):
     env = {"KUBECONFIG": str(tmp_path / "absent"), "HOME": str(tmp_path)}
     result = valleyctl(args, env=env, cwd=tmp_path, check=False)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         "error: no Kubernetes cluster configured: no kubeconfig (KUBECONFIG or ~/.kube/config) and not inside a "
-        "cluster; point KUBECONFIG at your cluster, or run on this machine with --executor local"]
+        "cluster; point KUBECONFIG at your cluster, or run on this machine with --executor local"
+    ]
 
 
 def test_launch_needs_the_clusters_mlflow(ctl, tmp_path, cluster, monkeypatch, kube_env):
@@ -38,10 +43,13 @@ def test_launch_needs_the_clusters_mlflow(ctl, tmp_path, cluster, monkeypatch, k
     assert fake.requests == []
 
 
-@pytest.mark.parametrize("images, why", [
-    ({}, "has no registry"),  # what render falls back to before any build: valley-trainer:<content tag>
-    ({"trainer": "registry.example.com/ml/valley-trainer:0123456789abcdef"}, "is not pushed"),
-])
+@pytest.mark.parametrize(
+    "images, why",
+    [
+        ({}, "has no registry"),  # what render falls back to before any build: valley-trainer:<content tag>
+        ({"trainer": "registry.example.com/ml/valley-trainer:0123456789abcdef"}, "is not pushed"),
+    ],
+)
 def test_launch_refuses_images_a_node_cannot_pull(ctl, tmp_path, cluster, mlflow_server, kube_env, images, why):
     from tests.manager.conftest import PUSHED
 
@@ -69,14 +77,22 @@ def test_launch_reconcile_status_logs_cancel(ctl, tmp_path, cluster, mlflow_serv
 
     out = valleyctl(["launch", "--run", "qwen-30k+easy-4k"], env=env, cwd=tmp_path).stdout
     client = MlflowClient(mlflow_server)
-    runs = {r.data.tags["valley.label"]: r for r in client.search_runs(
-        [client.get_experiment_by_name("valley-valley").experiment_id], "tags.`valley.kind` = 'run'")}
+    runs = {
+        r.data.tags["valley.label"]: r
+        for r in client.search_runs(
+            [client.get_experiment_by_name("valley-valley").experiment_id], "tags.`valley.kind` = 'run'"
+        )
+    }
     assert set(runs) == {"qwen-30k", "qwen-30k+easy-4k"}, "the base run is launched with its dependant"
     base, continued = runs["qwen-30k"], runs["qwen-30k+easy-4k"]
     base_name = base.data.tags["valley.run_name"]
     assert f"qwen-30k: {base_name}, new MLflow run {base.info.run_id}" in out and "next: valleyctl status" in out
 
-    posts = {body["metadata"]["name"]: body for method, path, body in fake.requests if method == "POST" and "dryRun" not in path}
+    posts = {
+        body["metadata"]["name"]: body
+        for method, path, body in fake.requests
+        if method == "POST" and "dryRun" not in path
+    }
     assert posts[f"{base_name}-mlflow"]["data"]["run_id"] == base.info.run_id
     fetch = next(name for name in posts if name.startswith("valley-fetch-qwen-"))
     assert posts[fetch]["spec"]["suspend"] is False
@@ -110,10 +126,16 @@ def test_launch_reconcile_status_logs_cancel(ctl, tmp_path, cluster, mlflow_serv
     assert (row["mlflow"], row["data"], row["train"], row["eval"]) == ("RUNNING", "succeeded", "pending", "suspended")
 
     fake.objects[("pods", f"{base_name}-data-x1")] = {
-        "metadata": {"name": f"{base_name}-data-x1", "labels": {"valley.run": base_name, "app.kubernetes.io/component": "data"}},
+        "metadata": {
+            "name": f"{base_name}-data-x1",
+            "labels": {"valley.run": base_name, "app.kubernetes.io/component": "data"},
+        },
         "spec": {"containers": [{"name": "data-build"}], "initContainers": [{"name": "model-fetch"}]},
-        "status": {"phase": "Succeeded"}}
-    fake.logs.update({(f"{base_name}-data-x1", c): f"log of {base_name}-data-x1" for c in ("model-fetch", "data-build")})
+        "status": {"phase": "Succeeded"},
+    }
+    fake.logs.update(
+        {(f"{base_name}-data-x1", c): f"log of {base_name}-data-x1" for c in ("model-fetch", "data-build")}
+    )
     logs = valleyctl(["logs", "qwen-30k"], env=env, cwd=tmp_path).stdout
     assert f"==> {base_name}-data-x1/model-fetch <==" in logs and f"log of {base_name}-data-x1" in logs
 
@@ -131,8 +153,11 @@ def test_api_errors_are_one_line_naming_the_object(ctl, tmp_path, cluster, mlflo
     code, _, err = ctl(["launch", "--size", "1k", "--model", "llama"], kube_env(kubeconfig, tmp_path, mlflow_server))
     assert code == 1
     (line,) = err.splitlines()
-    assert re.fullmatch(r"error: Job valley/valley-fetch-llama-[0-9a-f]{8}: forbidden: your account may not do "
-                        r"this in namespace valley; apply k8s/base \(RBAC\) or ask an admin", line)
+    assert re.fullmatch(
+        r"error: Job valley/valley-fetch-llama-[0-9a-f]{8}: forbidden: your account may not do "
+        r"this in namespace valley; apply k8s/base \(RBAC\) or ask an admin",
+        line,
+    )
 
 
 def test_reconcile_records_runs_applied_from_git(ctl, tmp_path, cluster, mlflow_server, kube_env):
@@ -147,8 +172,9 @@ def test_reconcile_records_runs_applied_from_git(ctl, tmp_path, cluster, mlflow_
     code, out, err = ctl(["reconcile"], env)
     assert code == 0, err
     client = MlflowClient(mlflow_server)
-    (record,) = client.search_runs([client.get_experiment_by_name("valley-valley").experiment_id],
-                                   f"tags.`valley.spec_hash` = '{run.spec_hash}'")
+    (record,) = client.search_runs(
+        [client.get_experiment_by_name("valley-valley").experiment_id], f"tags.`valley.spec_hash` = '{run.spec_hash}'"
+    )
     created = fake.objects[("configmaps", f"{run.name}-mlflow")]
     assert created["data"]["run_id"] == record.info.run_id and f"MLflow run {record.info.run_id} created" in out
     posts = len([r for r in fake.requests if r[0] == "POST"])
@@ -156,8 +182,9 @@ def test_reconcile_records_runs_applied_from_git(ctl, tmp_path, cluster, mlflow_
     assert len([r for r in fake.requests if r[0] == "POST"]) == posts, "the second pass creates nothing"
 
 
-def test_launching_the_study_creates_one_fetch_per_student_and_one_build_per_subset(ctl, tmp_path, cluster, mlflow_server,
-                                                                                   kube_env):
+def test_launching_the_study_creates_one_fetch_per_student_and_one_build_per_subset(
+    ctl, tmp_path, cluster, mlflow_server, kube_env
+):
     """The whole study at once, then again: shared data Jobs are created once and found after."""
     from manager.study import valley_study
 

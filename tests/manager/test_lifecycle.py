@@ -12,26 +12,32 @@ def job(state=None, suspend=False, active=0):
     return {"spec": {"suspend": suspend}, "status": {"conditions": conditions, "active": active}}
 
 
-@pytest.mark.parametrize("obj,state", [
-    (job(suspend=True), "suspended"),
-    (job(), "pending"),
-    (job(active=1), "running"),
-    (job("Complete"), "succeeded"),
-    (job("Failed"), "failed"),
-    (job("FailureTarget", active=1), "failed"),
-    ({"metadata": {}}, "pending"),
-])
+@pytest.mark.parametrize(
+    "obj,state",
+    [
+        (job(suspend=True), "suspended"),
+        (job(), "pending"),
+        (job(active=1), "running"),
+        (job("Complete"), "succeeded"),
+        (job("Failed"), "failed"),
+        (job("FailureTarget", active=1), "failed"),
+        ({"metadata": {}}, "pending"),
+    ],
+)
 def test_job_state(obj, state):
     assert job_state(obj) == state
 
 
-@pytest.mark.parametrize("states,status", [
-    ({"data": "running", "train": "suspended", "eval": "suspended"}, "RUNNING"),
-    ({"data": "pending", "train": "suspended", "eval": "suspended"}, "SCHEDULED"),
-    ({"data": "succeeded", "train": "failed", "eval": "suspended"}, "FAILED"),
-    ({"data": "succeeded", "train": "succeeded", "eval": "succeeded"}, "FINISHED"),
-    ({"data": "succeeded", "eval": "running"}, "RUNNING"),
-])
+@pytest.mark.parametrize(
+    "states,status",
+    [
+        ({"data": "running", "train": "suspended", "eval": "suspended"}, "RUNNING"),
+        ({"data": "pending", "train": "suspended", "eval": "suspended"}, "SCHEDULED"),
+        ({"data": "succeeded", "train": "failed", "eval": "suspended"}, "FAILED"),
+        ({"data": "succeeded", "train": "succeeded", "eval": "succeeded"}, "FINISHED"),
+        ({"data": "succeeded", "eval": "running"}, "RUNNING"),
+    ],
+)
 def test_run_status(states, status):
     assert run_status(states) == status
 
@@ -64,14 +70,16 @@ def test_train_opens_when_data_succeeded_eval_waits():
 
 
 def test_continued_run_waits_for_base_train_then_opens():
-    runs, jobs = cluster(("qwen-30k", {"data": "succeeded", "train": "open"}),
-                         ("qwen-30k+easy-4k", {"data": "succeeded"}))
+    runs, jobs = cluster(
+        ("qwen-30k", {"data": "succeeded", "train": "open"}), ("qwen-30k+easy-4k", {"data": "succeeded"})
+    )
     plan = plan_reconcile(jobs)
     continued = runs["qwen-30k+easy-4k"].name
     assert f"{continued}-train" not in [o.job for o in plan.opens]
     assert plan.waiting[continued] == f"train waits for {runs['qwen-30k'].name}-train (pending)"
-    runs, jobs = cluster(("qwen-30k", {"data": "succeeded", "train": "succeeded"}),
-                         ("qwen-30k+easy-4k", {"data": "succeeded"}))
+    runs, jobs = cluster(
+        ("qwen-30k", {"data": "succeeded", "train": "succeeded"}), ("qwen-30k+easy-4k", {"data": "succeeded"})
+    )
     opened = {o.job for o in plan_reconcile(jobs).opens}
     assert opened == {f"{continued}-train", f"{runs['qwen-30k'].name}-eval"}
 

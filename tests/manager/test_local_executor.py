@@ -16,7 +16,7 @@ from manager.study import mini_study, valley_study
 from manager.tracking import Tracker
 
 # Writes what each contract says the command leaves behind, and a call log; fails on demand.
-STAND_IN = textwrap.dedent('''
+STAND_IN = textwrap.dedent("""
     import json, os, sys, time
     from pathlib import Path
     args = sys.argv[1:]
@@ -33,7 +33,7 @@ STAND_IN = textwrap.dedent('''
     target = out / "final" if stage == "train" else out
     target.mkdir(parents=True, exist_ok=True)
     (target / "written").write_text(stage)
-''')
+""")
 
 
 @pytest.fixture
@@ -59,24 +59,54 @@ def test_steps_follow_the_workload_contracts(tmp_path):
     stages = [s.stage for s in steps]
     trained = sum(1 for r in runs if r.train is not None)
     assert (stages.count("fetch"), stages.count("data"), stages.count("train"), stages.count("eval")) == (
-        2, trained, trained, len(runs))
+        2,
+        trained,
+        trained,
+        len(runs),
+    )
     assert stages.count("lcb") == 1  # one eval window for the whole study
     run = next(r for r in runs if r.label == "tiny-qwen-120")
     train = next(s for s in steps if s.key == f"train:{run.name}")
-    assert train.command[1:] == ("-m", "valley", "train", "--run-spec", str(layout.spec_file(run)),
-                                 "--data", str(layout.root / "data" / run.subset_dir_name),
-                                 "--model", str(layout.root / "models" / "tiny-qwen"),
-                                 "--out", str(layout.root / "checkpoints" / run.name))
+    assert train.command[1:] == (
+        "-m",
+        "valley",
+        "train",
+        "--run-spec",
+        str(layout.spec_file(run)),
+        "--data",
+        str(layout.root / "data" / run.subset_dir_name),
+        "--model",
+        str(layout.root / "models" / "tiny-qwen"),
+        "--out",
+        str(layout.root / "checkpoints" / run.name),
+    )
     assert train.run_id == train.token == "id-tiny-qwen-120"
     evaluation = next(s for s in steps if s.key == f"eval:{run.name}")
-    assert evaluation.command[3:] == ("eval", "--run-spec", str(layout.spec_file(run)),
-                                      "--model", str(layout.root / "checkpoints" / run.name / "final"),
-                                      "--out", str(layout.root / "checkpoints" / run.name / "eval"),
-                                      "--lcb-path", str(layout.root / "data" / "lcb" / "mini-mini-2024-08-01-2025-01-31.jsonl"))
+    assert evaluation.command[3:] == (
+        "eval",
+        "--run-spec",
+        str(layout.spec_file(run)),
+        "--model",
+        str(layout.root / "checkpoints" / run.name / "final"),
+        "--out",
+        str(layout.root / "checkpoints" / run.name / "eval"),
+        "--lcb-path",
+        str(layout.root / "data" / "lcb" / "mini-mini-2024-08-01-2025-01-31.jsonl"),
+    )
     baseline = next(s for s in steps if s.stage == "eval" and "baseline" in s.title)
-    assert "--model" in baseline.command and str(layout.root / "models") in baseline.command[baseline.command.index("--model") + 1]
+    assert (
+        "--model" in baseline.command
+        and str(layout.root / "models") in baseline.command[baseline.command.index("--model") + 1]
+    )
     fetch = steps[0]
-    assert fetch.command[3:] == ("model", "fetch", "--preset", "tiny-qwen", "--out", str(layout.root / "models" / "tiny-qwen"))
+    assert fetch.command[3:] == (
+        "model",
+        "fetch",
+        "--preset",
+        "tiny-qwen",
+        "--out",
+        str(layout.root / "models" / "tiny-qwen"),
+    )
 
 
 def test_base_runs_train_first_and_continued_runs_get_the_base_checkpoint(tmp_path):
@@ -143,7 +173,9 @@ def test_failure_marks_the_run_failed_with_its_log_and_spares_the_others(tmp_pat
     assert records(tracker)[broken.label].info.status == "FINISHED"
 
 
-def test_independent_chains_run_concurrently_and_a_failure_stops_only_its_own(tmp_path, mlflow_uri, stand_in, monkeypatch):
+def test_independent_chains_run_concurrently_and_a_failure_stops_only_its_own(
+    tmp_path, mlflow_uri, stand_in, monkeypatch
+):
     swap, calls = stand_in
     layout = Layout(tmp_path / ".valley")
     tracker = Tracker(mlflow_uri)
@@ -162,7 +194,10 @@ def test_independent_chains_run_concurrently_and_a_failure_stops_only_its_own(tm
     assert {c["threads"] for c in made} == {"2"}  # each of the 2 slots gets half of the 4 cores
     assert list(outcome.failed) == [f"train:{llama.name}"] and outcome.skipped == [f"eval:{llama.name}"]
     assert f"eval:{qwen.name}" in outcome.done and f"data:{llama.subset_dir_name}" in outcome.done
-    assert {label: r.info.status for label, r in records(tracker).items()} == {qwen.label: "FINISHED", llama.label: "FAILED"}
+    assert {label: r.info.status for label, r in records(tracker).items()} == {
+        qwen.label: "FINISHED",
+        llama.label: "FAILED",
+    }
 
     monkeypatch.delenv("FAIL_OUT")
     resumed = execute(steps, tracker, parallel=2, cores=4)

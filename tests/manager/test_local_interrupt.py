@@ -32,12 +32,35 @@ def test_an_interrupted_local_launch_kills_its_runs_and_its_steps(tmp_path, sign
     client = MlflowClient(uri)
     client.search_experiments()  # the schema made here, not raced by two processes
     launch = subprocess.Popen(
-        [sys.executable, "-m", "manager", "launch", "--study", "mini", "--run", "tiny-qwen-40", "--run", "tiny-llama-40",
-         "--executor", "local", "--tracking-uri", uri, "--parallel", "2"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "manager",
+            "launch",
+            "--study",
+            "mini",
+            "--run",
+            "tiny-qwen-40",
+            "--run",
+            "tiny-llama-40",
+            "--executor",
+            "local",
+            "--tracking-uri",
+            uri,
+            "--parallel",
+            "2",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 180
     while statuses(client).get("tiny-qwen-40") != "RUNNING":
-        assert launch.poll() is None and time.monotonic() < deadline, launch.stdout.read() if launch.poll() is not None else "no RUNNING run in 180 s"
+        assert launch.poll() is None and time.monotonic() < deadline, (
+            launch.stdout.read() if launch.poll() is not None else "no RUNNING run in 180 s"
+        )
         time.sleep(0.5)
     logs = tmp_path / ".valley" / "logs"
     while not any(logs.rglob("*.log")):  # a step's process is up
@@ -51,10 +74,15 @@ def test_an_interrupted_local_launch_kills_its_runs_and_its_steps(tmp_path, sign
     runs = statuses(client)
     assert not {"RUNNING", "SCHEDULED"} & set(runs.values()), (runs, output)
     assert runs["tiny-qwen-40"] == "KILLED" and runs.get("valley-mini") in (None, "KILLED"), runs
-    run = next(r for r in client.search_runs([client.get_experiment_by_name("valley-mini").experiment_id])
-               if r.data.tags.get("valley.label") == "tiny-qwen-40")
+    run = next(
+        r
+        for r in client.search_runs([client.get_experiment_by_name("valley-mini").experiment_id])
+        if r.data.tags.get("valley.label") == "tiny-qwen-40"
+    )
     note = run.data.tags["valley.status_note"]
-    assert ("ended without closing" if signum == signal.SIGKILL else "interrupted") in note and "valleyctl launch" in note, note
+    assert (
+        "ended without closing" if signum == signal.SIGKILL else "interrupted"
+    ) in note and "valleyctl launch" in note, note
     # the launch's whole session is gone: no step (or its children) outlives it
     time.sleep(1)
     assert not session_processes(launch.pid), session_processes(launch.pid)

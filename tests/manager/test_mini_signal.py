@@ -12,12 +12,32 @@ pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.runsc]
 LARGEST, BASELINE = "tiny-qwen-400", "tiny-qwen-baseline"
 
 
-def test_largest_mini_run_beats_its_baseline_and_passes_through_the_sidecar(valleyctl, valley, grader_sidecar, tmp_path):
+def test_largest_mini_run_beats_its_baseline_and_passes_through_the_sidecar(
+    valleyctl, valley, grader_sidecar, tmp_path
+):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    valleyctl(["launch", "--study", "mini", "--run", LARGEST, "--run", BASELINE, "--executor", "local",
-               "--tracking-uri", uri], cwd=tmp_path, timeout=3000)
-    report = json.loads(valleyctl(["compare", "--study", "mini", "--json", "--out", tmp_path / "cmp"],
-                                  env={"MLFLOW_TRACKING_URI": uri}).stdout)
+    valleyctl(
+        [
+            "launch",
+            "--study",
+            "mini",
+            "--run",
+            LARGEST,
+            "--run",
+            BASELINE,
+            "--executor",
+            "local",
+            "--tracking-uri",
+            uri,
+        ],
+        cwd=tmp_path,
+        timeout=3000,
+    )
+    report = json.loads(
+        valleyctl(
+            ["compare", "--study", "mini", "--json", "--out", tmp_path / "cmp"], env={"MLFLOW_TRACKING_URI": uri}
+        ).stdout
+    )
     [contrast] = [c for c in report["contrasts"] if c["a"] == LARGEST]
     assert contrast["b"] == BASELINE and contrast["problems"] == 40
     assert contrast["difference"] > 0 and contrast["p_not_above"] < 0.05, contrast
@@ -32,7 +52,9 @@ def test_largest_mini_run_beats_its_baseline_and_passes_through_the_sidecar(vall
     valley(["eval", "--run-spec", spec, "--model", model, "--out", sidecar, "--grader-url", grader_sidecar])
 
     def verdicts(path):
-        return {(v["question_id"], v["sample_id"]): v["verdict"] for v in map(json.loads, path.read_text().splitlines())}
+        return {
+            (v["question_id"], v["sample_id"]): v["verdict"] for v in map(json.loads, path.read_text().splitlines())
+        }
 
     remote, local = verdicts(sidecar / "verdicts.jsonl"), verdicts(eval_dir / "verdicts.jsonl")
     assert remote == local and list(remote.values()).count("pass") >= 1

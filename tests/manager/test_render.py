@@ -24,15 +24,22 @@ def isolated(run: RunSpec, isolation: str) -> RunSpec:
     return RunSpec.model_validate(data)
 
 
-PROFILE = ClusterProfile.model_validate({
-    "gvisor_runtime_class": "gvisor-cpu",
-    "pods": {
-        "train": {"node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}, "priority_class_name": "valley-train"},
-        "eval": {"tolerations": [{"key": "dedicated", "value": "eval", "effect": "NoSchedule"}],
-                 "pod_overrides": {"hostIPC": False}},
-        "data": {"node_selector": {"pool": "cpu"}},
-    },
-})
+PROFILE = ClusterProfile.model_validate(
+    {
+        "gvisor_runtime_class": "gvisor-cpu",
+        "pods": {
+            "train": {
+                "node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+                "priority_class_name": "valley-train",
+            },
+            "eval": {
+                "tolerations": [{"key": "dedicated", "value": "eval", "effect": "NoSchedule"}],
+                "pod_overrides": {"hostIPC": False},
+            },
+            "data": {"node_selector": {"pool": "cpu"}},
+        },
+    }
+)
 
 
 def by_label(label: str, study=valley_study) -> RunSpec:
@@ -43,8 +50,10 @@ CASES = {
     "qwen-10k": lambda: (by_label("qwen-10k"), CTX),
     "qwen-30k+correct-6k": lambda: (by_label("qwen-30k+correct-6k"), CTX),
     "qwen-baseline": lambda: (by_label("qwen-baseline"), CTX),
-    "llama-10k-2nodes-queue": lambda: (select(Selection(size="10k", model="llama", nodes=2))[0],
-                                       RenderContext(run_id=CTX.run_id, queue="gpu-h100")),
+    "llama-10k-2nodes-queue": lambda: (
+        select(Selection(size="10k", model="llama", nodes=2))[0],
+        RenderContext(run_id=CTX.run_id, queue="gpu-h100"),
+    ),
     "qwen-10k-pod": lambda: (isolated(by_label("qwen-10k"), "pod"), CTX),
     "qwen-10k-profile": lambda: (by_label("qwen-10k"), RenderContext(run_id=CTX.run_id, profile=PROFILE)),
     "tiny-qwen-40": lambda: (by_label("tiny-qwen-40", mini_study), CTX),
@@ -59,13 +68,24 @@ def test_golden(case, update_golden):
     if update_golden:
         path.write_text(text)
     assert path.exists(), f"{path} missing: run pytest {__file__} --update-golden"
-    assert text == path.read_text(), f"{case} differs from {path}; if intended, rerun with --update-golden and review the diff"
+    assert text == path.read_text(), (
+        f"{case} differs from {path}; if intended, rerun with --update-golden and review the diff"
+    )
 
 
 def all_objects():
-    runs = valley_study() + mini_study() + [isolated(by_label("qwen-10k"), "pod")] + select(Selection(size="10k", model="llama", nodes=2))
-    return [obj for run in runs for ctx in (RenderContext(run_id="r", queue="q"), RenderContext(profile=PROFILE))
-            for obj in render_run(run, ctx)]
+    runs = (
+        valley_study()
+        + mini_study()
+        + [isolated(by_label("qwen-10k"), "pod")]
+        + select(Selection(size="10k", model="llama", nodes=2))
+    )
+    return [
+        obj
+        for run in runs
+        for ctx in (RenderContext(run_id="r", queue="q"), RenderContext(profile=PROFILE))
+        for obj in render_run(run, ctx)
+    ]
 
 
 def test_every_object_is_strictly_valid_and_every_pod_hardened():
@@ -82,8 +102,11 @@ def test_every_object_is_strictly_valid_and_every_pod_hardened():
 
 def jobs(run, ctx=CTX):
     """stage -> Job: the run's own (train, eval) and the shared ones it needs (fetch, lcb, data)."""
-    return {o["metadata"]["labels"].get("valley.shared") or o["metadata"]["labels"]["app.kubernetes.io/component"]: o
-            for o in render_run(run, ctx) if o["kind"] == "Job"}
+    return {
+        o["metadata"]["labels"].get("valley.shared") or o["metadata"]["labels"]["app.kubernetes.io/component"]: o
+        for o in render_run(run, ctx)
+        if o["kind"] == "Job"
+    }
 
 
 def test_train_job_gpus_volumes_failure_policy_and_gate():
@@ -91,7 +114,8 @@ def test_train_job_gpus_volumes_failure_policy_and_gate():
     job = jobs(run)["train"]
     assert job["spec"]["suspend"] is True and jobs(run)["fetch"]["spec"]["suspend"] is False
     assert job["metadata"]["annotations"]["valley/needs"] == ",".join(
-        jobs(run)[stage]["metadata"]["name"] for stage in ("fetch", "data"))
+        jobs(run)[stage]["metadata"]["name"] for stage in ("fetch", "data")
+    )
     pod = job["spec"]["template"]["spec"]
     train = pod["containers"][0]
     assert train["resources"]["limits"]["nvidia.com/gpu"] == "8"
@@ -156,8 +180,10 @@ def test_eval_split_isolation_grader_pods_in_gvisor_vllm_on_default_runtime():
     grader = objects[("Deployment", f"{run.name}-grader")]["spec"]["template"]["spec"]
     assert grader["runtimeClassName"] == "gvisor"
     policy = objects[("NetworkPolicy", f"{run.name}-grader")]["spec"]
-    assert policy["egress"] == [] and policy["ingress"][0]["from"][0]["podSelector"]["matchLabels"][
-        "app.kubernetes.io/component"] == "eval"
+    assert (
+        policy["egress"] == []
+        and policy["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "eval"
+    )
 
 
 def test_queue_label_only_on_open_jobs_gated_ones_carry_it_as_annotation():
@@ -180,22 +206,43 @@ def test_render_is_pure_and_without_run_id_has_no_mlflow_configmap():
 def test_cli_render_prints_valid_multidoc_yaml(valleyctl):
     out = valleyctl(["render", "--size", "10k", "--model", "llama"]).stdout
     docs = list(yaml.safe_load_all(out))
-    kinds = [(d["kind"], d["metadata"]["labels"].get("valley.shared") or d["metadata"]["labels"]["app.kubernetes.io/component"])
-             for d in docs]
-    assert kinds == [("Job", "fetch"), ("ConfigMap", "lcb"), ("Job", "lcb"), ("ConfigMap", "data"), ("Job", "data"),
-                     ("ConfigMap", "config"), ("Job", "train"), ("NetworkPolicy", "grader"), ("Service", "grader"),
-                     ("Deployment", "grader"), ("Job", "eval")]
+    kinds = [
+        (
+            d["kind"],
+            d["metadata"]["labels"].get("valley.shared") or d["metadata"]["labels"]["app.kubernetes.io/component"],
+        )
+        for d in docs
+    ]
+    assert kinds == [
+        ("Job", "fetch"),
+        ("ConfigMap", "lcb"),
+        ("Job", "lcb"),
+        ("ConfigMap", "data"),
+        ("Job", "data"),
+        ("ConfigMap", "config"),
+        ("Job", "train"),
+        ("NetworkPolicy", "grader"),
+        ("Service", "grader"),
+        ("Deployment", "grader"),
+        ("Job", "eval"),
+    ]
     assert docs[6]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "8"
 
 
 def test_cli_render_reads_the_cluster_profile_from_flag_or_environment(valleyctl, tmp_path):
     profile = tmp_path / "cluster.yaml"
-    profile.write_text(yaml.safe_dump({
-        "registry": "registry.example.com/ml",
-        "pods": {"train": {"node_selector": {"pool": "h100"}, "priority_class_name": "valley-train"}},
-    }))
+    profile.write_text(
+        yaml.safe_dump(
+            {
+                "registry": "registry.example.com/ml",
+                "pods": {"train": {"node_selector": {"pool": "h100"}, "priority_class_name": "valley-train"}},
+            }
+        )
+    )
     for args, env in ((["--profile", profile], None), ([], {"VALLEY_PROFILE": str(profile)})):
-        docs = list(yaml.safe_load_all(valleyctl(["render", "--size", "10k", "--model", "llama", *args], env=env).stdout))
+        docs = list(
+            yaml.safe_load_all(valleyctl(["render", "--size", "10k", "--model", "llama", *args], env=env).stdout)
+        )
         train = next(d for d in docs if d["metadata"]["name"].endswith("-train"))["spec"]["template"]["spec"]
         assert train["nodeSelector"] == {"pool": "h100"} and train["priorityClassName"] == "valley-train"
         assert train["containers"][0]["image"].startswith("registry.example.com/ml/valley-trainer:")
@@ -214,8 +261,11 @@ def test_cli_bad_profile_is_one_line_naming_the_field(valleyctl, tmp_path):
 
 
 def pods_by_component(run, ctx=CTX):
-    return {o["metadata"]["labels"]["app.kubernetes.io/component"]: o["spec"]["template"]["spec"]
-            for o in render_run(run, ctx) if o["kind"] in ("Job", "Deployment")}
+    return {
+        o["metadata"]["labels"]["app.kubernetes.io/component"]: o["spec"]["template"]["spec"]
+        for o in render_run(run, ctx)
+        if o["kind"] in ("Job", "Deployment")
+    }
 
 
 def test_only_train_and_eval_pods_tolerate_gpu_nodes_by_default():
@@ -231,7 +281,9 @@ def test_profile_places_each_kind_of_pod():
     assert pods["train"]["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
     assert pods["train"]["priorityClassName"] == "valley-train"
     assert pods["train"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    assert pods["eval"]["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "eval", "effect": "NoSchedule"}]
+    assert pods["eval"]["tolerations"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "eval", "effect": "NoSchedule"}
+    ]
     assert pods["eval"]["hostIPC"] is False
     assert pods["data"]["nodeSelector"] == {"pool": "cpu"} and "tolerations" not in pods["data"]
     assert pods["grader"]["runtimeClassName"] == "gvisor-cpu"
@@ -264,12 +316,18 @@ def test_hub_token_is_a_mounted_file_only_where_something_downloads():
                 assert not any("secretRef" in e for e in c.get("envFrom", [])), c["name"]
                 mounts = {m["name"] for m in c["volumeMounts"]}
                 downloads = component == "data" and c["command"][0] == "valley"  # not the grader sidecar
-                assert ("HF_TOKEN_PATH" in env) == ("hf-token" in mounts) == downloads, (obj["metadata"]["name"], c["name"])
+                assert ("HF_TOKEN_PATH" in env) == ("hf-token" in mounts) == downloads, (
+                    obj["metadata"]["name"],
+                    c["name"],
+                )
                 if not downloads and c["command"][0] == "valley":
                     assert env["HF_HUB_OFFLINE"]["value"] == "1", c["name"]
             tokens = [v for v in pod["volumes"] if "secret" in v]
-            assert tokens == ([{"name": "hf-token", "secret": {"secretName": "valley-hf", "optional": True, "defaultMode": 0o440}}]
-                              if component == "data" else [])
+            assert tokens == (
+                [{"name": "hf-token", "secret": {"secretName": "valley-hf", "optional": True, "defaultMode": 0o440}}]
+                if component == "data"
+                else []
+            )
 
 
 def test_failure_policy_fails_the_job_on_exit_3_in_every_workload_container():
@@ -277,9 +335,14 @@ def test_failure_policy_fails_the_job_on_exit_3_in_every_workload_container():
         if obj["kind"] != "Job":
             continue
         pod = obj["spec"]["template"]["spec"]
-        workloads = {c["name"] for c in pod["containers"] + pod.get("initContainers", []) if c["command"][0] == "valley"}
-        fail_on_3 = {r["onExitCodes"]["containerName"] for r in obj["spec"]["podFailurePolicy"]["rules"]
-                     if r["action"] == "FailJob" and r["onExitCodes"]["values"] == [3]}
+        workloads = {
+            c["name"] for c in pod["containers"] + pod.get("initContainers", []) if c["command"][0] == "valley"
+        }
+        fail_on_3 = {
+            r["onExitCodes"]["containerName"]
+            for r in obj["spec"]["podFailurePolicy"]["rules"]
+            if r["action"] == "FailJob" and r["onExitCodes"]["values"] == [3]
+        }
         assert workloads and fail_on_3 == workloads, obj["metadata"]["name"]
 
 
@@ -291,15 +354,27 @@ def test_the_study_fetches_each_student_once_and_builds_each_subset_once(valleyc
     names = [(d["kind"], d["metadata"]["name"]) for d in docs]
     assert len(names) == len(set(names)), "every object once"
     shared = [d for d in docs if d["kind"] == "Job" and "valley.shared" in d["metadata"]["labels"]]
-    by_kind = {kind: [d for d in shared if d["metadata"]["labels"]["valley.shared"] == kind] for kind in ("fetch", "data", "lcb")}
+    by_kind = {
+        kind: [d for d in shared if d["metadata"]["labels"]["valley.shared"] == kind]
+        for kind in ("fetch", "data", "lcb")
+    }
     runs = valley_study()
     assert len(by_kind["fetch"]) == len({r.model.preset for r in runs}) == 2
     assert len(by_kind["data"]) == len({r.subset_dir_name for r in runs if r.data}) == 10  # 14 trained runs
     assert len(by_kind["lcb"]) == 1
-    fetches = [c for d in shared for c in d["spec"]["template"]["spec"]["containers"] if c["command"][1:3] == ["model", "fetch"]]
+    fetches = [
+        c
+        for d in shared
+        for c in d["spec"]["template"]["spec"]["containers"]
+        if c["command"][1:3] == ["model", "fetch"]
+    ]
     assert len(fetches) == 2, "no run's own Job fetches or builds anything"
-    assert not any(c["command"][1] in ("model", "data") for d in docs if d["kind"] == "Job" and d not in shared
-                   for c in d["spec"]["template"]["spec"]["containers"] + d["spec"]["template"]["spec"].get("initContainers", []))
+    assert not any(
+        c["command"][1] in ("model", "data")
+        for d in docs
+        if d["kind"] == "Job" and d not in shared
+        for c in d["spec"]["template"]["spec"]["containers"] + d["spec"]["template"]["spec"].get("initContainers", [])
+    )
     for job in shared:
         assert "valley.run" not in job["metadata"]["labels"], "cancelling one run must not delete what others need"
 
@@ -322,4 +397,6 @@ def test_rq2_labels_are_graded_by_a_gvisor_sidecar_that_cannot_reach_the_dataset
     assert build["command"][-2:] == ["--grader-url", "http://127.0.0.1:8000"]
     assert "grader-tmp" not in {m["name"] for m in build["volumeMounts"]}
     random_subset = jobs(select(Selection(size="10k", model="llama", nodes=2))[0])["data"]["spec"]["template"]["spec"]
-    assert "runtimeClassName" not in random_subset and "grader" not in {c["name"] for c in random_subset.get("initContainers", [])}
+    assert "runtimeClassName" not in random_subset and "grader" not in {
+        c["name"] for c in random_subset.get("initContainers", [])
+    }

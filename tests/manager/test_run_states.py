@@ -21,8 +21,9 @@ def record(client, study, label):
     experiment = client.get_experiment_by_name(f"valley-{study}")
     if experiment is None:
         return None
-    runs = client.search_runs([experiment.experiment_id], f"tags.`valley.label` = '{label}'",
-                              order_by=["attributes.start_time DESC"])
+    runs = client.search_runs(
+        [experiment.experiment_id], f"tags.`valley.label` = '{label}'", order_by=["attributes.start_time DESC"]
+    )
     return runs[0] if runs else None
 
 
@@ -44,11 +45,22 @@ def job_names(fake, name):
 
 def run_data(fake, name, **outcome) -> list[dict]:
     """Play the shared data Jobs the run's Jobs wait for (fetch, LiveCodeBench, subset); their pods."""
-    needed = {need for stage in ("train", "eval") if ("jobs", f"{name}-{stage}") in fake.objects
-              for need in fake.objects[("jobs", f"{name}-{stage}")]["metadata"]["annotations"].get("valley/needs", "").split(",")}
-    shared = sorted((n for n in needed if ("jobs", n) in fake.objects
-                     and "valley.shared" in fake.objects[("jobs", n)]["metadata"]["labels"]),
-                    key=lambda n: ("valley-fetch-", "valley-lcb-", "valley-data-").index(n[:n.index("-", 7) + 1]))
+    needed = {
+        need
+        for stage in ("train", "eval")
+        if ("jobs", f"{name}-{stage}") in fake.objects
+        for need in fake.objects[("jobs", f"{name}-{stage}")]["metadata"]["annotations"]
+        .get("valley/needs", "")
+        .split(",")
+    }
+    shared = sorted(
+        (
+            n
+            for n in needed
+            if ("jobs", n) in fake.objects and "valley.shared" in fake.objects[("jobs", n)]["metadata"]["labels"]
+        ),
+        key=lambda n: ("valley-fetch-", "valley-lcb-", "valley-data-").index(n[: n.index("-", 7) + 1]),
+    )
     return [fake.run_job(n, **outcome) for n in shared]
 
 
@@ -113,8 +125,10 @@ def test_missing_namespace_is_refused_before_anything_is_recorded(kctl):
     fake, client, call = kctl
     code, _, err = call(["launch", "--run", "qwen-1k", "--namespace", "nowhere"])
     assert code == 1
-    assert err.splitlines() == ["error: namespace nowhere does not exist on the cluster (or you may not see it); "
-                                "create it with `kubectl apply -k k8s/overlays/dev` or pass --namespace"]
+    assert err.splitlines() == [
+        "error: namespace nowhere does not exist on the cluster (or you may not see it); "
+        "create it with `kubectl apply -k k8s/overlays/dev` or pass --namespace"
+    ]
     assert record(client, "valley", "qwen-1k") is None
     assert not [r for r in fake.requests if r[0] == "POST" and "dryRun" not in r[1]]
 
@@ -152,8 +166,12 @@ def test_failed_run_records_the_jobs_failure_condition(kctl):
     out = reconciled(call)
     tags = client.get_run(run.info.run_id).data.tags
     assert client.get_run(run.info.run_id).info.status == "FAILED"
-    assert (tags["valley.failure.stage"], tags["valley.failure.reason"], tags["valley.failure.exit_code"],
-            tags["valley.failure.container"]) == ("train", "PodFailurePolicy", "3", "train")
+    assert (
+        tags["valley.failure.stage"],
+        tags["valley.failure.reason"],
+        tags["valley.failure.exit_code"],
+        tags["valley.failure.container"],
+    ) == ("train", "PodFailurePolicy", "3", "train")
     assert "failed with exit code 3 matching FailJob rule" in tags["valley.failure.message"]
     assert "train Job failed: PodFailurePolicy, container train exit code 3" in out
     row = next(r for r in json.loads(call(["status", "--executor", "k8s", "--json"])[1]) if r["label"] == "qwen-10k")
@@ -163,9 +181,15 @@ def test_failed_run_records_the_jobs_failure_condition(kctl):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "logs/train")}
     (pod_dir,) = artifacts
     assert [a.path for a in client.list_artifacts(run.info.run_id, pod_dir)] == [f"{pod_dir}/train.log"]
-    for stage, container in (("fetch", "model-fetch"), ("lcb", "lcb-stage"), ("data", "data-build")):  # its shared data Jobs
+    for stage, container in (
+        ("fetch", "model-fetch"),
+        ("lcb", "lcb-stage"),
+        ("data", "data-build"),
+    ):  # its shared data Jobs
         (data_pod,) = [a.path for a in client.list_artifacts(run.info.run_id, f"logs/{stage}")]
-        assert [a.path.rsplit("/", 1)[1] for a in client.list_artifacts(run.info.run_id, data_pod)] == [f"{container}.log"]
+        assert [a.path.rsplit("/", 1)[1] for a in client.list_artifacts(run.info.run_id, data_pod)] == [
+            f"{container}.log"
+        ]
     text = client.download_artifacts(run.info.run_id, f"{pod_dir}/train.log")
     assert "train.lr: must be > 0" in open(text).read()
     posts = len(fake.requests)

@@ -6,15 +6,18 @@ from manager.selection import Selection, select
 from valley.errors import ValleyError
 
 
-@pytest.mark.parametrize("sel,labels", [
-    (Selection(size="10k", model="llama"), ["llama-10k"]),
-    (Selection(size="6k", model="qwen", subset="correct"), ["qwen-correct-6k"]),
-    (Selection(size="6k", model="qwen", subset="correct", base="qwen-30k"), ["qwen-30k+correct-6k"]),
-    (Selection(model="llama"), ["llama-baseline", "llama-1k", "llama-10k", "llama-30k"]),
-    (Selection(size="baseline"), ["qwen-baseline", "llama-baseline"]),
-    (Selection(runs=("qwen-10k", "llama-baseline")), ["qwen-10k", "llama-baseline"]),
-    (Selection(study="mini", size="40", model="tiny-qwen"), ["tiny-qwen-40"]),
-])
+@pytest.mark.parametrize(
+    "sel,labels",
+    [
+        (Selection(size="10k", model="llama"), ["llama-10k"]),
+        (Selection(size="6k", model="qwen", subset="correct"), ["qwen-correct-6k"]),
+        (Selection(size="6k", model="qwen", subset="correct", base="qwen-30k"), ["qwen-30k+correct-6k"]),
+        (Selection(model="llama"), ["llama-baseline", "llama-1k", "llama-10k", "llama-30k"]),
+        (Selection(size="baseline"), ["qwen-baseline", "llama-baseline"]),
+        (Selection(runs=("qwen-10k", "llama-baseline")), ["qwen-10k", "llama-baseline"]),
+        (Selection(study="mini", size="40", model="tiny-qwen"), ["tiny-qwen-40"]),
+    ],
+)
 def test_flags_select_grid_cells(sel, labels):
     assert [r.label for r in select(sel)] == labels
 
@@ -35,14 +38,20 @@ def test_nodes_changes_the_spec_and_the_name():
     assert two.train.nodes == 2 and two.name != one.name and two.label == one.label
 
 
-@pytest.mark.parametrize("sel,message", [
-    (Selection(model="mistral"), "--model: unknown value 'mistral'; allowed: llama, qwen, tiny-llama, tiny-qwen"),
-    (Selection(subset="medium"), "--subset: unknown value 'medium'; allowed: random, correct, incorrect, easy, hard"),
-    (Selection(study="big"), "--study: unknown value 'big'; allowed: valley, mini"),
-    (Selection(base="qwen-9k", size="6k", model="qwen"), "--from: unknown value 'qwen-9k'; allowed: qwen-1k"),
-    (Selection(runs=("nope",)), "--run: unknown value 'nope'; allowed: qwen-baseline"),
-    (Selection(size="ten", model="qwen"), "--size"),
-])
+@pytest.mark.parametrize(
+    "sel,message",
+    [
+        (Selection(model="mistral"), "--model: unknown value 'mistral'; allowed: llama, qwen, tiny-llama, tiny-qwen"),
+        (
+            Selection(subset="medium"),
+            "--subset: unknown value 'medium'; allowed: random, correct, incorrect, easy, hard",
+        ),
+        (Selection(study="big"), "--study: unknown value 'big'; allowed: valley, mini"),
+        (Selection(base="qwen-9k", size="6k", model="qwen"), "--from: unknown value 'qwen-9k'; allowed: qwen-1k"),
+        (Selection(runs=("nope",)), "--run: unknown value 'nope'; allowed: qwen-baseline"),
+        (Selection(size="ten", model="qwen"), "--size"),
+    ],
+)
 def test_unknown_values_list_the_allowed_ones(sel, message):
     with pytest.raises(ValleyError) as error:
         select(sel)
@@ -53,4 +62,5 @@ def test_cli_error_is_one_line(valleyctl):
     result = valleyctl(["render", "--model", "mistral", "--size", "10k"], check=False)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "error: --model: unknown value 'mistral'; allowed: llama, qwen, tiny-llama, tiny-qwen"]
+        "error: --model: unknown value 'mistral'; allowed: llama, qwen, tiny-llama, tiny-qwen"
+    ]

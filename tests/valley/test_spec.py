@@ -9,7 +9,9 @@ from manager.study import valley_study
 from valley.train.steps import step_plan
 
 
-@pytest.mark.parametrize("text,count", [("1k", 1000), ("10k", 10000), ("30K", 30000), ("6k", 6000), ("4k", 4000), (300, 300), ("2.5k", 2500)])
+@pytest.mark.parametrize(
+    "text,count", [("1k", 1000), ("10k", 10000), ("30K", 30000), ("6k", 6000), ("4k", 4000), (300, 300), ("2.5k", 2500)]
+)
 def test_sizes_parse(text, count):
     assert parse_size(text) == count
 
@@ -33,13 +35,16 @@ def test_grid_has_fourteen_training_runs_and_two_baselines():
 
 # Hand-computed: ceil(N / 8 GPUs) micro-batches per rank, // 16 accumulation steps, x 5 epochs,
 # warmup = 10% of total rounded half up.
-@pytest.mark.parametrize("size,per_epoch,total,warmup", [
-    ("1k", 7, 35, 4),        # ceil(1000/8)=125 -> 125//16=7
-    ("10k", 78, 390, 39),    # 1250//16=78
-    ("30k", 234, 1170, 117), # 3750//16=234
-    ("6k", 46, 230, 23),     # 750//16=46
-    ("4k", 31, 155, 16),     # 500//16=31, 15.5 -> 16
-])
+@pytest.mark.parametrize(
+    "size,per_epoch,total,warmup",
+    [
+        ("1k", 7, 35, 4),  # ceil(1000/8)=125 -> 125//16=7
+        ("10k", 78, 390, 39),  # 1250//16=78
+        ("30k", 234, 1170, 117),  # 3750//16=234
+        ("6k", 46, 230, 23),  # 750//16=46
+        ("4k", 31, 155, 16),  # 500//16=31, 15.5 -> 16
+    ],
+)
 def test_step_math(size, per_epoch, total, warmup):
     plan = step_plan(parse_size(size), TrainSpec())
     assert (plan.steps_per_epoch, plan.total_steps, plan.warmup_steps) == (per_epoch, total, warmup)

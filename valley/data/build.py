@@ -88,9 +88,17 @@ def _packaged_origin(source: str, schema: str) -> sources.Origin:
 # ------------------------------------------------------------------------------- build
 
 
-def build_subset(run_spec: RunSpec, tokenizer_dir: Path, out_dir: Path, local: Path | None = None, *,
-                 label_cache: Path | None = None, sandbox: str = "auto", workers: int | None = None,
-                 grader_url: str | None = None) -> Path:
+def build_subset(
+    run_spec: RunSpec,
+    tokenizer_dir: Path,
+    out_dir: Path,
+    local: Path | None = None,
+    *,
+    label_cache: Path | None = None,
+    sandbox: str = "auto",
+    workers: int | None = None,
+    grader_url: str | None = None,
+) -> Path:
     """Build `run_spec`'s subset into `out_dir`; returns the manifest path.
 
     Args:
@@ -127,14 +135,21 @@ def build_subset(run_spec: RunSpec, tokenizer_dir: Path, out_dir: Path, local: P
         raise ValleyError("ocr2.id: the corpus has duplicate ids; every response needs a unique id")
     position = {example_id: number for number, example_id in enumerate(ids)}
 
-    pool = _candidates(data, corpus, ids, position, label_cache or out_dir.parent / ".labels", sandbox, workers, grader_url)
+    pool = _candidates(
+        data, corpus, ids, position, label_cache or out_dir.parent / ".labels", sandbox, workers, grader_url
+    )
     tokenizer = tokens.load_tokenizer(tokenizer_dir)
     length_cache = tokens.LengthCache(out_dir.parent / ".token-lengths" / f"{inputs['tokenizer_sha256'][:16]}.txt")
-    chosen, lengths, dropped = _take(data, corpus, subsets.rank(pool.ids, data.seed), position, tokenizer,
-                                     train.max_seq_len, length_cache)
+    chosen, lengths, dropped = _take(
+        data, corpus, subsets.rank(pool.ids, data.seed), position, tokenizer, train.max_seq_len, length_cache
+    )
     if len(chosen) < data.size:
-        subsets.require_pool(data.size, len(chosen), data.subset,
-                             f"{len(pool.ids)} candidates, {len(dropped)} dropped for exceeding {train.max_seq_len} tokens")
+        subsets.require_pool(
+            data.size,
+            len(chosen),
+            data.subset,
+            f"{len(pool.ids)} candidates, {len(dropped)} dropped for exceeding {train.max_seq_len} tokens",
+        )
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
@@ -148,8 +163,13 @@ def build_subset(run_spec: RunSpec, tokenizer_dir: Path, out_dir: Path, local: P
         "key": data.key,
         "subset": data.subset,
         "seed": data.seed,
-        "sizes": {"requested": data.size, "written": len(chosen), "candidates": len(pool.ids),
-                  "corpus": len(ids), "dropped_over_length": len(dropped)},
+        "sizes": {
+            "requested": data.size,
+            "written": len(chosen),
+            "candidates": len(pool.ids),
+            "corpus": len(ids),
+            "dropped_over_length": len(dropped),
+        },
         "sources": [vars(origin) for origin in corpus.origins],
         "parent": pool.parent | {"base_subset": run_spec.base.data.key if run_spec.base else None},
         "label_counts": pool.label_counts,
@@ -168,8 +188,16 @@ class Pool:
     label_counts: dict
 
 
-def _candidates(data: DataSpec, corpus: Corpus, ids: list[str], position: dict[str, int],
-                label_cache: Path, sandbox: str, workers: int | None, grader_url: str | None) -> Pool:
+def _candidates(
+    data: DataSpec,
+    corpus: Corpus,
+    ids: list[str],
+    position: dict[str, int],
+    label_cache: Path,
+    sandbox: str,
+    workers: int | None,
+    grader_url: str | None,
+) -> Pool:
     """The ids this subset draws from, what they were drawn from, and their label counts."""
     if data.subset == "random":
         subsets.require_pool(data.size, len(ids), "random", f"{len(ids)} examples in the corpus")
@@ -179,8 +207,10 @@ def _candidates(data: DataSpec, corpus: Corpus, ids: list[str], position: dict[s
     columns = corpus.ocr2.select_columns(["dataset", "difficulty"])
     taco_ids = [i for i in parent if columns[position[i]]["dataset"] == "taco"]
     taco_rows = {i: corpus.source_row(corpus.ocr2[position[i]]) for i in taco_ids}
-    difficulty = {i: sources.difficulty_class(taco_rows[i].get("difficulty") or columns[position[i]]["difficulty"])
-                  for i in taco_ids}
+    difficulty = {
+        i: sources.difficulty_class(taco_rows[i].get("difficulty") or columns[position[i]]["difficulty"])
+        for i in taco_ids
+    }
     labels: dict[str, str] = {}
     if data.subset in ("correct", "incorrect"):
         from valley.data.labels import LabelItem, label_responses
@@ -188,35 +218,50 @@ def _candidates(data: DataSpec, corpus: Corpus, ids: list[str], position: dict[s
         items = []
         for i in taco_ids:
             row = corpus.ocr2[position[i]]
-            items.append(LabelItem(i, row["r1_generation"], taco_rows[i]["input_output"],
-                                   f"taco {row['split']}[{row['index']}]"))
+            items.append(
+                LabelItem(i, row["r1_generation"], taco_rows[i]["input_output"], f"taco {row['split']}[{row['index']}]")
+            )
         labels = label_responses(items, label_cache, sandbox=sandbox, workers=workers, grader_url=grader_url)
         counts = dict(sorted(Counter(labels.values()).items()))
     else:
         counts = dict(sorted(Counter(d or "unlabelled" for d in difficulty.values()).items()))
     candidates = subsets.subset_candidates(data.subset, taco_ids, labels, difficulty)
     detail = f"{len(taco_ids)} TACO-sourced of {len(parent)} in the parent pool; " + ", ".join(
-        f"{k} {v}" for k, v in counts.items())
+        f"{k} {v}" for k, v in counts.items()
+    )
     subsets.require_pool(data.size, len(candidates), data.subset, detail)
     parent_size = subsets.PARENT_POOL[data.source] or len(ids)
-    parent_spec = DataSpec(source=data.source, size=parent_size, subset="random", seed=data.seed,
-                           over_length=data.over_length)
-    return Pool(candidates, {"kind": "random", "key": parent_spec.key, "examples": len(parent),
-                             "taco_sourced": len(taco_ids)}, counts)
+    parent_spec = DataSpec(
+        source=data.source, size=parent_size, subset="random", seed=data.seed, over_length=data.over_length
+    )
+    return Pool(
+        candidates,
+        {"kind": "random", "key": parent_spec.key, "examples": len(parent), "taco_sourced": len(taco_ids)},
+        counts,
+    )
 
 
-def _take(data: DataSpec, corpus: Corpus, ordered: list[str], position: dict[str, int], tokenizer,
-          max_seq_len: int, length_cache: tokens.LengthCache) -> tuple[list[tuple[str, list[dict]]], list[int], list[int]]:
+def _take(
+    data: DataSpec,
+    corpus: Corpus,
+    ordered: list[str],
+    position: dict[str, int],
+    tokenizer,
+    max_seq_len: int,
+    length_cache: tokens.LengthCache,
+) -> tuple[list[tuple[str, list[dict]]], list[int], list[int]]:
     """Walk the ranking, keeping examples until `size` are in (dropping over-length ones under `drop`)."""
     chosen: list[tuple[str, list[dict]]] = []
     lengths: list[int] = []
     dropped: list[int] = []
     cursor = 0
     while len(chosen) < data.size and cursor < len(ordered):
-        batch = ordered[cursor: cursor + data.size - len(chosen) + 64]
+        batch = ordered[cursor : cursor + data.size - len(chosen) + 64]
         cursor += len(batch)
         conversations = [_messages(corpus, corpus.ocr2[position[i]]) for i in batch]
-        for example_id, messages, length in zip(batch, conversations, tokens.count_tokens(tokenizer, conversations, length_cache)):
+        for example_id, messages, length in zip(
+            batch, conversations, tokens.count_tokens(tokenizer, conversations, length_cache)
+        ):
             if len(chosen) == data.size:
                 break
             if length > max_seq_len and data.over_length == "drop":
@@ -234,8 +279,10 @@ def _messages(corpus: Corpus, row: dict) -> list[dict]:
         source = corpus.source_row(row)
         question = sources.question_text(row["dataset"], source)
         starter = source.get("starter_code") or ""
-    return [{"role": "user", "content": sft_prompt(question, starter)},
-            {"role": "assistant", "content": row["r1_generation"]}]
+    return [
+        {"role": "user", "content": sft_prompt(question, starter)},
+        {"role": "assistant", "content": row["r1_generation"]},
+    ]
 
 
 # ------------------------------------------------------------------------------ files
@@ -265,5 +312,7 @@ def _is_complete(manifest_path: Path, inputs: dict) -> bool:
         return False
     if any(manifest.get(k) != v for k, v in inputs.items()):
         return False
-    return all((manifest_path.parent / name).exists() and file_sha256(manifest_path.parent / name) == sha
-               for name, sha in manifest.get("files", {}).items())
+    return all(
+        (manifest_path.parent / name).exists() and file_sha256(manifest_path.parent / name) == sha
+        for name, sha in manifest.get("files", {}).items()
+    )

@@ -32,10 +32,26 @@ def data_build(
     run_spec: RunSpecOpt,
     tokenizer: Annotated[Path, typer.Option("--tokenizer", help="student model dir: its tokenizer and chat template")],
     out: Annotated[Path, typer.Option("--out", help="subset directory: train.jsonl, token_stats.json, manifest.json")],
-    local: Annotated[Path | None, typer.Option("--local", help="corpus dir (taco/ocr2.jsonl…) instead of the packaged sample or the Hub")] = None,
-    sandbox: Annotated[str, typer.Option("--sandbox", help="grader sandbox for RQ2 labels graded in-process: auto|runsc|process|unsafe-local")] = "auto",
-    workers: Annotated[int | None, typer.Option("--workers", help="parallel gradings for RQ2 labels (default: CPU count)")] = None,
-    grader_url: Annotated[str | None, typer.Option("--grader-url", help="grade RQ2 labels through this grader (the data Job's gVisor sidecar) instead of in-process; required on a cluster")] = None,
+    local: Annotated[
+        Path | None,
+        typer.Option("--local", help="corpus dir (taco/ocr2.jsonl…) instead of the packaged sample or the Hub"),
+    ] = None,
+    sandbox: Annotated[
+        str,
+        typer.Option(
+            "--sandbox", help="grader sandbox for RQ2 labels graded in-process: auto|runsc|process|unsafe-local"
+        ),
+    ] = "auto",
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="parallel gradings for RQ2 labels (default: CPU count)")
+    ] = None,
+    grader_url: Annotated[
+        str | None,
+        typer.Option(
+            "--grader-url",
+            help="grade RQ2 labels through this grader (the data Job's gVisor sidecar) instead of in-process; required on a cluster",
+        ),
+    ] = None,
 ) -> None:
     """Build a run's SFT subset; reruns with the same inputs reuse it.
 
@@ -51,15 +67,22 @@ def data_build(
     logged = log_subset_input(manifest)
     summary = json.loads(manifest.read_text())
     stats = summary["token_stats"]
-    typer.echo(f"{summary['key']}: {summary['sizes']['written']} examples, {stats['tokens_kept']:,} tokens "
-               f"(mean {stats['mean']:,.0f}, {stats['share_above_max_seq_len']:.1%} over {stats['max_seq_len']:,}, "
-               f"{stats['dropped']} dropped) -> {manifest}" + (" (logged as the run's training input)" if logged else ""))
+    typer.echo(
+        f"{summary['key']}: {summary['sizes']['written']} examples, {stats['tokens_kept']:,} tokens "
+        f"(mean {stats['mean']:,.0f}, {stats['share_above_max_seq_len']:.1%} over {stats['max_seq_len']:,}, "
+        f"{stats['dropped']} dropped) -> {manifest}" + (" (logged as the run's training input)" if logged else "")
+    )
 
 
 @data_app.command("lcb")
 def data_lcb(
     run_spec: RunSpecOpt,
-    out: Annotated[Path, typer.Option("--out", help="jsonl of LiveCodeBench rows (the dataset's own schema) for `valley eval --lcb-path`")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="jsonl of LiveCodeBench rows (the dataset's own schema) for `valley eval --lcb-path`"
+        ),
+    ],
 ) -> None:
     """Stage the run's LiveCodeBench problems as a file, for eval pods that have no Hub access.
 
@@ -71,15 +94,21 @@ def data_lcb(
     spec = load_run_spec(run_spec)
     rows = load_lcb_problems(spec.eval)
     write_atomic(out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-    typer.echo(f"{out}: {len(rows)} problems from {spec.eval.lcb_release}, {spec.eval.date_start}..{spec.eval.date_end}")
+    typer.echo(
+        f"{out}: {len(rows)} problems from {spec.eval.lcb_release}, {spec.eval.date_start}..{spec.eval.date_end}"
+    )
 
 
 @data_app.command("generate")
 def data_generate(
-    teacher: Annotated[str, typer.Option("--teacher", help="teacher model: an HF-format directory or Hub id vLLM can load")],
+    teacher: Annotated[
+        str, typer.Option("--teacher", help="teacher model: an HF-format directory or Hub id vLLM can load")
+    ],
     k: Annotated[int, typer.Option("-k", help="responses sampled per question (the paper: about 7)")],
     out: Annotated[Path, typer.Option("--out", help="OCR2-schema jsonl to append to (resumes where it stopped)")],
-    source: Annotated[str, typer.Option("--source", help="questions from: sample (packaged) | ocr2 (Hub or --local)")] = "sample",
+    source: Annotated[
+        str, typer.Option("--source", help="questions from: sample (packaged) | ocr2 (Hub or --local)")
+    ] = "sample",
     local: Annotated[Path | None, typer.Option("--local", help="corpus dir in the sample-corpus layout")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="only the first N questions")] = None,
     temperature: Annotated[float, typer.Option("--temperature")] = 0.6,
@@ -96,6 +125,17 @@ def data_generate(
 
     if source not in ("sample", "ocr2"):
         raise typer.BadParameter("use sample or ocr2", param_hint="--source")
-    written = generate(teacher, out, k=k, source=source, local=local, limit=limit, temperature=temperature,
-                       top_p=top_p, max_model_len=max_model_len, seed=seed, tensor_parallel_size=tensor_parallel_size)
+    written = generate(
+        teacher,
+        out,
+        k=k,
+        source=source,
+        local=local,
+        limit=limit,
+        temperature=temperature,
+        top_p=top_p,
+        max_model_len=max_model_len,
+        seed=seed,
+        tensor_parallel_size=tensor_parallel_size,
+    )
     typer.echo(f"{out}: {written} new responses")

@@ -44,13 +44,19 @@ def _problem(item: LabelItem):
 
     try:
         spec = json.loads(item.input_output)
-        if not (isinstance(spec, dict) and isinstance(spec.get("inputs"), list) and isinstance(spec.get("outputs"), list)
-                and len(spec["inputs"]) == len(spec["outputs"])):
+        if not (
+            isinstance(spec, dict)
+            and isinstance(spec.get("inputs"), list)
+            and isinstance(spec.get("outputs"), list)
+            and len(spec["inputs"]) == len(spec["outputs"])
+        ):
             raise ValueError("needs 'inputs' and 'outputs' lists of equal length")
         return from_taco_row({"input_output": spec}, item.where)
     except (ValueError, TypeError, KeyError) as error:
-        raise ValleyError(f"{item.where}.input_output: malformed ({error}); expected a JSON object with "
-                          "inputs, outputs and optional fn_name — fix or drop that row") from None
+        raise ValleyError(
+            f"{item.where}.input_output: malformed ({error}); expected a JSON object with "
+            "inputs, outputs and optional fn_name — fix or drop that row"
+        ) from None
 
 
 def cache_key(item: LabelItem) -> str:
@@ -64,8 +70,14 @@ def _cache_path(cache_dir: Path, key: str) -> Path:
     return cache_dir / key[:2] / f"{key}.json"
 
 
-def label_responses(items: list[LabelItem], cache_dir: Path, *, sandbox: str = "auto",
-                    workers: int | None = None, grader_url: str | None = None) -> dict[str, str]:
+def label_responses(
+    items: list[LabelItem],
+    cache_dir: Path,
+    *,
+    sandbox: str = "auto",
+    workers: int | None = None,
+    grader_url: str | None = None,
+) -> dict[str, str]:
     """{id: correct|incorrect|infra_error} for every item, grading only what the cache lacks;
     through the grader at `grader_url` when given, else in-process in `sandbox`."""
     problems = {item.where: _problem(item) for item in items}  # malformed tests fail before any grading
@@ -80,8 +92,15 @@ def label_responses(items: list[LabelItem], cache_dir: Path, *, sandbox: str = "
             todo.setdefault(keys[item.id], item)
 
     workers = workers or max(1, os.cpu_count() or 1)
-    statuses = {} if not todo else (_grade_remote(grader_url, todo, problems, cache_dir, workers) if grader_url
-                                    else _grade_here(todo, problems, sandbox, workers))
+    statuses = (
+        {}
+        if not todo
+        else (
+            _grade_remote(grader_url, todo, problems, cache_dir, workers)
+            if grader_url
+            else _grade_here(todo, problems, sandbox, workers)
+        )
+    )
     graded: dict[str, str] = {}
     for key, status in statuses.items():
         label = "correct" if status == "pass" else "infra_error" if status == "infra_error" else "incorrect"
@@ -94,7 +113,6 @@ def label_responses(items: list[LabelItem], cache_dir: Path, *, sandbox: str = "
     return labels
 
 
-
 def _grade_here(todo: dict[str, LabelItem], problems: dict, sandbox: str, workers: int) -> dict[str, str]:
     """{cache key: verdict status}, graded in this process's sandboxes (never on a cluster)."""
     from valley.grader.grading import grade
@@ -102,8 +120,10 @@ def _grade_here(todo: dict[str, LabelItem], problems: dict, sandbox: str, worker
 
     try:
         if on_cluster():
-            raise IsolationUnavailable("RQ2 labels on a cluster are graded by the gVisor grader sidecar; pass --grader-url "
-                                       "(the rendered data Job does)")
+            raise IsolationUnavailable(
+                "RQ2 labels on a cluster are graded by the gVisor grader sidecar; pass --grader-url "
+                "(the rendered data Job does)"
+            )
         refuse_unsafe_on_cluster(sandbox, "--sandbox")
         kind = require_isolation(sandbox)
     except IsolationUnavailable as error:
@@ -113,7 +133,9 @@ def _grade_here(todo: dict[str, LabelItem], problems: dict, sandbox: str, worker
         return {key: verdict.status for key, verdict in zip(todo, verdicts)}
 
 
-def _grade_remote(url: str, todo: dict[str, LabelItem], problems: dict, cache_dir: Path, workers: int) -> dict[str, str]:
+def _grade_remote(
+    url: str, todo: dict[str, LabelItem], problems: dict, cache_dir: Path, workers: int
+) -> dict[str, str]:
     """{cache key: verdict status}, graded by the grader server at `url`. Its rows land in a
     resumable verdict file first, so a killed build regrades nothing it already got back."""
     from dataclasses import replace

@@ -28,8 +28,10 @@ def load_lcb_problems(eval_spec: EvalSpec, *, path: Path | None = None) -> list[
     start, end = eval_spec.date_start.isoformat(), eval_spec.date_end.isoformat()
     selected = [row for row in rows if start <= str(row["contest_date"])[:10] <= end]
     if not selected:
-        raise ValleyError(f"eval.date_start/date_end: no LiveCodeBench problem has a contest_date in {start}..{end} "
-                          f"({len(rows)} problems read); widen the window or pick another lcb_release")
+        raise ValleyError(
+            f"eval.date_start/date_end: no LiveCodeBench problem has a contest_date in {start}..{end} "
+            f"({len(rows)} problems read); widen the window or pick another lcb_release"
+        )
     for row in selected:
         evaluation_sample(row)
     return selected
@@ -57,6 +59,8 @@ def evaluation_sample(row: dict) -> dict:
         tests = json.loads(row["public_test_cases"]) + decode_private_tests(row["private_test_cases"])
         fn_name = json.loads(row["metadata"] or "{}").get("func_name")
     except Exception as error:
-        raise ValleyError(f"lcb {row.get('question_id')}: test cases do not decode ({error}); "
-                          "the row is not in LiveCodeBench's format") from None
+        raise ValleyError(
+            f"lcb {row.get('question_id')}: test cases do not decode ({error}); "
+            "the row is not in LiveCodeBench's format"
+        ) from None
     return {"inputs": [t["input"] for t in tests], "outputs": [t["output"] for t in tests], "fn_name": fn_name}

@@ -50,58 +50,146 @@ class Template:
 
 
 TEMPLATES = (
-    Template("sum", "EASY", "list", "totalSum", "int",
-             ("print the sum of the numbers", "print the total of all the numbers", "add up the numbers and print the result"),
-             "Adding every number gives the answer.", "sum(nums)",
-             (("sum(nums[1:])", "The first value is the count, so I skip it."),)),
-    Template("max", "EASY", "list", "largest", "int",
-             ("print the largest number", "print the maximum value", "print the biggest element"),
-             "The built-in max gives the largest element.", "max(nums)",
-             (("nums[-1]", "The numbers look sorted, so the last one is the largest."),)),
-    Template("min", "EASY", "list", "smallest", "int",
-             ("print the smallest number", "print the minimum value", "print the lowest element"),
-             "The built-in min gives the smallest element.", "min(nums)",
-             (("nums[0]", "The numbers look sorted, so the first one is the smallest."),)),
-    Template("reverse", "EASY", "str", "reverseWord", "str",
-             ("print the string reversed", "print the word backwards", "reverse the string and print it"),
-             "Slicing with step -1 reverses a string.", "s[::-1]",
-             (("''.join(sorted(s, reverse=True))", "Reversing means putting the letters in reverse order."),)),
-    Template("length", "MEDIUM", "str", "wordLength", "int",
-             ("print the length of the string", "print how many letters the word has", "count the characters of the string"),
-             "len gives the number of characters.", "len(s)",
-             (("len(set(s))", "Count the letters, each one once."),)),
-    Template("even", "MEDIUM", "list", "countEven", "int",
-             ("print how many numbers are even", "count the even numbers", "print the number of even elements"),
-             "A number is even when x % 2 == 0; count those.", "sum(1 for x in nums if x % 2 == 0)",
-             (("len(nums) // 2", "About half of the numbers are even."),)),
-    Template("greater", "MEDIUM_HARD", "list", "countGreater", "int",
-             ("print how many numbers are greater than {k}", "count the numbers larger than {k}"),
-             "Count the numbers x with x > {k}.", "sum(1 for x in nums if x > {k})",
-             (("sum(1 for x in nums if x >= {k})", "Count the numbers that are at least {k}."),), tuple(range(1, 10))),
-    Template("multiples", "MEDIUM_HARD", "list", "sumMultiples", "int",
-             ("print the sum of the numbers divisible by {k}", "add up the multiples of {k} and print the result"),
-             "Keep the x with x % {k} == 0 and add them.", "sum(x for x in nums if x % {k} == 0)",
-             (("sum(nums) // {k}", "Dividing the total by {k} gives the sum of the multiples."),), tuple(range(2, 10))),
-    Template("letter", "HARD", "str", "countLetter", "int",
-             ("print how many times the letter {k} appears", "count the occurrences of the letter {k}"),
-             "str.count counts the letter {k}.", "s.count('{k}')",
-             (("int('{k}' in s)", "Check whether the letter {k} is there."),), tuple("abcdefgh")),
-    Template("scaled", "HARD", "list", "scaledMax", "int",
-             ("print the largest number times {k}", "multiply the maximum by {k} and print it"),
-             "Take max(nums) and multiply it by {k}.", "max(nums) * {k}",
-             (("max(nums) + {k}", "Add {k} to the maximum."),), tuple(range(2, 10))),
+    Template(
+        "sum",
+        "EASY",
+        "list",
+        "totalSum",
+        "int",
+        (
+            "print the sum of the numbers",
+            "print the total of all the numbers",
+            "add up the numbers and print the result",
+        ),
+        "Adding every number gives the answer.",
+        "sum(nums)",
+        (("sum(nums[1:])", "The first value is the count, so I skip it."),),
+    ),
+    Template(
+        "max",
+        "EASY",
+        "list",
+        "largest",
+        "int",
+        ("print the largest number", "print the maximum value", "print the biggest element"),
+        "The built-in max gives the largest element.",
+        "max(nums)",
+        (("nums[-1]", "The numbers look sorted, so the last one is the largest."),),
+    ),
+    Template(
+        "min",
+        "EASY",
+        "list",
+        "smallest",
+        "int",
+        ("print the smallest number", "print the minimum value", "print the lowest element"),
+        "The built-in min gives the smallest element.",
+        "min(nums)",
+        (("nums[0]", "The numbers look sorted, so the first one is the smallest."),),
+    ),
+    Template(
+        "reverse",
+        "EASY",
+        "str",
+        "reverseWord",
+        "str",
+        ("print the string reversed", "print the word backwards", "reverse the string and print it"),
+        "Slicing with step -1 reverses a string.",
+        "s[::-1]",
+        (("''.join(sorted(s, reverse=True))", "Reversing means putting the letters in reverse order."),),
+    ),
+    Template(
+        "length",
+        "MEDIUM",
+        "str",
+        "wordLength",
+        "int",
+        ("print the length of the string", "print how many letters the word has", "count the characters of the string"),
+        "len gives the number of characters.",
+        "len(s)",
+        (("len(set(s))", "Count the letters, each one once."),),
+    ),
+    Template(
+        "even",
+        "MEDIUM",
+        "list",
+        "countEven",
+        "int",
+        ("print how many numbers are even", "count the even numbers", "print the number of even elements"),
+        "A number is even when x % 2 == 0; count those.",
+        "sum(1 for x in nums if x % 2 == 0)",
+        (("len(nums) // 2", "About half of the numbers are even."),),
+    ),
+    Template(
+        "greater",
+        "MEDIUM_HARD",
+        "list",
+        "countGreater",
+        "int",
+        ("print how many numbers are greater than {k}", "count the numbers larger than {k}"),
+        "Count the numbers x with x > {k}.",
+        "sum(1 for x in nums if x > {k})",
+        (("sum(1 for x in nums if x >= {k})", "Count the numbers that are at least {k}."),),
+        tuple(range(1, 10)),
+    ),
+    Template(
+        "multiples",
+        "MEDIUM_HARD",
+        "list",
+        "sumMultiples",
+        "int",
+        ("print the sum of the numbers divisible by {k}", "add up the multiples of {k} and print the result"),
+        "Keep the x with x % {k} == 0 and add them.",
+        "sum(x for x in nums if x % {k} == 0)",
+        (("sum(nums) // {k}", "Dividing the total by {k} gives the sum of the multiples."),),
+        tuple(range(2, 10)),
+    ),
+    Template(
+        "letter",
+        "HARD",
+        "str",
+        "countLetter",
+        "int",
+        ("print how many times the letter {k} appears", "count the occurrences of the letter {k}"),
+        "str.count counts the letter {k}.",
+        "s.count('{k}')",
+        (("int('{k}' in s)", "Check whether the letter {k} is there."),),
+        tuple("abcdefgh"),
+    ),
+    Template(
+        "scaled",
+        "HARD",
+        "list",
+        "scaledMax",
+        "int",
+        ("print the largest number times {k}", "multiply the maximum by {k} and print it"),
+        "Take max(nums) and multiply it by {k}.",
+        "max(nums) * {k}",
+        (("max(nums) + {k}", "Add {k} to the maximum."),),
+        tuple(range(2, 10)),
+    ),
 )
 
 INTROS = {
-    "list": ("You are given a list of integers.", "A sequence of integers is given.",
-             "Read a list of numbers.", "Consider the integers in the input."),
-    "str": ("You are given a string of lowercase letters.", "A word is given.",
-            "Read a lowercase string.", "Consider the word in the input."),
+    "list": (
+        "You are given a list of integers.",
+        "A sequence of integers is given.",
+        "Read a list of numbers.",
+        "Consider the integers in the input.",
+    ),
+    "str": (
+        "You are given a string of lowercase letters.",
+        "A word is given.",
+        "Read a lowercase string.",
+        "Consider the word in the input.",
+    ),
 }
 READERS = {"list": "n = int(input())\nnums = list(map(int, input().split()))\n", "str": "s = input().strip()\n"}
 ARGS = {"list": "nums: list[int]", "str": "s: str"}
-INPUT_FORMAT = {"list": "The first line holds n. The second line holds n space-separated integers.",
-                "str": "A single line holds the string."}
+INPUT_FORMAT = {
+    "list": "The first line holds n. The second line holds n space-separated integers.",
+    "str": "A single line holds the string.",
+}
 
 
 # ------------------------------------------------------------------------------ problems
@@ -121,7 +209,6 @@ class MiniProblem:
         digest = hashlib.sha256(f"{self.intro}/{self.task}/{self.functional}".encode()).hexdigest()[:8]
         return f"{self.template.key}-{'call' if self.functional else 'stdin'}-{digest}"
 
-
     def expr(self, expr: str) -> str:
         return expr.replace("{k}", str(self.param))
 
@@ -134,7 +221,11 @@ class MiniProblem:
     @property
     def starter(self) -> str:
         t = self.template
-        return f"class Solution:\n    def {t.method}(self, {ARGS[t.kind]}) -> {t.returns}:\n        " if self.functional else ""
+        return (
+            f"class Solution:\n    def {t.method}(self, {ARGS[t.kind]}) -> {t.returns}:\n        "
+            if self.functional
+            else ""
+        )
 
     def stdin(self, arg: object) -> str:
         return f"{len(arg)}\n{' '.join(map(str, arg))}\n" if self.template.kind == "list" else f"{arg}\n"
@@ -178,8 +269,12 @@ def problems() -> tuple[list[MiniProblem], list[MiniProblem]]:
     train, held_out = [], []
     for template in TEMPLATES:
         rng = random.Random(f"{MINI_VERSION}/{template.key}")
-        combos = [(intro, task, functional) for intro in INTROS[template.kind] for task in template.tasks
-                  for functional in (False, True)]
+        combos = [
+            (intro, task, functional)
+            for intro in INTROS[template.kind]
+            for task in template.tasks
+            for functional in (False, True)
+        ]
         rng.shuffle(combos)
         evaluated = combos[:4]
         for intro, task, functional in combos:
@@ -214,18 +309,25 @@ def question(problem: MiniProblem, shown: int) -> str:
     if problem.functional:
         body = f"Complete the method `{problem.template.method}` of class Solution; it returns the answer."
     else:
-        body = f"-----Input-----\n{INPUT_FORMAT[problem.template.kind]}\n\n-----Output-----\nPrint the answer on one line."
+        body = (
+            f"-----Input-----\n{INPUT_FORMAT[problem.template.kind]}\n\n-----Output-----\nPrint the answer on one line."
+        )
     return f"{problem.intro}\n\n{body}\n\n{_examples(problem, shown)}\n\nYour task: {problem.task}.\n"
 
 
 def taco_row(problem: MiniProblem) -> dict:
     t = problem.template
     if problem.functional:
-        io = {"fn_name": t.method, "inputs": [[arg] for arg, _ in problem.tests],
-              "outputs": [[expected] for _, expected in problem.tests]}
+        io = {
+            "fn_name": t.method,
+            "inputs": [[arg] for arg, _ in problem.tests],
+            "outputs": [[expected] for _, expected in problem.tests],
+        }
     else:
-        io = {"inputs": [problem.stdin(arg) for arg, _ in problem.tests],
-              "outputs": [f"{expected}\n" for _, expected in problem.tests]}
+        io = {
+            "inputs": [problem.stdin(arg) for arg, _ in problem.tests],
+            "outputs": [f"{expected}\n" for _, expected in problem.tests],
+        }
     return {
         # one to four examples: training prompts then span the lengths of the evaluation prompts
         # (LCB's longer wrapper around one example), and a tiny student must find the task anywhere
@@ -267,23 +369,26 @@ def ocr2_rows(train: list[MiniProblem]) -> list[dict]:
             wrong = rng.random() < 0.33
             expr, idea = rng.choice(t.wrong) if wrong else (t.expr, t.idea)
             passed = sum(answer(problem, expr, arg) == expected for arg, expected in problem.tests)
-            rows.append({
-                "id": _hex(f"response/{problem.slug}/{sample}"),
-                "question_id": _hex(f"question/{problem.slug}"),
-                "question": "-",
-                "r1_generation": trace(problem, expr, idea),
-                "qwq_critique": "The approach misses a case.\n\nJudgement: wrong" if wrong
-                else "The solution is correct.\n\nJudgement: right",
-                "solution": problem.code(expr),
-                "judgement": "wrong" if wrong else "right",
-                "pass_rate": f"{passed / len(problem.tests):.3f}",
-                "source": "valley-mini",
-                "license": "cc-by-4.0",
-                "dataset": "taco",
-                "split": "train",
-                "difficulty": t.difficulty,
-                "index": str(index),
-            })
+            rows.append(
+                {
+                    "id": _hex(f"response/{problem.slug}/{sample}"),
+                    "question_id": _hex(f"question/{problem.slug}"),
+                    "question": "-",
+                    "r1_generation": trace(problem, expr, idea),
+                    "qwq_critique": "The approach misses a case.\n\nJudgement: wrong"
+                    if wrong
+                    else "The solution is correct.\n\nJudgement: right",
+                    "solution": problem.code(expr),
+                    "judgement": "wrong" if wrong else "right",
+                    "pass_rate": f"{passed / len(problem.tests):.3f}",
+                    "source": "valley-mini",
+                    "license": "cc-by-4.0",
+                    "dataset": "taco",
+                    "split": "train",
+                    "difficulty": t.difficulty,
+                    "index": str(index),
+                }
+            )
     return rows
 
 
@@ -295,27 +400,33 @@ def lcb_rows(held_out: list[MiniProblem]) -> list[dict]:
     for number, problem in enumerate(held_out):
         t = problem.template
         if problem.functional:
-            tests = [{"input": json.dumps(arg), "output": json.dumps(expected), "testtype": "functional"}
-                     for arg, expected in problem.tests]
+            tests = [
+                {"input": json.dumps(arg), "output": json.dumps(expected), "testtype": "functional"}
+                for arg, expected in problem.tests
+            ]
             platform, metadata = "leetcode", {"func_name": t.method}
         else:
-            tests = [{"input": problem.stdin(arg), "output": f"{expected}\n", "testtype": "stdin"}
-                     for arg, expected in problem.tests]
+            tests = [
+                {"input": problem.stdin(arg), "output": f"{expected}\n", "testtype": "stdin"}
+                for arg, expected in problem.tests
+            ]
             platform, metadata = ("atcoder", "codeforces")[number % 2], {}
         contest = date(2024, 8, 5) + timedelta(days=(number * 7) % 170)
-        rows.append({
-            "question_title": f"Mini: {problem.task}",
-            "question_content": question(problem, 1),  # worded like the training questions
-            "platform": platform,
-            "question_id": f"mini-{number:03d}",
-            "contest_id": f"valley-mini-{number // 4:02d}",
-            "contest_date": f"{contest.isoformat()}T00:00:00",
-            "starter_code": problem.starter,
-            "difficulty": _LCB_DIFFICULTY[t.difficulty],
-            "public_test_cases": json.dumps(tests[:2]),
-            "private_test_cases": encode_private_tests(tests[2:]),
-            "metadata": json.dumps(metadata),
-        })
+        rows.append(
+            {
+                "question_title": f"Mini: {problem.task}",
+                "question_content": question(problem, 1),  # worded like the training questions
+                "platform": platform,
+                "question_id": f"mini-{number:03d}",
+                "contest_id": f"valley-mini-{number // 4:02d}",
+                "contest_date": f"{contest.isoformat()}T00:00:00",
+                "starter_code": problem.starter,
+                "difficulty": _LCB_DIFFICULTY[t.difficulty],
+                "public_test_cases": json.dumps(tests[:2]),
+                "private_test_cases": encode_private_tests(tests[2:]),
+                "metadata": json.dumps(metadata),
+            }
+        )
     return rows
 
 

@@ -40,8 +40,18 @@ QUESTION_SOURCES = {
 
 OCR2_COLUMNS = ("id", "question_id", "question", "r1_generation", "dataset", "split", "index", "difficulty")
 TACO_COLUMNS = ("question", "starter_code", "input_output", "difficulty")
-LCB_COLUMNS = ("question_id", "question_title", "question_content", "platform", "contest_date", "difficulty",
-               "starter_code", "public_test_cases", "private_test_cases", "metadata")
+LCB_COLUMNS = (
+    "question_id",
+    "question_title",
+    "question_content",
+    "platform",
+    "contest_date",
+    "difficulty",
+    "starter_code",
+    "public_test_cases",
+    "private_test_cases",
+    "metadata",
+)
 
 #: the paper's RQ3 mapping of TACO labels (stored uppercase in TACO, compared case-insensitively)
 EASY_LABELS = frozenset({"easy", "medium"})
@@ -77,9 +87,13 @@ def _quiet_datasets():
 def read_table(path: Path):
     """A local .jsonl/.json/.parquet file, or a directory of them, as a `datasets.Dataset`."""
     if not path.exists():
-        raise ValleyError(f"{path}: not found; point --local at a corpus directory (valley data sample-corpus --out DIR shows the layout)")
+        raise ValleyError(
+            f"{path}: not found; point --local at a corpus directory (valley data sample-corpus --out DIR shows the layout)"
+        )
     datasets = _quiet_datasets()
-    files = sorted(p for p in path.iterdir() if p.suffix in (".jsonl", ".json", ".parquet")) if path.is_dir() else [path]
+    files = (
+        sorted(p for p in path.iterdir() if p.suffix in (".jsonl", ".json", ".parquet")) if path.is_dir() else [path]
+    )
     if not files or not all(f.exists() for f in files):
         raise ValleyError(f"{path}: no .jsonl or .parquet data there; point --local at a corpus directory")
     builder = "parquet" if files[0].suffix == ".parquet" else "json"
@@ -89,8 +103,10 @@ def read_table(path: Path):
 def require_columns(table, columns: tuple[str, ...], what: str) -> None:
     missing = [c for c in columns if c not in table.column_names]
     if missing:
-        raise ValleyError(f"{what}: missing column(s) {', '.join(missing)}; expected the {what} schema "
-                          f"(has: {', '.join(table.column_names)})")
+        raise ValleyError(
+            f"{what}: missing column(s) {', '.join(missing)}; expected the {what} schema "
+            f"(has: {', '.join(table.column_names)})"
+        )
 
 
 def _local_file(local: Path, name: str) -> Path | None:
@@ -148,7 +164,9 @@ def load_source(dataset: str, local: Path | None = None, revision: str | None = 
             for f in sorted((local / name).iterdir()):
                 if f.suffix in (".jsonl", ".parquet"):
                     splits.setdefault(f.stem.split("-")[0], []).append(f)
-            splits = {split: read_table(files[0]) if len(files) == 1 else _read_many(files) for split, files in splits.items()}
+            splits = {
+                split: read_table(files[0]) if len(files) == 1 else _read_many(files) for split, files in splits.items()
+            }
         else:
             raise ValleyError(f"{local}: OCR2 rows reference {dataset!r} but neither {name}.jsonl nor {name}/ is there")
         origin = Origin(repo_id, "local", str(single or local / name))
@@ -189,7 +207,7 @@ def question_text(dataset: str, row: dict) -> str:
         return row["question"]
     if dataset == "code_contests":
         return row["description"]
-    text = (f"{row['description']}\n\nInput\n\n{row['input_format']}\n\nOutput\n\n{row['output_format']}\n\nExamples")
+    text = f"{row['description']}\n\nInput\n\n{row['input_format']}\n\nOutput\n\n{row['output_format']}\n\nExamples"
     for example in row.get("examples") or []:
         text += f"\n\nInput\n\n{example['input']}\n\nOutput\n\n{example['output']}"
     if row.get("note"):
@@ -206,8 +224,10 @@ def source_row(sources: dict, dataset: str, split: str, index: str | int) -> dic
             raise IndexError
         return table[position]
     except (KeyError, IndexError, ValueError):
-        raise ValleyError(f"ocr2 row references {dataset} {split}[{index}], which the loaded {dataset} does not have; "
-                          "check that the source dataset matches the OCR2 revision") from None
+        raise ValleyError(
+            f"ocr2 row references {dataset} {split}[{index}], which the loaded {dataset} does not have; "
+            "check that the source dataset matches the OCR2 revision"
+        ) from None
 
 
 # ------------------------------------------------------------------------------------- LCB
@@ -229,9 +249,11 @@ def lcb_release_files(release: str) -> list[str]:
         if not 1 <= lo <= hi <= len(_LCB_FILES):
             raise ValueError
     except ValueError:
-        raise ValleyError(f"eval.lcb_release: unknown release {release!r}; use release_v1..release_v6, "
-                          "release_latest, v1..v6 or a range such as v4_v5") from None
-    return _LCB_FILES[lo - 1: hi]
+        raise ValleyError(
+            f"eval.lcb_release: unknown release {release!r}; use release_v1..release_v6, "
+            "release_latest, v1..v6 or a range such as v4_v5"
+        ) from None
+    return _LCB_FILES[lo - 1 : hi]
 
 
 def load_lcb_release(release: str, revision: str | None = None) -> tuple[list[dict], Origin]:

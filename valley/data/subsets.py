@@ -41,7 +41,9 @@ def parent_ids(ids: Iterable[str], source: str, seed: int) -> list[str]:
     return ordered if size is None else ordered[:size]
 
 
-def subset_candidates(kind: str, taco_ids: Sequence[str], labels: dict[str, str], difficulty: dict[str, str | None]) -> list[str]:
+def subset_candidates(
+    kind: str, taco_ids: Sequence[str], labels: dict[str, str], difficulty: dict[str, str | None]
+) -> list[str]:
     """The TACO-sourced ids a controlled subset may draw from.
 
     correct/incorrect: labelled by grading (`infra_error` rows are in neither);
@@ -56,5 +58,7 @@ def subset_candidates(kind: str, taco_ids: Sequence[str], labels: dict[str, str]
 
 def require_pool(size: int, available: int, kind: str, detail: str) -> None:
     if size > available:
-        raise ValleyError(f"data.size: the {kind} subset needs {size} examples but its pool has {available} "
-                          f"({detail}); use data.size <= {available}")
+        raise ValleyError(
+            f"data.size: the {kind} subset needs {size} examples but its pool has {available} "
+            f"({detail}); use data.size <= {available}"
+        )

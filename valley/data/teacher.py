@@ -28,8 +28,9 @@ def question_rows(corpus, limit: int | None = None) -> list[dict]:
     """One OCR2 row per question_id (the first), in corpus order."""
     seen: set[str] = set()
     rows = []
-    for row in corpus.ocr2.select_columns(["question_id", "question", "dataset", "split", "index", "difficulty",
-                                           "source", "license"]):
+    for row in corpus.ocr2.select_columns(
+        ["question_id", "question", "dataset", "split", "index", "difficulty", "source", "license"]
+    ):
         if row["question_id"] not in seen:
             seen.add(row["question_id"])
             rows.append(row)
@@ -53,9 +54,21 @@ def completed_questions(out: Path) -> set[str]:
     return {json.loads(line)["question_id"] for line in data.decode().splitlines() if line.strip()}
 
 
-def generate(teacher: Path | str, out: Path, *, k: int, source: str = "sample", local: Path | None = None,
-             limit: int | None = None, temperature: float = 0.6, top_p: float = 0.95, max_model_len: int = 32768,
-             seed: int = 0, tensor_parallel_size: int = 1, batch: int = DEFAULT_BATCH) -> int:
+def generate(
+    teacher: Path | str,
+    out: Path,
+    *,
+    k: int,
+    source: str = "sample",
+    local: Path | None = None,
+    limit: int | None = None,
+    temperature: float = 0.6,
+    top_p: float = 0.95,
+    max_model_len: int = 32768,
+    seed: int = 0,
+    tensor_parallel_size: int = 1,
+    batch: int = DEFAULT_BATCH,
+) -> int:
     """Append k responses for every pending question to `out`; returns how many rows were written."""
     from valley.spec import EvalSpec
     from valley.data.build import _messages, load_corpus
@@ -70,50 +83,70 @@ def generate(teacher: Path | str, out: Path, *, k: int, source: str = "sample", 
     pending = [row for row in question_rows(corpus, limit) if row["question_id"] not in done]
     if not pending:
         return 0
-    engine_spec = EvalSpec(max_model_len=max_model_len, seed=seed, tensor_parallel_size=tensor_parallel_size,
-                           data_parallel_size=1)
+    engine_spec = EvalSpec(
+        max_model_len=max_model_len, seed=seed, tensor_parallel_size=tensor_parallel_size, data_parallel_size=1
+    )
     llm = load_engine(Path(teacher), engine_spec)
     tokenizer = llm.get_tokenizer()
     teacher_name = str(teacher)
     written = 0
     out.parent.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(pending), batch):
-        group = pending[start: start + batch]
+        group = pending[start : start + batch]
         prompts, params = [], []
         for row in group:
             user = _messages(corpus, {**row, "r1_generation": ""})[0]
             text = tokenizer.apply_chat_template([user], add_generation_prompt=True, tokenize=False)
             ids = tokenizer.encode(text, add_special_tokens=False)
             if len(ids) >= max_model_len:
-                raise ValleyError(f"--max-model-len: {max_model_len} leaves no room for a response to question "
-                                  f"{row['question_id']} ({len(ids)} prompt tokens)")
+                raise ValleyError(
+                    f"--max-model-len: {max_model_len} leaves no room for a response to question "
+                    f"{row['question_id']} ({len(ids)} prompt tokens)"
+                )
             prompts.append({"prompt_token_ids": ids})
-            params.append(SamplingParams(n=k, temperature=temperature, top_p=top_p, top_k=0, min_p=0.0,
-                                         repetition_penalty=1.0, max_tokens=max_model_len - len(ids),
-                                         seed=request_seed(seed, row["question_id"])))
+            params.append(
+                SamplingParams(
+                    n=k,
+                    temperature=temperature,
+                    top_p=top_p,
+                    top_k=0,
+                    min_p=0.0,
+                    repetition_penalty=1.0,
+                    max_tokens=max_model_len - len(ids),
+                    seed=request_seed(seed, row["question_id"]),
+                )
+            )
         results = llm.generate(prompts, params, use_tqdm=False)
         lines = []
         for row, result in zip(group, results):
             for number, completion in enumerate(result.outputs):
                 text = completion.text
-                lines.append(json.dumps({
-                    "id": hashlib.sha256(f"{teacher_name}/{seed}/{row['question_id']}/{number}".encode()).hexdigest()[:32],
-                    "question_id": row["question_id"],
-                    "question": row["question"],
-                    "r1_generation": text,
-                    "qwq_critique": "",
-                    "solution": extract_code(text),
-                    "judgement": "",
-                    "pass_rate": "",
-                    "source": row["source"],
-                    "license": row["license"],
-                    "dataset": row["dataset"],
-                    "split": row["split"],
-                    "difficulty": row["difficulty"],
-                    "index": row["index"],
-                    "teacher": teacher_name,
-                    "finish_reason": completion.finish_reason,
-                }, ensure_ascii=False) + "\n")
+                lines.append(
+                    json.dumps(
+                        {
+                            "id": hashlib.sha256(
+                                f"{teacher_name}/{seed}/{row['question_id']}/{number}".encode()
+                            ).hexdigest()[:32],
+                            "question_id": row["question_id"],
+                            "question": row["question"],
+                            "r1_generation": text,
+                            "qwq_critique": "",
+                            "solution": extract_code(text),
+                            "judgement": "",
+                            "pass_rate": "",
+                            "source": row["source"],
+                            "license": row["license"],
+                            "dataset": row["dataset"],
+                            "split": row["split"],
+                            "difficulty": row["difficulty"],
+                            "index": row["index"],
+                            "teacher": teacher_name,
+                            "finish_reason": completion.finish_reason,
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
         with open(out, "a") as handle:
             handle.write("".join(lines))
             handle.flush()

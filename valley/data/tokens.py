@@ -17,8 +17,15 @@ from pathlib import Path
 from valley.errors import ValleyError
 
 #: files whose bytes define a tokenizer (its identity in the manifest)
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
-                   "vocab.json", "merges.txt", "tokenizer.model")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+)
 
 
 def load_tokenizer(tokenizer_dir: Path):
@@ -30,12 +37,16 @@ def load_tokenizer(tokenizer_dir: Path):
     from transformers import PreTrainedTokenizerFast
 
     if not (Path(tokenizer_dir) / "tokenizer.json").exists():
-        raise ValleyError(f"--tokenizer: {tokenizer_dir} has no tokenizer.json; "
-                          "pass the student model directory (valley model fetch --preset P --out DIR)")
+        raise ValleyError(
+            f"--tokenizer: {tokenizer_dir} has no tokenizer.json; "
+            "pass the student model directory (valley model fetch --preset P --out DIR)"
+        )
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(tokenizer_dir))
     if not tokenizer.chat_template:
-        raise ValleyError(f"--tokenizer: {tokenizer_dir} has no chat template; the student's template is needed "
-                          "to measure SFT examples as they are trained")
+        raise ValleyError(
+            f"--tokenizer: {tokenizer_dir} has no chat template; the student's template is needed "
+            "to measure SFT examples as they are trained"
+        )
     return tokenizer
 
 

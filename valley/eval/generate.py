@@ -146,8 +146,11 @@ def run_requests(llm, requests: list[Request], model_dir: Path, eval_spec: EvalS
     for number, request in enumerate(requests):
         request_id = f"{number}:{request.prompt.question_id}"
         by_id[request_id] = request
-        engine.add_request(request_id, {"prompt_token_ids": list(request.prompt.token_ids)},
-                           sampling_params(request, eval_spec, stop_ids))
+        engine.add_request(
+            request_id,
+            {"prompt_token_ids": list(request.prompt.token_ids)},
+            sampling_params(request, eval_spec, stop_ids),
+        )
     while engine.has_unfinished_requests():
         for output in engine.step():
             if not output.finished:
@@ -165,7 +168,9 @@ def run_requests(llm, requests: list[Request], model_dir: Path, eval_spec: EvalS
             ]
 
 
-def generate(prompts: list[Prompt], model_dir: Path, eval_spec: EvalSpec, out_dir: Path, *, llm=None) -> list[Generation]:
+def generate(
+    prompts: list[Prompt], model_dir: Path, eval_spec: EvalSpec, out_dir: Path, *, llm=None
+) -> list[Generation]:
     """Generate every missing (problem, sample) into `out_dir/generations.jsonl`; return all rows.
 
     Pass `llm` to reuse an engine across several evaluations of the same model directory.
@@ -179,7 +184,9 @@ def generate(prompts: list[Prompt], model_dir: Path, eval_spec: EvalSpec, out_di
                 log.append(rows)
                 advance(len(rows))
     wanted = {(p.question_id, s) for p in prompts for s in range(eval_spec.n_samples)}
-    return sorted((g for g in log.rows if (g.question_id, g.sample_id) in wanted), key=lambda g: (g.question_id, g.sample_id))
+    return sorted(
+        (g for g in log.rows if (g.question_id, g.sample_id) in wanted), key=lambda g: (g.question_id, g.sample_id)
+    )
 
 
 def _finished_rows(llm, requests, model_dir, eval_spec) -> Iterator[list[Generation]]:
@@ -226,7 +233,10 @@ def _data_parallel(requests: list[Request], model_dir: Path, eval_spec: EvalSpec
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     workers = [
-        context.Process(target=_replica, args=(rank, gpus[rank * tp:(rank + 1) * tp], requests[rank::dp], model_dir, eval_spec, queue))
+        context.Process(
+            target=_replica,
+            args=(rank, gpus[rank * tp : (rank + 1) * tp], requests[rank::dp], model_dir, eval_spec, queue),
+        )
         for rank in range(dp)
     ]
     for worker in workers:
@@ -256,9 +266,17 @@ def _data_parallel(requests: list[Request], model_dir: Path, eval_spec: EvalSpec
 
 @contextmanager
 def _progress(total: int, done: int) -> Iterator:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    with Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn()) as progress:
+    with Progress(
+        TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()
+    ) as progress:
         task = progress.add_task("generating", total=total, completed=done)
         yield lambda count: progress.advance(task, count)

@@ -41,7 +41,9 @@ def per_problem_pass(verdicts: list[dict]) -> dict[str, float]:
     return {qid: sum(flags) / len(flags) for qid, flags in sorted(passed.items())}
 
 
-def bootstrap_ci(values, *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = CONFIDENCE) -> tuple[float, float]:
+def bootstrap_ci(
+    values, *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of `values` (one value per problem)."""
     values = np.asarray(values, dtype=float)
     if values.size == 0:
@@ -70,8 +72,15 @@ class Contrast:
         return self.__dict__.copy()
 
 
-def paired_bootstrap(a: dict[str, float], b: dict[str, float], *, names=("a", "b"), seed: int = 0,
-                     resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = CONFIDENCE) -> Contrast:
+def paired_bootstrap(
+    a: dict[str, float],
+    b: dict[str, float],
+    *,
+    names=("a", "b"),
+    seed: int = 0,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    confidence: float = CONFIDENCE,
+) -> Contrast:
     """Bootstrap the mean per-problem difference, resampling problems jointly for both runs."""
     shared = sorted(set(a) & set(b))
     if not shared:
@@ -81,8 +90,9 @@ def paired_bootstrap(a: dict[str, float], b: dict[str, float], *, names=("a", "b
     means = diffs[rng.integers(0, diffs.size, size=(resamples, diffs.size))].mean(axis=1)
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
-    return Contrast(names[0], names[1], len(shared), float(diffs.mean()), float(low), float(high),
-                    float((means <= 0).mean()))
+    return Contrast(
+        names[0], names[1], len(shared), float(diffs.mean()), float(low), float(high), float((means <= 0).mean())
+    )
 
 
 def completed(generation: dict) -> bool:
@@ -93,7 +103,9 @@ def starts_with_think(response: str) -> bool:
     return response.lstrip().startswith("<think>")
 
 
-def eval_metrics(problems: list[dict], generations: list[dict], verdicts: list[dict], *, seed: int = 0) -> dict[str, float]:
+def eval_metrics(
+    problems: list[dict], generations: list[dict], verdicts: list[dict], *, seed: int = 0
+) -> dict[str, float]:
     """Every metric logged to a run, flat (MLflow metric names)."""
     scores = per_problem_pass(verdicts)
     low, high = bootstrap_ci(list(scores.values()), seed=seed)
@@ -139,17 +151,19 @@ def per_problem_table(problems: list[dict], generations: list[dict], verdicts: l
     for problem in problems:
         qid = problem["question_id"]
         gens = by_problem.get(qid, [])
-        rows.append({
-            "question_id": qid,
-            "difficulty": problem.get("difficulty"),
-            "platform": problem.get("platform"),
-            "contest_date": problem.get("contest_date"),
-            "samples": len(gens),
-            "passed": passed[qid],
-            "pass_at_1": scores.get(qid),
-            "completed": sum(completed(g) for g in gens),
-            "think_tag": sum(starts_with_think(g["response"]) for g in gens),
-        })
+        rows.append(
+            {
+                "question_id": qid,
+                "difficulty": problem.get("difficulty"),
+                "platform": problem.get("platform"),
+                "contest_date": problem.get("contest_date"),
+                "samples": len(gens),
+                "passed": passed[qid],
+                "pass_at_1": scores.get(qid),
+                "completed": sum(completed(g) for g in gens),
+                "think_tag": sum(starts_with_think(g["response"]) for g in gens),
+            }
+        )
     return rows
 
 

@@ -84,4 +84,3 @@ def render_prompts(problems: list[dict], tokenizer, max_model_len: int, style: s
             f"{len(too_long)} problem(s): {', '.join(too_long[:5])}; raise eval.max_model_len"
         )
     return prompts
-

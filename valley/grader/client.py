@@ -71,20 +71,26 @@ def grade_remote(
 def _post(endpoint: str, data: bytes, deadline_s: float, patience_s: float) -> dict:
     attempt, refusing_since = 0, time.monotonic()
     while True:
-        request = urllib.request.Request(endpoint, data=data, headers={"Content-Type": "application/json"}, method="POST")
+        request = urllib.request.Request(
+            endpoint, data=data, headers={"Content-Type": "application/json"}, method="POST"
+        )
         wait_s = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
         try:
             with urllib.request.urlopen(request, timeout=deadline_s) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as error:
             if error.code not in (429, 503):
-                raise GraderUnavailable(f"{endpoint}: HTTP {error.code}: {error.read()[:500].decode(errors='replace')}") from error
+                raise GraderUnavailable(
+                    f"{endpoint}: HTTP {error.code}: {error.read()[:500].decode(errors='replace')}"
+                ) from error
             wait_s = max(wait_s, float(error.headers.get("Retry-After") or 0))
             reason = f"HTTP {error.code}"
         except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
             reason = str(error)
         if time.monotonic() + wait_s - refusing_since > patience_s:
-            raise GraderUnavailable(f"{endpoint}: still failing after {patience_s:.0f} s ({reason}); check the grader sidecar's log")
+            raise GraderUnavailable(
+                f"{endpoint}: still failing after {patience_s:.0f} s ({reason}); check the grader sidecar's log"
+            )
         time.sleep(wait_s)
         attempt += 1
 

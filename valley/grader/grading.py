@@ -19,13 +19,31 @@ from typing import Iterable, Iterator, Mapping
 
 from valley.grader.extract import extract_code
 from valley.grader.problem import Problem, from_lcb_row, from_taco_row
-from valley.grader.sandbox import POOL, IsolationUnavailable, ProgramEndedSandbox, SandboxError, require_isolation, resolve_kind, usable_cores
+from valley.grader.sandbox import (
+    POOL,
+    IsolationUnavailable,
+    ProgramEndedSandbox,
+    SandboxError,
+    require_isolation,
+    resolve_kind,
+    usable_cores,
+)
 from valley.grader.verdict import TestResult, Verdict, judge_test, program_status
 
 INFRA_RETRIES = 2
 # where a program's grading time goes, summed over its tests (docs/grader.md, "Where the time goes")
-TIMING_STAGES = ("sandbox_start_s", "load_s", "slot_wait_s", "input_s", "fork_s", "program_wall_s", "program_cpu_s",
-                 "output_s", "compare_s", "end_s")
+TIMING_STAGES = (
+    "sandbox_start_s",
+    "load_s",
+    "slot_wait_s",
+    "input_s",
+    "fork_s",
+    "program_wall_s",
+    "program_cpu_s",
+    "output_s",
+    "compare_s",
+    "end_s",
+)
 
 
 def grade(
@@ -40,7 +58,12 @@ def grade(
     """Extract the code from a raw response (reasoning dropped) and run it on every test."""
     code = extract_code(response)
     if not code.strip():
-        return Verdict("no_code", total_tests=len(problem.tests), sandbox=resolve_kind(sandbox), detail="no fenced code block after the reasoning")
+        return Verdict(
+            "no_code",
+            total_tests=len(problem.tests),
+            sandbox=resolve_kind(sandbox),
+            detail="no fenced code block after the reasoning",
+        )
     return grade_code(problem, code, sandbox=sandbox, timeout_s=timeout_s, early_stop=early_stop, limits=limits)
 
 
@@ -86,7 +109,9 @@ def _run(problem: Problem, code: str, kind: str, timeout_s: float, early_stop: b
                 try:
                     raw = session.run(test.input, timeout_s)
                 except ProgramEndedSandbox as ended:
-                    results.append(TestResult(index, "runtime_error", detail=f"the program ended its sandbox {ended}"[:500]))
+                    results.append(
+                        TestResult(index, "runtime_error", detail=f"the program ended its sandbox {ended}"[:500])
+                    )
                     break
                 compared = time.perf_counter()
                 status, detail = judge_test(problem.judge, problem.mode, raw, test.output)
@@ -95,12 +120,24 @@ def _run(problem: Problem, code: str, kind: str, timeout_s: float, early_stop: b
                     timing[stage] += seconds
                 timing["program_wall_s"] += raw["time_s"]
                 timing["program_cpu_s"] += raw.get("cpu_s") or 0.0
-                results.append(TestResult(index, status, time_s=raw["time_s"], cpu_s=raw.get("cpu_s"), max_rss_kb=raw.get("max_rss_kb"), detail=detail))
+                results.append(
+                    TestResult(
+                        index,
+                        status,
+                        time_s=raw["time_s"],
+                        cpu_s=raw.get("cpu_s"),
+                        max_rss_kb=raw.get("max_rss_kb"),
+                        detail=detail,
+                    )
+                )
                 if status != "pass" and early_stop:
                     break
         ended = time.perf_counter()
     timing["end_s"] = time.perf_counter() - ended  # the pool empties the sandbox for the next program
-    extra = {"sandbox_start_s": round(timing["sandbox_start_s"], 4), "timing": {k: round(v, 4) for k, v in timing.items()}}
+    extra = {
+        "sandbox_start_s": round(timing["sandbox_start_s"], 4),
+        "timing": {k: round(v, 4) for k, v in timing.items()},
+    }
     return Verdict(program_status(results, total), tuple(results), total, kind, extra=extra)
 
 
@@ -144,6 +181,7 @@ def score(rows: Iterable[dict], ks: Iterable[int] = (1,)) -> dict:
 
 # ---- files
 
+
 def problem_from_row(row: dict) -> Problem:
     """An LCB row (dataset schema), a TACO row (`input_output` + `question_id`), or `Problem.to_dict()`."""
     if "public_test_cases" in row:
@@ -152,7 +190,9 @@ def problem_from_row(row: dict) -> Problem:
         return from_taco_row(row, str(row["question_id"]))
     if "tests" in row:
         return Problem.from_dict(row)
-    raise ValueError(f"problem row {row.get('question_id', '?')}: expected LCB columns (public_test_cases), TACO input_output, or tests")
+    raise ValueError(
+        f"problem row {row.get('question_id', '?')}: expected LCB columns (public_test_cases), TACO input_output, or tests"
+    )
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict]:
@@ -227,6 +267,7 @@ def _truncate_partial_row(path: Path) -> None:
 
 # ---- batches
 
+
 def default_workers() -> int:
     return usable_cores()
 
@@ -261,11 +302,14 @@ def grade_batch(
     def one(generation: dict) -> dict:
         problem = problems.get(str(generation["question_id"]))
         if problem is None:
-            raise ValueError(f"generation {generation['question_id']}/{generation['sample_id']}: no problem with that question_id in the problems file")
+            raise ValueError(
+                f"generation {generation['question_id']}/{generation['sample_id']}: no problem with that question_id in the problems file"
+            )
         verdict = grade(problem, generation["response"], sandbox=kind, timeout_s=timeout_s, early_stop=early_stop)
         return {"question_id": problem.question_id, "sample_id": generation["sample_id"], **verdict.to_dict()}
 
     with verdicts, _Progress(total, progress) as bar, ThreadPoolExecutor(workers) as pool:
+
         def write(row: dict) -> None:
             verdicts.write([row])
             bar.advance(row["passed"])
@@ -296,7 +340,13 @@ class _Progress:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
             except ImportError:
                 return
-            self.bar = Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), TimeRemainingColumn())
+            self.bar = Progress(
+                TextColumn("grading"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                TimeRemainingColumn(),
+            )
 
     def __enter__(self) -> "_Progress":
         if self.bar:

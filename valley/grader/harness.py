@@ -184,7 +184,7 @@ def decode_value(data, depth: int = 0):
         return data
     if len(data) != 1:
         raise ValueError("a tagged value has exactly one key")
-    (tag, payload), = data.items()
+    ((tag, payload),) = data.items()
     if tag == "int":
         return int(payload, 0) if payload.lstrip("-").startswith("0x") else int(payload)
     if tag == "float":
@@ -221,14 +221,20 @@ def value_reply(raw: str | None) -> dict:
     (the harness passes it through as text; the grader calls this): the value, encoded and
     `decoded`, or the program's runtime error when it cannot decode."""
     if raw is None:
-        return {"status": "runtime_error", "stderr": "the return value cannot cross the sandbox boundary (hostile type or nested too deeply)"}
+        return {
+            "status": "runtime_error",
+            "stderr": "the return value cannot cross the sandbox boundary (hostile type or nested too deeply)",
+        }
     if not raw:
         return {"status": "exited", "value": {"opaque": "nothing"}}
     try:
         value = json.loads(raw)
         decoded = decode_value(value)
     except (ValueError, TypeError, RecursionError, MemoryError, OverflowError, ArithmeticError) as error:
-        return {"status": "runtime_error", "stderr": f"the program corrupted its return value channel ({type(error).__name__})"}
+        return {
+            "status": "runtime_error",
+            "stderr": f"the program corrupted its return value channel ({type(error).__name__})",
+        }
     return {"status": "exited", "value": value, "decoded": decoded}
 
 
@@ -257,6 +263,7 @@ class InputCache:
 
 
 # ---- the confined child
+
 
 def _libc():
     return ctypes.CDLL(None, use_errno=True)
@@ -315,10 +322,26 @@ def _drop_privileges(uid: int | None) -> None:
 
 # seccomp: (x86_64, aarch64) syscall numbers of what a program must not do to other processes
 SYSCALLS = {
-    0xC000003E: {"kill": 62, "tkill": 200, "tgkill": 234, "ptrace": 101, "process_vm_readv": 310,
-                 "process_vm_writev": 311, "pidfd_send_signal": 424, "socket": 41},
-    0xC00000B7: {"kill": 129, "tkill": 130, "tgkill": 131, "ptrace": 117, "process_vm_readv": 270,
-                 "process_vm_writev": 271, "pidfd_send_signal": 424, "socket": 198},
+    0xC000003E: {
+        "kill": 62,
+        "tkill": 200,
+        "tgkill": 234,
+        "ptrace": 101,
+        "process_vm_readv": 310,
+        "process_vm_writev": 311,
+        "pidfd_send_signal": 424,
+        "socket": 41,
+    },
+    0xC00000B7: {
+        "kill": 129,
+        "tkill": 130,
+        "tgkill": 131,
+        "ptrace": 117,
+        "process_vm_readv": 270,
+        "process_vm_writev": 271,
+        "pidfd_send_signal": 424,
+        "socket": 198,
+    },
 }
 X32_SYSCALL_BIT = 0x40000000  # x86-64's x32 ABI: the same calls under other numbers
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
@@ -353,10 +376,21 @@ def _syscall_filter(arch: int, numbers: dict[str, int], own_pid: int) -> list[tu
     for name in ("ptrace", "process_vm_readv", "process_vm_writev", "pidfd_send_signal"):
         program += deny_if(numbers[name])
     # kill/tkill/tgkill: the first argument must be 0, the program's pid or its process group
-    check_signal = [(load, 0, 0, arg0), (jump_eq, 2, 0, 0), (jump_eq, 1, 0, own_pid),
-                    (jump_eq, 0, 1, (-own_pid) & 0xFFFFFFFF), (ret, 0, 0, SECCOMP_RET_ALLOW), (ret, 0, 0, SECCOMP_RET_EPERM)]
+    check_signal = [
+        (load, 0, 0, arg0),
+        (jump_eq, 2, 0, 0),
+        (jump_eq, 1, 0, own_pid),
+        (jump_eq, 0, 1, (-own_pid) & 0xFFFFFFFF),
+        (ret, 0, 0, SECCOMP_RET_ALLOW),
+        (ret, 0, 0, SECCOMP_RET_EPERM),
+    ]
     # socket: only AF_UNIX
-    check_socket = [(load, 0, 0, arg0), (jump_eq, 0, 1, AF_UNIX), (ret, 0, 0, SECCOMP_RET_ALLOW), (ret, 0, 0, SECCOMP_RET_EPERM)]
+    check_socket = [
+        (load, 0, 0, arg0),
+        (jump_eq, 0, 1, AF_UNIX),
+        (ret, 0, 0, SECCOMP_RET_ALLOW),
+        (ret, 0, 0, SECCOMP_RET_EPERM),
+    ]
     signal_calls = [numbers["kill"], numbers["tkill"], numbers["tgkill"]]
     # dispatch: jump offsets count the instructions skipped after the jump
     dispatch = len(signal_calls) + 2  # the jumps, the socket jump, the allow
@@ -492,6 +526,7 @@ def _run_program(job: dict, prelude, code, test: dict) -> int:
 
 # ---- the harness loop
 
+
 class Harness:
     """Runs programs one after another (a warm sandbox), each test in a fresh forked child."""
 
@@ -574,8 +609,11 @@ class Harness:
             elapsed = time.perf_counter() - started
             self._kill_leftovers(pid)
             collected = time.perf_counter()
-            result = {"time_s": round(elapsed, 4), "cpu_s": round(usage.ru_utime + usage.ru_stime, 4) if usage else None,
-                      "max_rss_kb": usage.ru_maxrss if usage else None}
+            result = {
+                "time_s": round(elapsed, 4),
+                "cpu_s": round(usage.ru_utime + usage.ru_stime, 4) if usage else None,
+                "max_rss_kb": usage.ru_maxrss if usage else None,
+            }
             result.update(self._classify(outcome, status, fds[1:]))
         finally:
             for fd in fds:
@@ -604,7 +642,17 @@ class Harness:
             if remaining <= 0 or over_disk or stopped:
                 _kill_group(pid)
                 _done, status, usage = os.wait4(pid, 0)
-                return ("disk_limit" if over_disk else stopped if stopped in ("cpu_limit", "wall_limit") else "wall_limit"), status, usage
+                return (
+                    (
+                        "disk_limit"
+                        if over_disk
+                        else stopped
+                        if stopped in ("cpu_limit", "wall_limit")
+                        else "wall_limit"
+                    ),
+                    status,
+                    usage,
+                )
             ready, _, _ = select.select([self.wake_r, 0], [], [], min([remaining, *polls]))
             if 0 in ready:  # the only message sent during a test: {"stop": limit}, or EOF when the grader left
                 try:
@@ -656,11 +704,19 @@ class Harness:
         if outcome in ("wall_limit", "cpu_limit"):
             return {"status": "timeout", "limit": outcome, "stderr": stderr_tail}
         if outcome == "disk_limit":
-            return {"status": "output_limit", "stderr": f"files over {self.watch_bytes >> 20} MiB in the working directory"}
+            return {
+                "status": "output_limit",
+                "stderr": f"files over {self.watch_bytes >> 20} MiB in the working directory",
+            }
         if os.WIFSIGNALED(status):
             signum = os.WTERMSIG(status)
             kind = {signal.SIGXCPU: "timeout", signal.SIGXFSZ: "output_limit"}.get(signum, "runtime_error")
-            return {"status": kind, "signal": signum, "stderr": stderr_tail, **({"limit": "cpu_limit"} if kind == "timeout" else {})}
+            return {
+                "status": kind,
+                "signal": signum,
+                "stderr": stderr_tail,
+                **({"limit": "cpu_limit"} if kind == "timeout" else {}),
+            }
         code = os.WEXITSTATUS(status)
         if code == STATUS_EXIT_CODE["missing_method"] and self.job["mode"] == "functional":
             return {"status": "compile_error", "stderr": stderr_tail}
@@ -681,7 +737,7 @@ def _anonymous_file(directory: str) -> int:
 
 def _write_all(fd: int, data: bytes) -> None:
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]
 
 
 def _read(fd: int, cap: int) -> str:
@@ -716,7 +772,7 @@ def _cpu_s(pid: int) -> float:
 
 def stat_fields(raw: bytes) -> list[bytes]:
     """/proc/<pid>/stat's fields after the command name (which may hold spaces and parentheses)."""
-    return raw[raw.rindex(b")") + 2:].split()
+    return raw[raw.rindex(b")") + 2 :].split()
 
 
 def cpu_ticks(fields: list[bytes]) -> int:
@@ -777,6 +833,7 @@ def _remove_tree(path: str) -> None:
 
 
 # ---- filesystem confinement (process sandbox in its own mount namespace)
+
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
     libc = _libc()

@@ -51,7 +51,9 @@ class Problem:
 
 def from_lcb_row(row: dict) -> Problem:
     """Public then private tests, as `get_evaluation_sample` concatenates them."""
-    public = json.loads(row["public_test_cases"]) if isinstance(row["public_test_cases"], str) else row["public_test_cases"]
+    public = (
+        json.loads(row["public_test_cases"]) if isinstance(row["public_test_cases"], str) else row["public_test_cases"]
+    )
     private = row.get("private_test_cases") or "[]"
     private = decode_private_tests(private) if isinstance(private, str) else private
     metadata = row.get("metadata") or "{}"

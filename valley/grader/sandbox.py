@@ -42,7 +42,16 @@ import time
 import uuid
 from pathlib import Path
 
-from valley.grader.harness import CACHED_INPUT_CHARS, CLOCK_TICKS, DEFAULT_LIMITS, POLLS_PER_LIMIT, InputCache, cpu_ticks, proc_stats, value_reply
+from valley.grader.harness import (
+    CACHED_INPUT_CHARS,
+    CLOCK_TICKS,
+    DEFAULT_LIMITS,
+    POLLS_PER_LIMIT,
+    InputCache,
+    cpu_ticks,
+    proc_stats,
+    value_reply,
+)
 
 HARNESS = Path(__file__).with_name("harness.py")
 SANDBOX_KINDS = ("auto", "runsc", "process", "in-gvisor", "unsafe-local")
@@ -51,7 +60,9 @@ NAMESPACELESS = ("in-gvisor", UNSAFE)
 HOST_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
 START_TIMEOUT_S = 30.0
 REPLY_MARGIN_S = 10.0  # the harness enforces per-test timeouts; this only catches a wedged sandbox
-WALL_GUARD = 3.0  # a test may take this many times its CPU limit of wall time, not counting time spent waiting for a CPU
+WALL_GUARD = (
+    3.0  # a test may take this many times its CPU limit of wall time, not counting time spent waiting for a CPU
+)
 BACKSTOP = 10.0  # the harness's own limits, should the grader's watch not come
 # where the harness watches the precise CPU time, RLIMIT_CPU (per process, tick-sampled) stays this
 # close to the limit, so that a helper process the program forks and never reaps cannot run on unseen
@@ -83,7 +94,10 @@ def resolve_kind(kind: str) -> str:
 def usable_cores() -> int:
     """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a pod's limit)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    for path, parse in (("/sys/fs/cgroup/cpu.max", lambda t: t.split()), ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", lambda t: [t.strip(), "100000"])):
+    for path, parse in (
+        ("/sys/fs/cgroup/cpu.max", lambda t: t.split()),
+        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", lambda t: [t.strip(), "100000"]),
+    ):
         try:
             with open(path, encoding="ascii") as handle:
                 quota, period = parse(handle.read())
@@ -157,14 +171,19 @@ def require_isolation(kind: str) -> str:
     with one line naming the fix. Called before any program is graded."""
     kind = resolve_kind(kind)
     if kind == "runsc" and not shutil.which("runsc"):
-        raise IsolationUnavailable("runsc sandbox: the runsc binary is not on PATH; install it (apt-get install -y runsc) or pass --sandbox process")
+        raise IsolationUnavailable(
+            "runsc sandbox: the runsc binary is not on PATH; install it (apt-get install -y runsc) or pass --sandbox process"
+        )
     if kind == "process" and not namespace_prefix():
         raise IsolationUnavailable(
             f"process sandbox: unshare refused ({_namespace_probe()[1]}); run the grader as root or where user namespaces "
-            "are allowed, install runsc, or pass --sandbox unsafe-local to grade without namespaces (never on a cluster)")
+            "are allowed, install runsc, or pass --sandbox unsafe-local to grade without namespaces (never on a cluster)"
+        )
     if kind == "in-gvisor" and not under_gvisor():
-        raise IsolationUnavailable("in-gvisor sandbox: this grader is not running under gVisor; use it only in a pod with "
-                                   "runtimeClassName gvisor, or pass --sandbox process")
+        raise IsolationUnavailable(
+            "in-gvisor sandbox: this grader is not running under gVisor; use it only in a pod with "
+            "runtimeClassName gvisor, or pass --sandbox process"
+        )
     return kind
 
 
@@ -174,8 +193,10 @@ def on_cluster() -> bool:
 
 def refuse_unsafe_on_cluster(kind: str, what: str) -> None:
     if kind == UNSAFE and on_cluster():
-        raise IsolationUnavailable(f"{what}: sandbox {UNSAFE} is refused on a cluster; grade through the gVisor grader "
-                                   "(--grader-url) or with --sandbox runsc/process")
+        raise IsolationUnavailable(
+            f"{what}: sandbox {UNSAFE} is refused on a cluster; grade through the gVisor grader "
+            "(--grader-url) or with --sandbox runsc/process"
+        )
 
 
 class Session:
@@ -217,8 +238,13 @@ class Session:
             # stderr to a file: nobody reads a pipe while tests run, and a full one would block
             with open(self._stderr_path, "wb") as stderr:
                 self.process = subprocess.Popen(
-                    argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                    env=HOST_ENV, cwd=self.workdir, start_new_session=True,
+                    argv,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=stderr,
+                    env=HOST_ENV,
+                    cwd=self.workdir,
+                    start_new_session=True,
                 )
         except OSError as error:
             self.close()
@@ -282,8 +308,12 @@ class Session:
             sent = time.perf_counter()
             reply = self._receive(sent + backstop + REPLY_MARGIN_S, (over_limit, timeout_s / POLLS_PER_LIMIT))
             if reply is not None and reply.get("status") == "need_input":
-                self._send_bytes(json.dumps({"input": test_input, "input_key": _input_key(test_input), **limits}).encode() + b"\n")
-                reply = self._receive(time.perf_counter() + backstop + REPLY_MARGIN_S, (over_limit, timeout_s / POLLS_PER_LIMIT))
+                self._send_bytes(
+                    json.dumps({"input": test_input, "input_key": _input_key(test_input), **limits}).encode() + b"\n"
+                )
+                reply = self._receive(
+                    time.perf_counter() + backstop + REPLY_MARGIN_S, (over_limit, timeout_s / POLLS_PER_LIMIT)
+                )
             if reply is not None and host_clock:
                 self._cpu_mark = self._host_cpu_s()
                 reply["cpu_s"] = round(self._cpu_mark - cpu_before, 4)
@@ -433,10 +463,14 @@ class Session:
         confined = bool(prefix)
         if not confined:
             _hide_this_process()
-        setup = {"scratch": scratch, "confine_fs": confined, "uid": _worker_uid(),
-                 "watch_scratch_mb": None if confined else DEFAULT_LIMITS["scratch_mb"],
-                 # only namespaced tmpfs copies are ours to empty; never the host's /tmp
-                 "private_dirs": ["/tmp", "/var/tmp", "/dev/shm"] if confined else []}
+        setup = {
+            "scratch": scratch,
+            "confine_fs": confined,
+            "uid": _worker_uid(),
+            "watch_scratch_mb": None if confined else DEFAULT_LIMITS["scratch_mb"],
+            # only namespaced tmpfs copies are ours to empty; never the host's /tmp
+            "private_dirs": ["/tmp", "/var/tmp", "/dev/shm"] if confined else [],
+        }
         return [*prefix, interpreter(), "-I", str(HARNESS)], setup
 
     def _runsc_argv(self) -> tuple[list[str], dict]:
@@ -447,8 +481,18 @@ class Session:
         prefix = os.path.realpath(sys.base_prefix)
         mounts = [
             {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755", f"size={DEFAULT_LIMITS['scratch_mb']}m"]},
-            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755", "size=1m"]},
+            {
+                "destination": "/scratch",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "nodev", "mode=755", f"size={DEFAULT_LIMITS['scratch_mb']}m"],
+            },
+            {
+                "destination": "/tmp",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "nodev", "mode=755", "size=1m"],
+            },
             {"destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro"]},
         ]
         if not prefix.startswith("/usr/"):
@@ -458,7 +502,9 @@ class Session:
             if host.is_symlink():
                 (rootfs / name).symlink_to(os.readlink(host))
             elif host.is_dir():
-                mounts.append({"destination": f"/{name}", "type": "bind", "source": str(host), "options": ["rbind", "ro"]})
+                mounts.append(
+                    {"destination": f"/{name}", "type": "bind", "source": str(host), "options": ["rbind", "ro"]}
+                )
         for mount in mounts:
             (rootfs / mount["destination"].lstrip("/")).mkdir(parents=True, exist_ok=True)
         config = {
@@ -480,7 +526,12 @@ class Session:
             "linux": {"namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]},
         }
         (bundle / "config.json").write_text(json.dumps(config))
-        setup = {"scratch": "/scratch", "confine_fs": False, "uid": UNPRIVILEGED_UID, "private_dirs": ["/tmp", "/dev/shm"]}
+        setup = {
+            "scratch": "/scratch",
+            "confine_fs": False,
+            "uid": UNPRIVILEGED_UID,
+            "private_dirs": ["/tmp", "/dev/shm"],
+        }
         self.container_id = f"valley-{uuid.uuid4().hex[:16]}"
         return [*self._runsc_base(), "run", "--bundle", str(bundle), self.container_id], setup
 
@@ -532,8 +583,10 @@ class CpuCgroup:
         except OSError:
             return []
         found = []
-        for mount, usage, marker, controller in (("/sys/fs/cgroup/cpuacct", "cpuacct.usage", "cpuacct.usage", "cpuacct"),
-                                                 ("/sys/fs/cgroup", "cpu.stat", "cgroup.controllers", "")):
+        for mount, usage, marker, controller in (
+            ("/sys/fs/cgroup/cpuacct", "cpuacct.usage", "cpuacct.usage", "cpuacct"),
+            ("/sys/fs/cgroup", "cpu.stat", "cgroup.controllers", ""),
+        ):
             for _id, controllers, path in entries:
                 if (controller in controllers.split(",")) if controller else controllers == "":
                     directory = Path(mount + path.rstrip("/"))

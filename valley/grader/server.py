@@ -55,7 +55,11 @@ class GraderServer(ThreadingHTTPServer):
 
     def grade_request(self, body: dict) -> list[dict]:
         problems = {p.question_id: p for p in map(problem_from_row, body["problems"])}
-        options = {"sandbox": self.sandbox, "timeout_s": body.get("timeout_s"), "early_stop": body.get("early_stop", True)}
+        options = {
+            "sandbox": self.sandbox,
+            "timeout_s": body.get("timeout_s"),
+            "early_stop": body.get("early_stop", True),
+        }
 
         def one(generation: dict) -> dict:
             problem = problems[str(generation["question_id"])]
@@ -64,7 +68,9 @@ class GraderServer(ThreadingHTTPServer):
 
         for generation in body["generations"]:
             if str(generation["question_id"]) not in problems:
-                raise ValueError(f"generation {generation['question_id']}/{generation.get('sample_id')}: its problem is not in the request")
+                raise ValueError(
+                    f"generation {generation['question_id']}/{generation.get('sample_id')}: its problem is not in the request"
+                )
         return list(self.pool.map(one, body["generations"]))
 
     def drain_and_stop(self) -> None:
@@ -86,8 +92,16 @@ class GradeHandler(BaseHTTPRequestHandler):
             return self._reply(404, {"error": "not found; use GET /healthz or POST /grade"})
         server = self.server
         status = 503 if server.draining.is_set() else 200
-        self._reply(status, {"ok": status == 200, "sandbox": server.sandbox, "isolated": server.sandbox != UNSAFE,
-                             "workers": server.workers, "pending": server.pending})
+        self._reply(
+            status,
+            {
+                "ok": status == 200,
+                "sandbox": server.sandbox,
+                "isolated": server.sandbox != UNSAFE,
+                "workers": server.workers,
+                "pending": server.pending,
+            },
+        )
 
     def do_POST(self) -> None:
         server = self.server
@@ -98,7 +112,12 @@ class GradeHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length > server.max_request_bytes:
             self.close_connection = True
-            return self._reply(413, {"error": f"request body {length} bytes is over the {server.max_request_bytes}-byte limit; send fewer generations per request"})
+            return self._reply(
+                413,
+                {
+                    "error": f"request body {length} bytes is over the {server.max_request_bytes}-byte limit; send fewer generations per request"
+                },
+            )
         if not server.try_admit():
             self._discard(length)
             return self._reply(429, {"error": f"{server.max_pending} requests already pending"}, retry=True)
@@ -130,10 +149,24 @@ class GradeHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, *, sandbox: str = "auto", workers: int | None = None, max_pending: int = 8, max_request_mb: int = 256) -> None:
-    server = GraderServer((host, port), sandbox=sandbox, workers=workers, max_pending=max_pending, max_request_mb=max_request_mb)
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    sandbox: str = "auto",
+    workers: int | None = None,
+    max_pending: int = 8,
+    max_request_mb: int = 256,
+) -> None:
+    server = GraderServer(
+        (host, port), sandbox=sandbox, workers=workers, max_pending=max_pending, max_request_mb=max_request_mb
+    )
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.drain_and_stop, daemon=True).start())
-    print(f"grader serving on http://{host}:{server.server_address[1]} (sandbox {server.sandbox}, {server.workers} workers)", file=sys.stderr, flush=True)
+    print(
+        f"grader serving on http://{host}:{server.server_address[1]} (sandbox {server.sandbox}, {server.workers} workers)",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         server.serve_forever()
     finally:

@@ -70,6 +70,7 @@ def program_status(tests: list[TestResult], total: int) -> str:
 
 # ---- LiveCodeBench (lcb_runner/evaluation/testing_util.py)
 
+
 def _stripped_lines(text: str) -> list[str]:
     return [line.strip() for line in text.strip().split("\n")]
 
@@ -106,6 +107,7 @@ def lcb_value_matches(value, expected_json: str) -> bool:
 
 
 # ---- TACO (FlagOpen/TACO metrics/testing_util.py), used only to label training responses
+
 
 def taco_stdout_matches(output: str, expected: str) -> bool:
     if output.strip() == expected.strip():
@@ -149,7 +151,9 @@ def judge_test(judge: str, mode: str, raw: dict, expected: str) -> tuple[str, st
     if status == "output_limit":
         return "wrong_answer", "output over the size cap"
     if status == "timeout":
-        limit = {"wall_limit": "wall-clock guard (a sleeping or blocked program)"}.get(raw.get("limit"), "CPU time limit")
+        limit = {"wall_limit": "wall-clock guard (a sleeping or blocked program)"}.get(
+            raw.get("limit"), "CPU time limit"
+        )
         return "timeout", f"{limit}; {raw.get('stderr', '')[-400:]}".rstrip("; ")
     if status != "exited":
         return status, raw.get("stderr", "")[-500:]

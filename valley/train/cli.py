@@ -39,9 +39,13 @@ def model_fetch(
 
 def train_command(
     run_spec: RunSpecOpt,
-    data: Annotated[Path, typer.Option("--data", help="built subset directory holding train.jsonl (valley data build)")],
+    data: Annotated[
+        Path, typer.Option("--data", help="built subset directory holding train.jsonl (valley data build)")
+    ],
     model: ModelDirOpt,
-    out: Annotated[Path, typer.Option("--out", help="checkpoint directory; the final HF checkpoint lands in OUT/final")],
+    out: Annotated[
+        Path, typer.Option("--out", help="checkpoint directory; the final HF checkpoint lands in OUT/final")
+    ],
     base_checkpoint: Annotated[
         Optional[Path], typer.Option("--base-checkpoint", help="final checkpoint of the base run (continued runs)")
     ] = None,

@@ -46,10 +46,16 @@ class TrainPaths:
     base_checkpoint: Path | None = None
 
     @classmethod
-    def resolved(cls, data_dir: Path, model_dir: Path, out_dir: Path, base_checkpoint: Path | None = None) -> "TrainPaths":
+    def resolved(
+        cls, data_dir: Path, model_dir: Path, out_dir: Path, base_checkpoint: Path | None = None
+    ) -> "TrainPaths":
         # relative paths would be re-resolved against torchtune's working dir; make them absolute once, here
-        return cls(data_dir.resolve(), model_dir.resolve(), out_dir.resolve(),
-                   base_checkpoint.resolve() if base_checkpoint else None)
+        return cls(
+            data_dir.resolve(),
+            model_dir.resolve(),
+            out_dir.resolve(),
+            base_checkpoint.resolve() if base_checkpoint else None,
+        )
 
     @property
     def torchtune_dir(self) -> Path:
@@ -78,13 +84,22 @@ def model_component(run: RunSpec) -> dict:
         return {"_component_": REAL_BUILDERS[run.model.family]}
     arch = TINY_ARCH[run.model.family]
     dims = {
-        "vocab_size": arch.vocab_size, "num_layers": arch.num_layers, "num_heads": arch.num_heads,
-        "num_kv_heads": arch.num_kv_heads, "embed_dim": arch.embed_dim, "intermediate_dim": arch.intermediate_dim,
-        "max_seq_len": arch.max_seq_len, "norm_eps": arch.norm_eps,
+        "vocab_size": arch.vocab_size,
+        "num_layers": arch.num_layers,
+        "num_heads": arch.num_heads,
+        "num_kv_heads": arch.num_kv_heads,
+        "embed_dim": arch.embed_dim,
+        "intermediate_dim": arch.intermediate_dim,
+        "max_seq_len": arch.max_seq_len,
+        "norm_eps": arch.norm_eps,
     }
     if run.model.family == "qwen2_5":
-        return {"_component_": "torchtune.models.qwen2.qwen2", **dims, "rope_base": arch.rope_base,
-                "tie_word_embeddings": arch.tie_word_embeddings}
+        return {
+            "_component_": "torchtune.models.qwen2.qwen2",
+            **dims,
+            "rope_base": arch.rope_base,
+            "tie_word_embeddings": arch.tie_word_embeddings,
+        }
     return {"_component_": "torchtune.models.llama3_1.llama3_1", **dims, "rope_base": int(arch.rope_base)}
 
 
@@ -132,7 +147,9 @@ def render_config(
     """
     train = run.train
     if run.base is not None and paths.base_checkpoint is None:
-        raise TrainConfigError(f"--base-checkpoint: {run.label} continues from {run.base.label}; pass its final checkpoint dir")
+        raise TrainConfigError(
+            f"--base-checkpoint: {run.label} continues from {run.base.label}; pass its final checkpoint dir"
+        )
 
     from_base = run.base is not None
     files = shard_files(run, from_base=from_base)

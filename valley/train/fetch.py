@@ -28,10 +28,14 @@ def fetch_model(spec: ModelSpec, out_dir: Path) -> dict:
     if marker.exists():
         record = json.loads(marker.read_text())
         if record.get("preset") != spec.preset:
-            raise ValleyError(f"--out: {out_dir} already holds preset {record.get('preset')!r}, not {spec.preset!r}; pick another directory")
+            raise ValleyError(
+                f"--out: {out_dir} already holds preset {record.get('preset')!r}, not {spec.preset!r}; pick another directory"
+            )
         return record
     if out_dir.exists():
-        raise ValleyError(f"--out: {out_dir} exists but is not a complete valley model directory; remove it or pick another")
+        raise ValleyError(
+            f"--out: {out_dir} exists but is not a complete valley model directory; remove it or pick another"
+        )
     partial = out_dir.with_name(out_dir.name + ".partial")
     if spec.tiny:
         from valley.train.tiny import build_tiny
@@ -42,8 +46,12 @@ def fetch_model(spec: ModelSpec, out_dir: Path) -> dict:
     else:
         revision = download(spec, partial)
     record = {
-        "preset": spec.preset, "hf_id": spec.hf_id, "family": spec.family, "tiny": spec.tiny,
-        "revision": revision, "files": {p.name: p.stat().st_size for p in sorted(partial.iterdir()) if p.is_file()},
+        "preset": spec.preset,
+        "hf_id": spec.hf_id,
+        "family": spec.family,
+        "tiny": spec.tiny,
+        "revision": revision,
+        "files": {p.name: p.stat().st_size for p in sorted(partial.iterdir()) if p.is_file()},
     }
     (partial / MARKER).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     partial.rename(out_dir)
@@ -59,11 +67,14 @@ def download(spec: ModelSpec, into: Path) -> str:
         sha = HfApi().model_info(spec.hf_id, revision=spec.revision).sha
         snapshot_download(spec.hf_id, revision=sha, local_dir=into, allow_patterns=HUB_PATTERNS)
     except GatedRepoError:
-        raise ValleyError(f"model: {spec.hf_id} is gated; accept its license on huggingface.co and set HF_TOKEN") from None
+        raise ValleyError(
+            f"model: {spec.hf_id} is gated; accept its license on huggingface.co and set HF_TOKEN"
+        ) from None
     except RepositoryNotFoundError:
         raise ValleyError(f"model: {spec.hf_id} not found on the Hub (or HF_TOKEN lacks access)") from None
     except Exception as error:  # network and HTTP errors differ between hub releases (httpx, requests)
-        raise ValleyError(f"model: could not download {spec.hf_id}: {error}; check network access to the Hub and rerun (it resumes)") from None
+        raise ValleyError(
+            f"model: could not download {spec.hf_id}: {error}; check network access to the Hub and rerun (it resumes)"
+        ) from None
     shutil.rmtree(into / ".cache", ignore_errors=True)
     return sha
-

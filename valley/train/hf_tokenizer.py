@@ -77,7 +77,7 @@ class HFChatTokenizer(ModelTokenizer, Transform):
             text = self.render(turns[:count])
             if not text.startswith(rendered):
                 raise ValueError("tokenizer: the chat template does not render turns as a growing prefix")
-            ids = self.encode(text[len(rendered):])
+            ids = self.encode(text[len(rendered) :])
             tokens += ids
             mask += [message.masked] * len(ids)
             rendered = text

@@ -41,14 +41,22 @@ from valley.train.config import (
 
 MANIFEST = ".valley-checkpoint.json"
 #: files a student needs besides weights; copied from the model dir if torchtune did not carry them
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
-                   "merges.txt", "generation_config.json", "chat_template.jinja")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "generation_config.json",
+    "chat_template.jinja",
+)
 #: how the run tags the checkpoint it registered (set once, so reruns do not register twice)
 MODEL_ID_TAG = "valley.checkpoint.model_id"
 
 
-def train(run_spec: Path, *, data_dir: Path, model_dir: Path, out_dir: Path,
-          base_checkpoint: Path | None = None) -> Path:
+def train(
+    run_spec: Path, *, data_dir: Path, model_dir: Path, out_dir: Path, base_checkpoint: Path | None = None
+) -> Path:
     """Train the run described by run_spec; return OUT/final. Raises TrainConfigError for bad input."""
     run = load_run(run_spec)
     paths = TrainPaths.resolved(data_dir, model_dir, out_dir, base_checkpoint)
@@ -184,14 +192,21 @@ def log_plan(plan: StepPlan, config: dict) -> None:
         return
     import mlflow
 
-    mlflow.MlflowClient().log_batch(run_id, params=[
-        mlflow.entities.Param(f"train_plan.{key}", str(value)) for key, value in {
-            "examples": plan.examples, "steps_per_epoch": plan.steps_per_epoch, "total_steps": plan.total_steps,
-            "warmup_steps": plan.warmup_steps, "gradient_accumulation_steps": config["gradient_accumulation_steps"],
-            "recipe_device": config["device"],
-            "chat_template_hash": template_hash(chat_template(Path(config["tokenizer"]["path"]))),
-        }.items()
-    ])
+    mlflow.MlflowClient().log_batch(
+        run_id,
+        params=[
+            mlflow.entities.Param(f"train_plan.{key}", str(value))
+            for key, value in {
+                "examples": plan.examples,
+                "steps_per_epoch": plan.steps_per_epoch,
+                "total_steps": plan.total_steps,
+                "warmup_steps": plan.warmup_steps,
+                "gradient_accumulation_steps": config["gradient_accumulation_steps"],
+                "recipe_device": config["device"],
+                "chat_template_hash": template_hash(chat_template(Path(config["tokenizer"]["path"]))),
+            }.items()
+        ],
+    )
 
 
 def chat_template(model_dir: Path) -> str:
@@ -221,11 +236,17 @@ def register_checkpoint(run: RunSpec, paths: TrainPaths) -> None:
             return
         digest = hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()
         model = mlflow.create_external_model(
-            name=run.name, source_run_id=active.info.run_id,
-            tags={"valley.checkpoint.path": manifest["path"], "valley.checkpoint.volume_path": run.checkpoint_dir,
-                  "valley.checkpoint.manifest_sha256": digest},
-            params={"total_size": str(manifest["total_size"]), "files": str(len(manifest["files"])),
-                    "model_preset": run.model.preset},
+            name=run.name,
+            source_run_id=active.info.run_id,
+            tags={
+                "valley.checkpoint.path": manifest["path"],
+                "valley.checkpoint.volume_path": run.checkpoint_dir,
+                "valley.checkpoint.manifest_sha256": digest,
+            },
+            params={
+                "total_size": str(manifest["total_size"]),
+                "files": str(len(manifest["files"])),
+                "model_preset": run.model.preset,
+            },
         )
         mlflow.set_tags({MODEL_ID_TAG: model.model_id, "valley.checkpoint.path": manifest["path"]})
-

@@ -29,8 +29,6 @@ def step_plan(examples: int, train: TrainSpec) -> StepPlan:
     micro_batches = per_rank // train.micro_batch_size
     steps_per_epoch = micro_batches // train.gradient_accumulation_steps
     if steps_per_epoch == 0:
-        raise ValueError(
-            f"size: {examples} examples make no optimizer step at global batch {train.global_batch_size}"
-        )
+        raise ValueError(f"size: {examples} examples make no optimizer step at global batch {train.global_batch_size}")
     total = steps_per_epoch * train.epochs
     return StepPlan(examples, steps_per_epoch, total, math.floor(train.warmup_ratio * total + 0.5))

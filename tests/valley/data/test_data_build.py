@@ -19,7 +19,9 @@ def manifest(out: Path) -> dict:
 
 
 def build(valley, spec: Path, tokenizer_dir: Path, out: Path, *extra, check: bool = True):
-    return valley(["data", "build", "--run-spec", spec, "--tokenizer", tokenizer_dir, "--out", out, *extra], check=check)
+    return valley(
+        ["data", "build", "--run-spec", spec, "--tokenizer", tokenizer_dir, "--out", out, *extra], check=check
+    )
 
 
 def test_random_subsets_are_nested_and_sized(valley, write_spec, tokenizer_dir, tmp_path) -> None:
@@ -78,7 +80,9 @@ def test_rerun_reuses_a_complete_subset_and_rebuilds_a_tampered_one(write_spec, 
     assert (tmp_path / "s" / "train.jsonl").read_text() != "tampered\n"
 
 
-def test_easy_and_hard_subsets_are_disjoint_and_follow_the_paper_mapping(valley, write_spec, tokenizer_dir, tmp_path) -> None:
+def test_easy_and_hard_subsets_are_disjoint_and_follow_the_paper_mapping(
+    valley, write_spec, tokenizer_dir, tmp_path
+) -> None:
     taco = [json.loads(line) for line in (SAMPLE_DIR / "taco.jsonl").read_text().splitlines()]
     ocr2 = {row["id"]: row for row in map(json.loads, (SAMPLE_DIR / "ocr2.jsonl").read_text().splitlines())}
     chosen = {}
@@ -98,7 +102,9 @@ def test_mini_source_reads_only_the_mini_tier_and_records_it(valley, write_spec,
     assert set(built["example_ids"]) <= mini and len(built["example_ids"]) == 100
     assert built["label_counts"] == {"easy": 604, "hard": 232}
     assert {(s["dataset"], s["revision"]) for s in built["sources"]} == {
-        ("valley-mini (nvidia/OpenCodeReasoning-2 schema)", "valley-mini-1"), ("valley-mini (BAAI/TACO schema)", "valley-mini-1")}
+        ("valley-mini (nvidia/OpenCodeReasoning-2 schema)", "valley-mini-1"),
+        ("valley-mini (BAAI/TACO schema)", "valley-mini-1"),
+    }
 
 
 def test_pool_too_small_is_one_line_with_the_counts(valley, write_spec, tokenizer_dir, tmp_path) -> None:
@@ -106,7 +112,8 @@ def test_pool_too_small_is_one_line_with_the_counts(valley, write_spec, tokenize
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "error: data.size: the hard subset needs 200 examples but its pool has 120 (316 TACO-sourced of 316 "
-        "in the parent pool; easy 167, hard 120, unlabelled 29); use data.size <= 120"]
+        "in the parent pool; easy 167, hard 120, unlabelled 29); use data.size <= 120"
+    ]
     assert not (tmp_path / "x" / "manifest.json").exists()
     result = build(valley, write_spec(400), tokenizer_dir, tmp_path / "y", check=False)
     assert "needs 400 examples but its pool has 316" in result.stderr
@@ -116,8 +123,9 @@ def test_missing_column_is_one_line_naming_it(valley, write_spec, tokenizer_dir,
     local = tmp_path / "corpus"
     shutil.copytree(SAMPLE_DIR, local)
     rows = [json.loads(line) for line in (local / "ocr2.jsonl").read_text().splitlines()]
-    (local / "ocr2.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "r1_generation"}) + "\n"
-                                              for r in rows))
+    (local / "ocr2.jsonl").write_text(
+        "".join(json.dumps({k: v for k, v in r.items() if k != "r1_generation"}) + "\n" for r in rows)
+    )
     result = build(valley, write_spec(40), tokenizer_dir, tmp_path / "x", "--local", local, check=False)
     assert result.returncode == 1
     assert result.stderr.startswith("error: ocr2: missing column(s) r1_generation;")
@@ -129,10 +137,17 @@ def test_train_jsonl_loads_through_torchtune_chat_dataset(valley, write_spec, to
     from torchtune.models.qwen2_5 import qwen2_5_tokenizer
 
     build(valley, write_spec(40), tokenizer_dir, tmp_path / "s")
-    tokenizer = qwen2_5_tokenizer(path=str(tokenizer_dir / "vocab.json"), merges_file=str(tokenizer_dir / "merges.txt"),
-                                  max_seq_len=1024)
-    dataset = chat_dataset(tokenizer=tokenizer, source="json", data_files=str(tmp_path / "s" / "train.jsonl"),
-                           conversation_style="openai", conversation_column="messages", split="train")
+    tokenizer = qwen2_5_tokenizer(
+        path=str(tokenizer_dir / "vocab.json"), merges_file=str(tokenizer_dir / "merges.txt"), max_seq_len=1024
+    )
+    dataset = chat_dataset(
+        tokenizer=tokenizer,
+        source="json",
+        data_files=str(tmp_path / "s" / "train.jsonl"),
+        conversation_style="openai",
+        conversation_column="messages",
+        split="train",
+    )
     assert len(dataset) == 40
     sample = dataset[0]
     trained = [t for t, label in zip(sample["tokens"], sample["labels"]) if label != -100]

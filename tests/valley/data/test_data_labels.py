@@ -18,8 +18,10 @@ OCR2 = [json.loads(line) for line in (SAMPLE_DIR / "ocr2.jsonl").read_text().spl
 
 
 def items(rows: list[dict]) -> list[LabelItem]:
-    return [LabelItem(r["id"], r["r1_generation"], TACO[int(r["index"])]["input_output"], f"taco train[{r['index']}]")
-            for r in rows]
+    return [
+        LabelItem(r["id"], r["r1_generation"], TACO[int(r["index"])]["input_output"], f"taco train[{r['index']}]")
+        for r in rows
+    ]
 
 
 def test_labels_agree_with_the_corpus_known_wrong_responses_and_are_cached(tmp_path: Path) -> None:
@@ -56,8 +58,20 @@ def test_correct_and_incorrect_subsets_through_the_cli(valley, write_spec, token
     chosen = {}
     for kind, verdict in (("correct", "right"), ("incorrect", "wrong")):
         out = tmp_path / "data" / kind
-        valley(["data", "build", "--run-spec", write_spec(100, kind), "--tokenizer", tokenizer_dir, "--out", out,
-                "--sandbox", "process"])
+        valley(
+            [
+                "data",
+                "build",
+                "--run-spec",
+                write_spec(100, kind),
+                "--tokenizer",
+                tokenizer_dir,
+                "--out",
+                out,
+                "--sandbox",
+                "process",
+            ]
+        )
         manifest = json.loads((out / "manifest.json").read_text())
         chosen[kind] = manifest["example_ids"]
         assert {judgement[i] for i in chosen[kind]} == {verdict}
@@ -72,14 +86,31 @@ def test_build_with_a_malformed_taco_row_fails_in_one_line(valley, write_spec, t
     taco = list(TACO)
     taco[3] = {**taco[3], "input_output": "{not json"}
     (local / "taco.jsonl").write_text("".join(json.dumps(row) + "\n" for row in taco))
-    result = valley(["data", "build", "--run-spec", write_spec(50, "correct"), "--tokenizer", tokenizer_dir,
-                     "--out", tmp_path / "x", "--local", local, "--sandbox", "process"], check=False)
+    result = valley(
+        [
+            "data",
+            "build",
+            "--run-spec",
+            write_spec(50, "correct"),
+            "--tokenizer",
+            tokenizer_dir,
+            "--out",
+            tmp_path / "x",
+            "--local",
+            local,
+            "--sandbox",
+            "process",
+        ],
+        check=False,
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("error: taco train[3].input_output: malformed (")
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_labels_through_the_grader_server_agree_and_in_process_grading_is_refused_on_a_cluster(tmp_path, monkeypatch) -> None:
+def test_labels_through_the_grader_server_agree_and_in_process_grading_is_refused_on_a_cluster(
+    tmp_path, monkeypatch
+) -> None:
     """The data Job's path: a cluster build grades through the gVisor sidecar (`--grader-url`);
     grading in its own pod is refused."""
     from tests.valley.grader.test_grader_server import start_server

@@ -12,13 +12,54 @@ from pathlib import Path
 from valley.data.sample_corpus import FILES, SAMPLE_DIR
 from valley.grader.lcb import decode_private_tests
 
-TACO_COLUMNS = {"question", "solutions", "starter_code", "input_output", "difficulty", "raw_tags", "name", "source",
-                "tags", "skill_types", "url", "Expected Auxiliary Space", "time_limit", "date", "picture_num",
-                "memory_limit", "Expected Time Complexity"}
-OCR2_COLUMNS = {"id", "question_id", "question", "r1_generation", "qwq_critique", "solution", "judgement", "pass_rate",
-                "source", "license", "dataset", "split", "difficulty", "index"}
-LCB_COLUMNS = {"question_title", "question_content", "platform", "question_id", "contest_id", "contest_date",
-               "starter_code", "difficulty", "public_test_cases", "private_test_cases", "metadata"}
+TACO_COLUMNS = {
+    "question",
+    "solutions",
+    "starter_code",
+    "input_output",
+    "difficulty",
+    "raw_tags",
+    "name",
+    "source",
+    "tags",
+    "skill_types",
+    "url",
+    "Expected Auxiliary Space",
+    "time_limit",
+    "date",
+    "picture_num",
+    "memory_limit",
+    "Expected Time Complexity",
+}
+OCR2_COLUMNS = {
+    "id",
+    "question_id",
+    "question",
+    "r1_generation",
+    "qwq_critique",
+    "solution",
+    "judgement",
+    "pass_rate",
+    "source",
+    "license",
+    "dataset",
+    "split",
+    "difficulty",
+    "index",
+}
+LCB_COLUMNS = {
+    "question_title",
+    "question_content",
+    "platform",
+    "question_id",
+    "contest_id",
+    "contest_date",
+    "starter_code",
+    "difficulty",
+    "public_test_cases",
+    "private_test_cases",
+    "metadata",
+}
 
 
 def rows(name: str) -> list[dict]:
@@ -36,7 +77,13 @@ def test_taco_rows_have_taco_schema_and_every_difficulty_label() -> None:
     assert len(taco) >= 40
     assert all(set(row) == TACO_COLUMNS for row in taco)
     assert set(Counter(row["difficulty"] for row in taco)) == {
-        "EASY", "MEDIUM", "MEDIUM_HARD", "HARD", "VERY_HARD", "UNKNOWN_DIFFICULTY"}
+        "EASY",
+        "MEDIUM",
+        "MEDIUM_HARD",
+        "HARD",
+        "VERY_HARD",
+        "UNKNOWN_DIFFICULTY",
+    }
     for row in taco:
         tests = json.loads(row["input_output"])
         assert len(tests["inputs"]) == len(tests["outputs"]) >= 5
@@ -132,14 +179,19 @@ def test_mini_tier_is_labelled_in_the_real_schemas_and_holds_out_its_eval_wordin
     taco, ocr2, lcb = mini_rows("taco.jsonl"), mini_rows("ocr2.jsonl"), mini_rows("lcb.jsonl")
     assert all(set(row) == TACO_COLUMNS and row["source"] == "valley-mini" and "/mini/" in row["url"] for row in taco)
     assert all(set(row) == OCR2_COLUMNS and row["source"] == "valley-mini" for row in ocr2)
-    assert all(set(row) == LCB_COLUMNS and row["question_id"].startswith("mini-")
-               and row["contest_id"].startswith("valley-mini-") for row in lcb)
+    assert all(
+        set(row) == LCB_COLUMNS
+        and row["question_id"].startswith("mini-")
+        and row["contest_id"].startswith("valley-mini-")
+        for row in lcb
+    )
     assert {row["difficulty"] for row in taco} == {"EASY", "MEDIUM", "MEDIUM_HARD", "HARD"}  # RQ3: easy and hard
     assert {int(row["index"]) for row in ocr2} == set(range(len(taco)))
     assert 0.28 <= sum(row["judgement"] == "wrong" for row in ocr2) / len(ocr2) <= 0.38  # RQ2: both labels
     kinds = Counter(json.loads(row["public_test_cases"])[0]["testtype"] for row in lcb)
     assert kinds["stdin"] >= 15 and kinds["functional"] >= 15
     assert all("2024-08-01" <= row["contest_date"][:10] <= "2025-01-31" for row in lcb)
+
     # no evaluation problem repeats a training problem: intro, task or format differ
     def wording(text: str, starter: str) -> tuple:
         lines = text.strip().splitlines()

@@ -24,49 +24,103 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def ocr2_row(dataset: str, split: str, index: int, n: int) -> dict:
-    return {"id": f"r{n}", "question_id": f"q{n}", "question": "-", "r1_generation": "<think>x</think>\n```python\npass\n```",
-            "dataset": dataset, "split": split, "index": str(index), "difficulty": "", "source": "", "license": ""}
+    return {
+        "id": f"r{n}",
+        "question_id": f"q{n}",
+        "question": "-",
+        "r1_generation": "<think>x</think>\n```python\npass\n```",
+        "dataset": dataset,
+        "split": split,
+        "index": str(index),
+        "difficulty": "",
+        "source": "",
+        "license": "",
+    }
 
 
 def test_questions_rejoin_from_every_source_like_nemo_skills(tmp_path: Path) -> None:
-    write_jsonl(tmp_path / "ocr2.jsonl", [ocr2_row("taco", "test", 1, 0), ocr2_row("apps", "train", 0, 1),
-                                          ocr2_row("code_contests", "valid", 0, 2),
-                                          ocr2_row("open-r1/codeforces", "train", 0, 3)])
-    write_jsonl(tmp_path / "taco" / "test.jsonl", [
-        {"question": "first", "starter_code": "", "input_output": "{}", "difficulty": "EASY"},
-        {"question": "second", "starter_code": "def f(x):\n\t", "input_output": "{}", "difficulty": "VERY_HARD"}])
+    write_jsonl(
+        tmp_path / "ocr2.jsonl",
+        [
+            ocr2_row("taco", "test", 1, 0),
+            ocr2_row("apps", "train", 0, 1),
+            ocr2_row("code_contests", "valid", 0, 2),
+            ocr2_row("open-r1/codeforces", "train", 0, 3),
+        ],
+    )
+    write_jsonl(
+        tmp_path / "taco" / "test.jsonl",
+        [
+            {"question": "first", "starter_code": "", "input_output": "{}", "difficulty": "EASY"},
+            {"question": "second", "starter_code": "def f(x):\n\t", "input_output": "{}", "difficulty": "VERY_HARD"},
+        ],
+    )
     write_jsonl(tmp_path / "apps.jsonl", [{"question": "apps question", "starter_code": ""}])
     write_jsonl(tmp_path / "code_contests" / "valid.jsonl", [{"description": "cc description"}])
-    write_jsonl(tmp_path / "codeforces.jsonl", [{
-        "description": "D", "input_format": "I", "output_format": "O", "note": "N",
-        "examples": [{"input": "1", "output": "2"}]}])
+    write_jsonl(
+        tmp_path / "codeforces.jsonl",
+        [
+            {
+                "description": "D",
+                "input_format": "I",
+                "output_format": "O",
+                "note": "N",
+                "examples": [{"input": "1", "output": "2"}],
+            }
+        ],
+    )
     corpus = load_corpus("ocr2", tmp_path)
     users = [_messages(corpus, corpus.ocr2[n])[0]["content"] for n in range(4)]
     assert users[0].startswith("second\n\nUse this starter code:\n```python\ndef f(x):\n```")
     assert users[1].startswith("apps question\n\nSolve the problem in Python.")
     assert users[2].startswith("cc description\n\n")
-    assert users[3].startswith("D\n\nInput\n\nI\n\nOutput\n\nO\n\nExamples\n\nInput\n\n1\n\nOutput\n\n2\n\nNote\n\nN\n\n")
-    assert {o.dataset for o in corpus.origins} == {sources.OCR2_ID, sources.TACO_ID, sources.APPS_ID,
-                                                   sources.CODE_CONTESTS_ID, sources.CODEFORCES_ID}
+    assert users[3].startswith(
+        "D\n\nInput\n\nI\n\nOutput\n\nO\n\nExamples\n\nInput\n\n1\n\nOutput\n\n2\n\nNote\n\nN\n\n"
+    )
+    assert {o.dataset for o in corpus.origins} == {
+        sources.OCR2_ID,
+        sources.TACO_ID,
+        sources.APPS_ID,
+        sources.CODE_CONTESTS_ID,
+        sources.CODEFORCES_ID,
+    }
 
 
 def test_a_dangling_reference_is_one_line(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "ocr2.jsonl", [ocr2_row("taco", "train", 99, 0)])
-    write_jsonl(tmp_path / "taco.jsonl", [{"question": "q", "starter_code": "", "input_output": "{}", "difficulty": "EASY"}])
+    write_jsonl(
+        tmp_path / "taco.jsonl", [{"question": "q", "starter_code": "", "input_output": "{}", "difficulty": "EASY"}]
+    )
     corpus = load_corpus("ocr2", tmp_path)
     with pytest.raises(ValleyError, match=r"references taco train\[99\], which the loaded taco does not have"):
         _messages(corpus, corpus.ocr2[0])
 
 
-@pytest.mark.parametrize("label, expected", [
-    ("EASY", "easy"), ("medium", "easy"), ("MEDIUM_HARD", "hard"), ("Hard", "hard"), ("VERY_HARD", "hard"),
-    ("UNKNOWN_DIFFICULTY", None), ("", None), (None, None)])
+@pytest.mark.parametrize(
+    "label, expected",
+    [
+        ("EASY", "easy"),
+        ("medium", "easy"),
+        ("MEDIUM_HARD", "hard"),
+        ("Hard", "hard"),
+        ("VERY_HARD", "hard"),
+        ("UNKNOWN_DIFFICULTY", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_taco_difficulty_maps_case_insensitively_to_the_papers_classes(label, expected) -> None:
     assert sources.difficulty_class(label) == expected
 
 
 def test_lcb_release_tags_map_to_the_release_files() -> None:
-    assert sources.lcb_release_files("release_v5") == ["test.jsonl", "test2.jsonl", "test3.jsonl", "test4.jsonl", "test5.jsonl"]
+    assert sources.lcb_release_files("release_v5") == [
+        "test.jsonl",
+        "test2.jsonl",
+        "test3.jsonl",
+        "test4.jsonl",
+        "test5.jsonl",
+    ]
     assert sources.lcb_release_files("v4_v5") == ["test4.jsonl", "test5.jsonl"]
     assert sources.lcb_release_files("v1") == ["test.jsonl"]
     assert len(sources.lcb_release_files("release_latest")) == 6
@@ -101,7 +155,10 @@ def test_lcb_path_wins_and_bad_rows_are_one_line(tmp_path: Path) -> None:
 
 
 def test_lcb_private_tests_round_trip() -> None:
-    tests = [{"input": "1 2\n", "output": "3\n", "testtype": "stdin"}, {"input": "[1]", "output": "1", "testtype": "functional"}]
+    tests = [
+        {"input": "1 2\n", "output": "3\n", "testtype": "stdin"},
+        {"input": "[1]", "output": "1", "testtype": "functional"},
+    ]
     encoded = encode_private_tests(tests)
     assert not encoded.startswith("[")
     assert decode_private_tests(encoded) == tests
@@ -144,7 +201,10 @@ def test_script_repos_are_read_from_their_data_files(fake_hub: Path) -> None:
     for number, name in enumerate(sources.lcb_release_files("release_latest")):
         (lcb / name).write_text(sample[number] + "\n")
     rows, origin = sources.load_lcb_release("v4_v5")
-    assert [r["question_id"] for r in rows] == [json.loads(sample[3])["question_id"], json.loads(sample[4])["question_id"]]
+    assert [r["question_id"] for r in rows] == [
+        json.loads(sample[3])["question_id"],
+        json.loads(sample[4])["question_id"],
+    ]
     assert origin.dataset == "livecodebench/code_generation_lite"
 
 

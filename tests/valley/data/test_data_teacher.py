@@ -30,8 +30,22 @@ def test_generate_resumes_and_its_rows_build_a_subset(valley, write_spec, tmp_pa
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(SAMPLE_DIR / "taco.jsonl", corpus / "taco.jsonl")
-    args = ["data", "generate", "--teacher", model, "-k", "2", "--out", corpus / "ocr2.jsonl", "--limit", "3",
-            "--max-model-len", "640", "--seed", "7"]
+    args = [
+        "data",
+        "generate",
+        "--teacher",
+        model,
+        "-k",
+        "2",
+        "--out",
+        corpus / "ocr2.jsonl",
+        "--limit",
+        "3",
+        "--max-model-len",
+        "640",
+        "--seed",
+        "7",
+    ]
     assert "6 new responses" in valley(args).stdout
     rows = [json.loads(line) for line in (corpus / "ocr2.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and len({r["id"] for r in rows}) == 6
@@ -39,7 +53,19 @@ def test_generate_resumes_and_its_rows_build_a_subset(valley, write_spec, tmp_pa
     assert all(r["finish_reason"] in ("stop", "length") and r["teacher"] == str(model) for r in rows)
     assert "0 new responses" in valley(args).stdout  # every question done: nothing regenerated
 
-    valley(["data", "build", "--run-spec", write_spec(4), "--tokenizer", model, "--out", tmp_path / "subset",
-            "--local", corpus])
+    valley(
+        [
+            "data",
+            "build",
+            "--run-spec",
+            write_spec(4),
+            "--tokenizer",
+            model,
+            "--out",
+            tmp_path / "subset",
+            "--local",
+            corpus,
+        ]
+    )
     manifest = json.loads((tmp_path / "subset" / "manifest.json").read_text())
     assert set(manifest["example_ids"]) <= {r["id"] for r in rows}

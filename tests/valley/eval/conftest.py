@@ -13,8 +13,11 @@ LCB_FIXTURE = Path(__file__).with_name("lcb_fixture.jsonl")
 
 def fetch(preset: str, root: Path) -> Path:
     out = root / preset
-    subprocess.run([sys.executable, "-m", "valley", "model", "fetch", "--preset", preset, "--out", str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "valley", "model", "fetch", "--preset", preset, "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
     return out
 
 

@@ -24,10 +24,22 @@ PROBLEMS = [{"question_id": f"lcb-{i:03d}", "difficulty": ("easy", "medium", "ha
 
 #: the pass rate each synthetic run is built to score: a valley, then a rise
 RATES = {
-    "qwen-baseline": 0.12, "qwen-1k": 0.05, "qwen-10k": 0.15, "qwen-30k": 0.27,
-    "llama-baseline": 0.10, "llama-1k": 0.03, "llama-10k": 0.09, "llama-30k": 0.30,
-    "qwen-correct-6k": 0.18, "qwen-incorrect-6k": 0.18, "qwen-easy-4k": 0.30, "qwen-hard-4k": 0.08,
-    "qwen-30k+correct-6k": 0.35, "qwen-30k+incorrect-6k": 0.35, "qwen-30k+easy-4k": 0.45, "qwen-30k+hard-4k": 0.20,
+    "qwen-baseline": 0.12,
+    "qwen-1k": 0.05,
+    "qwen-10k": 0.15,
+    "qwen-30k": 0.27,
+    "llama-baseline": 0.10,
+    "llama-1k": 0.03,
+    "llama-10k": 0.09,
+    "llama-30k": 0.30,
+    "qwen-correct-6k": 0.18,
+    "qwen-incorrect-6k": 0.18,
+    "qwen-easy-4k": 0.30,
+    "qwen-hard-4k": 0.08,
+    "qwen-30k+correct-6k": 0.35,
+    "qwen-30k+incorrect-6k": 0.35,
+    "qwen-30k+easy-4k": 0.45,
+    "qwen-30k+hard-4k": 0.20,
 }
 
 
@@ -40,10 +52,23 @@ def record_synthetic(tracker, run, out_root, eval_spec=None, rates=RATES):
         p = min(1.0, max(0.0, rates[run.label] + rng.normal(0, 0.05)))
         for sample in range(4):
             passed = bool(rng.random() < p)
-            generations.append({"question_id": problem["question_id"], "sample_id": sample, "response": "<think>x",
-                                "finish_reason": "stop" if sample < 3 else "length", "num_tokens": 100})
-            verdicts.append({"question_id": problem["question_id"], "sample_id": sample, "passed": passed,
-                             "verdict": "pass" if passed else "wrong_answer"})
+            generations.append(
+                {
+                    "question_id": problem["question_id"],
+                    "sample_id": sample,
+                    "response": "<think>x",
+                    "finish_reason": "stop" if sample < 3 else "length",
+                    "num_tokens": 100,
+                }
+            )
+            verdicts.append(
+                {
+                    "question_id": problem["question_id"],
+                    "sample_id": sample,
+                    "passed": passed,
+                    "verdict": "pass" if passed else "wrong_answer",
+                }
+            )
     out = out_root / run_id
     write_jsonl(out / "generations.jsonl", generations)
     write_jsonl(out / "verdicts.jsonl", verdicts)
@@ -52,8 +77,13 @@ def record_synthetic(tracker, run, out_root, eval_spec=None, rates=RATES):
     with pytest.MonkeyPatch.context() as env:  # what the control plane hands the eval workload
         env.setenv("MLFLOW_TRACKING_URI", tracker.uri)
         env.setenv("MLFLOW_RUN_ID", run_id)
-        assert record_eval(spec, metrics, eval_tags(spec, chat_template_hash="abc", engine_seeds=[0]), out,
-                           per_problem_table(PROBLEMS, generations, verdicts))
+        assert record_eval(
+            spec,
+            metrics,
+            eval_tags(spec, chat_template_hash="abc", engine_seeds=[0]),
+            out,
+            per_problem_table(PROBLEMS, generations, verdicts),
+        )
     return run_id
 
 
@@ -75,8 +105,10 @@ def valley_store(tmp_path_factory):
 def test_compare_prints_tables_contrasts_fit_and_logs_the_plot(valley_store, valleyctl, tmp_path):
     mlflow_uri, tracker = valley_store
     client, experiment_id = tracker.client, tracker.experiment_id("valley")
-    result = valleyctl(["compare", "--study", "valley", "--json", "--target", "0.4", "--out", tmp_path / "cmp"],
-                       env={"MLFLOW_TRACKING_URI": mlflow_uri})
+    result = valleyctl(
+        ["compare", "--study", "valley", "--json", "--target", "0.4", "--out", tmp_path / "cmp"],
+        env={"MLFLOW_TRACKING_URI": mlflow_uri},
+    )
     report = json.loads(result.stdout)
     assert report["pending"] == [] and len(report["runs"]) == 16
     assert "Downloading artifacts" not in result.stderr, "one MLflow progress bar per run buries compare's own output"
@@ -134,12 +166,16 @@ def test_compare_refuses_runs_with_different_eval_specs_and_names_missing_studie
     record_synthetic(tracker, runs["qwen-10k"], tmp_path, eval_spec=EvalSpec(n_samples=8))
     # where an eval ran is not what it measured: a different GPU layout is not refused
     record_synthetic(tracker, runs["qwen-30k"], tmp_path, eval_spec=EvalSpec(data_parallel_size=2, isolation="pod"))
-    result = valleyctl(["compare", "--study", "valley", "--out", tmp_path / "cmp"],
-                       env={"MLFLOW_TRACKING_URI": mlflow_uri}, check=False)
+    result = valleyctl(
+        ["compare", "--study", "valley", "--out", tmp_path / "cmp"],
+        env={"MLFLOW_TRACKING_URI": mlflow_uri},
+        check=False,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "error: eval.n_samples: qwen-1k was evaluated with 4, qwen-10k with 8; "
-        "re-evaluate with one eval spec or pass --allow-mixed-eval"]
+        "re-evaluate with one eval spec or pass --allow-mixed-eval"
+    ]
     allowed = compare_study("valley", mlflow_uri, tmp_path / "cmp", allow_mixed_eval=True)
     assert allowed["runs"] == ["qwen-1k", "qwen-10k", "qwen-30k"]
     with pytest.raises(ValleyError, match="valleyctl launch --study mini"):  # no such experiment yet
@@ -162,10 +198,18 @@ def test_compare_refuses_a_valley_fit_over_constant_scores(valleyctl, tmp_path):
     for run in valley_study():
         if run.label.startswith("llama") and run.base is None:
             record_synthetic(tracker, run, tmp_path / "eval", rates=zero)
-    result = valleyctl(["compare", "--study", "valley", "--out", tmp_path / "cmp"], env={"MLFLOW_TRACKING_URI": mlflow_uri})
+    result = valleyctl(
+        ["compare", "--study", "valley", "--out", tmp_path / "cmp"], env={"MLFLOW_TRACKING_URI": mlflow_uri}
+    )
     fit_lines = [line for line in result.stdout.splitlines() if line.startswith("valley fit")]
-    assert fit_lines == ["valley fit llama: none, pass@1 is 0.0000 at every size from the bottom on (1k, 10k, 30k); "
-                         "a line through constant scores measures nothing"]
-    report = json.loads(valleyctl(["compare", "--study", "valley", "--json", "--out", tmp_path / "cmp"],
-                                  env={"MLFLOW_TRACKING_URI": mlflow_uri}).stdout)
+    assert fit_lines == [
+        "valley fit llama: none, pass@1 is 0.0000 at every size from the bottom on (1k, 10k, 30k); "
+        "a line through constant scores measures nothing"
+    ]
+    report = json.loads(
+        valleyctl(
+            ["compare", "--study", "valley", "--json", "--out", tmp_path / "cmp"],
+            env={"MLFLOW_TRACKING_URI": mlflow_uri},
+        ).stdout
+    )
     assert report["valley_fit"][0]["slope_per_ln_size"] is None and report["valley_fit"][0]["refused"]

@@ -27,7 +27,13 @@ IN_WINDOW = ["fx-double", "fx-max", "fx-rev", "fx-sum"]  # fx-old is outside the
 CORRECT_SUM = "<think>Add them.</think>\n```python\na, b = map(int, input().split())\nprint(a + b)\n```"
 KEPT = [  # what a kill left behind: whole rows, one of them a correct answer
     {"question_id": "fx-sum", "sample_id": 0, "response": CORRECT_SUM, "finish_reason": "stop", "num_tokens": 21},
-    {"question_id": "fx-max", "sample_id": 1, "response": "  <think>no code", "finish_reason": "length", "num_tokens": 300},
+    {
+        "question_id": "fx-max",
+        "sample_id": 1,
+        "response": "  <think>no code",
+        "finish_reason": "length",
+        "num_tokens": 300,
+    },
 ]
 
 
@@ -54,13 +60,15 @@ def test_eval_resumes_a_killed_run_generates_grades_and_logs(store, tiny_qwen, v
     (out / "generations.jsonl").write_text(kept + '{"question_id": "fx-rev", "sample_id": 0, "respon')
     env = {"MLFLOW_TRACKING_URI": tracker.uri, "MLFLOW_RUN_ID": run_id}
 
-    result = valley(["eval", "--run-spec", spec, "--model", tiny_qwen, "--out", out, "--lcb-path", LCB_FIXTURE], env=env)
+    result = valley(
+        ["eval", "--run-spec", spec, "--model", tiny_qwen, "--out", out, "--lcb-path", LCB_FIXTURE], env=env
+    )
 
     generations = rows(out / "generations.jsonl")
     assert (out / "generations.jsonl").read_text().startswith(kept)  # kept rows untouched, torn bytes gone
     pairs = [(g["question_id"], g["sample_id"]) for g in generations]
     assert sorted(pairs) == [(q, s) for q in IN_WINDOW for s in (0, 1)]  # every pair exactly once
-    for g in generations[len(KEPT):]:
+    for g in generations[len(KEPT) :]:
         assert set(g) == {"question_id", "sample_id", "response", "finish_reason", "num_tokens"}
         assert g["finish_reason"] in ("stop", "length") and 0 <= g["num_tokens"] <= EVAL.max_model_len
 
@@ -94,8 +102,10 @@ def test_prompt_over_budget_fails_before_any_generation(tiny_qwen, valley, tmp_p
     run = RunSpec(study="mini", model="tiny-qwen", eval=EVAL.model_copy(update={"max_model_len": 16}))
     spec = tmp_path / "run.json"
     spec.write_text(run.to_json())
-    result = valley(["eval", "--run-spec", spec, "--model", tiny_qwen, "--out", tmp_path / "eval",
-                     "--lcb-path", LCB_FIXTURE], check=False)
+    result = valley(
+        ["eval", "--run-spec", spec, "--model", tiny_qwen, "--out", tmp_path / "eval", "--lcb-path", LCB_FIXTURE],
+        check=False,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: eval.max_model_len: 16 tokens leave no room")
     assert not (tmp_path / "eval" / "generations.jsonl").exists()
@@ -108,12 +118,34 @@ def test_eval_grades_through_the_grader_sidecar(tiny_qwen, valley, grader_sideca
     spec.write_text(run.to_json())
     out = tmp_path / "eval"
     out.mkdir()
-    generations = [{"question_id": q, "sample_id": s, "response": CORRECT_SUM if (q, s) == ("fx-sum", 1) else "no code",
-                    "finish_reason": "stop", "num_tokens": 3} for q in IN_WINDOW for s in (0, 1)]
+    generations = [
+        {
+            "question_id": q,
+            "sample_id": s,
+            "response": CORRECT_SUM if (q, s) == ("fx-sum", 1) else "no code",
+            "finish_reason": "stop",
+            "num_tokens": 3,
+        }
+        for q in IN_WINDOW
+        for s in (0, 1)
+    ]
     (out / "generations.jsonl").write_text("".join(json.dumps(g) + "\n" for g in generations))
 
-    valley(["eval", "--run-spec", spec, "--model", tiny_qwen, "--out", out, "--lcb-path", LCB_FIXTURE,
-            "--grader-url", grader_sidecar])
+    valley(
+        [
+            "eval",
+            "--run-spec",
+            spec,
+            "--model",
+            tiny_qwen,
+            "--out",
+            out,
+            "--lcb-path",
+            LCB_FIXTURE,
+            "--grader-url",
+            grader_sidecar,
+        ]
+    )
 
     verdicts = {(v["question_id"], v["sample_id"]): v["verdict"] for v in rows(out / "verdicts.jsonl")}
     assert len(verdicts) == 8 and verdicts[("fx-sum", 1)] == "pass"
@@ -131,8 +163,11 @@ def test_programs_the_grader_could_not_run_fail_the_eval_unless_allowed(tiny_qwe
     spec.write_text(run.to_json())
     out = tmp_path / "eval"
     out.mkdir()
-    generations = [{"question_id": q, "sample_id": s, "response": CORRECT_SUM, "finish_reason": "stop", "num_tokens": 3}
-                   for q in IN_WINDOW for s in (0, 1)]  # complete: no engine starts
+    generations = [
+        {"question_id": q, "sample_id": s, "response": CORRECT_SUM, "finish_reason": "stop", "num_tokens": 3}
+        for q in IN_WINDOW
+        for s in (0, 1)
+    ]  # complete: no engine starts
     (out / "generations.jsonl").write_text("".join(json.dumps(g) + "\n" for g in generations))
     env = {"VALLEY_GRADER_TMPDIR": str(tmp_path / "missing")}
     args = ["eval", "--run-spec", spec, "--model", tiny_qwen, "--out", out, "--lcb-path", LCB_FIXTURE]
@@ -141,7 +176,8 @@ def test_programs_the_grader_could_not_run_fail_the_eval_unless_allowed(tiny_qwe
     assert failed.returncode == 1
     assert failed.stderr.strip().splitlines()[-1] == (  # library warnings may come before it
         "error: grading: 8 programs (4 problems entirely) were not graded (infra_error) and would leave pass@1; "
-        "rerun to retry them, fix the grader, or pass --allow-infra-errors 8")
+        "rerun to retry them, fix the grader, or pass --allow-infra-errors 8"
+    )
     assert not (out / "metrics.json").exists()
 
     valley([*args, "--allow-infra-errors", "8"], env=env)

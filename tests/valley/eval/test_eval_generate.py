@@ -7,7 +7,13 @@ import pytest
 
 from valley.spec import EvalSpec
 from valley.eval.generate import (
-    Generation, GenerationLog, Request, pending_requests, request_seed, sampling_params, stop_token_ids,
+    Generation,
+    GenerationLog,
+    Request,
+    pending_requests,
+    request_seed,
+    sampling_params,
+    stop_token_ids,
 )
 from valley.engine import engine_kwargs
 from valley.eval.prompts import Prompt
@@ -25,7 +31,13 @@ def test_append_is_idempotent_and_survives_reopening(tmp_path):
     reopened = GenerationLog(path)
     assert [(g.question_id, g.sample_id) for g in reopened.rows] == [("q1", 0), ("q1", 1), ("q2", 0)]
     assert reopened.missing("q2", 3) == [1, 2] and reopened.missing("q1", 2) == []
-    assert set(json.loads(path.read_text().splitlines()[0])) == {"question_id", "sample_id", "response", "finish_reason", "num_tokens"}
+    assert set(json.loads(path.read_text().splitlines()[0])) == {
+        "question_id",
+        "sample_id",
+        "response",
+        "finish_reason",
+        "num_tokens",
+    }
 
 
 def test_a_torn_last_line_is_dropped_and_regenerated(tmp_path):
@@ -56,8 +68,9 @@ def test_pending_requests_ask_only_for_missing_samples(tmp_path):
 def test_sampling_comes_from_the_spec_never_from_the_checkpoint(tmp_path):
     """The tiny students ship Qwen's generation_config (temperature 0.7, top_k 20, top_p 0.8,
     repetition_penalty 1.05): only its end-of-turn ids may reach the sampler."""
-    (tmp_path / "generation_config.json").write_text(json.dumps(
-        {"eos_token_id": [7, 9], "temperature": 0.7, "top_k": 20, "top_p": 0.8, "repetition_penalty": 1.05}))
+    (tmp_path / "generation_config.json").write_text(
+        json.dumps({"eos_token_id": [7, 9], "temperature": 0.7, "top_k": 20, "top_p": 0.8, "repetition_penalty": 1.05})
+    )
     spec = EvalSpec(temperature=0.6, top_p=0.95, seed=3)
     request = Request(Prompt("q1", (1, 2, 3), 500), (1, 3), request_seed(spec, "q1", (1, 3)))
     params = sampling_params(request, spec, stop_token_ids(tmp_path))

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from valley.eval.metrics import (
-    bootstrap_ci, eval_metrics, paired_bootstrap, per_problem_pass, per_problem_table, starts_with_think,
+    bootstrap_ci,
+    eval_metrics,
+    paired_bootstrap,
+    per_problem_pass,
+    per_problem_table,
+    starts_with_think,
 )
 
 
@@ -26,9 +31,20 @@ PROBLEMS = [
 
 
 def test_pass_at_1_is_the_mean_over_problems_of_passed_over_n():
-    verdicts = [verdict("a", 0, True), verdict("a", 1, True), verdict("a", 2, False), verdict("a", 3, True),
-                verdict("b", 0, False), verdict("b", 1, False), verdict("b", 2, False), verdict("b", 3, True),
-                verdict("c", 0, False), verdict("c", 1, False), verdict("c", 2, False), verdict("c", 3, False)]
+    verdicts = [
+        verdict("a", 0, True),
+        verdict("a", 1, True),
+        verdict("a", 2, False),
+        verdict("a", 3, True),
+        verdict("b", 0, False),
+        verdict("b", 1, False),
+        verdict("b", 2, False),
+        verdict("b", 3, True),
+        verdict("c", 0, False),
+        verdict("c", 1, False),
+        verdict("c", 2, False),
+        verdict("c", 3, False),
+    ]
     generations = [gen(v["question_id"], v["sample_id"], "x") for v in verdicts]
     metrics = eval_metrics(PROBLEMS, generations, verdicts)
     # a: 3/4, b: 1/4, c: 0/4 -> (0.75 + 0.25 + 0) / 3
@@ -40,7 +56,12 @@ def test_pass_at_1_is_the_mean_over_problems_of_passed_over_n():
 
 
 def test_infrastructure_failures_are_counted_not_scored():
-    verdicts = [verdict("a", 0, True), verdict("a", 1, None), {**verdict("b", 0, False), "verdict": "infra_error"}, verdict("b", 1, False)]
+    verdicts = [
+        verdict("a", 0, True),
+        verdict("a", 1, None),
+        {**verdict("b", 0, False), "verdict": "infra_error"},
+        verdict("b", 1, False),
+    ]
     assert per_problem_pass(verdicts) == {"a": 1.0, "b": 0.0}
     metrics = eval_metrics(PROBLEMS[:2], [gen("a", 0, "")], verdicts)
     assert metrics["infra_failures"] == 2 and metrics["pass_at_1"] == 0.5
@@ -50,20 +71,26 @@ def test_infrastructure_failures_are_counted_not_scored():
 
 
 def test_programs_failing_on_a_module_the_grader_lacks_are_counted():
-    missing = {**verdict("a", 0, False), "verdict": "runtime_error",
-               "tests": [{"index": 0, "status": "runtime_error", "detail": "ModuleNotFoundError: No module named 'numpy'"}]}
+    missing = {
+        **verdict("a", 0, False),
+        "verdict": "runtime_error",
+        "tests": [{"index": 0, "status": "runtime_error", "detail": "ModuleNotFoundError: No module named 'numpy'"}],
+    }
     assert eval_metrics(PROBLEMS[:1], [], [missing, verdict("a", 1, True)])["missing_module_failures"] == 1
 
 
-@pytest.mark.parametrize("response,starts", [
-    ("<think>plan</think>code", True),
-    ("  \n\t<think>indented", True),      # leading whitespace does not count against it
-    ("Sure. <think>late</think>", False),  # must begin with the tag
-    ("<think", False),
-    ("<THINK>", False),
-    ("", False),
-    ("   ", False),
-])
+@pytest.mark.parametrize(
+    "response,starts",
+    [
+        ("<think>plan</think>code", True),
+        ("  \n\t<think>indented", True),  # leading whitespace does not count against it
+        ("Sure. <think>late</think>", False),  # must begin with the tag
+        ("<think", False),
+        ("<THINK>", False),
+        ("", False),
+        ("   ", False),
+    ],
+)
 def test_think_tag_after_leading_whitespace(response, starts):
     assert starts_with_think(response) is starts
 
@@ -72,7 +99,7 @@ def test_completion_and_think_rates_count_truncated_and_empty_outputs():
     generations = [
         gen("a", 0, "<think>x</think>\n```python\nprint(1)\n```", "stop", 20),
         gen("a", 1, "<think>never closes", "length", 100),  # truncated: not completed, still a think tag
-        gen("b", 0, "", "stop", 0),                         # empty but ended within budget: completed
+        gen("b", 0, "", "stop", 0),  # empty but ended within budget: completed
         gen("b", 1, " \n<think>y</think>", "stop", 10),
     ]
     metrics = eval_metrics(PROBLEMS[:2], generations, [])
@@ -120,6 +147,15 @@ def test_per_problem_table_rows():
     generations = [gen("a", 0, "<think>", "length"), gen("a", 1, "ok")]
     verdicts = [verdict("a", 0, False), verdict("a", 1, True)]
     rows = per_problem_table(PROBLEMS[:2], generations, verdicts)
-    assert rows[0] | {} == {"question_id": "a", "difficulty": "easy", "platform": None, "contest_date": None,
-                            "samples": 2, "passed": 1, "pass_at_1": 0.5, "completed": 1, "think_tag": 1}
+    assert rows[0] | {} == {
+        "question_id": "a",
+        "difficulty": "easy",
+        "platform": None,
+        "contest_date": None,
+        "samples": 2,
+        "passed": 1,
+        "pass_at_1": 0.5,
+        "completed": 1,
+        "think_tag": 1,
+    }
     assert rows[1]["samples"] == 0 and rows[1]["pass_at_1"] is None

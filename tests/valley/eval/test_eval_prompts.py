@@ -34,10 +34,13 @@ def test_functional_problems_get_the_starter_code():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("student,bos,assistant_header", [
-    ("tiny_qwen", None, "<|im_start|>assistant\n"),
-    ("tiny_llama", "<|begin_of_text|>", "<|start_header_id|>assistant<|end_header_id|>\n\n"),
-])
+@pytest.mark.parametrize(
+    "student,bos,assistant_header",
+    [
+        ("tiny_qwen", None, "<|im_start|>assistant\n"),
+        ("tiny_llama", "<|begin_of_text|>", "<|start_header_id|>assistant<|end_header_id|>\n\n"),
+    ],
+)
 def test_prompts_use_the_students_template_and_leave_the_rest_of_the_budget(student, bos, assistant_header, request):
     model = request.getfixturevalue(student)
     tokenizer = AutoTokenizer.from_pretrained(str(model))
@@ -66,8 +69,12 @@ def test_eval_prompt_is_what_training_renders_before_the_answer(tiny_qwen):
     problem = PROBLEMS["fx-sum"]
     [prompt] = render_prompts([problem], AutoTokenizer.from_pretrained(str(tiny_qwen)), 1024)
     trainer = hf_chat_tokenizer(str(tiny_qwen))
-    messages = [Message("system", SYSTEM_MESSAGE), Message("user", question_text(problem)), Message("assistant", "ANSWER")]
+    messages = [
+        Message("system", SYSTEM_MESSAGE),
+        Message("user", question_text(problem)),
+        Message("assistant", "ANSWER"),
+    ]
     trained, _ = trainer.tokenize_messages(messages)
     trained_text = trainer.decode(trained, skip_special_tokens=False)
     eval_text = trainer.decode(list(prompt.token_ids), skip_special_tokens=False)
-    assert trained_text.startswith(eval_text) and trained_text[len(eval_text):].startswith("ANSWER")
+    assert trained_text.startswith(eval_text) and trained_text[len(eval_text) :].startswith("ANSWER")

@@ -67,6 +67,7 @@ def with_decoy(decoy: str, real: str) -> str:
 
 # ---- stdin problems
 
+
 def _ints_input(rng: random.Random, n: int, low: int = -50, high: int = 50) -> tuple[str, list[int]]:
     values = [rng.randint(low, high) for _ in range(n)]
     return f"{n}\n{' '.join(map(str, values))}\n", values
@@ -79,7 +80,9 @@ def scaled_sum(k: int, rng: random.Random) -> CorpusProblem:
         inputs.append(text)
         outputs.append(f"{sum(values) * k + len(values)}\n")
     code = f"import sys\ndata = sys.stdin.read().split()\nn = int(data[0])\nvalues = list(map(int, data[1:1 + n]))\nprint(sum(values) * {k} + n)\n"
-    return CorpusProblem(f"sum{k}", "stdin", inputs, outputs, code, code.replace("+ n)", "+ n + 1)"), with_timeout=k % 3 == 0)
+    return CorpusProblem(
+        f"sum{k}", "stdin", inputs, outputs, code, code.replace("+ n)", "+ n + 1)"), with_timeout=k % 3 == 0
+    )
 
 
 def sorted_values(descending: bool, separator: str, rng: random.Random, name: str) -> CorpusProblem:
@@ -110,12 +113,23 @@ def mean_of_four(k: int, rng: random.Random) -> CorpusProblem:
         outputs.append(f"{sum(values) / 4 + k}\n")
     code = f"values = list(map(int, input().split()))\nprint(sum(values) / 4 + {k})\n"
     problem = CorpusProblem(f"mean{k}", "stdin", inputs, outputs, code, code.replace("/ 4", "/ 3"))
-    problem.extra.update({
-        # LCB compares tokens as Decimals: trailing zeros are fine, a rounded value is not
-        "float_padded": (f"values = list(map(int, input().split()))\nprint(f'{{sum(values) / 4 + {k}:.6f}}')\n", "pass"),
-        "float_rounded": (f"values = list(map(int, input().split()))\nprint(f'{{sum(values) / 4 + {k}:.1f}}')\n", "wrong_answer"),
-        "float_scientific": (f"values = list(map(int, input().split()))\nprint(f'{{(sum(values) / 4 + {k}) * 100:.0f}}e-2')\n", "pass"),
-    })
+    problem.extra.update(
+        {
+            # LCB compares tokens as Decimals: trailing zeros are fine, a rounded value is not
+            "float_padded": (
+                f"values = list(map(int, input().split()))\nprint(f'{{sum(values) / 4 + {k}:.6f}}')\n",
+                "pass",
+            ),
+            "float_rounded": (
+                f"values = list(map(int, input().split()))\nprint(f'{{sum(values) / 4 + {k}:.1f}}')\n",
+                "wrong_answer",
+            ),
+            "float_scientific": (
+                f"values = list(map(int, input().split()))\nprint(f'{{(sum(values) / 4 + {k}) * 100:.0f}}e-2')\n",
+                "pass",
+            ),
+        }
+    )
     return problem
 
 
@@ -126,7 +140,15 @@ def count_letter(letter: str, rng: random.Random) -> CorpusProblem:
         inputs.append(word + "\n")
         outputs.append(f"{word.count(letter)}\n")
     code = f"s = input().strip()\nprint(s.count({letter!r}))\n"
-    return CorpusProblem(f"count_{letter}", "stdin", inputs, outputs, code, code.replace("s.count", "len(s) - s.count"), with_timeout=letter == "a")
+    return CorpusProblem(
+        f"count_{letter}",
+        "stdin",
+        inputs,
+        outputs,
+        code,
+        code.replace("s.count", "len(s) - s.count"),
+        with_timeout=letter == "a",
+    )
 
 
 def recursive_sum(offset: int) -> CorpusProblem:
@@ -135,7 +157,9 @@ def recursive_sum(offset: int) -> CorpusProblem:
     inputs = [f"{n}\n" for n in depths]
     outputs = [f"{n * (n + 1) // 2 + offset}\n" for n in depths]
     code = f"def total(n):\n    return 0 if n == 0 else n + total(n - 1)\n\nprint(total(int(input())) + {offset})\n"
-    problem = CorpusProblem(f"rec{offset}", "stdin", inputs, outputs, code, code.replace(f"+ {offset})", f"+ {offset + 1})"))
+    problem = CorpusProblem(
+        f"rec{offset}", "stdin", inputs, outputs, code, code.replace(f"+ {offset})", f"+ {offset + 1})")
+    )
     problem.extra["recursion_too_deep"] = ("import sys\nsys.setrecursionlimit(1000)\n" + code, "runtime_error")
     return problem
 
@@ -167,6 +191,7 @@ def equal_pairs(seed: int) -> CorpusProblem:
 
 # ---- functional problems (LeetCode style: class Solution, JSON-per-line arguments)
 
+
 def weighted_total(k: int, rng: random.Random) -> CorpusProblem:
     inputs, outputs = [], []
     for n in (2, 5, 8):
@@ -175,9 +200,24 @@ def weighted_total(k: int, rng: random.Random) -> CorpusProblem:
         inputs.append(f"{json.dumps(nums)}\n{weight}")
         outputs.append(json.dumps(sum(nums) * weight + k))
     code = f"from typing import List\n\nclass Solution:\n    def weightedTotal(self, nums: List[int], weight: int) -> int:\n        return sum(nums) * weight + {k}\n"
-    problem = CorpusProblem(f"lc_total{k}", "functional", inputs, outputs, code, code.replace(f"+ {k}", f"- {k}"), fn_name="weightedTotal", with_timeout=k % 3 == 1)
-    problem.extra["plain_function"] = (f"def weightedTotal(nums, weight):\n    return sum(nums) * weight + {k}\n", "pass")
-    problem.extra["string_result"] = (code.replace("return sum", "return str(sum").replace(f"+ {k}\n", f"+ {k})\n"), "wrong_answer")
+    problem = CorpusProblem(
+        f"lc_total{k}",
+        "functional",
+        inputs,
+        outputs,
+        code,
+        code.replace(f"+ {k}", f"- {k}"),
+        fn_name="weightedTotal",
+        with_timeout=k % 3 == 1,
+    )
+    problem.extra["plain_function"] = (
+        f"def weightedTotal(nums, weight):\n    return sum(nums) * weight + {k}\n",
+        "pass",
+    )
+    problem.extra["string_result"] = (
+        code.replace("return sum", "return str(sum").replace(f"+ {k}\n", f"+ {k})\n"),
+        "wrong_answer",
+    )
     problem.extra["float_result"] = (code.replace(f"+ {k}\n", f"+ {k} + 0.0\n"), "pass")  # 3.0 == 3
     return problem
 
@@ -189,8 +229,19 @@ def min_max(k: int, rng: random.Random) -> CorpusProblem:
         inputs.append(json.dumps(nums))
         outputs.append(json.dumps([min(nums) - k, max(nums) + k]))
     code = f"class Solution:\n    def minMax(self, nums):\n        return [min(nums) - {k}, max(nums) + {k}]\n"
-    problem = CorpusProblem(f"lc_minmax{k}", "functional", inputs, outputs, code, code.replace(f"max(nums) + {k}", f"max(nums) - {k}"), fn_name="minMax")
-    problem.extra["tuple_result"] = (code.replace("return [", "return (").replace("]\n", ")\n"), "pass")  # a top-level tuple is a list
+    problem = CorpusProblem(
+        f"lc_minmax{k}",
+        "functional",
+        inputs,
+        outputs,
+        code,
+        code.replace(f"max(nums) + {k}", f"max(nums) - {k}"),
+        fn_name="minMax",
+    )
+    problem.extra["tuple_result"] = (
+        code.replace("return [", "return (").replace("]\n", ")\n"),
+        "pass",
+    )  # a top-level tuple is a list
     return problem
 
 
@@ -200,21 +251,38 @@ def index_pairs(k: int, rng: random.Random) -> CorpusProblem:
         nums = [rng.randint(0, 9) for _ in range(n)]
         inputs.append(json.dumps(nums))
         outputs.append(json.dumps([[i, v + k] for i, v in enumerate(nums)]))
-    code = f"class Solution:\n    def indexPairs(self, nums):\n        return [[i, v + {k}] for i, v in enumerate(nums)]\n"
-    problem = CorpusProblem(f"lc_pairs{k}", "functional", inputs, outputs, code, code.replace(f"v + {k}", f"v + {k + 1}"), fn_name="indexPairs")
+    code = (
+        f"class Solution:\n    def indexPairs(self, nums):\n        return [[i, v + {k}] for i, v in enumerate(nums)]\n"
+    )
+    problem = CorpusProblem(
+        f"lc_pairs{k}",
+        "functional",
+        inputs,
+        outputs,
+        code,
+        code.replace(f"v + {k}", f"v + {k + 1}"),
+        fn_name="indexPairs",
+    )
     # LCB converts only a top-level tuple: a list of tuples is not equal to a list of lists
-    problem.extra["nested_tuples"] = (code.replace("[[i, v", "[(i, v").replace(f"{k}] for", f"{k}) for"), "wrong_answer")
+    problem.extra["nested_tuples"] = (
+        code.replace("[[i, v", "[(i, v").replace(f"{k}] for", f"{k}) for"),
+        "wrong_answer",
+    )
     return problem
 
 
 # ---- programs
+
 
 def stdin_variants(problem: CorpusProblem) -> dict[str, tuple[str, str]]:
     code, wrong = problem.correct, problem.wrong
     first = problem.outputs[0].strip()
     variants = {
         "correct": (answer(code), "pass"),
-        "main_guard": (answer("def main():\n" + textwrap.indent(code, "    ") + "\n\nif __name__ == '__main__':\n    main()\n"), "pass"),
+        "main_guard": (
+            answer("def main():\n" + textwrap.indent(code, "    ") + "\n\nif __name__ == '__main__':\n    main()\n"),
+            "pass",
+        ),
         "trailing_blank_lines": (answer(code + "print()\nprint('   ')\n"), "pass"),
         "exit_zero": (answer(code + "import sys\nsys.exit(0)\n"), "pass"),
         "decoy_in_think": (with_decoy(wrong, code), "pass"),
@@ -243,7 +311,10 @@ def functional_variants(problem: CorpusProblem) -> dict[str, tuple[str, str]]:
         "partial": (answer(f"class Solution:\n{method}        return {problem.outputs[0]}\n"), "wrong_answer"),
         "runtime_error": (answer(f"class Solution:\n{method}        return args[0][10 ** 6]\n"), "runtime_error"),
         "syntax_error": (answer(code + "    def broken(self:\n"), "compile_error"),
-        "missing_method": (answer("class Solution:\n    def somethingElse(self):\n        return 0\n"), "compile_error"),
+        "missing_method": (
+            answer("class Solution:\n    def somethingElse(self):\n        return 0\n"),
+            "compile_error",
+        ),
         "no_code": ("The method returns the answer directly.", "no_code"),
     }
     if problem.with_timeout:
@@ -256,7 +327,11 @@ def build_corpus(seed: int = 7) -> tuple[list[dict], list[dict], list[dict]]:
     rng = random.Random(seed)
     problems: list[CorpusProblem] = []
     problems += [scaled_sum(k, rng) for k in range(1, 9)]
-    problems += [sorted_values(d, s, rng, f"sort_{'desc' if d else 'asc'}_{s}") for d in (False, True) for s in ("spaces", "lines")]
+    problems += [
+        sorted_values(d, s, rng, f"sort_{'desc' if d else 'asc'}_{s}")
+        for d in (False, True)
+        for s in ("spaces", "lines")
+    ]
     problems += [mean_of_four(k, rng) for k in range(3)]
     problems += [count_letter(letter, rng) for letter in "abc"]
     problems += [recursive_sum(offset) for offset in (0, 5)]
@@ -283,4 +358,3 @@ def write_corpus(directory: Path, seed: int = 7) -> dict[str, Path]:
         paths[name] = directory / f"{name}.jsonl"
         paths[name].write_text("".join(json.dumps(row) + "\n" for row in rows))
     return paths
-

@@ -69,15 +69,38 @@ LARGE = "len(a) > 1000"
 
 FAMILIES = (
     Family("sum", "stdin", None, lambda a: f"{sum(a)}\n", "print(sum(a))\n", f"a = a[1:] if {LARGE} else a\n"),
-    Family("sorted", "stdin", None, lambda a: " ".join(map(str, sorted(a))) + "\n",
-           "print(' '.join(map(str, sorted(a))))\n", f"a = a[1:] if {LARGE} else a\n"),
-    Family("prefix", "stdin", None, lambda a: "\n".join(map(str, list(accumulate(a))[:50])) + "\n",
-           "from itertools import accumulate\nprint('\\n'.join(map(str, list(accumulate(a))[:50])))\n", f"a = a[::-1] if {LARGE} else a\n"),
-    Family("maxsub", "functional", "maxSubarraySum", lambda a: _max_subarray(a),
-           "best = cur = a[0]\nfor x in a[1:]:\n    cur = max(x, cur + x)\n    best = max(best, cur)\nreturn best\n",
-           f"a = [abs(x) for x in a] if {LARGE} else a\n"),
-    Family("squares", "functional", "sortedSquares", lambda a: sorted(x * x for x in a),
-           "return sorted(x * x for x in a)\n", f"a = a[1:] if {LARGE} else a\n"),
+    Family(
+        "sorted",
+        "stdin",
+        None,
+        lambda a: " ".join(map(str, sorted(a))) + "\n",
+        "print(' '.join(map(str, sorted(a))))\n",
+        f"a = a[1:] if {LARGE} else a\n",
+    ),
+    Family(
+        "prefix",
+        "stdin",
+        None,
+        lambda a: "\n".join(map(str, list(accumulate(a))[:50])) + "\n",
+        "from itertools import accumulate\nprint('\\n'.join(map(str, list(accumulate(a))[:50])))\n",
+        f"a = a[::-1] if {LARGE} else a\n",
+    ),
+    Family(
+        "maxsub",
+        "functional",
+        "maxSubarraySum",
+        lambda a: _max_subarray(a),
+        "best = cur = a[0]\nfor x in a[1:]:\n    cur = max(x, cur + x)\n    best = max(best, cur)\nreturn best\n",
+        f"a = [abs(x) for x in a] if {LARGE} else a\n",
+    ),
+    Family(
+        "squares",
+        "functional",
+        "sortedSquares",
+        lambda a: sorted(x * x for x in a),
+        "return sorted(x * x for x in a)\n",
+        f"a = a[1:] if {LARGE} else a\n",
+    ),
 )
 
 
@@ -131,18 +154,34 @@ def build(
         question_id = f"{family.name}{index}"
         cases = []
         for size in sizes:
-            values = [rng.randint(-10**9, 10**9) for _ in range(size)]
+            values = [rng.randint(-(10**9), 10**9) for _ in range(size)]
             if family.mode == "stdin":
-                cases.append({"input": f"{size}\n{' '.join(map(str, values))}\n", "output": family.solve(values), "testtype": "stdin"})
+                cases.append(
+                    {
+                        "input": f"{size}\n{' '.join(map(str, values))}\n",
+                        "output": family.solve(values),
+                        "testtype": "stdin",
+                    }
+                )
             else:
-                cases.append({"input": json.dumps(values), "output": json.dumps(family.solve(values)), "testtype": "functional"})
-        rows.append({
-            "question_title": question_id, "question_content": f"LCB-like problem {question_id}.", "platform": "atcoder",
-            "question_id": question_id, "contest_id": "lcb-like", "contest_date": "2024-09-01T00:00:00",
-            "starter_code": "", "difficulty": "medium",
-            "public_test_cases": json.dumps(cases[:2]), "private_test_cases": encode_private_tests(cases[2:]),
-            "metadata": json.dumps({"func_name": family.fn_name} if family.fn_name else {}),
-        })
+                cases.append(
+                    {"input": json.dumps(values), "output": json.dumps(family.solve(values)), "testtype": "functional"}
+                )
+        rows.append(
+            {
+                "question_title": question_id,
+                "question_content": f"LCB-like problem {question_id}.",
+                "platform": "atcoder",
+                "question_id": question_id,
+                "contest_id": "lcb-like",
+                "contest_date": "2024-09-01T00:00:00",
+                "starter_code": "",
+                "difficulty": "medium",
+                "public_test_cases": json.dumps(cases[:2]),
+                "private_test_cases": encode_private_tests(cases[2:]),
+                "metadata": json.dumps({"func_name": family.fn_name} if family.fn_name else {}),
+            }
+        )
         programs = variants(family, max_numbers, timeout_s, slow_fraction)
         for sample in range(len(kinds) if kinds else samples):
             draw, kind = rng.random(), kinds[sample] if kinds else "correct" if sample % 2 == 0 else "correct_lines"

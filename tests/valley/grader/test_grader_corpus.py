@@ -30,7 +30,15 @@ def test_corpus_covers_the_required_cases(corpus):
     verdicts = Counter(e["verdict"] for e in expected)
     assert set(verdicts) == {"pass", "wrong_answer", "timeout", "runtime_error", "compile_error", "no_code"}
     kinds = {g["sample_id"] for g in generations}
-    for kind in ("partial", "decoy_in_think", "float_rounded", "recursion_too_deep", "quadratic", "comma_format", "syntax_error"):
+    for kind in (
+        "partial",
+        "decoy_in_think",
+        "float_rounded",
+        "recursion_too_deep",
+        "quadratic",
+        "comma_format",
+        "syntax_error",
+    ):
         assert kind in kinds
 
 
@@ -40,13 +48,32 @@ def test_corpus_verdicts_through_the_cli(valley, corpus, tmp_path, sandbox):
     if sandbox == "runsc":
         require_tool("runsc", "apt-get install -y runsc")
     out = tmp_path / "verdicts.jsonl"
-    result = valley(["grade", "--problems", corpus["problems"], "--generations", corpus["generations"],
-                     "--out", out, "--sandbox", sandbox, "--workers", "2", "--timeout-s", CORPUS_TIMEOUT_S])
+    result = valley(
+        [
+            "grade",
+            "--problems",
+            corpus["problems"],
+            "--generations",
+            corpus["generations"],
+            "--out",
+            out,
+            "--sandbox",
+            sandbox,
+            "--workers",
+            "2",
+            "--timeout-s",
+            CORPUS_TIMEOUT_S,
+        ]
+    )
     assert f"({sandbox})" in result.stdout
     got = read_verdicts(out)
     expected = {(e["question_id"], e["sample_id"]): e["verdict"] for e in read_jsonl(corpus["expected"])}
     assert set(got) == set(expected)
-    wrong = {key: (want, got[key]["verdict"], got[key]["tests"][-1:]) for key, want in expected.items() if got[key]["verdict"] != want}
+    wrong = {
+        key: (want, got[key]["verdict"], got[key]["tests"][-1:])
+        for key, want in expected.items()
+        if got[key]["verdict"] != want
+    }
     assert not wrong
     for row in got.values():
         assert row["passed"] is (row["verdict"] == "pass") and row["sandbox"] == sandbox
@@ -77,9 +104,16 @@ def test_an_interrupted_batch_resumes_where_it_stopped(corpus, tmp_path):
 
 def test_infra_errors_are_retried_on_resume(corpus, tmp_path):
     problems = load_problems(corpus["problems"])
-    generation = next(g for g in read_jsonl(corpus["generations"]) if g["question_id"] == "sum1" and g["sample_id"] == "correct")
+    generation = next(
+        g for g in read_jsonl(corpus["generations"]) if g["question_id"] == "sum1" and g["sample_id"] == "correct"
+    )
     out = tmp_path / "verdicts.jsonl"
-    out.write_text(json.dumps({"question_id": "sum1", "sample_id": "correct", "passed": False, "verdict": "infra_error", "tests": []}) + "\n")
+    out.write_text(
+        json.dumps(
+            {"question_id": "sum1", "sample_id": "correct", "passed": False, "verdict": "infra_error", "tests": []}
+        )
+        + "\n"
+    )
     summary = grade_batch(problems, [generation], out, sandbox="process", workers=1, progress=False)
     assert read_verdicts(out)[("sum1", "correct")]["verdict"] == "pass"
     assert summary == {"problems": 1, "infra_errors": 0, "pass@1": 1.0}
@@ -88,10 +122,36 @@ def test_infra_errors_are_retried_on_resume(corpus, tmp_path):
 def test_unknown_question_and_bad_sandbox_are_one_line_errors(valley, corpus, tmp_path):
     generations = tmp_path / "g.jsonl"
     generations.write_text(json.dumps({"question_id": "nope", "sample_id": 0, "response": "x"}) + "\n")
-    result = valley(["grade", "--problems", corpus["problems"], "--generations", generations, "--out", tmp_path / "v.jsonl", "--sandbox", "process"], check=False)
+    result = valley(
+        [
+            "grade",
+            "--problems",
+            corpus["problems"],
+            "--generations",
+            generations,
+            "--out",
+            tmp_path / "v.jsonl",
+            "--sandbox",
+            "process",
+        ],
+        check=False,
+    )
     assert result.returncode == 1 and "nope/0: no problem with that question_id" in result.stderr
     assert "Traceback" not in result.stderr
-    result = valley(["grade", "--problems", corpus["problems"], "--generations", generations, "--out", tmp_path / "v.jsonl", "--sandbox", "docker"], check=False)
+    result = valley(
+        [
+            "grade",
+            "--problems",
+            corpus["problems"],
+            "--generations",
+            generations,
+            "--out",
+            tmp_path / "v.jsonl",
+            "--sandbox",
+            "docker",
+        ],
+        check=False,
+    )
     assert result.returncode == 1 and "--sandbox" in result.stderr and "process" in result.stderr
 
 

@@ -163,7 +163,8 @@ print("ok" if written else "no")
 """,
     "detached_child": """
 import os, signal, time
-""" + DOUBLE_FORKED_LATE_WRITER.format(before_setsid="pass"),
+"""
+    + DOUBLE_FORKED_LATE_WRITER.format(before_setsid="pass"),
     "ignore_sigterm": """
 import signal, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -197,7 +198,8 @@ libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: keep orphans from the harn
 libc.prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE
 libc.prctl(15, b"harness", 0, 0, 0)  # PR_SET_NAME: look like the harness
 libc.prctl(0x59616d61, -1, 0, 0, 0)  # PR_SET_PTRACER_ANY
-""" + DOUBLE_FORKED_LATE_WRITER.format(before_setsid="libc.prctl(1, 0, 0, 0, 0)  # PR_SET_PDEATHSIG off"),
+"""
+    + DOUBLE_FORKED_LATE_WRITER.format(before_setsid="libc.prctl(1, 0, 0, 0, 0)  # PR_SET_PDEATHSIG off"),
     "read_other_scratch": """
 import glob, os
 found = []
@@ -224,9 +226,19 @@ SENTINEL = 'print(input().strip() and "ok")\n'
 
 def hostile_problem() -> dict:
     case = [{"input": "1\n", "output": "ok\n", "testtype": "stdin"}]
-    return {"question_id": "hostile", "question_title": "hostile", "question_content": "print ok", "platform": "atcoder",
-            "contest_id": "h", "contest_date": "2024-09-01T00:00:00", "starter_code": "", "difficulty": "easy",
-            "public_test_cases": json.dumps(case), "private_test_cases": "[]", "metadata": "{}"}
+    return {
+        "question_id": "hostile",
+        "question_title": "hostile",
+        "question_content": "print ok",
+        "platform": "atcoder",
+        "contest_id": "h",
+        "contest_date": "2024-09-01T00:00:00",
+        "starter_code": "",
+        "difficulty": "easy",
+        "public_test_cases": json.dumps(case),
+        "private_test_cases": "[]",
+        "metadata": "{}",
+    }
 
 
 @pytest.fixture
@@ -299,17 +311,31 @@ class HostileBatch:
         open_dir.mkdir()
         open_dir.chmod(0o777)
         marker = f"valley-hostile-{uuid.uuid4().hex[:8]}"
-        self.outside = [str(open_dir / "escaped"), f"/tmp/{marker}", f"/var/tmp/{marker}", f"/dev/shm/{marker}", str(Path.cwd() / marker)]
+        self.outside = [
+            str(open_dir / "escaped"),
+            f"/tmp/{marker}",
+            f"/var/tmp/{marker}",
+            f"/dev/shm/{marker}",
+            str(Path.cwd() / marker),
+        ]
         self.sandbox_tmp = root / "sandboxes"
         self.sandbox_tmp.mkdir()
-        self.problems, self.generations, self.out = root / "problems.jsonl", root / "generations.jsonl", root / "verdicts.jsonl"
+        self.problems, self.generations, self.out = (
+            root / "problems.jsonl",
+            root / "generations.jsonl",
+            root / "verdicts.jsonl",
+        )
         self.problems.write_text(json.dumps(hostile_problem()) + "\n")
         self.rows = []
         for name, code in HOSTILE.items():
             if name in skip:
                 continue
-            code = (code.replace("SECRET_FILE", repr(str(self.secret_file))).replace("PORT", str(port))
-                    .replace("OUTSIDE", repr(self.outside)).replace("SANDBOXES", repr(str(self.sandbox_tmp))))
+            code = (
+                code.replace("SECRET_FILE", repr(str(self.secret_file)))
+                .replace("PORT", str(port))
+                .replace("OUTSIDE", repr(self.outside))
+                .replace("SANDBOXES", repr(str(self.sandbox_tmp)))
+            )
             self.rows.append({"question_id": "hostile", "sample_id": name, "response": f"```python\n{code}\n```"})
         self.rows.append({"question_id": "hostile", "sample_id": "sentinel", "response": f"```python\n{SENTINEL}```"})
         self.generations.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
@@ -342,8 +368,25 @@ def test_hostile_programs_fail_and_leave_nothing_behind(valley, tmp_path, listen
         require_tool("runsc", "apt-get install -y runsc")
     port, connections = listener
     batch = HostileBatch(tmp_path, port)
-    result = valley(["grade", "--problems", batch.problems, "--generations", batch.generations, "--out", batch.out,
-                     "--sandbox", sandbox, "--workers", "2", "--timeout-s", "2"], env=batch.env(), timeout=300)
+    result = valley(
+        [
+            "grade",
+            "--problems",
+            batch.problems,
+            "--generations",
+            batch.generations,
+            "--out",
+            batch.out,
+            "--sandbox",
+            sandbox,
+            "--workers",
+            "2",
+            "--timeout-s",
+            "2",
+        ],
+        env=batch.env(),
+        timeout=300,
+    )
     batch.check(result.stdout + result.stderr, connections, planted_token)
 
 
@@ -379,11 +422,35 @@ def test_hostile_programs_under_a_non_root_grader(listener, planted_token, sandb
             path.chmod(0o644)
         entry = f"import sys; sys.path.insert(0, {str(package.parent)!r}); from valley.grader.__main__ import main; sys.exit(main())"
         result = subprocess.run(
-            ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", system_python, "-I", "-c", entry,
-             "grade", "--problems", str(batch.problems), "--generations", str(batch.generations), "--out", str(batch.out),
-             "--sandbox", sandbox, "--workers", "2", "--timeout-s", "2"],
+            [
+                "setpriv",
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                system_python,
+                "-I",
+                "-c",
+                entry,
+                "grade",
+                "--problems",
+                str(batch.problems),
+                "--generations",
+                str(batch.generations),
+                "--out",
+                str(batch.out),
+                "--sandbox",
+                sandbox,
+                "--workers",
+                "2",
+                "--timeout-s",
+                "2",
+            ],
             env={"PATH": "/usr/bin:/bin", "HOME": str(root), **batch.env()},
-            capture_output=True, text=True, timeout=300,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert result.returncode == 0, result.stderr
         batch.check(result.stdout + result.stderr, connections, planted_token, str(package.parent))

@@ -82,9 +82,16 @@ def test_values_cross_the_sandbox_boundary_with_their_types():
 
 def lcb_row(tests: list[dict], func_name: str | None = None) -> dict:
     return {
-        "question_id": "abc100_a", "question_title": "t", "question_content": "c", "platform": "atcoder",
-        "contest_id": "abc100", "contest_date": "2024-09-01T00:00:00", "starter_code": "", "difficulty": "easy",
-        "public_test_cases": json.dumps(tests[:1]), "private_test_cases": encode_private_tests(tests[1:]),
+        "question_id": "abc100_a",
+        "question_title": "t",
+        "question_content": "c",
+        "platform": "atcoder",
+        "contest_id": "abc100",
+        "contest_date": "2024-09-01T00:00:00",
+        "starter_code": "",
+        "difficulty": "easy",
+        "public_test_cases": json.dumps(tests[:1]),
+        "private_test_cases": encode_private_tests(tests[1:]),
         "metadata": json.dumps({"func_name": func_name} if func_name else {}),
     }
 
@@ -106,7 +113,9 @@ def test_lcb_functional_row_uses_metadata_func_name():
 def test_taco_rows_are_call_based_with_fn_name_else_stdin():
     stdin = from_taco_row({"input_output": json.dumps({"inputs": ["1 2\n"], "outputs": ["3\n"]})}, "taco-1")
     assert stdin.mode == "stdin" and stdin.timeout_s == TACO_TIMEOUT_S and stdin.judge == "taco"
-    call = from_taco_row({"input_output": json.dumps({"fn_name": "add", "inputs": [[1, [2, 3]]], "outputs": [[6]]})}, "taco-2")
+    call = from_taco_row(
+        {"input_output": json.dumps({"fn_name": "add", "inputs": [[1, [2, 3]]], "outputs": [[6]]})}, "taco-2"
+    )
     assert call.mode == "functional"
     assert call.tests[0].input == "1\n[2, 3]" and call.tests[0].output == "[6]"
 
@@ -143,10 +152,16 @@ def test_numpy_scalars_compare_like_python_numbers_arrays_do_not():
 def test_taco_problems_grade_call_based_and_stdin_with_their_own_comparison():
     from valley.grader.grading import grade
 
-    call = from_taco_row({"input_output": json.dumps({"fn_name": "pair", "inputs": [[1, 2], [3, 4]], "outputs": [[[1, 2]], [[3, 4]]]})}, "taco-call")
+    call = from_taco_row(
+        {"input_output": json.dumps({"fn_name": "pair", "inputs": [[1, 2], [3, 4]], "outputs": [[[1, 2]], [[3, 4]]]})},
+        "taco-call",
+    )
     verdict = grade(call, "```python\ndef pair(a, b):\n    return (a, b)\n```", sandbox="process")
     assert verdict.passed, verdict
-    floats = from_taco_row({"input_output": json.dumps({"inputs": ["3\n", "7\n"], "outputs": ["0.3333333\n", "0.1428571\n"]})}, "taco-float")
+    floats = from_taco_row(
+        {"input_output": json.dumps({"inputs": ["3\n", "7\n"], "outputs": ["0.3333333\n", "0.1428571\n"]})},
+        "taco-float",
+    )
     response = "```python\nprint(1 / int(input()))\n```"
     assert grade(floats, response, sandbox="process").passed  # TACO: float closeness
     lcb_view = dataclasses.replace(floats, judge="lcb")

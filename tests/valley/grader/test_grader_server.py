@@ -26,9 +26,19 @@ SLEEPER = "```python\nimport time\ntime.sleep(30)\n```"
 
 def problem_row(question_id: str = "double") -> dict:
     cases = [{"input": f"{i}\n", "output": f"{2 * i}\n", "testtype": "stdin"} for i in (1, 2, 3)]
-    return {"question_id": question_id, "question_title": "t", "question_content": "c", "platform": "atcoder",
-            "contest_id": "c", "contest_date": "2024-09-01T00:00:00", "starter_code": "", "difficulty": "easy",
-            "public_test_cases": json.dumps(cases[:1]), "private_test_cases": json.dumps(cases[1:]), "metadata": "{}"}
+    return {
+        "question_id": question_id,
+        "question_title": "t",
+        "question_content": "c",
+        "platform": "atcoder",
+        "contest_id": "c",
+        "contest_date": "2024-09-01T00:00:00",
+        "starter_code": "",
+        "difficulty": "easy",
+        "public_test_cases": json.dumps(cases[:1]),
+        "private_test_cases": json.dumps(cases[1:]),
+        "metadata": "{}",
+    }
 
 
 def start_server(*args: str) -> tuple[subprocess.Popen, str]:
@@ -38,9 +48,23 @@ def start_server(*args: str) -> tuple[subprocess.Popen, str]:
 def start_server_on(port: int, *args: str) -> tuple[subprocess.Popen, str]:
     # -S -I: no site-packages, no PYTHONPATH: the entrypoint must run on the standard library alone
     process = subprocess.Popen(
-        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); from valley.grader.__main__ import main; sys.exit(main())",
-         "serve", "--host", "127.0.0.1", "--port", str(port), "--sandbox", "process", *args],
-        stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(ROOT)!r}); from valley.grader.__main__ import main; sys.exit(main())",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--sandbox",
+            "process",
+            *args,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
@@ -64,7 +88,9 @@ def server():
 
 
 def post(url: str, body: bytes) -> tuple[int, dict, dict]:
-    request = urllib.request.Request(url + "/grade", data=body, headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        url + "/grade", data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, dict(response.headers), json.loads(response.read())
@@ -79,27 +105,49 @@ def test_health_and_grading_through_the_client(server, tmp_path):
     generations = [
         {"question_id": "double", "sample_id": 0, "response": "```python\nprint(int(input()) * 2)\n```"},
         {"question_id": "double", "sample_id": 1, "response": "```python\nprint(int(input()) + 1)\n```"},
-        {"question_id": "other", "sample_id": 0, "response": "<think>```python\nprint(0)\n```</think>```python\nprint(int(input()) * 2)\n```"},
+        {
+            "question_id": "other",
+            "sample_id": 0,
+            "response": "<think>```python\nprint(0)\n```</think>```python\nprint(int(input()) * 2)\n```",
+        },
     ]
     out = tmp_path / "verdicts.jsonl"
-    assert grade_remote(server, [problem_row("double"), problem_row("other")], generations, out, concurrency=1, test_timeout_s=3) == 3
+    assert (
+        grade_remote(
+            server, [problem_row("double"), problem_row("other")], generations, out, concurrency=1, test_timeout_s=3
+        )
+        == 3
+    )
     rows = read_verdicts(out)
     assert {key: r["verdict"] for key, r in rows.items()} == {
-        ("double", "0"): "pass", ("double", "1"): "wrong_answer", ("other", "0"): "pass"}
+        ("double", "0"): "pass",
+        ("double", "1"): "wrong_answer",
+        ("other", "0"): "pass",
+    }
     assert [t["status"] for t in rows[("double", "0")]["tests"]] == ["pass"] * 3
-    assert grade_remote(server, [problem_row("double"), problem_row("other")], generations, out) == 0  # all there: nothing resent
+    assert (
+        grade_remote(server, [problem_row("double"), problem_row("other")], generations, out) == 0
+    )  # all there: nothing resent
 
 
 def test_oversized_request_gets_413(server):
     host, port = server.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as connection:
-        connection.sendall(f"POST /grade HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {5 * 1024 * 1024}\r\n\r\n".encode())
+        connection.sendall(
+            f"POST /grade HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {5 * 1024 * 1024}\r\n\r\n".encode()
+        )
         status_line = connection.makefile("rb").readline()
     assert b" 413 " in status_line
 
 
 def test_full_queue_gets_429_with_retry_after_and_the_client_waits(server, tmp_path):
-    slow = json.dumps({"problems": [problem_row()], "generations": [{"question_id": "double", "sample_id": 0, "response": SLEEPER}], "timeout_s": 2}).encode()
+    slow = json.dumps(
+        {
+            "problems": [problem_row()],
+            "generations": [{"question_id": "double", "sample_id": 0, "response": SLEEPER}],
+            "timeout_s": 2,
+        }
+    ).encode()
     first = threading.Thread(target=post, args=(server, slow))
     first.start()
     time.sleep(0.5)
@@ -107,19 +155,35 @@ def test_full_queue_gets_429_with_retry_after_and_the_client_waits(server, tmp_p
     assert status == 429 and headers["Retry-After"] == "1" and "pending" in body["error"]
     # grade_remote retries the 429 until the slot frees up
     out = tmp_path / "verdicts.jsonl"
-    grade_remote(server, [problem_row()], [{"question_id": "double", "sample_id": 9, "response": "```python\nprint(int(input()) * 2)\n```"}], out)
+    grade_remote(
+        server,
+        [problem_row()],
+        [{"question_id": "double", "sample_id": 9, "response": "```python\nprint(int(input()) * 2)\n```"}],
+        out,
+    )
     first.join()
     assert read_verdicts(out)[("double", "9")]["passed"]
 
 
 def test_bad_request_is_400_with_the_reason(server):
-    status, _, body = post(server, json.dumps({"problems": [problem_row()], "generations": [{"question_id": "missing", "sample_id": 0, "response": ""}]}).encode())
+    status, _, body = post(
+        server,
+        json.dumps(
+            {"problems": [problem_row()], "generations": [{"question_id": "missing", "sample_id": 0, "response": ""}]}
+        ).encode(),
+    )
     assert status == 400 and "missing" in body["error"]
 
 
 def test_sigterm_drains_running_requests_and_refuses_new_ones():
     process, url = start_server("--workers", "1")
-    slow = json.dumps({"problems": [problem_row()], "generations": [{"question_id": "double", "sample_id": 0, "response": SLEEPER}], "timeout_s": 2}).encode()
+    slow = json.dumps(
+        {
+            "problems": [problem_row()],
+            "generations": [{"question_id": "double", "sample_id": 0, "response": SLEEPER}],
+            "timeout_s": 2,
+        }
+    ).encode()
     answers: list[int] = []
     first = threading.Thread(target=lambda: answers.append(post(url, slow)[0]))
     first.start()
@@ -146,11 +210,30 @@ def test_typer_serve_command_is_wired(valley):
 def test_stdlib_entrypoint_grades_a_file(tmp_path):
     problems, generations, out = tmp_path / "p.jsonl", tmp_path / "g.jsonl", tmp_path / "v.jsonl"
     problems.write_text(json.dumps(problem_row()) + "\n")
-    generations.write_text(json.dumps({"question_id": "double", "sample_id": 0, "response": "```python\nprint(int(input()) * 2)\n```"}) + "\n")
+    generations.write_text(
+        json.dumps({"question_id": "double", "sample_id": 0, "response": "```python\nprint(int(input()) * 2)\n```"})
+        + "\n"
+    )
     subprocess.run(
-        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); from valley.grader.__main__ import main; sys.exit(main())",
-         "grade", "--problems", str(problems), "--generations", str(generations), "--out", str(out), "--sandbox", "process"],
-        check=True, capture_output=True, timeout=120,
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(ROOT)!r}); from valley.grader.__main__ import main; sys.exit(main())",
+            "grade",
+            "--problems",
+            str(problems),
+            "--generations",
+            str(generations),
+            "--out",
+            str(out),
+            "--sandbox",
+            "process",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     assert json.loads(out.read_text())["passed"] is True
 
@@ -177,13 +260,22 @@ def test_a_killed_client_resumes_without_regrading_or_duplicates(server, tmp_pat
     """Rows land per problem as they come back: killing the client after the first problem
     keeps that problem's rows, and the rerun sends only the rest."""
     problems = [problem_row(f"p{i}") for i in range(3)]
-    generations = [{"question_id": f"p{i}", "sample_id": s, "response": "```python\nimport time\ntime.sleep(0.5 * %d)\nprint(int(input()) * 2)\n```" % i}
-                   for i in range(3) for s in range(2)]
+    generations = [
+        {
+            "question_id": f"p{i}",
+            "sample_id": s,
+            "response": "```python\nimport time\ntime.sleep(0.5 * %d)\nprint(int(input()) * 2)\n```" % i,
+        }
+        for i in range(3)
+        for s in range(2)
+    ]
     (tmp_path / "problems.json").write_text(json.dumps(problems))
     (tmp_path / "generations.json").write_text(json.dumps(generations))
     out = tmp_path / "verdicts.jsonl"
-    script = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from valley.grader.client import grade_remote; "
-              f"grade_remote({server!r}, json.load(open('problems.json')), json.load(open('generations.json')), 'verdicts.jsonl', concurrency=1)")
+    script = (
+        f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from valley.grader.client import grade_remote; "
+        f"grade_remote({server!r}, json.load(open('problems.json')), json.load(open('generations.json')), 'verdicts.jsonl', concurrency=1)"
+    )
     client = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path)
     deadline = time.monotonic() + 60
     while not (out.exists() and out.read_text().count("\n") >= 2) and time.monotonic() < deadline:

@@ -22,8 +22,15 @@ SLEEPER = "```python\nimport time\ntime.sleep(60)\nprint(1)\n```"
 def corpus(tmp_path_factory):
     # slow programs spend ~40% of the limit on the largest test: 16 of them at once on 2 cores
     # would take several times the limit of wall time
-    paths = lcb_like.write(tmp_path_factory.mktemp("lcb-like"), problems=4, max_numbers=20_000, tests=3, timeout_s=LIMIT_S,
-                           slow_fraction=0.4, kinds=("correct", "slow_correct", "slow_correct", "loop_on_large"))
+    paths = lcb_like.write(
+        tmp_path_factory.mktemp("lcb-like"),
+        problems=4,
+        max_numbers=20_000,
+        tests=3,
+        timeout_s=LIMIT_S,
+        slow_fraction=0.4,
+        kinds=("correct", "slow_correct", "slow_correct", "loop_on_large"),
+    )
     with open(paths["generations"], "a") as generations, open(paths["expected"], "a") as expected:
         generations.write(json.dumps({"question_id": "sum0", "sample_id": "sleeper", "response": SLEEPER}) + "\n")
         expected.write(json.dumps({"question_id": "sum0", "sample_id": "sleeper", "verdict": "timeout"}) + "\n")
@@ -31,26 +38,52 @@ def corpus(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sandbox,workers", [("process", (1, 2, 16)), pytest.param("runsc", (2, 16), marks=pytest.mark.runsc)])
+@pytest.mark.parametrize(
+    "sandbox,workers", [("process", (1, 2, 16)), pytest.param("runsc", (2, 16), marks=pytest.mark.runsc)]
+)
 def test_verdicts_do_not_depend_on_the_number_of_workers(valley, corpus, tmp_path, sandbox, workers):
     if sandbox == "runsc":
         require_tool("runsc", "apt-get install -y runsc")
     expected = {(e["question_id"], e["sample_id"]): e["verdict"] for e in read_jsonl(corpus["expected"])}
     for count in workers:
         out = tmp_path / f"verdicts-{count}.jsonl"
-        valley(["grade", "--problems", corpus["problems"], "--generations", corpus["generations"], "--out", out,
-                "--sandbox", sandbox, "--workers", count, "--timeout-s", LIMIT_S])
+        valley(
+            [
+                "grade",
+                "--problems",
+                corpus["problems"],
+                "--generations",
+                corpus["generations"],
+                "--out",
+                out,
+                "--sandbox",
+                sandbox,
+                "--workers",
+                count,
+                "--timeout-s",
+                LIMIT_S,
+            ]
+        )
         rows = read_verdicts(out)
         got = {key: row["verdict"] for key, row in rows.items()}
-        assert got == expected, (count, {k: (v, got[k], rows[k]["tests"][-1]) for k, v in expected.items() if got[k] != v})
+        assert got == expected, (
+            count,
+            {k: (v, got[k], rows[k]["tests"][-1]) for k, v in expected.items() if got[k] != v},
+        )
         for key, row in rows.items():
             assert all(t["time_s"] > 0 and t["cpu_s"] >= 0 for t in row["tests"] if t["status"] != "compile_error"), row
             if "slow_correct" in key[1]:  # they really are near the limit
                 assert max(t["cpu_s"] for t in row["tests"]) > 0.3 * LIMIT_S, row
             if "loop_on_large" in key[1]:
-                assert row["tests"][-1]["cpu_s"] >= 0.9 * LIMIT_S and "CPU time limit" in row["tests"][-1]["detail"], row
+                assert row["tests"][-1]["cpu_s"] >= 0.9 * LIMIT_S and "CPU time limit" in row["tests"][-1]["detail"], (
+                    row
+                )
         sleeper = rows[("sum0", "sleeper")]["tests"][0]
-        assert "wall-clock guard" in sleeper["detail"] and sleeper["cpu_s"] < 0.5 * LIMIT_S and sleeper["time_s"] >= 0.9 * 3 * LIMIT_S
+        assert (
+            "wall-clock guard" in sleeper["detail"]
+            and sleeper["cpu_s"] < 0.5 * LIMIT_S
+            and sleeper["time_s"] >= 0.9 * 3 * LIMIT_S
+        )
 
 
 def test_large_inputs_are_sent_once_per_sandbox_and_again_when_the_harness_lost_them():
@@ -59,7 +92,10 @@ def test_large_inputs_are_sent_once_per_sandbox_and_again_when_the_harness_lost_
     numbers = " ".join(str(n) for n in range(40_000))  # over the size that is cached
     stdin_code, functional_code = "print(sum(map(int, input().split())))", "def f(a):\n    return sum(a)\n"
     with Session("process").start() as session:
-        for code, mode, fn_name, test_input in ((stdin_code, "stdin", None, numbers), (functional_code, "functional", "f", f"[{numbers.replace(' ', ',')}]")):
+        for code, mode, fn_name, test_input in (
+            (stdin_code, "stdin", None, numbers),
+            (functional_code, "functional", "f", f"[{numbers.replace(' ', ',')}]"),
+        ):
             assert session.load(code, mode, fn_name) is None
             first = session.run(test_input, 5)
             assert session._test_message(test_input, {}).find(b'"input"') < 0  # the key alone now
@@ -97,8 +133,11 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
 
 
 # the same in a thread with a large stack: the idiom competitive programmers use for deep recursion
-RECURSION_IN_A_THREAD = "import threading\nthreading.stack_size(1 << 27)\ndef main():\n" + "".join(
-    f"    {line}\n" for line in RECURSION.splitlines()) + "thread = threading.Thread(target=main)\nthread.start()\nthread.join()\n"
+RECURSION_IN_A_THREAD = (
+    "import threading\nthreading.stack_size(1 << 27)\ndef main():\n"
+    + "".join(f"    {line}\n" for line in RECURSION.splitlines())
+    + "thread = threading.Thread(target=main)\nthread.start()\nthread.join()\n"
+)
 
 
 @pytest.mark.parametrize("program", [RECURSION, RECURSION_IN_A_THREAD], ids=["main", "thread"])
@@ -131,7 +170,10 @@ def test_the_cpu_limit_stops_a_program_only_past_the_limit_when_cpus_are_contend
     from valley.grader.sandbox import usable_cores
 
     # each in its own session, as other graders' sandboxes are: the scheduler shares the CPUs between them
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True) for _ in range(3 * usable_cores())]
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+        for _ in range(3 * usable_cores())
+    ]
     try:
         problem = Problem("loop", (TestCase("", "1"),), timeout_s=LIMIT_S)
         tests = [grade_code(problem, "while True:\n    pass\n", sandbox="process").tests[-1] for _ in range(8)]

@@ -31,6 +31,7 @@ SEED = 20261204
 
 # ---- 1. every value a program produces gets a verdict
 
+
 class _Hostile:
     """Every dunder a comparison, hash or message could call raises."""
 
@@ -59,18 +60,33 @@ def _deep(levels: int) -> list:
 def _values(rng: random.Random, depth: int = 0, hashable: bool = False):
     """A random Python value of the kinds programs return, nested up to a few levels."""
     leaves = [
-        lambda: rng.randint(-10, 10), lambda: 10 ** rng.choice([18, 400, 5000]) * rng.choice([1, -1]),
-        lambda: rng.choice([0.5, float("nan"), float("inf"), -0.0, 1e308]), lambda: rng.choice(["", "ok", "\x00\ud800"]),
-        lambda: None, lambda: rng.random() < 0.5, lambda: b"\xff\x00", lambda: Fraction(rng.randint(1, 9), rng.randint(1, 9)),
-        lambda: rng.choice([Decimal("0.5"), Decimal("NaN"), Decimal("sNaN"), Decimal("1e999999")]), lambda: complex(1, 2),
-        lambda: _HashableHostile(), lambda: frozenset({1, (2, 3)}),
+        lambda: rng.randint(-10, 10),
+        lambda: 10 ** rng.choice([18, 400, 5000]) * rng.choice([1, -1]),
+        lambda: rng.choice([0.5, float("nan"), float("inf"), -0.0, 1e308]),
+        lambda: rng.choice(["", "ok", "\x00\ud800"]),
+        lambda: None,
+        lambda: rng.random() < 0.5,
+        lambda: b"\xff\x00",
+        lambda: Fraction(rng.randint(1, 9), rng.randint(1, 9)),
+        lambda: rng.choice([Decimal("0.5"), Decimal("NaN"), Decimal("sNaN"), Decimal("1e999999")]),
+        lambda: complex(1, 2),
+        lambda: _HashableHostile(),
+        lambda: frozenset({1, (2, 3)}),
     ]
     if not hashable:
-        leaves += [lambda: _Hostile(), lambda: (i for i in range(3)), lambda: range(3), lambda: object(), lambda: _deep(300)]
+        leaves += [
+            lambda: _Hostile(),
+            lambda: (i for i in range(3)),
+            lambda: range(3),
+            lambda: object(),
+            lambda: _deep(300),
+        ]
     if depth >= 3 or rng.random() < 0.4:
         return rng.choice(leaves)()
     kind = rng.choice(["list", "tuple", "set", "frozenset", "dict"] if not hashable else ["tuple", "frozenset"])
-    items = [_values(rng, depth + 1, hashable=hashable or kind in ("set", "frozenset")) for _ in range(rng.randint(0, 3))]
+    items = [
+        _values(rng, depth + 1, hashable=hashable or kind in ("set", "frozenset")) for _ in range(rng.randint(0, 3))
+    ]
     if kind == "list":
         return items
     if kind == "tuple":
@@ -89,12 +105,26 @@ def _values(rng: random.Random, depth: int = 0, hashable: bool = False):
 def _forged_channel(rng: random.Random) -> str:
     """What a program could leave in the value channel instead of an encoded value."""
     choices = [
-        lambda: "", lambda: "x", lambda: "{", lambda: '{"set": [[1]]}', lambda: '{"set": [{"dict": []}]}',
-        lambda: '{"dict": [[[1], 2]]}', lambda: '{"int": "' + "9" * 5000 + '"}', lambda: '{"float": "spam"}',
-        lambda: '{"a": 1, "b": 2}', lambda: "{}", lambda: '{"fraction": [1, 0]}', lambda: '{"decimal": "sNaN"}',
-        lambda: "[" * 100_000 + "]" * 100_000, lambda: '{"tuple": 5}', lambda: '{"dict": [[1]]}', lambda: "NaN",
-        lambda: json.dumps(harness.encode_value([1, 2])) + "garbage", lambda: '{"opaque": {"x": 1}}',
-        lambda: '{"int": "0x' + "f" * 20 + '"}', lambda: '{"set": ' + "[" * 3000 + "]" * 3000 + "}",
+        lambda: "",
+        lambda: "x",
+        lambda: "{",
+        lambda: '{"set": [[1]]}',
+        lambda: '{"set": [{"dict": []}]}',
+        lambda: '{"dict": [[[1], 2]]}',
+        lambda: '{"int": "' + "9" * 5000 + '"}',
+        lambda: '{"float": "spam"}',
+        lambda: '{"a": 1, "b": 2}',
+        lambda: "{}",
+        lambda: '{"fraction": [1, 0]}',
+        lambda: '{"decimal": "sNaN"}',
+        lambda: "[" * 100_000 + "]" * 100_000,
+        lambda: '{"tuple": 5}',
+        lambda: '{"dict": [[1]]}',
+        lambda: "NaN",
+        lambda: json.dumps(harness.encode_value([1, 2])) + "garbage",
+        lambda: '{"opaque": {"x": 1}}',
+        lambda: '{"int": "0x' + "f" * 20 + '"}',
+        lambda: '{"set": ' + "[" * 3000 + "]" * 3000 + "}",
     ]
     return rng.choice(choices)()
 
@@ -122,13 +152,23 @@ def test_fuzzed_return_values_and_forged_channels_always_get_one_verdict():
 
 
 def test_values_keep_the_equality_lcb_sees():
-    for value, expected in [({frozenset([1, 2])}, None), ({Fraction(1, 2)}, None), (Fraction(1, 2), "0.5"),
-                            (Decimal("2.5"), "2.5"), (10 ** 5000, None), (-(10 ** 20), str(-(10 ** 20))), ((1, (2, 3)), "[1, [2, 3]]"), ((1, 2), "[1, 2]")]:
+    for value, expected in [
+        ({frozenset([1, 2])}, None),
+        ({Fraction(1, 2)}, None),
+        (Fraction(1, 2), "0.5"),
+        (Decimal("2.5"), "2.5"),
+        (10**5000, None),
+        (-(10**20), str(-(10**20))),
+        ((1, (2, 3)), "[1, [2, 3]]"),
+        ((1, 2), "[1, 2]"),
+    ]:
         reply = harness.value_reply(harness.encode_result(value))
         decoded = harness.decode_value(reply["value"])
         assert decoded == value
         if expected is not None:  # LCB turns only a top-level tuple into a list
-            assert judge_test("lcb", "functional", reply, expected)[0] == ("wrong_answer" if value == (1, (2, 3)) else "pass")
+            assert judge_test("lcb", "functional", reply, expected)[0] == (
+                "wrong_answer" if value == (1, (2, 3)) else "pass"
+            )
 
 
 FUNCTIONAL = Problem("f", (TestCase("1", "1"), TestCase("2", "2")), fn_name="f", timeout_s=3)
@@ -141,8 +181,10 @@ RETURNS = {
     "generator": "return (i for i in range(x))",
     "bytes": "return b'\\xff'",
     "decimal_snan": "from decimal import Decimal\n    return Decimal('sNaN')",
-    "hostile_object": ("class H:\n        __eq__ = lambda s, o: 1 / 0\n        __hash__ = lambda s: 1 / 0\n"
-                       "        __repr__ = lambda s: 1 / 0\n    return H()"),
+    "hostile_object": (
+        "class H:\n        __eq__ = lambda s, o: 1 / 0\n        __hash__ = lambda s: 1 / 0\n"
+        "        __repr__ = lambda s: 1 / 0\n    return H()"
+    ),
     "hostile_int_subclass": "class I(int):\n        __abs__ = lambda s: 1 / 0\n        __repr__ = lambda s: 1 / 0\n    return I(1)",
     "dict_subclass": "class D(dict):\n        items = lambda s: 1 / 0\n    return D(a=1)",
     "forge_channel_then_return": "import os\n    os.write(3, b'{\"set\": [[1]]}')\n    return x + 1",
@@ -150,15 +192,20 @@ RETURNS = {
     "correct": "return x",
 }
 STDIN_PROGRAMS = {
-    "write_every_fd": "import os\nfor fd in range(0, 256):\n    try:\n        os.write(fd, b'{\"status\": \"exited\", \"stdout\": \"ok\"}\\n')\n    except OSError:\n        pass\nprint('no')",
+    "write_every_fd": 'import os\nfor fd in range(0, 256):\n    try:\n        os.write(fd, b\'{"status": "exited", "stdout": "ok"}\\n\')\n    except OSError:\n        pass\nprint(\'no\')',
     "correct": "input()\nprint('ok')",
 }
 
 
 def test_hostile_return_values_each_get_their_own_verdict_never_an_infra_error(tmp_path):
-    generations = [{"question_id": "f", "sample_id": name, "response": f"```python\ndef f(x):\n    {body}\n```"}
-                   for name, body in RETURNS.items()]
-    generations += [{"question_id": "s", "sample_id": name, "response": f"```python\n{code}\n```"} for name, code in STDIN_PROGRAMS.items()]
+    generations = [
+        {"question_id": "f", "sample_id": name, "response": f"```python\ndef f(x):\n    {body}\n```"}
+        for name, body in RETURNS.items()
+    ]
+    generations += [
+        {"question_id": "s", "sample_id": name, "response": f"```python\n{code}\n```"}
+        for name, code in STDIN_PROGRAMS.items()
+    ]
     out = tmp_path / "verdicts.jsonl"
     grade_batch([FUNCTIONAL, STDIN], generations, out, sandbox="process", workers=2, progress=False)
     rows = read_verdicts(out)
@@ -257,21 +304,49 @@ DENY_UNSHARE = textwrap.dedent("""
 def test_grader_refuses_to_start_when_unshare_is_refused(tmp_path):
     wrapper = tmp_path / "deny_unshare.py"
     wrapper.write_text(DENY_UNSHARE.format(root=str(ROOT)))
-    entry = [sys.executable, str(wrapper), "-I", "-c",
-             f"import sys; sys.path.insert(0, {str(ROOT)!r}); from valley.grader.__main__ import main; sys.exit(main())"]
-    refused = subprocess.run([*entry, "serve", "--port", "0", "--sandbox", "process"], capture_output=True, text=True, timeout=60)
+    entry = [
+        sys.executable,
+        str(wrapper),
+        "-I",
+        "-c",
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); from valley.grader.__main__ import main; sys.exit(main())",
+    ]
+    refused = subprocess.run(
+        [*entry, "serve", "--port", "0", "--sandbox", "process"], capture_output=True, text=True, timeout=60
+    )
     assert refused.returncode != 0
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and "unshare" in lines[0] and "--sandbox unsafe-local" in lines[0], refused.stderr
     problems, generations = tmp_path / "p.jsonl", tmp_path / "g.jsonl"
     problems.write_text(json.dumps(STDIN.to_dict()) + "\n")
-    generations.write_text(json.dumps({"question_id": "s", "sample_id": 0, "response": "```python\nprint('ok')\n```"}) + "\n")
+    generations.write_text(
+        json.dumps({"question_id": "s", "sample_id": 0, "response": "```python\nprint('ok')\n```"}) + "\n"
+    )
     out = tmp_path / "v.jsonl"
-    refused = subprocess.run([*entry, "grade", "--problems", problems, "--generations", generations, "--out", out,
-                              "--sandbox", "process"], capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        [*entry, "grade", "--problems", problems, "--generations", generations, "--out", out, "--sandbox", "process"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode != 0 and "--sandbox unsafe-local" in refused.stderr and not out.exists()
-    degraded = subprocess.run([*entry, "grade", "--problems", problems, "--generations", generations, "--out", out,
-                               "--sandbox", "unsafe-local"], capture_output=True, text=True, timeout=60)
+    degraded = subprocess.run(
+        [
+            *entry,
+            "grade",
+            "--problems",
+            problems,
+            "--generations",
+            generations,
+            "--out",
+            out,
+            "--sandbox",
+            "unsafe-local",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert degraded.returncode == 0, degraded.stderr
     row = read_verdicts(out)[("s", "0")]
     assert row["verdict"] == "pass" and row["sandbox"] == "unsafe-local"
@@ -289,7 +364,6 @@ def test_forced_namespace_loss_refuses_process_but_not_unsafe_local(monkeypatch)
         assert grade_code(STDIN, "input()\nprint('ok')", sandbox="unsafe-local").status == "pass"
     finally:
         sandbox._namespace_probe.cache_clear()
-
 
 
 # ---- cross-program: one program attacks a concurrently graded one in the same pool
@@ -365,7 +439,11 @@ def test_a_program_cannot_change_a_concurrently_graded_programs_verdict(tmp_path
     attack = Problem("attack", (TestCase("1\n", "1\n"),), timeout_s=8)
     victim = Problem("victim", tuple(TestCase(f"{n}\n", f"{2 * n}\n") for n in (21, 5, 7)), timeout_s=8)
     generations = [
-        {"question_id": "attack", "sample_id": "attacker", "response": "```python\n" + ATTACKER.replace("SCRATCH_ROOT", repr(str(scratch_root))) + "```"},
+        {
+            "question_id": "attack",
+            "sample_id": "attacker",
+            "response": "```python\n" + ATTACKER.replace("SCRATCH_ROOT", repr(str(scratch_root))) + "```",
+        },
         {"question_id": "victim", "sample_id": "victim", "response": "```python\n" + VICTIM + "```"},
     ]
     out = tmp_path / "verdicts.jsonl"
@@ -395,8 +473,14 @@ def test_a_non_root_unsafe_local_grader_keeps_programs_apart(tmp_path):
         work.mkdir()
         problems, generations, out = work / "problems.jsonl", work / "generations.jsonl", work / "verdicts.jsonl"
         problems.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in (attack, victim)))
-        rows = [{"question_id": "attack", "sample_id": "attacker", "response": "```python\n" + ATTACKER.replace("SCRATCH_ROOT", repr(str(scratch_root))) + "```"},
-                {"question_id": "victim", "sample_id": "victim", "response": "```python\n" + VICTIM + "```"}]
+        rows = [
+            {
+                "question_id": "attack",
+                "sample_id": "attacker",
+                "response": "```python\n" + ATTACKER.replace("SCRATCH_ROOT", repr(str(scratch_root))) + "```",
+            },
+            {"question_id": "victim", "sample_id": "victim", "response": "```python\n" + VICTIM + "```"},
+        ]
         generations.write_text("".join(json.dumps(r) + "\n" for r in rows))
         subprocess.run(["chmod", "-R", "a+rwX", str(root)], check=True)
         # a program at the grader's uid can write whatever the grader can: the grader's files
@@ -404,11 +488,33 @@ def test_a_non_root_unsafe_local_grader_keeps_programs_apart(tmp_path):
         root.chmod(0o711)
         entry = f"import sys; sys.path.insert(0, {str(package.parent)!r}); from valley.grader.__main__ import main; sys.exit(main())"
         result = subprocess.run(
-            ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", system_python, "-I", "-c", entry,
-             "grade", "--problems", str(problems), "--generations", str(generations), "--out", str(out),
-             "--sandbox", "unsafe-local", "--workers", "2"],
+            [
+                "setpriv",
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                system_python,
+                "-I",
+                "-c",
+                entry,
+                "grade",
+                "--problems",
+                str(problems),
+                "--generations",
+                str(generations),
+                "--out",
+                str(out),
+                "--sandbox",
+                "unsafe-local",
+                "--workers",
+                "2",
+            ],
             env={"PATH": "/usr/bin:/bin", "HOME": str(root), "VALLEY_GRADER_TMPDIR": str(scratch_root)},
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert result.returncode == 0, result.stderr
         verdicts = read_verdicts(out)
@@ -433,15 +539,39 @@ def test_in_gvisor_grades_under_gvisor(tmp_path):
     runsc = require_tool("runsc", "apt-get install -y runsc")
     problems, generations, out = tmp_path / "p.jsonl", tmp_path / "g.jsonl", tmp_path / "v.jsonl"
     problems.write_text(json.dumps(STDIN.to_dict()) + "\n")
-    generations.write_text("".join(json.dumps({"question_id": "s", "sample_id": i, "response": f"```python\n{code}\n```"}) + "\n"
-                                   for i, code in enumerate(["input()\nprint('ok')", I386_SOCKET])))
+    generations.write_text(
+        "".join(
+            json.dumps({"question_id": "s", "sample_id": i, "response": f"```python\n{code}\n```"}) + "\n"
+            for i, code in enumerate(["input()\nprint('ok')", I386_SOCKET])
+        )
+    )
     entry = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from valley.grader.__main__ import main; sys.exit(main())"
-    grade = ["/usr/bin/python3", "-I", "-c", entry, "grade", "--problems", str(problems), "--generations", str(generations),
-             "--out", str(out), "--sandbox", "in-gvisor", "--workers", "2"]
+    grade = [
+        "/usr/bin/python3",
+        "-I",
+        "-c",
+        entry,
+        "grade",
+        "--problems",
+        str(problems),
+        "--generations",
+        str(generations),
+        "--out",
+        str(out),
+        "--sandbox",
+        "in-gvisor",
+        "--workers",
+        "2",
+    ]
     # `runsc do` keeps the sandbox's writes in an overlay: print the verdicts from inside
     script = " ".join(map(shlex.quote, grade)) + f" >&2 && cat {shlex.quote(str(out))}"
-    result = subprocess.run([runsc, "--network=none", "--ignore-cgroups", "do", "/bin/sh", "-c", script],
-                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    result = subprocess.run(
+        [runsc, "--network=none", "--ignore-cgroups", "do", "/bin/sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     out.write_text(result.stdout)
     rows = read_verdicts(out)
@@ -459,7 +589,9 @@ def test_runsc_sandboxes_stay_inside_the_graders_own_cgroup(tmp_path):
 
     owned = [directory for directory, _usage in CpuCgroup.own() if os.access(directory, os.W_OK)]
     if not owned:  # CI runs as root: a skip would let the test pass without checking anything
-        pytest.fail("no writable CPU-accounting cgroup of this process; run the tests as root with cgroupfs mounted read-write")
+        pytest.fail(
+            "no writable CPU-accounting cgroup of this process; run the tests as root with cgroupfs mounted read-write"
+        )
     parent = owned[0] / f"valley-test-{os.getpid()}"
     parent.mkdir()
     try:
@@ -470,12 +602,27 @@ def test_runsc_sandboxes_stay_inside_the_graders_own_cgroup(tmp_path):
                 assert session.load("print(sum(range(10**6)))", "stdin", None) is None
                 print(session.cgroup.path, session.run("", 5)["stdout"].strip(), flush=True)
         """)
-        result = subprocess.run(["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(parent / "cgroup.procs"), sys.executable, "-c", script],
-                                capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[3])
+        result = subprocess.run(
+            [
+                "/bin/sh",
+                "-c",
+                'echo $$ > "$0" && exec "$@"',
+                str(parent / "cgroup.procs"),
+                sys.executable,
+                "-c",
+                script,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=Path(__file__).parents[3],
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         sandbox_cgroup, output = result.stdout.split()
         assert output == str(sum(range(10**6)))
-        assert Path(sandbox_cgroup).parent == parent, f"the sandbox's cgroup {sandbox_cgroup} is not below the grader's {parent}"
+        assert Path(sandbox_cgroup).parent == parent, (
+            f"the sandbox's cgroup {sandbox_cgroup} is not below the grader's {parent}"
+        )
     finally:
         for child in [*parent.iterdir()]:
             if child.is_dir():

@@ -51,8 +51,14 @@ def trained_tiny_qwen(tmp_path_factory):
     work = tmp_path_factory.mktemp("sft")
     uri = f"sqlite:///{work / 'mlflow.db'}"
     (work / "run.json").write_text(run.to_json())
-    _cli("valley", ["data", "build", "--run-spec", "run.json", "--tokenizer", model_dir, "--out", "data"],
-         None, work, True, 600)
+    _cli(
+        "valley",
+        ["data", "build", "--run-spec", "run.json", "--tokenizer", model_dir, "--out", "data"],
+        None,
+        work,
+        True,
+        600,
+    )
     run_id = precreated_run(uri, run)
     env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_RUN_ID": run_id}
     _cli("valley", train_args("run.json", model_dir), env, work, True, 900)
@@ -71,7 +77,8 @@ def test_tiny_sft_losses_match_the_pinned_values(trained_tiny_qwen, update_golde
         PINNED_LOSSES.write_text(json.dumps(losses, indent=1) + "\n")
     assert PINNED_LOSSES.exists(), f"{PINNED_LOSSES} missing: run pytest {__file__} --update-golden"
     assert losses == pytest.approx(json.loads(PINNED_LOSSES.read_text()), rel=1e-4), (
-        f"tiny-qwen SFT losses moved; if intended, regenerate with --update-golden: {losses}")
+        f"tiny-qwen SFT losses moved; if intended, regenerate with --update-golden: {losses}"
+    )
 
 
 @pytest.mark.slow
@@ -94,7 +101,9 @@ def test_tiny_sft_trains_logs_and_exports_a_loadable_checkpoint(valley, trained_
     assert plan["train_plan.total_steps"] == "60" and plan["train_plan.warmup_steps"] == "6"  # 40 rows / 4 x 6 epochs
     assert logged.data.params["torchtune.tokenizer._component_"] == "valley.train.hf_tokenizer.hf_chat_tokenizer"
     losses = [m.value for m in sorted(client.get_metric_history(run_id, "loss"), key=lambda m: m.step)]
-    assert len(losses) == 60 and losses[-1] < losses[0] - 0.5  # exact values: test_tiny_sft_losses_match_the_pinned_values
+    assert (
+        len(losses) == 60 and losses[-1] < losses[0] - 0.5
+    )  # exact values: test_tiny_sft_losses_match_the_pinned_values
     assert len(client.get_metric_history(run_id, "lr")) == 60
     assert all(m.value > 0 for m in client.get_metric_history(run_id, "tokens_per_second_per_gpu"))
     artifacts = {a.path for d in ("train", "checkpoint") for a in client.list_artifacts(run_id, d)}
@@ -107,7 +116,11 @@ def test_tiny_sft_trains_logs_and_exports_a_loadable_checkpoint(valley, trained_
 
     manifest = json.loads((final / ".valley-checkpoint.json").read_text())
     assert manifest["path"] == str(final)
-    assert {f["name"] for f in manifest["files"]} >= {"model-00001-of-00001.safetensors", "config.json", "tokenizer.json"}
+    assert {f["name"] for f in manifest["files"]} >= {
+        "model-00001-of-00001.safetensors",
+        "config.json",
+        "tokenizer.json",
+    }
     model = client.get_logged_model(logged.data.tags["valley.checkpoint.model_id"])
     assert model.tags["valley.checkpoint.path"] == str(final)
     assert model.tags["mlflow.model.isExternal"] == "true"
@@ -149,15 +162,27 @@ def test_vllm_serves_the_final_checkpoint_like_transformers(trained_tiny_qwen, t
 
     final = trained_tiny_qwen["work"] / "ckpt" / "final"
     tokenizer = AutoTokenizer.from_pretrained(final)
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Print the sum of two integers."}],
-                                           tokenize=True, add_generation_prompt=True, return_dict=False)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Print the sum of two integers."}],
+        tokenize=True,
+        add_generation_prompt=True,
+        return_dict=False,
+    )
     with torch.no_grad():
-        expected = AutoModelForCausalLM.from_pretrained(final).generate(
-            torch.tensor([prompt]), max_new_tokens=8, do_sample=False)[0, len(prompt):].tolist()
+        expected = (
+            AutoModelForCausalLM.from_pretrained(final)
+            .generate(torch.tensor([prompt]), max_new_tokens=8, do_sample=False)[0, len(prompt) :]
+            .tolist()
+        )
     script = tmp_path / "vllm_greedy.py"
     script.write_text(VLLM_GREEDY)
-    result = subprocess.run([sys.executable, str(script), str(final), json.dumps(prompt)], capture_output=True,
-                            text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        [sys.executable, str(script), str(final), json.dumps(prompt)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == expected
 
@@ -177,7 +202,12 @@ def test_a_killed_run_resumes_from_the_last_completed_epoch(valley, tmp_path, tm
 
     first = subprocess.Popen(
         [sys.executable, "-m", "valley", *map(str, train_args("run.json", model_dir))],
-        cwd=tmp_path, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True,
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
     )
     try:
         # torchtune logs this line once recipe_state.pt (epoch 1 of 2) is fully written
@@ -208,18 +238,25 @@ def test_configuration_errors_exit_3_with_one_line(valley, tmp_path, tmp_path_fa
     spec = json.loads(run.to_json())
     cases = {
         "baseline.json": (json.loads(baseline_json()), "untrained baseline"),
-        "split.json": ({**spec, "train": {**spec["train"], "gpus_per_node": 3}}, "not a multiple of nodes x gpus_per_node"),
-        "ranks.json": ({**spec, "train": {**spec["train"], "gpus_per_node": 2, "global_batch_size": 8,
-                                          "micro_batch_size": 4}}, "this launch has 1"),
+        "split.json": (
+            {**spec, "train": {**spec["train"], "gpus_per_node": 3}},
+            "not a multiple of nodes x gpus_per_node",
+        ),
+        "ranks.json": (
+            {**spec, "train": {**spec["train"], "gpus_per_node": 2, "global_batch_size": 8, "micro_batch_size": 4}},
+            "this launch has 1",
+        ),
         "few.json": ({**spec, "train": {**spec["train"], "global_batch_size": 8}}, "no optimizer step"),  # 4 rows < 8
     }
     for name, (body, message) in cases.items():
         (tmp_path / name).write_text(json.dumps(body))
-        result = valley(["train", "--run-spec", name, "--data", "data", "--model", model_dir, "--out", "ckpt"],
-                        cwd=tmp_path, check=False)
+        result = valley(
+            ["train", "--run-spec", name, "--data", "data", "--model", model_dir, "--out", "ckpt"],
+            cwd=tmp_path,
+            check=False,
+        )
         assert result.returncode == 3, (name, result.stderr)
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, (name, result.stderr)
-
 
 
 @pytest.mark.slow
@@ -239,14 +276,16 @@ def test_a_continued_run_starts_from_the_base_runs_final_checkpoint(trained_tiny
     assert checkpointer["checkpoint_dir"] == str(final)
 
     loaded = training.FullModelHFCheckpointer(
-        **{k: v for k, v in checkpointer.items() if k != "_component_"}).load_checkpoint()[training.MODEL_KEY]
+        **{k: v for k, v in checkpointer.items() if k != "_component_"}
+    ).load_checkpoint()[training.MODEL_KEY]
     exported = load_file(final / "model-00001-of-00001.safetensors")
     assert torch.equal(loaded["tok_embeddings.weight"], exported["model.embed_tokens.weight"])
 
 
 def test_fetching_a_real_student_without_the_hub_fails_in_one_line_and_leaves_no_model_dir(valley, tmp_path):
-    result = valley(["model", "fetch", "--preset", "qwen", "--out", tmp_path / "qwen"], check=False,
-                    env={"HF_HUB_OFFLINE": "1"})
+    result = valley(
+        ["model", "fetch", "--preset", "qwen", "--out", tmp_path / "qwen"], check=False, env={"HF_HUB_OFFLINE": "1"}
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("error: model: could not download Qwen/Qwen2.5-7B-Instruct")
     assert len(result.stderr.strip().splitlines()) == 1

@@ -28,8 +28,14 @@ def test_fetch_builds_identical_bytes_and_reuses_a_complete_dir(valley, tmp_path
     out = tmp_path / "m"
     valley(["model", "fetch", "--preset", preset, "--out", out])
     assert _files(out) == _files(built_in_process)
-    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
-            "tokenizer_config.json", ".valley-model.json"} <= set(_files(out))
+    assert {
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        ".valley-model.json",
+    } <= set(_files(out))
 
     stamp = (out / "model.safetensors").stat().st_mtime_ns
     second = valley(["model", "fetch", "--preset", preset, "--out", out])
@@ -82,8 +88,10 @@ def test_torchtune_loads_the_checkpoint_with_transformers_logits(tmp_path, tmp_p
     model_dir = tiny_model(tmp_path_factory, preset)
     run = mini_run(preset)
     checkpointer = training.FullModelHFCheckpointer(
-        checkpoint_dir=str(model_dir), checkpoint_files=shard_files(run, from_base=False),
-        model_type=MODEL_TYPES[run.model.family], output_dir=str(tmp_path / "out"),
+        checkpoint_dir=str(model_dir),
+        checkpoint_files=shard_files(run, from_base=False),
+        model_type=MODEL_TYPES[run.model.family],
+        output_dir=str(tmp_path / "out"),
     )
     tune_model = tt_config.instantiate(OmegaConf.create(model_component(run)))
     tune_model.load_state_dict(checkpointer.load_checkpoint()[training.MODEL_KEY])
@@ -114,7 +122,7 @@ def test_training_tokens_begin_with_the_evaluation_prompt(tmp_path_factory, pres
     assert tokens[: len(prompt)] == prompt
     user_turn = hf.apply_chat_template(CONVERSATION[:1], tokenize=True, return_dict=False)
     assert mask == [True] * len(user_turn) + [False] * (len(tokens) - len(user_turn))
-    assert tokenizer.decode(tokens[len(prompt):]).startswith("<think>")
+    assert tokenizer.decode(tokens[len(prompt) :]).startswith("<think>")
 
     short = hf_chat_tokenizer(str(model_dir), max_seq_len=16).tokenize_messages(messages)[0]
     assert len(short) == 16 and short[-1] == tokenizer.eos_id

@@ -13,7 +13,13 @@ from valley.spec import RunSpec, TrainSpec
 from manager.study import MINI_TRAIN, mini_study, valley_study
 from tests.valley.train.train_helpers import mini_run
 from valley.train.config import (
-    TrainConfigError, TrainPaths, config_yaml, launch_command, plan_steps, render_config, shard_files,
+    TrainConfigError,
+    TrainPaths,
+    config_yaml,
+    launch_command,
+    plan_steps,
+    render_config,
+    shard_files,
 )
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -99,13 +105,16 @@ def test_real_configs_name_the_students_builders_shards_and_recipe():
 
 # Hand-computed for 8 ranks x micro-batch 1 x accumulation 16: each rank gets ceil(N/8) rows,
 # steps/epoch = that // 16, total = 5 x steps/epoch, warmup = 10% of total rounded half up.
-@pytest.mark.parametrize("size, steps_per_epoch, total, warmup", [
-    (1_000, 7, 35, 4),      # 125 // 16 = 7; 3.5 -> 4
-    (10_000, 78, 390, 39),  # 1250 // 16 = 78
-    (30_000, 234, 1170, 117),  # 3750 // 16 = 234
-    (6_000, 46, 230, 23),   # 750 // 16 = 46
-    (4_000, 31, 155, 16),   # 500 // 16 = 31; 15.5 -> 16
-])
+@pytest.mark.parametrize(
+    "size, steps_per_epoch, total, warmup",
+    [
+        (1_000, 7, 35, 4),  # 125 // 16 = 7; 3.5 -> 4
+        (10_000, 78, 390, 39),  # 1250 // 16 = 78
+        (30_000, 234, 1170, 117),  # 3750 // 16 = 234
+        (6_000, 46, 230, 23),  # 750 // 16 = 46
+        (4_000, 31, 155, 16),  # 500 // 16 = 31; 15.5 -> 16
+    ],
+)
 def test_warmup_is_ten_percent_of_the_real_step_count(size, steps_per_epoch, total, warmup):
     from valley.train.steps import step_plan
 
@@ -135,12 +144,36 @@ def test_launch_commands_for_pod_multinode_and_laptop():
     run = STUDY["qwen-10k"]
     config = Path("/c/config.yaml")
     assert launch_command(run, config) == [
-        "tune", "run", "--nnodes", "1", "--nproc_per_node", "8", "full_finetune_distributed", "--config", str(config)]
+        "tune",
+        "run",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        "8",
+        "full_finetune_distributed",
+        "--config",
+        str(config),
+    ]
     two_nodes = run.model_copy(update={"train": TrainSpec(nodes=2)})
     assert launch_command(two_nodes, config)[:10] == [
-        "tune", "run", "--nnodes", "2", "--nproc_per_node", "8", "--rdzv_backend", "c10d", "--rdzv_id", two_nodes.name]
+        "tune",
+        "run",
+        "--nnodes",
+        "2",
+        "--nproc_per_node",
+        "8",
+        "--rdzv_backend",
+        "c10d",
+        "--rdzv_id",
+        two_nodes.name,
+    ]
     assert launch_command(mini_run("tiny-llama"), config, device="cpu") == [
-        "tune", "run", "full_finetune_single_device", "--config", str(config)]
+        "tune",
+        "run",
+        "full_finetune_single_device",
+        "--config",
+        str(config),
+    ]
 
 
 def test_tiny_configs_use_component_builders_at_toy_width_and_resume_from_the_last_epoch():
@@ -151,7 +184,9 @@ def test_tiny_configs_use_component_builders_at_toy_width_and_resume_from_the_la
     assert fresh["model"]["embed_dim"] // fresh["model"]["num_heads"] == 32
     assert fresh["checkpointer"]["checkpoint_files"] == ["model.safetensors"] == shard_files(run, from_base=False)
     assert fresh["optimizer"]["fused"] is False and fresh["device"] == "cpu" and fresh["dtype"] == MINI_TRAIN.dtype
-    assert all(Path(p).is_absolute() for p in (fresh["output_dir"], fresh["tokenizer"]["path"], fresh["dataset"]["data_files"]))
+    assert all(
+        Path(p).is_absolute() for p in (fresh["output_dir"], fresh["tokenizer"]["path"], fresh["dataset"]["data_files"])
+    )
 
     resumed = render_config(run, paths, plan=plan_steps(run, 40), device="cpu", resume_epochs=1)
     assert resumed["resume_from_checkpoint"] is True

@@ -38,9 +38,12 @@ def write_subset(data_dir: Path, rows: int, seed: int = 0) -> Path:
     for _ in range(rows):
         a, b = rng.randint(1, 99), rng.randint(1, 99)
         question = f"Read two integers and print their sum.\n\nExample input:\n{a} {b}\n\nExample output:\n{a + b}"
-        answer = (f"<think>\nThe output is a + b; for {a} and {b} that is {a + b}.\n</think>\n"
-                  "```python\na, b = map(int, input().split())\nprint(a + b)\n```")
-        lines.append(json.dumps({"messages": [{"role": "user", "content": question},
-                                              {"role": "assistant", "content": answer}]}))
+        answer = (
+            f"<think>\nThe output is a + b; for {a} and {b} that is {a + b}.\n</think>\n"
+            "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
+        )
+        lines.append(
+            json.dumps({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]})
+        )
     (data_dir / "train.jsonl").write_text("\n".join(lines) + "\n")
     return data_dir
