@@ -14,7 +14,7 @@ TEST_EXTRAS := $(DEMO_EXTRAS),dev
 # Every `pip install -e` re-resolves vllm's needs and brings them back, so each one is followed by this.
 PRUNE_CUDA_BUILDS := $(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 
-.PHONY: setup setup-demo demo test test-fast bench golden clean
+.PHONY: setup setup-demo demo lint test test-fast bench golden clean
 
 setup: $(TEST_STAMP)
 setup-demo: $(DEMO_STAMP)
@@ -43,12 +43,17 @@ DEMO_ARGS ?=
 demo: setup-demo
 	$(VENV)/bin/valleyctl launch --study mini --executor local $(DEMO_ARGS)
 
-test: setup
+# ruff's rules and format live in pyproject.toml; zero findings or the tests do not start
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # xdist: the fast tests are mostly process start-up and waits on subprocesses (CLIs, MLflow, kube
 # server), so one worker more than the cores, stealing work, is fastest (2 cores: 112 s vs 123 s with -n auto)
-test-fast: setup
+test-fast: lint
 	$(PY) -m pytest -m "not slow" -n $$(( $$(nproc) + 1 )) --dist worksteal $(PYTEST_ARGS)
 
 bench: setup

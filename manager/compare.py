@@ -24,9 +24,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from valley.spec import format_size, parse_size
 from valley.errors import ValleyError
 from valley.files import write_atomic
+from valley.spec import format_size, parse_size
 
 #: Table 1 of the paper: (completion rate, think-tag rate) by (student preset, training size)
 PAPER_TABLE1 = {
@@ -310,7 +310,7 @@ def valley_plot(runs: list[EvaluatedRun], study: str, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     figure, panels = plt.subplots(1, len(PLOT_PANELS), figsize=(15, 4.5))
-    for axes, (metric, title) in zip(panels, PLOT_PANELS):
+    for axes, (metric, title) in zip(panels, PLOT_PANELS, strict=True):
         for index, model in enumerate(sorted({r.model for r in runs})):
             color = f"C{index}"
             points = sorted(
@@ -322,8 +322,8 @@ def valley_plot(runs: list[EvaluatedRun], study: str, path: Path) -> Path:
                 errors = None
                 if metric == "pass_at_1":
                     errors = [
-                        [v - r.metrics.get("pass_at_1_ci_low", v) for v, r in zip(values, points)],
-                        [r.metrics.get("pass_at_1_ci_high", v) - v for v, r in zip(values, points)],
+                        [v - r.metrics.get("pass_at_1_ci_low", v) for v, r in zip(values, points, strict=True)],
+                        [r.metrics.get("pass_at_1_ci_high", v) - v for v, r in zip(values, points, strict=True)],
                     ]
                 axes.errorbar(
                     sizes, values, yerr=errors, marker="o", color=color, capsize=3, label=f"{model} (trained)"

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from manager.render import RenderContext, is_shared, render_run
-from manager.render import to_yaml
-from valley.spec import RunSpec
+from manager.render import RenderContext, is_shared, render_run, to_yaml
 from valley.files import write_atomic
+from valley.spec import RunSpec
 
 HEADER = "# rendered by `valleyctl render`; edit the spec, not this file\n"
 

@@ -23,7 +23,9 @@ def plan_rows(study: str) -> tuple[list[dict], list[str]]:
                 "size": run.data.size if run.data else 0,
                 "subset": run.data.subset if run.data else None,
                 "data_key": run.data.key if run.data else None,
-                "shares_data_with": [l for l in shared.get(run.data.key, []) if l != run.label] if run.data else [],
+                "shares_data_with": [other for other in shared.get(run.data.key, []) if other != run.label]
+                if run.data
+                else [],
                 "nested_in": nested_in(run, runs),
                 "depends_on": run.base.name if run.base else None,
                 "global_batch": run.train.global_batch_size if run.train else None,

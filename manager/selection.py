@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from valley.spec import MODEL_PRESETS, RQ_OF_SUBSET, DataSpec, RunSpec, parse_size
 from manager.study import STUDIES, study_runs
 from valley.errors import ValleyError
+from valley.spec import MODEL_PRESETS, RQ_OF_SUBSET, DataSpec, RunSpec, parse_size
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from valley.spec import DataSpec, EvalSpec, RunSpec, TrainSpec, format_size
 from valley.errors import ValleyError
-
+from valley.spec import DataSpec, EvalSpec, RunSpec, TrainSpec, format_size
 
 # ---------------------------------------------------------------------- GPU estimate
 
@@ -32,7 +31,8 @@ class CostAssumptions:
     def lines(self) -> list[str]:
         return [
             f"mean SFT example length {self.mean_example_tokens:,} tokens",
-            f"training {self.train_tokens_per_s_per_gpu:,.0f} tokens/s/GPU (7-8B full FT, bf16, activation checkpointing; "
+            f"training {self.train_tokens_per_s_per_gpu:,.0f} tokens/s/GPU (7-8B full FT, bf16, activation "
+            "checkpointing; "
             "measured on one H200 without FSDP's collectives: an upper bound)",
             f"evaluation {self.eval_tokens_per_s_per_gpu:,.0f} generated tokens/s/GPU, "
             f"{self.mean_response_tokens:,} tokens per response, {self.eval_problems} problems",

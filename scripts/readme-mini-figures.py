@@ -33,7 +33,8 @@ def markdown(result: dict) -> str:
     table2 = {r["label"]: r for r in result["table2"] if r["label"]}
     for row in result["table1"]:
         lines.append(
-            f"| {row['label']} | {num(row['pass_at_1'])} | {num(row['completion_rate'])} | {num(row['think_tag_rate'])} |"
+            f"| {row['label']} | {num(row['pass_at_1'])} | {num(row['completion_rate'])} | "
+            f"{num(row['think_tag_rate'])} |"
         )
     for label, row in table2.items():
         if label not in runs:

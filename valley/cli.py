@@ -6,8 +6,8 @@ inside the command bodies so `valley --help` stays fast.
 
 from __future__ import annotations
 
-from valley.data.cli import data_app
 from valley.cli_kit import run_cli, typer_app
+from valley.data.cli import data_app
 from valley.errors import CONFIG_ERROR_EXIT
 from valley.eval.cli import eval_command
 from valley.grader.cli import grade_command, grader_app

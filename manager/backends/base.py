@@ -190,8 +190,8 @@ def cancel_record(
     """Mark the run's MLflow run KILLED if it is still active (and, `needs_objects`, something
     of it was deleted); a run that ended keeps its status. Nothing deleted and nothing marked
     is an error naming where it looked."""
-    from valley.errors import ValleyError
     from manager.tracking import ACTIVE, KILLED, Tracker
+    from valley.errors import ValleyError
 
     tracker = Tracker(tracking_uri)
     found = tracker.find_run(run)

@@ -67,10 +67,10 @@ class Kube:
     @classmethod
     def connect(cls, namespace: str, context: str | None = None) -> "Kube":
         """kubeconfig (its current or the named context), else the in-cluster service account."""
+        import os
+
         from kubernetes import client, config
         from kubernetes.config.config_exception import ConfigException
-
-        import os
 
         try:
             # KUBECONFIG read now, not when the client module was imported (it caches it then)

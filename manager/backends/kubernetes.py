@@ -10,8 +10,9 @@ from typing import Iterator
 
 from manager.backends.base import (
     Backend,
-    LaunchResult,
+    CancelResult,
     LaunchedRun,
+    LaunchResult,
     LogChunk,
     ReconcileResult,
     cancel_record,

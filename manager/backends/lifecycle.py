@@ -189,7 +189,6 @@ def reconcile_once(kube, tracker, *, echo=print) -> Plan:
     """One pass: create MLflow runs for specs applied through GitOps, open gates, mirror
     Job states into MLflow (never over a run that was cancelled), record why a run failed,
     upload the logs of stages that ended, and let each study run follow its runs."""
-    from manager.tracking import ACTIVE
 
     ensure_gitops_runs(kube, tracker, echo=echo)
     plan = plan_reconcile(kube.list("Job", "app.kubernetes.io/part-of=valley"))

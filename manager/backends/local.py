@@ -16,8 +16,8 @@ from typing import Iterator
 from manager.backends.base import (
     Backend,
     CancelResult,
-    LaunchResult,
     LaunchedRun,
+    LaunchResult,
     LogChunk,
     ReconcileResult,
     StepCounts,

@@ -123,8 +123,10 @@ def execute(
     only what depends on it. Each running step gets `cores // parallel` OpenMP threads. `watch`
     hears of every step process group and every run closed, to clean up should this process die."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-    from valley.cli_kit import console as make_console
+
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from valley.cli_kit import console as make_console
 
     console = console or make_console()
     outcome = Outcome()

@@ -10,7 +10,6 @@ from manager.render.context import RenderContext
 from valley.errors import CONFIG_ERROR_EXIT
 from valley.spec import RunSpec
 
-
 SPEC_DIR = "/etc/valley"
 SPEC_PATH = f"{SPEC_DIR}/run.json"
 PVCS = {"datasets": "valley-datasets", "models": "valley-model-cache", "checkpoints": "valley-checkpoints"}

@@ -25,8 +25,7 @@ def median_seconds(command: list[str], repeat: int = 5) -> float:
 
 
 def main() -> None:
-    from manager.render import RenderContext, render_run
-    from manager.render import to_yaml
+    from manager.render import RenderContext, render_run, to_yaml
     from manager.study import valley_study
 
     baseline = median_seconds([sys.executable, "-c", "pass"])

@@ -27,10 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from valley.spec import DataSpec, RunSpec, TrainSpec  # noqa: E402
 from valley.data.build import build_subset  # noqa: E402
 from valley.data.sample_corpus import SAMPLE_DIR  # noqa: E402
 from valley.data.tokens import load_tokenizer  # noqa: E402
+from valley.spec import DataSpec, RunSpec, TrainSpec  # noqa: E402
 
 SCALE = float(os.environ.get("VALLEY_BENCH_SCALE", "1"))
 POOL = int(31_000 * SCALE)  # 30k plus room for the examples the drop policy skips
@@ -114,7 +114,8 @@ def main() -> None:
             stats = manifest["token_stats"]
             tokens_s = stats["tokens_kept"] / seconds
             print(
-                f"{size:>7} {seconds:>8.1f} {size / seconds:>8,.0f} {tokens_s:>11,.0f} {tokens_s / base_tokens_s:>10.2f} "
+                f"{size:>7} {seconds:>8.1f} {size / seconds:>8,.0f} {tokens_s:>11,.0f} "
+                f"{tokens_s / base_tokens_s:>10.2f} "
                 f"{fresh:>9} {stats['mean']:>9,.0f} {stats['share_above_max_seq_len']:>10.4f}"
             )
 

@@ -123,7 +123,12 @@ def in_process(job: tuple[dict, str]) -> bool:
 def via_subprocess(job: tuple[dict, str]) -> bool:
     problem, code = job
     if problem["fn_name"]:
-        call = f"\nimport json as _j, sys as _s\n_a=[_j.loads(l) for l in _s.stdin.read().split(chr(10))]\n_t=Solution() if 'Solution' in globals() else None\n_m=getattr(_t,{problem['fn_name']!r}) if _t else globals()[{problem['fn_name']!r}]\n_r=_m(*_a)\nprint(_j.dumps(list(_r) if isinstance(_r, tuple) else _r))\n"
+        call = (
+            "\nimport json as _j, sys as _s\n_a=[_j.loads(l) for l in _s.stdin.read().split(chr(10))]\n"
+            "_t=Solution() if 'Solution' in globals() else None\n"
+            f"_m=getattr(_t,{problem['fn_name']!r}) if _t else globals()[{problem['fn_name']!r}]\n_r=_m(*_a)\n"
+            "print(_j.dumps(list(_r) if isinstance(_r, tuple) else _r))\n"
+        )
         code = code + call
     for test_input, expected in problem["tests"]:
         result = subprocess.run(
@@ -372,7 +377,8 @@ def cpu_time_spread(samples: int = 40) -> str:
         time.sleep(0.05)
     low, median, high = min(times), statistics.median(times), max(times)
     return (
-        f"the same CPU work took {low * 1e3:.1f} / {median * 1e3:.1f} / {high * 1e3:.1f} ms of CPU (min / median / max of "
+        f"the same CPU work took {low * 1e3:.1f} / {median * 1e3:.1f} / {high * 1e3:.1f} ms of CPU (min / median / "
+        "max of "
         f"{samples}, max/min {high / low:.2f})"
     )
 
@@ -382,7 +388,8 @@ def last_test(row: dict) -> str:
     if not row.get("tests"):
         return row.get("detail", "")[:120]
     test = row["tests"][-1]
-    return f"test {test['index']}: cpu {test.get('cpu_s')} s, wall {test.get('time_s')} s, {test.get('detail', '')[:120]!r}"
+    detail = test.get("detail", "")[:120]
+    return f"test {test['index']}: cpu {test.get('cpu_s')} s, wall {test.get('time_s')} s, {detail!r}"
 
 
 def lcb_like_section(args) -> None:
@@ -418,7 +425,8 @@ def lcb_like_section(args) -> None:
     )
     print(
         f"  {f'lcb_runner-style ({args.lcb_processes} processes, wall timeout)':<46} {base_rate:10.2f} {1:6.2f} "
-        f"{sum(b == w for b, w in zip(baseline, want)):>4}/{len(want):<4} {'-':>9} {baseline_s:7.1f} {'-':>7} {'-':>10} "
+        f"{sum(b == w for b, w in zip(baseline, want, strict=True)):>4}/{len(want):<4} {'-':>9} {baseline_s:7.1f} "
+        f"{'-':>7} {'-':>10} "
         f"{f'{baseline_cpu:.1f} s':>11} {'-':>11} {'-':>8}"
     )
     stage_rows = []
@@ -430,30 +438,35 @@ def lcb_like_section(args) -> None:
             floor, elapsed = floor_s(got, workers, cores), run["wall_s"]
             used = "-" if run["used_s"] is None else f"{run['used_s'] / needed:.2f}"
             others = "-" if run["used_s"] is None else f"{run['busy_s'] - run['used_s']:.1f}"
-            right = sum(row["verdict"] == w for row, w in zip(got, want))
-            agree = sum(row["verdict"] == b for row, b in zip(got, baseline))
+            right = sum(row["verdict"] == w for row, w in zip(got, want, strict=True))
+            agree = sum(row["verdict"] == b for row, b in zip(got, baseline, strict=True))
             rate = len(jobs) / elapsed
             print(
-                f"  {f'valley {kind} --workers {workers}':<46} {rate:10.2f} {rate / base_rate:6.2f} {right:>4}/{len(want):<4} "
-                f"{agree:>4}/{len(want):<4} {elapsed:7.1f} {floor:7.1f} {elapsed / floor:10.2f} {used:>11} {run['idle_s']:11.1f} {others:>8}"
+                f"  {f'valley {kind} --workers {workers}':<46} {rate:10.2f} {rate / base_rate:6.2f} "
+                f"{right:>4}/{len(want):<4} "
+                f"{agree:>4}/{len(want):<4} {elapsed:7.1f} {floor:7.1f} {elapsed / floor:10.2f} {used:>11} "
+                f"{run['idle_s']:11.1f} {others:>8}"
             )
             totals: Counter = Counter()
             for row in got:
                 totals.update(row.get("timing", {}))
             stage_rows.append((f"{kind} --workers {workers}", {k: totals[k] / len(got) * 1000 for k in TIMING_STAGES}))
-            for generation, w, row in zip(generations, want, got):
+            for generation, w, row in zip(generations, want, got, strict=True):
                 if w != row["verdict"]:
                     print(
-                        f"    misjudged {generation['question_id']}/{generation['sample_id']}: {w} -> {row['verdict']}, {last_test(row)}"
+                        f"    misjudged {generation['question_id']}/{generation['sample_id']}: {w} -> "
+                        f"{row['verdict']}, {last_test(row)}"
                     )
-    misjudged = Counter((w, b) for w, b in zip(want, baseline) if w != b)
+    misjudged = Counter((w, b) for w, b in zip(want, baseline, strict=True) if w != b)
     if misjudged:
         print(f"  lcb_runner-style misjudged (right, given): {dict(misjudged)}")
     print(
-        "  floor: the CPU seconds the verdict rows record (needed) / min(workers, cores); used: the CPU of this process and"
+        "  floor: the CPU seconds the verdict rows record (needed) / min(workers, cores); used: the CPU of this "
+        "process and"
     )
     print(
-        "  its sandboxes (the baseline: its CPU seconds); idle core-s: CPU time nothing on the machine used during the run;"
+        "  its sandboxes (the baseline: its CPU seconds); idle core-s: CPU time nothing on the machine used during "
+        "the run;"
     )
     print("  others s: CPU other processes on the machine took meanwhile (not 0: the wall figures are pessimistic).")
     print("  With workers >= cores: wall/floor = (used + idle core-s + others s) / needed.")

@@ -143,7 +143,8 @@ def main() -> None:
     presets = args.models.split(",")
     if device == "cpu" and not all(p.startswith("tiny-") for p in presets):
         print(
-            "bench_train_gpu: no CUDA device; real-width students need a GPU (on CPU pass --models tiny-qwen --seq-lens 256)"
+            "bench_train_gpu: no CUDA device; real-width students need a GPU (on CPU pass --models tiny-qwen "
+            "--seq-lens 256)"
         )
         return
     rows = []

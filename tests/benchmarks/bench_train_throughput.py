@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from valley.spec import model_preset  # noqa: E402
 from manager.study import mini_study  # noqa: E402
+from valley.spec import model_preset  # noqa: E402
 
 
 def recipe_throughput(run, model_dir: Path, data_dir: Path, work: Path) -> tuple[float, float]:
@@ -96,7 +96,7 @@ def baseline_throughput(run, model_dir: Path, data_dir: Path) -> float:
         labels = torch.full((len(rows), width), -100)
         for i, (tokens, mask) in enumerate(rows):
             ids[i, : len(tokens)] = torch.tensor(tokens)
-            labels[i, : len(tokens)] = torch.tensor([-100 if m else t for t, m in zip(tokens, mask)])
+            labels[i, : len(tokens)] = torch.tensor([-100 if m else t for t, m in zip(tokens, mask, strict=True)])
         return ids, labels
 
     micro = [
@@ -104,7 +104,7 @@ def baseline_throughput(run, model_dir: Path, data_dir: Path) -> float:
         for i in range(0, len(examples) - train.micro_batch_size + 1, train.micro_batch_size)
     ]
     rates = []
-    for epoch in range(train.epochs):
+    for _epoch in range(train.epochs):
         for start in range(0, len(micro) - train.gradient_accumulation_steps + 1, train.gradient_accumulation_steps):
             began, tokens = time.perf_counter(), 0
             group = micro[start : start + train.gradient_accumulation_steps]

@@ -4,23 +4,21 @@ least-privilege, and the NetworkPolicies allow exactly the paths docs/cluster.md
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.k8s.k8s_checks import assert_hardened, pod_specs, validate_strict
 from tests.k8s.kustomize_builds import (
     BUILDABLE,
     K8S,
     all_built_objects,
-    build,
     built,
     kustomize_command,
     selector_matches,
 )
-from tests.k8s.k8s_checks import assert_hardened, pod_specs, validate_strict
 
 SERVICE_ACCOUNTS = {
     "valley-train",

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import functools
 import os
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.k8s.kustomize_builds import K8S, build, built, selector_matches
 from tests.k8s.k8s_checks import assert_hardened, pod_specs, validate_strict
+from tests.k8s.kustomize_builds import K8S, build, built, selector_matches
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from manager.layout import Layout, done_marker
 from manager.backends.local_steps import execute, plan_steps
-from manager.study import ordered
-from manager.study import mini_study, valley_study
+from manager.layout import Layout, done_marker
+from manager.study import mini_study, ordered, valley_study
 from manager.tracking import Tracker
 
 # Writes what each contract says the command leaves behind, and a call log; fails on demand.

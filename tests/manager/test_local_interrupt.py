@@ -1,6 +1,7 @@
 """An interrupted local launch (Ctrl-C, or SIGTERM from a CI timeout or `kill`) leaves no run
 RUNNING in MLflow and no workload behind: the runs it started are KILLED with a note saying how to
-resume (those it had not started yet too: nothing will start them), the study run too, and every step's process tree is ended.
+resume (those it had not started yet too: nothing will start them), the study run too, and every step's
+process tree is ended.
 A launch killed outright (SIGKILL: `kill -9`, the out-of-memory killer) cannot do that itself; its
 watcher process does the same."""
 

@@ -6,13 +6,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.k8s.k8s_checks import assert_hardened, pod_specs, validate_strict
-from manager.render import RenderContext, render_run
-from manager.render import to_yaml
-from manager.selection import Selection, select
 from manager.profile import ClusterProfile
-from valley.spec import RunSpec
+from manager.render import RenderContext, render_run, to_yaml
+from manager.selection import Selection, select
 from manager.study import mini_study, valley_study
+from tests.k8s.k8s_checks import assert_hardened, pod_specs, validate_strict
+from valley.spec import RunSpec
 
 GOLDEN = Path(__file__).parent / "golden"
 CTX = RenderContext(run_id="0123456789abcdef0123456789abcdef")

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from valley.spec import DataSpec, RunSpec, TrainSpec, parse_size
 from manager.study import valley_study
+from valley.spec import DataSpec, RunSpec, TrainSpec, parse_size
 from valley.train.steps import step_plan
 
 

@@ -16,11 +16,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from valley.spec import DataSpec, RunSpec
 from valley.data import sources, subsets, tokens
 from valley.data.sample_corpus import PACKAGED, PACKAGED_VERSION
 from valley.errors import ValleyError
 from valley.files import file_sha256, write_atomic
+from valley.spec import DataSpec, RunSpec
 
 MANIFEST = "manifest.json"
 TRAIN_FILE = "train.jsonl"
@@ -260,7 +260,7 @@ def _take(
         cursor += len(batch)
         conversations = [_messages(corpus, corpus.ocr2[position[i]]) for i in batch]
         for example_id, messages, length in zip(
-            batch, conversations, tokens.count_tokens(tokenizer, conversations, length_cache)
+            batch, conversations, tokens.count_tokens(tokenizer, conversations, length_cache), strict=True
         ):
             if len(chosen) == data.size:
                 break

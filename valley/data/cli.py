@@ -49,7 +49,8 @@ def data_build(
         str | None,
         typer.Option(
             "--grader-url",
-            help="grade RQ2 labels through this grader (the data Job's gVisor sidecar) instead of in-process; required on a cluster",
+            help="grade RQ2 labels through this grader (the data Job's gVisor sidecar) instead of in-process; "
+            "required on a cluster",
         ),
     ] = None,
 ) -> None:
@@ -86,7 +87,10 @@ def data_lcb(
 ) -> None:
     """Stage the run's LiveCodeBench problems as a file, for eval pods that have no Hub access.
 
-    Example: valley data lcb --run-spec run.json --out /datasets/lcb/livecodebench-release_v5-2024-08-01-2025-01-31.jsonl
+    \b
+    Example:
+      valley data lcb --run-spec run.json \\
+        --out /datasets/lcb/livecodebench-release_v5-2024-08-01-2025-01-31.jsonl
     """
     from valley.data.lcb import load_lcb_problems
     from valley.files import write_atomic

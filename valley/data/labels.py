@@ -130,7 +130,7 @@ def _grade_here(todo: dict[str, LabelItem], problems: dict, sandbox: str, worker
         raise ValleyError(str(error)) from None
     with ThreadPoolExecutor(max_workers=workers) as pool:
         verdicts = pool.map(lambda item: grade(problems[item.where], item.response, sandbox=kind), todo.values())
-        return {key: verdict.status for key, verdict in zip(todo, verdicts)}
+        return {key: verdict.status for key, verdict in zip(todo, verdicts, strict=True)}
 
 
 def _grade_remote(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from valley.spec import EvalSpec
 from valley.data.sample_corpus import PACKAGED
 from valley.data.sources import LCB_COLUMNS, load_lcb_release
 from valley.errors import ValleyError
 from valley.grader.lcb import decode_private_tests
+from valley.spec import EvalSpec
 
 
 def load_lcb_problems(eval_spec: EvalSpec, *, path: Path | None = None) -> list[dict]:

@@ -215,7 +215,10 @@ class MiniProblem:
     def code(self, expr: str) -> str:
         t = self.template
         if self.functional:
-            return f"class Solution:\n    def {t.method}(self, {ARGS[t.kind]}) -> {t.returns}:\n        return {self.expr(expr)}\n"
+            return (
+                f"class Solution:\n    def {t.method}(self, {ARGS[t.kind]}) -> {t.returns}:\n"
+                f"        return {self.expr(expr)}\n"
+            )
         return f"{READERS[t.kind]}print({self.expr(expr)})\n"
 
     @property

@@ -1213,7 +1213,7 @@ def lcb_rows(families: list[Family]) -> list[dict]:
                     family.statement(param)
                     + "\n\n"
                     + "\n\n".join(
-                        f"Example {i}:\nInput: {', '.join(f'{name} = {json.dumps(a)}' for name, a in zip(family.sig.split(', '), args))}\n"
+                        f"Example {i}:\nInput: {', '.join(f'{name} = {json.dumps(a)}' for name, a in zip(family.sig.split(', '), args, strict=True))}\n"
                         f"Output: {json.dumps(expected)}"
                         for i, (args, expected) in enumerate(problem.tests[:2], 1)
                     )

@@ -88,7 +88,8 @@ def read_table(path: Path):
     """A local .jsonl/.json/.parquet file, or a directory of them, as a `datasets.Dataset`."""
     if not path.exists():
         raise ValleyError(
-            f"{path}: not found; point --local at a corpus directory (valley data sample-corpus --out DIR shows the layout)"
+            f"{path}: not found; point --local at a corpus directory (valley data sample-corpus --out DIR shows the "
+            "layout)"
         )
     datasets = _quiet_datasets()
     files = (

@@ -70,11 +70,12 @@ def generate(
     batch: int = DEFAULT_BATCH,
 ) -> int:
     """Append k responses for every pending question to `out`; returns how many rows were written."""
-    from valley.spec import EvalSpec
+    from vllm import SamplingParams
+
     from valley.data.build import _messages, load_corpus
     from valley.engine import load_engine
     from valley.grader.extract import extract_code
-    from vllm import SamplingParams
+    from valley.spec import EvalSpec
 
     if k < 1:
         raise ValleyError(f"-k: need at least one response per question, got {k}")
@@ -118,7 +119,7 @@ def generate(
             )
         results = llm.generate(prompts, params, use_tqdm=False)
         lines = []
-        for row, result in zip(group, results):
+        for row, result in zip(group, results, strict=True):
             for number, completion in enumerate(result.outputs):
                 text = completion.text
                 lines.append(

@@ -87,10 +87,10 @@ class LengthCache:
 
     def lengths(self, tokenizer, texts: list[str]) -> list[int]:
         keys = [hashlib.sha256(text.encode()).hexdigest()[:32] for text in texts]
-        missing = {key: text for key, text in zip(keys, texts) if key not in self.known}
+        missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in self.known}
         if missing:
             encoded = tokenizer(list(missing.values()), add_special_tokens=False)["input_ids"]
-            fresh = {key: len(ids) for key, ids in zip(missing, encoded)}
+            fresh = {key: len(ids) for key, ids in zip(missing, encoded, strict=True)}
             self.known.update(fresh)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a") as handle:

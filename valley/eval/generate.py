@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from valley.spec import EvalSpec
 from valley.engine import load_engine
 from valley.eval.prompts import Prompt
+from valley.spec import EvalSpec
 
 GENERATIONS = "generations.jsonl"
 
@@ -249,7 +249,9 @@ def _data_parallel(requests: list[Request], model_dir: Path, eval_spec: EvalSpec
             except Empty:  # a replica killed outright (OOM, signal) never reports: notice it
                 dead = [str(w.exitcode) for w in workers if w.exitcode not in (None, 0)]
                 if dead:
-                    raise RuntimeError(f"eval: a vLLM replica died (exit code {', '.join(dead)}); rerun to resume")
+                    raise RuntimeError(
+                        f"eval: a vLLM replica died (exit code {', '.join(dead)}); rerun to resume"
+                    ) from None
                 continue
             if kind == "rows":
                 yield payload

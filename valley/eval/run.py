@@ -12,12 +12,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from valley.spec import RunSpec
+from valley.chat import template_hash
 from valley.eval.generate import generate
 from valley.eval.metrics import eval_metrics, per_problem_table
 from valley.eval.prompts import render_prompts
 from valley.eval.record import eval_tags, record_eval
-from valley.chat import template_hash
+from valley.spec import RunSpec
 
 VERDICTS = "verdicts.jsonl"
 
@@ -124,6 +124,8 @@ def check_infra_errors(metrics: dict[str, float], allowed: int) -> None:
     excluded = int(metrics["infra_failures"])
     if excluded > allowed:
         raise ValleyError(
-            f"grading: {excluded} programs ({int(metrics['infra_problems_excluded'])} problems entirely) were not graded "
-            f"(infra_error) and would leave pass@1; rerun to retry them, fix the grader, or pass --allow-infra-errors {excluded}"
+            f"grading: {excluded} programs ({int(metrics['infra_problems_excluded'])} problems entirely) were not "
+            "graded "
+            "(infra_error) and would leave pass@1; rerun to retry them, fix the grader, or pass "
+            f"--allow-infra-errors {excluded}"
         )

@@ -15,7 +15,8 @@ grader_app = typer_app("Run the grader as a sidecar server.")
 SandboxOpt = Annotated[
     str,
     typer.Option(
-        help="auto (runsc when installed), runsc, process, in-gvisor (inside a gVisor pod) or unsafe-local (no namespaces: explicit degraded mode)"
+        help="auto (runsc when installed), runsc, process, in-gvisor (inside a gVisor pod) or unsafe-local "
+        "(no namespaces: explicit degraded mode)"
     ),
 ]
 WorkersOpt = Annotated[Optional[int], typer.Option(help="programs graded at once [default: one per CPU]")]
@@ -59,7 +60,8 @@ def grade_command(
         raise ValleyError(str(error)) from None
     rates = ", ".join(f"{key} {value:.4f}" for key, value in summary.items() if key.startswith("pass@"))
     typer.echo(
-        f"graded {summary['problems']} problems ({kind}): {rates or 'no verdicts'}; infra errors {summary['infra_errors']} -> {out}"
+        f"graded {summary['problems']} problems ({kind}): {rates or 'no verdicts'}; infra errors "
+        f"{summary['infra_errors']} -> {out}"
     )
 
 

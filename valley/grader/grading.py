@@ -191,7 +191,8 @@ def problem_from_row(row: dict) -> Problem:
     if "tests" in row:
         return Problem.from_dict(row)
     raise ValueError(
-        f"problem row {row.get('question_id', '?')}: expected LCB columns (public_test_cases), TACO input_output, or tests"
+        f"problem row {row.get('question_id', '?')}: expected LCB columns (public_test_cases), TACO input_output, or "
+        "tests"
     )
 
 
@@ -303,7 +304,8 @@ def grade_batch(
         problem = problems.get(str(generation["question_id"]))
         if problem is None:
             raise ValueError(
-                f"generation {generation['question_id']}/{generation['sample_id']}: no problem with that question_id in the problems file"
+                f"generation {generation['question_id']}/{generation['sample_id']}: no problem with that question_id "
+                "in the problems file"
             )
         verdict = grade(problem, generation["response"], sandbox=kind, timeout_s=timeout_s, early_stop=early_stop)
         return {"question_id": problem.question_id, "sample_id": generation["sample_id"], **verdict.to_dict()}

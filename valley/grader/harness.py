@@ -13,7 +13,8 @@ its stdin/stdout with the grader outside:
        (a large input also carries "input_key"; sent again, it is the key alone, and the reply
         {"status": "need_input"} asks for the text when this harness no longer holds it)
     -> {"stop": "cpu_limit"|"wall_limit"}      (only while a test runs: the grader saw a limit pass)
-    <- {"status": "exited"|"timeout"|"runtime_error"|..., "stdout"|"value_json", "time_s", "cpu_s", "max_rss_kb", "stages"}
+    <- {"status": "exited"|"timeout"|"runtime_error"|..., "stdout"|"value_json", "time_s", "cpu_s",
+        "max_rss_kb", "stages"}
     -> {"end": true}                            (kill leftovers, empty scratch and private dirs)
     <- {"ended": true}
 
@@ -433,7 +434,7 @@ def _child(job: dict, prelude, code, test: dict, workdir: str, fds: tuple[int, i
         os.setsid()
         # fd 3 is the value channel of a functional program; a stdin program gets no fd 3
         targets = (0, 1, 2, 3) if job["mode"] == "functional" else (0, 1, 2)
-        for target, fd in zip(targets, fds):
+        for target, fd in zip(targets, fds, strict=False):
             os.dup2(fd, target)
         os.closerange(len(targets), 65536)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)

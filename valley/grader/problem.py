@@ -77,7 +77,7 @@ def from_taco_row(row: dict, question_id: str) -> Problem:
     spec = json.loads(row["input_output"]) if isinstance(row["input_output"], str) else row["input_output"]
     fn_name = spec.get("fn_name")
     tests = []
-    for given, expected in zip(spec["inputs"], spec["outputs"]):
+    for given, expected in zip(spec["inputs"], spec["outputs"], strict=False):
         if fn_name:
             args = given if isinstance(given, list) else [given]
             tests.append(TestCase("\n".join(json.dumps(a) for a in args), json.dumps(expected)))

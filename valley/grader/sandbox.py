@@ -172,12 +172,15 @@ def require_isolation(kind: str) -> str:
     kind = resolve_kind(kind)
     if kind == "runsc" and not shutil.which("runsc"):
         raise IsolationUnavailable(
-            "runsc sandbox: the runsc binary is not on PATH; install it (apt-get install -y runsc) or pass --sandbox process"
+            "runsc sandbox: the runsc binary is not on PATH; install it (apt-get install -y runsc) or pass --sandbox "
+            "process"
         )
     if kind == "process" and not namespace_prefix():
         raise IsolationUnavailable(
-            f"process sandbox: unshare refused ({_namespace_probe()[1]}); run the grader as root or where user namespaces "
-            "are allowed, install runsc, or pass --sandbox unsafe-local to grade without namespaces (never on a cluster)"
+            f"process sandbox: unshare refused ({_namespace_probe()[1]}); run the grader as root or where user "
+            "namespaces "
+            "are allowed, install runsc, or pass --sandbox unsafe-local to grade without namespaces (never on a "
+            "cluster)"
         )
     if kind == "in-gvisor" and not under_gvisor():
         raise IsolationUnavailable(

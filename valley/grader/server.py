@@ -69,7 +69,8 @@ class GraderServer(ThreadingHTTPServer):
         for generation in body["generations"]:
             if str(generation["question_id"]) not in problems:
                 raise ValueError(
-                    f"generation {generation['question_id']}/{generation.get('sample_id')}: its problem is not in the request"
+                    f"generation {generation['question_id']}/{generation.get('sample_id')}: its problem is not in "
+                    "the request"
                 )
         return list(self.pool.map(one, body["generations"]))
 
@@ -115,7 +116,8 @@ class GradeHandler(BaseHTTPRequestHandler):
             return self._reply(
                 413,
                 {
-                    "error": f"request body {length} bytes is over the {server.max_request_bytes}-byte limit; send fewer generations per request"
+                    "error": f"request body {length} bytes is over the {server.max_request_bytes}-byte limit; "
+                    "send fewer generations per request"
                 },
             )
         if not server.try_admit():
@@ -163,7 +165,8 @@ def serve(
     )
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.drain_and_stop, daemon=True).start())
     print(
-        f"grader serving on http://{host}:{server.server_address[1]} (sandbox {server.sandbox}, {server.workers} workers)",
+        f"grader serving on http://{host}:{server.server_address[1]} (sandbox {server.sandbox}, {server.workers} "
+        "workers)",
         file=sys.stderr,
         flush=True,
     )

@@ -87,7 +87,7 @@ def lcb_stdout_matches(output: str, expected: str) -> bool:
     got, want = _stripped_lines(output), _stripped_lines(expected)
     if len(got) != len(want):
         return False
-    for got_line, want_line in zip(got, want):
+    for got_line, want_line in zip(got, want, strict=True):
         if got_line == want_line:
             continue
         got_numbers, want_numbers = _decimals(got_line), _decimals(want_line)
@@ -124,7 +124,7 @@ def taco_stdout_matches(output: str, expected: str) -> bool:
     except ValueError:
         return False
     return len(got_floats) == len(want_floats) and all(
-        math.isclose(g, w, rel_tol=1e-5, abs_tol=1e-8) for g, w in zip(got_floats, want_floats)
+        math.isclose(g, w, rel_tol=1e-5, abs_tol=1e-8) for g, w in zip(got_floats, want_floats, strict=True)
     )
 
 

@@ -26,8 +26,8 @@ def model_fetch(
       valley model fetch --preset tiny-qwen --out .valley/models/tiny-qwen
       HF_TOKEN=... valley model fetch --preset llama --out /models/llama
     """
-    from valley.spec import MODEL_PRESETS
     from valley.errors import ConfigError
+    from valley.spec import MODEL_PRESETS
     from valley.train.fetch import fetch_model
 
     if preset not in MODEL_PRESETS:
@@ -58,7 +58,8 @@ def train_command(
 
     \b
     Examples:
-      valley train --run-spec run.json --data .valley/data/x --model .valley/models/tiny-qwen --out .valley/checkpoints/r
+      valley train --run-spec run.json --data .valley/data/x --model .valley/models/tiny-qwen \\
+        --out .valley/checkpoints/r
     """
     from valley.train.sft import train
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
+from valley.errors import ConfigError
 from valley.spec import RunSpec
 from valley.train.steps import StepPlan, step_plan
-from valley.errors import ConfigError
 from valley.train.tiny import TINY_ARCH
 
 

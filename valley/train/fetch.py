@@ -12,9 +12,9 @@ import json
 import shutil
 from pathlib import Path
 
-from valley.spec import ModelSpec
 from valley.errors import ValleyError
 from valley.files import file_sha256
+from valley.spec import ModelSpec
 
 MARKER = ".valley-model.json"
 #: what a real student needs: weights, configs, tokenizer (not Llama's 16 GB `original/` consolidated copy)
@@ -29,7 +29,8 @@ def fetch_model(spec: ModelSpec, out_dir: Path) -> dict:
         record = json.loads(marker.read_text())
         if record.get("preset") != spec.preset:
             raise ValleyError(
-                f"--out: {out_dir} already holds preset {record.get('preset')!r}, not {spec.preset!r}; pick another directory"
+                f"--out: {out_dir} already holds preset {record.get('preset')!r}, not {spec.preset!r}; pick another "
+                "directory"
             )
         return record
     if out_dir.exists():

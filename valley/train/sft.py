@@ -22,12 +22,11 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from valley.spec import RunSpec
-from valley.train.steps import StepPlan
-from valley.data.lineage import log_subset_input
-from valley.cli_kit import load_run_spec
-from valley.files import file_sha256, write_atomic
 from valley.chat import template_hash
+from valley.cli_kit import load_run_spec
+from valley.data.lineage import log_subset_input
+from valley.files import file_sha256, write_atomic
+from valley.spec import RunSpec
 from valley.train.config import (
     TrainConfigError,
     TrainPaths,
@@ -38,6 +37,7 @@ from valley.train.config import (
     recipe_name,
     render_config,
 )
+from valley.train.steps import StepPlan
 
 MANIFEST = ".valley-checkpoint.json"
 #: files a student needs besides weights; copied from the model dir if torchtune did not carry them
@@ -177,7 +177,7 @@ def export_final(paths: TrainPaths, epochs: int) -> None:
     manifest = {
         "path": str(paths.final_dir),
         "source_epoch": epochs - 1,
-        "files": [{"name": p.name, "size": p.stat().st_size, "sha256": d} for p, d in zip(files, digests)],
+        "files": [{"name": p.name, "size": p.stat().st_size, "sha256": d} for p, d in zip(files, digests, strict=True)],
         "total_size": sum(p.stat().st_size for p in files),
     }
     (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from valley.spec import DataSpec, RunSpec
 from manager.study import MINI_TRAIN
+from valley.spec import DataSpec, RunSpec
 
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"

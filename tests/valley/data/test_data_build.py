@@ -68,8 +68,8 @@ def test_rebuild_is_byte_identical_and_manifest_hashes_every_file(valley, write_
 
 
 def test_rerun_reuses_a_complete_subset_and_rebuilds_a_tampered_one(write_spec, tokenizer_dir, tmp_path) -> None:
-    from valley.spec import RunSpec
     from valley.data.build import build_subset
+    from valley.spec import RunSpec
 
     spec = RunSpec.from_json(write_spec(40).read_text())
     path = build_subset(spec, tokenizer_dir, tmp_path / "s")
@@ -150,6 +150,6 @@ def test_train_jsonl_loads_through_torchtune_chat_dataset(valley, write_spec, to
     )
     assert len(dataset) == 40
     sample = dataset[0]
-    trained = [t for t, label in zip(sample["tokens"], sample["labels"]) if label != -100]
+    trained = [t for t, label in zip(sample["tokens"], sample["labels"], strict=True) if label != -100]
     assert 0 < len(trained) < len(sample["tokens"])  # the prompt is masked, the response is trained on
     assert "<think>" in tokenizer.decode(trained)

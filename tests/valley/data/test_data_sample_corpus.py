@@ -108,7 +108,7 @@ def test_ocr2_rows_point_at_taco_problems_with_think_and_code() -> None:
 
 def _passes(code: str, tests: dict) -> bool:
     """A plain in-process runner for the corpus's own programs (the grader is tested elsewhere)."""
-    for given, expected in zip(tests["inputs"], tests["outputs"]):
+    for given, expected in zip(tests["inputs"], tests["outputs"], strict=True):
         namespace: dict = {"__name__": "__main__"}
         try:
             if "fn_name" in tests:

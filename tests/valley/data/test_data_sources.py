@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from valley.spec import EvalSpec
 from manager.study import MINI_EVAL
 from valley.data import sources
-from valley.data.build import load_corpus, _messages
+from valley.data.build import _messages, load_corpus
 from valley.data.lcb import evaluation_sample, load_lcb_problems
 from valley.data.sample_corpus import SAMPLE_DIR
 from valley.errors import ValleyError
 from valley.grader.lcb import decode_private_tests, encode_private_tests
+from valley.spec import EvalSpec
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:

@@ -12,13 +12,12 @@ import pytest
 from rich.console import Console
 
 from manager.compare import EvaluatedRun, check_same_eval, compare_study, render
-from valley.errors import ValleyError
-
-from valley.spec import EvalSpec, format_size
 from manager.study import valley_study
 from manager.tracking import Tracker
+from valley.errors import ValleyError
 from valley.eval.metrics import eval_metrics, per_problem_table
 from valley.eval.record import eval_tags, record_eval, write_jsonl
+from valley.spec import EvalSpec
 
 PROBLEMS = [{"question_id": f"lcb-{i:03d}", "difficulty": ("easy", "medium", "hard")[i % 3]} for i in range(60)]
 

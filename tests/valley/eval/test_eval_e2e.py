@@ -9,14 +9,13 @@ A second run then finds nothing to do and starts no engine. Grading through the 
 """
 
 import json
-import sys
 
 import pytest
 
-from valley.spec import RunSpec
 from manager.study import MINI_EVAL
 from manager.tracking import Tracker
 from tests.valley.eval.conftest import LCB_FIXTURE
+from valley.spec import RunSpec
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from valley.spec import EvalSpec
+from valley.engine import engine_kwargs
 from valley.eval.generate import (
     Generation,
     GenerationLog,
@@ -15,8 +15,8 @@ from valley.eval.generate import (
     sampling_params,
     stop_token_ids,
 )
-from valley.engine import engine_kwargs
 from valley.eval.prompts import Prompt
+from valley.spec import EvalSpec
 
 
 def row(qid, sid):

@@ -5,9 +5,9 @@ import json
 import pytest
 from transformers import AutoTokenizer
 
+from tests.valley.eval.conftest import LCB_FIXTURE
 from valley.errors import ValleyError
 from valley.eval.prompts import SYSTEM_MESSAGE, question_text, render_prompts
-from tests.valley.eval.conftest import LCB_FIXTURE
 
 PROBLEMS = {row["question_id"]: row for row in map(json.loads, LCB_FIXTURE.read_text().splitlines())}
 
@@ -17,7 +17,8 @@ def test_stdin_problems_get_lcb_stdin_format():
         "### Question:\nRead two integers a and b on one line and print a + b.\n\n"
         "### Format: Read the inputs from stdin solve the problem and write the answer to stdout "
         "(do not directly test on the sample inputs). Enclose your code within delimiters as follows. "
-        "Ensure that when the python program runs, it reads the inputs, runs the algorithm and writes output to STDOUT.\n"
+        "Ensure that when the python program runs, it reads the inputs, runs the algorithm and writes output to "
+        "STDOUT.\n"
         "```python\n# YOUR CODE HERE\n```\n\n"
         "### Answer: (use the provided format with backticks)\n\n"
     )

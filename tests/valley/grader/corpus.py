@@ -36,7 +36,9 @@ class CorpusProblem:
 
     def lcb_row(self) -> dict:
         testtype = self.mode
-        cases = [{"input": i, "output": o, "testtype": testtype} for i, o in zip(self.inputs, self.outputs)]
+        cases = [
+            {"input": i, "output": o, "testtype": testtype} for i, o in zip(self.inputs, self.outputs, strict=True)
+        ]
         starter = f"class Solution:\n    def {self.fn_name}(self, *args):\n        " if self.fn_name else ""
         return {
             "question_title": self.question_id,
@@ -62,7 +64,10 @@ def answer(code: str) -> str:
 
 
 def with_decoy(decoy: str, real: str) -> str:
-    return f"<think>\nA first attempt:\n{fenced(decoy)}\nThat is not quite it.\n</think>\nFinal answer:\n\n{fenced(real)}\n"
+    return (
+        f"<think>\nA first attempt:\n{fenced(decoy)}\nThat is not quite it.\n</think>\nFinal answer:\n\n"
+        f"{fenced(real)}\n"
+    )
 
 
 # ---- stdin problems
@@ -79,7 +84,10 @@ def scaled_sum(k: int, rng: random.Random) -> CorpusProblem:
         text, values = _ints_input(rng, n)
         inputs.append(text)
         outputs.append(f"{sum(values) * k + len(values)}\n")
-    code = f"import sys\ndata = sys.stdin.read().split()\nn = int(data[0])\nvalues = list(map(int, data[1:1 + n]))\nprint(sum(values) * {k} + n)\n"
+    code = (
+        "import sys\ndata = sys.stdin.read().split()\nn = int(data[0])\nvalues = list(map(int, data[1:1 + n]))\n"
+        f"print(sum(values) * {k} + n)\n"
+    )
     return CorpusProblem(
         f"sum{k}", "stdin", inputs, outputs, code, code.replace("+ n)", "+ n + 1)"), with_timeout=k % 3 == 0
     )
@@ -199,7 +207,11 @@ def weighted_total(k: int, rng: random.Random) -> CorpusProblem:
         weight = rng.randint(1, 9)
         inputs.append(f"{json.dumps(nums)}\n{weight}")
         outputs.append(json.dumps(sum(nums) * weight + k))
-    code = f"from typing import List\n\nclass Solution:\n    def weightedTotal(self, nums: List[int], weight: int) -> int:\n        return sum(nums) * weight + {k}\n"
+    code = (
+        "from typing import List\n\nclass Solution:\n"
+        "    def weightedTotal(self, nums: List[int], weight: int) -> int:\n"
+        f"        return sum(nums) * weight + {k}\n"
+    )
     problem = CorpusProblem(
         f"lc_total{k}",
         "functional",
@@ -354,7 +366,7 @@ def build_corpus(seed: int = 7) -> tuple[list[dict], list[dict], list[dict]]:
 def write_corpus(directory: Path, seed: int = 7) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, rows in zip(("problems", "generations", "expected"), build_corpus(seed)):
+    for name, rows in zip(("problems", "generations", "expected"), build_corpus(seed), strict=True):
         paths[name] = directory / f"{name}.jsonl"
         paths[name].write_text("".join(json.dumps(row) + "\n" for row in rows))
     return paths

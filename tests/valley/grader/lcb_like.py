@@ -16,8 +16,8 @@ import random
 import statistics
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from itertools import accumulate
+from pathlib import Path
 from typing import Callable
 
 from tests.valley.grader.corpus import answer
@@ -62,7 +62,9 @@ class Family:
 
 
 READERS = {  # two ways programs read stdin: all at once, or line by line
-    "buffer": "import sys\ndata = sys.stdin.buffer.read().split()\nn = int(data[0])\na = list(map(int, data[1:n + 1]))\n",
+    "buffer": (
+        "import sys\ndata = sys.stdin.buffer.read().split()\nn = int(data[0])\na = list(map(int, data[1:n + 1]))\n"
+    ),
     "lines": "n = int(input())\na = list(map(int, input().split()))\n",
 }
 LARGE = "len(a) > 1000"
@@ -200,7 +202,7 @@ def write(directory: Path, **options) -> dict[str, Path]:
     """problems.jsonl, generations.jsonl and expected.jsonl of `build(**options)`."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, rows in zip(("problems", "generations", "expected"), build(**options)):
+    for name, rows in zip(("problems", "generations", "expected"), build(**options), strict=True):
         paths[name] = directory / f"{name}.jsonl"
         paths[name].write_text("".join(json.dumps(row) + "\n" for row in rows))
     return paths

@@ -31,9 +31,12 @@ SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 I386_SOCKET_ATTACK = """
 import ctypes, mmap, socket, struct
 # push rbx; mov eax, 102 (socketcall); mov ebx, 1 (SYS_SOCKET); mov ecx, args; int 0x80; pop rbx; ret
-page = mmap.mmap(-1, 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x40, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+page = mmap.mmap(
+    -1, 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x40, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC
+)
 base = ctypes.addressof(ctypes.c_char.from_buffer(page))
-code = b"\\x53\\xb8" + struct.pack("<I", 102) + b"\\xbb" + struct.pack("<I", 1) + b"\\xb9" + struct.pack("<I", base + 256) + b"\\xcd\\x80\\x5b\\xc3"
+code = b"\\x53\\xb8" + struct.pack("<I", 102) + b"\\xbb" + struct.pack("<I", 1)
+code += b"\\xb9" + struct.pack("<I", base + 256) + b"\\xcd\\x80\\x5b\\xc3"
 page[:len(code)] = code
 page[256:268] = struct.pack("<III", socket.AF_INET, socket.SOCK_STREAM, 0)
 fd = ctypes.CFUNCTYPE(ctypes.c_int)(base)()
@@ -420,7 +423,10 @@ def test_hostile_programs_under_a_non_root_grader(listener, planted_token, sandb
         batch.out.chmod(0o666)
         for path in (batch.problems, batch.generations):
             path.chmod(0o644)
-        entry = f"import sys; sys.path.insert(0, {str(package.parent)!r}); from valley.grader.__main__ import main; sys.exit(main())"
+        entry = (
+            f"import sys; sys.path.insert(0, {str(package.parent)!r}); "
+            "from valley.grader.__main__ import main; sys.exit(main())"
+        )
         result = subprocess.run(
             [
                 "setpriv",

@@ -134,7 +134,8 @@ def test_oversized_request_gets_413(server):
     host, port = server.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as connection:
         connection.sendall(
-            f"POST /grade HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {5 * 1024 * 1024}\r\n\r\n".encode()
+            "POST /grade HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+            f"{5 * 1024 * 1024}\r\n\r\n".encode()
         )
         status_line = connection.makefile("rb").readline()
     assert b" 413 " in status_line
@@ -274,7 +275,8 @@ def test_a_killed_client_resumes_without_regrading_or_duplicates(server, tmp_pat
     out = tmp_path / "verdicts.jsonl"
     script = (
         f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from valley.grader.client import grade_remote; "
-        f"grade_remote({server!r}, json.load(open('problems.json')), json.load(open('generations.json')), 'verdicts.jsonl', concurrency=1)"
+        f"grade_remote({server!r}, json.load(open('problems.json')), json.load(open('generations.json')), "
+        "'verdicts.jsonl', concurrency=1)"
     )
     client = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path)
     deadline = time.monotonic() + 60

@@ -185,14 +185,20 @@ RETURNS = {
         "class H:\n        __eq__ = lambda s, o: 1 / 0\n        __hash__ = lambda s: 1 / 0\n"
         "        __repr__ = lambda s: 1 / 0\n    return H()"
     ),
-    "hostile_int_subclass": "class I(int):\n        __abs__ = lambda s: 1 / 0\n        __repr__ = lambda s: 1 / 0\n    return I(1)",
+    "hostile_int_subclass": (
+        "class I(int):\n        __abs__ = lambda s: 1 / 0\n        __repr__ = lambda s: 1 / 0\n    return I(1)"
+    ),
     "dict_subclass": "class D(dict):\n        items = lambda s: 1 / 0\n    return D(a=1)",
     "forge_channel_then_return": "import os\n    os.write(3, b'{\"set\": [[1]]}')\n    return x + 1",
     "garbage_channel_then_exit": "import os\n    os.write(3, b'{\"bad')\n    os._exit(0)",
     "correct": "return x",
 }
 STDIN_PROGRAMS = {
-    "write_every_fd": 'import os\nfor fd in range(0, 256):\n    try:\n        os.write(fd, b\'{"status": "exited", "stdout": "ok"}\\n\')\n    except OSError:\n        pass\nprint(\'no\')',
+    "write_every_fd": (
+        "import os\nfor fd in range(0, 256):\n    try:\n"
+        '        os.write(fd, b\'{"status": "exited", "stdout": "ok"}\\n\')\n    except OSError:\n        pass\n'
+        "print('no')"
+    ),
     "correct": "input()\nprint('ok')",
 }
 
@@ -226,7 +232,8 @@ I386_SOCKET = textwrap.dedent("""
     page = mmap.mmap(-1, 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x40,  # MAP_32BIT
                      prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
     base = ctypes.addressof(ctypes.c_char.from_buffer(page))
-    code = b"\\x53\\xb8" + struct.pack("<I", 102) + b"\\xbb" + struct.pack("<I", 1) + b"\\xb9" + struct.pack("<I", base + 256) + b"\\xcd\\x80\\x5b\\xc3"
+    code = b"\\x53\\xb8" + struct.pack("<I", 102) + b"\\xbb" + struct.pack("<I", 1)
+code += b"\\xb9" + struct.pack("<I", base + 256) + b"\\xcd\\x80\\x5b\\xc3"
     page[:len(code)] = code
     page[256:268] = struct.pack("<III", socket.AF_INET, socket.SOCK_STREAM, 0)
     fd = ctypes.CFUNCTYPE(ctypes.c_int)(base)()
@@ -486,7 +493,10 @@ def test_a_non_root_unsafe_local_grader_keeps_programs_apart(tmp_path):
         # a program at the grader's uid can write whatever the grader can: the grader's files
         # must not be findable (here: under a directory other uids cannot list), see docs/grader.md
         root.chmod(0o711)
-        entry = f"import sys; sys.path.insert(0, {str(package.parent)!r}); from valley.grader.__main__ import main; sys.exit(main())"
+        entry = (
+            f"import sys; sys.path.insert(0, {str(package.parent)!r}); "
+            "from valley.grader.__main__ import main; sys.exit(main())"
+        )
         result = subprocess.run(
             [
                 "setpriv",

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from valley.spec import RunSpec, TrainSpec
 from manager.study import MINI_TRAIN, mini_study, valley_study
 from tests.valley.train.train_helpers import mini_run
+from valley.spec import RunSpec, TrainSpec
 from valley.train.config import (
     TrainConfigError,
     TrainPaths,

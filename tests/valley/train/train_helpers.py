@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from valley.spec import RunSpec
 from manager.study import mini_study
+from valley.spec import RunSpec
 
 _MODELS: dict[str, Path] = {}
 
