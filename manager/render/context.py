@@ -43,4 +43,4 @@ def default_images(profile: ClusterProfile = ClusterProfile()) -> dict[str, str]
         from manager.images import image_refs
     except ImportError:
         return {**DEV_IMAGES, **profile.images}
-    return {**DEV_IMAGES, **image_refs(registry=profile.registry), **profile.images}
+    return {**DEV_IMAGES, **image_refs(registry=profile.registry, variant=profile.variant), **profile.images}
