@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from valley.spec import RunSpec
+from valley.vocabulary import FAILURE_TAG, RUN_NAME_TAG, STATUS_NOTE_TAG
 
 #: the metrics `status` shows beside each run
 METRICS = ("pass_at_1", "completion_rate", "think_tag_rate")
@@ -162,7 +163,7 @@ class Backend(ABC):
 
         runs = ordered(study_runs(study))
         states, note = self.stage_states(study, runs)
-        recorded = {r.data.tags.get("valley.run_name"): r for r in Tracker(self.tracking_uri).study_runs(study)}
+        recorded = {r.data.tags.get(RUN_NAME_TAG): r for r in Tracker(self.tracking_uri).study_runs(study)}
         rows = []
         for run in runs:
             record = recorded.get(run.name)
@@ -175,8 +176,8 @@ class Backend(ABC):
                     run.name,
                     record.info.status,
                     run_id=record.info.run_id,
-                    note=record.data.tags.get("valley.status_note"),
-                    failure=record.data.tags.get("valley.failure"),
+                    note=record.data.tags.get(STATUS_NOTE_TAG),
+                    failure=record.data.tags.get(FAILURE_TAG),
                     metrics={m: round(record.data.metrics[m], 4) for m in METRICS if m in record.data.metrics},
                     stages=states.get(run.name, {}),
                 )

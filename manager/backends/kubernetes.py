@@ -19,6 +19,7 @@ from manager.backends.base import (
 )
 from valley.errors import ValleyError
 from valley.spec import RunSpec
+from valley.vocabulary import ALL_OBJECTS, APP_COMPONENT, ATTEMPT_TAG, label, of_run, pods_of_job
 
 #: seconds between reconcile passes of `launch --wait`
 POLL_SECONDS = 30
@@ -118,7 +119,7 @@ class KubernetesBackend(Backend):
         kube = self.kube
         before = tracker.find_run(run)
         # a cancelled or failed run whose Jobs are gone starts again as a new attempt
-        restart = frozenset() if kube.list("Job", f"valley.run={run.name}") else frozenset({KILLED, FAILED})
+        restart = frozenset() if kube.list("Job", of_run(run.name)) else frozenset({KILLED, FAILED})
         run_id, created = tracker.ensure_run(run, restart=restart)
         if created:
             undo.runs.append(run_id)
@@ -132,7 +133,7 @@ class KubernetesBackend(Backend):
                 undo.objects.append((obj["kind"], obj["metadata"]["name"]))
         attempt, previous = 1, ""
         if created and before is not None:
-            attempt = int(before.data.tags.get("valley.attempt", "1")) + 1
+            attempt = int(before.data.tags.get(ATTEMPT_TAG, "1")) + 1
             previous = f"{before.info.status} run {before.info.run_id}"
         return LaunchedRun(
             run.label,
@@ -168,9 +169,7 @@ class KubernetesBackend(Backend):
         try:
             names = {run.name for run in runs}
             jobs = {
-                name: states
-                for name, states in run_states(self.kube.list("Job", "app.kubernetes.io/part-of=valley")).items()
-                if name in names
+                name: states for name, states in run_states(self.kube.list("Job", ALL_OBJECTS)).items() if name in names
             }
         except ValleyError as error:
             if self.fallback is None:
@@ -191,16 +190,16 @@ class KubernetesBackend(Backend):
         shared = sorted(
             {
                 name
-                for job in kube.list("Job", f"valley.run={run.name}")
+                for job in kube.list("Job", of_run(run.name))
                 for name in needs(job)
                 if name.startswith(SHARED_JOB_PREFIXES)
             }
         )
-        own = kube.list("Pod", f"valley.run={run.name}")
+        own = kube.list("Pod", of_run(run.name))
         pods = sorted(
-            [pod for name in shared for pod in kube.list("Pod", f"batch.kubernetes.io/job-name={name}")] + own,
+            [pod for name in shared for pod in kube.list("Pod", pods_of_job(name))] + own,
             key=lambda p: (
-                STAGE_ORDER.get(p["metadata"]["labels"].get("app.kubernetes.io/component"), 9),
+                STAGE_ORDER.get(label(p, APP_COMPONENT), 9),
                 p["metadata"].get("creationTimestamp", ""),
             ),
         )
@@ -252,7 +251,7 @@ class KubernetesBackend(Backend):
         kube = self.kube
         deleted = 0
         for kind in RUN_KINDS:
-            for obj in kube.list(kind, f"valley.run={run.name}"):
+            for obj in kube.list(kind, of_run(run.name)):
                 deleted += kube.delete(kind, obj["metadata"]["name"])
         return cancel_record(
             run,

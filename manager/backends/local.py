@@ -1,15 +1,11 @@
 """The local backend: a study's steps as `valley` subprocesses on this machine (local_steps), the
-independent ones concurrently, recorded into MLflow like the Jobs, logs in `.valley/logs/`,
-compare at the end."""
+independent ones concurrently, recorded into MLflow like the Jobs, logs in `.valley/logs/`."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from typing import Iterator
 
@@ -105,8 +101,7 @@ class LocalBackend(Backend):
             counts = StepCounts(
                 len(outcome.done), len(outcome.reused), len(outcome.failed), len(outcome.skipped), total
             )
-            ok = outcome.ok and all(compare(study, tracker.uri) for study in studies)
-            close_study_runs(tracker, watch, study_runs, FINISHED if ok else FAILED)
+            close_study_runs(tracker, watch, study_runs, FINISHED if outcome.ok else FAILED)
         finally:
             watch.close()
         failed = sorted(
@@ -120,7 +115,7 @@ class LocalBackend(Backend):
             launched,
             steps=counts,
             failed=failed,
-            ok=ok,
+            ok=outcome.ok,
             next=f"mlflow ui --backend-store-uri {tracker.uri}    valleyctl status --study {studies[0]}",
         )
 
@@ -187,9 +182,3 @@ def close_study_runs(tracker, watch: LaunchWatch, study_runs: list[str], status:
     for study_run in study_runs:
         tracker.set_status(study_run, status, note=note)
         watch.closed(study_run)
-
-
-def compare(study: str, tracking_uri: str) -> bool:
-    """`valleyctl compare --study S`: the tables and the valley plot from the runs just made."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
-    return subprocess.call([sys.executable, "-m", "manager", "compare", "--study", study], env=env) == 0
