@@ -137,16 +137,20 @@ class Backend(ABC):
         self.echo = echo
 
     @abstractmethod
-    def launch(self, runs: list[RunSpec], *, dry_run: bool = False, wait: bool = False) -> LaunchResult:
-        """Record each run in MLflow, then start it; idempotent (a relaunch reuses what exists)."""
+    def launch(
+        self, runs: list[RunSpec], *, dry_run: bool = False, wait: bool = False, timeout: float = 0.0
+    ) -> LaunchResult:
+        """Record each run in MLflow, then start it; idempotent (a relaunch reuses what exists).
+        `wait`: follow the runs to their end, for at most `timeout` seconds."""
 
     @abstractmethod
     def stage_states(self, study: str, runs: list[RunSpec]) -> tuple[dict[str, dict[str, str]], str]:
         """(run name -> stage -> state, note) for the runs this backend knows about."""
 
     @abstractmethod
-    def logs(self, run: RunSpec, *, follow: bool = False) -> Iterator[LogChunk]:
-        """The run's logs, stage by stage; with `follow`, the last one until it ends."""
+    def logs(self, run: RunSpec, *, follow: bool = False, timeout: float = 0.0) -> Iterator[LogChunk]:
+        """The run's logs, stage by stage; with `follow`, the stage that runs until the run ends,
+        for at most `timeout` seconds."""
 
     @abstractmethod
     def cancel(self, run: RunSpec) -> CancelResult:

@@ -43,7 +43,10 @@ class LocalBackend(Backend):
         #: keep about one core busy each, and a second OpenMP thread slowed torchtune down)
         self.parallel = parallel or self.cores
 
-    def launch(self, runs: list[RunSpec], *, dry_run: bool = False, wait: bool = False) -> LaunchResult:
+    def launch(
+        self, runs: list[RunSpec], *, dry_run: bool = False, wait: bool = False, timeout: float = 0.0
+    ) -> LaunchResult:
+        """Runs the steps in the foreground: it always waits, and stops only when they end (or on Ctrl-C)."""
         from manager.backends.local_steps import INTERRUPTED_NOTE, execute, plan_steps
 
         if dry_run:
@@ -94,7 +97,11 @@ class LocalBackend(Backend):
             write_atomic(
                 self.layout.root / "timings.json",
                 json.dumps(
-                    {"total_s": round(total, 1), "steps_s": {k: round(v, 1) for k, v in outcome.seconds.items()}},
+                    {
+                        "total_s": round(total, 1),
+                        "steps_s": {k: round(v, 1) for k, v in outcome.seconds.items()},
+                        "intervals_s": {k: [round(t, 1) for t in span] for k, span in outcome.intervals.items()},
+                    },
                     indent=2,
                 ),
             )
@@ -130,7 +137,7 @@ class LocalBackend(Backend):
             states["train"] = "done" if (layout.checkpoint_dir(run) / DONE).exists() else ""
         return states
 
-    def logs(self, run: RunSpec, *, follow: bool = False) -> Iterator[LogChunk]:
+    def logs(self, run: RunSpec, *, follow: bool = False, timeout: float = 24 * 3600.0) -> Iterator[LogChunk]:
         layout = self.layout
         present = [p for p in (layout.log_file(run, stage) for stage in ("data", "train", "eval")) if p.exists()]
         if not present:
@@ -145,6 +152,7 @@ class LocalBackend(Backend):
             return
         path = present[-1]
         yield LogChunk("header", str(path))
+        deadline = time.monotonic() + timeout
         with path.open(errors="replace") as handle:
             while True:
                 text = handle.read()
@@ -152,6 +160,8 @@ class LocalBackend(Backend):
                     yield LogChunk("text", text)
                 elif (layout.eval_dir(run) / DONE).exists():
                     return
+                elif time.monotonic() > deadline:
+                    raise ValleyError(f"{run.label}: stopped following {path} after the timeout; its run goes on")
                 else:
                     time.sleep(1)
 

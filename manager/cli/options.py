@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -48,4 +49,34 @@ ProfileOpt = Annotated[
 #: where compare writes the valley plot and its JSON (the launch of a local study compares there too)
 COMPARE_OUT = Path(".valley/compare")
 CompareOutOpt = Annotated[Path, typer.Option("--out", help="Where the valley plot and compare JSON are written.")]
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds(text: str) -> float:
+    """A duration: 90s, 30m, 48h, 2d (a bare number is seconds)."""
+    found = _DURATION.match(text.strip())
+    if found is None or float(found[1]) <= 0:
+        raise typer.BadParameter(f"--timeout: {text!r} is not a duration; write e.g. 90s, 30m, 48h or 2d")
+    return float(found[1]) * _UNIT_SECONDS[found[2]]
+
+
+WaitTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        parser=seconds,
+        metavar="DURATION",
+        help="With --wait: stop waiting after this long (90s, 30m, 48h, 2d).",
+    ),
+]
+FollowTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        parser=seconds,
+        metavar="DURATION",
+        help="With --follow: stop following after this long (90s, 30m, 48h).",
+    ),
+]
 RunArg = Annotated[str, typer.Argument(help="Run label (qwen-10k) or name (valley-qwen-10k-1a2b3c4d).")]

@@ -15,6 +15,7 @@ from manager.cli.options import (
     COMPARE_OUT,
     ClusterTrackingOpt,
     ExecutorOpt,
+    FollowTimeoutOpt,
     FromOpt,
     JsonOpt,
     ModelOpt,
@@ -29,6 +30,7 @@ from manager.cli.options import (
     StudyOpt,
     SubsetOpt,
     TrackingOpt,
+    WaitTimeoutOpt,
 )
 from manager.cli.output import Output, to_jsonable
 
@@ -121,6 +123,7 @@ def launch_command(
     executor: ExecutorOpt = "k8s",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted; change nothing.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="k8s: follow the runs to the end, opening gates.")] = False,
+    timeout: WaitTimeoutOpt = "72h",
     namespace: NamespaceOpt = "valley",
     tracking_uri: TrackingOpt = None,
     cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING,
@@ -157,7 +160,7 @@ def launch_command(
         parallel=parallel,
         context=_context(namespace, cluster_tracking_uri, queue, profile) if executor == "k8s" else None,
     )
-    result = chosen.launch(runs, dry_run=dry_run, wait=wait)
+    result = chosen.launch(runs, dry_run=dry_run, wait=wait, timeout=timeout)
     if result.dry_run is not None and not as_json:
         out.raw(result.dry_run)
         return
@@ -256,7 +259,10 @@ def _print_status(out: Output, report) -> None:
 def logs_command(
     run: RunArg,
     study: StudyOpt = "valley",
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until the run's pods end.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Stream the stage that runs, then the next, until the run ends.")
+    ] = False,
+    timeout: FollowTimeoutOpt = "24h",
     executor: ExecutorOpt = "k8s",
     namespace: NamespaceOpt = "valley",
 ) -> None:
@@ -270,7 +276,7 @@ def logs_command(
     from manager.backends import backend
 
     out = Output()
-    for chunk in backend(executor, namespace=namespace).logs(resolve_run(run, study), follow=follow):
+    for chunk in backend(executor, namespace=namespace).logs(resolve_run(run, study), follow=follow, timeout=timeout):
         if chunk.kind == "header":
             out.line(f"==> {chunk.text} <==")
         elif chunk.kind == "notice":
