@@ -21,6 +21,7 @@ from manager.backends.base import (
 )
 from manager.backends.local_watch import LaunchWatch
 from manager.layout import DONE, Layout
+from valley.cores import usable_cores
 from valley.errors import ValleyError
 from valley.files import write_atomic
 from valley.spec import RunSpec
@@ -32,8 +33,6 @@ class LocalBackend(Backend):
     def __init__(
         self, tracking_uri: str | None = None, *, root: str = ".", console=None, parallel: int | None = None, **kwargs
     ) -> None:
-        from valley.grader.sandbox import usable_cores
-
         super().__init__(tracking_uri, **kwargs)
         self.layout = Layout.at(root)
         #: the rich console the step progress draws on (created on first launch)
