@@ -221,6 +221,12 @@ def image_refs(registry: str | None = None, root: Path = PROJECT_ROOT, variant: 
     return refs
 
 
+def profile_refs(profile, root: Path = PROJECT_ROOT) -> dict[str, str]:
+    """Each role's image on a cluster with this profile (manager.profile.ClusterProfile): the recorded
+    builds of its variant (pinned by digest under its registry), the profile's own `images` over them."""
+    return {**image_refs(registry=profile.registry, root=root, variant=profile.variant), **profile.images}
+
+
 def require_pullable(refs: dict[str, str], pull_policy: str = "IfNotPresent") -> None:
     """A cluster pulls `registry/repo:tag@sha256:…`: refuse refs without a registry host or a
     pushed digest (a node cannot pull what was only built on this machine). Only the roles a

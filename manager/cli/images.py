@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from manager.cli.options import JsonOpt, ProfileOpt
 from manager.cli.output import Output
 from valley.cli_kit import typer_app
 
@@ -40,7 +41,6 @@ WheelhouseOpt = Annotated[
 ]
 RegistryOpt = Annotated[Optional[str], typer.Option("--registry", help="Registry prefix, e.g. ghcr.io/your-org.")]
 PushOpt = Annotated[bool, typer.Option("--push", help="Push after building and record the registry digest.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 RootOpt = Annotated[Path, typer.Option("--root", hidden=True, help="Project directory holding images/.")]
 
 
@@ -124,3 +124,32 @@ def images_list(as_json: JsonOpt = False, root: RootOpt = None) -> None:
             )
 
     out.result(rows, human)
+
+
+@images_app.command("refs")
+def images_refs(
+    roles: Annotated[
+        Optional[list[str]],
+        typer.Argument(help="Roles: trainer, evaluator, grader, control (default: all four).", show_default=False),
+    ] = None,
+    profile: ProfileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the image each role runs on a cluster with this profile, one per line: what render puts
+    in the manifests (and the kit's control image), e.g. to load into the nodes of a small cluster.
+
+    \b
+    Examples:
+      kind load docker-image $(valleyctl images refs --profile cpu)
+      valleyctl images refs control --profile cpu
+    """
+    from manager.images import ROLES, profile_refs
+    from manager.profile import load_profile
+
+    unknown = sorted(set(roles or ()) - set(ROLES))
+    if unknown:
+        raise typer.BadParameter(f"{', '.join(unknown)}: not a role; roles: {', '.join(ROLES)}")
+    refs = profile_refs(load_profile(profile))
+    chosen = {role: refs[role] for role in roles or ROLES}
+    out = Output(as_json)
+    out.result(chosen, lambda: [out.line(ref) for ref in chosen.values()])
