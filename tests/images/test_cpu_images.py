@@ -25,12 +25,12 @@ import pytest
 import yaml
 
 from manager.images import PROJECT_ROOT
-from tests.images.conftest import wait_for
+from tests.images.conftest import CACHE, kept_images, wait_for
 from tests.images.pod_runner import claim_dir, run_kwargs
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.runsc]
 
-INPUTS = Path(sys.prefix) / "image-inputs"  # the Makefile's IMAGE_INPUTS
+INPUTS = CACHE / "image-inputs"  # the Makefile's IMAGE_INPUTS
 COPY_IGNORE = shutil.ignore_patterns(".venv", ".git", ".valley", "mlruns", "*.db", "__pycache__", ".pytest_cache")
 
 
@@ -79,6 +79,8 @@ def cpu_build(docker_host, tmp_path_factory):
         docker_host,
         timeout=1500,
     )
+    recorded = json.loads((clone / "images" / "digests.json").read_text())
+    kept_images.update({base, *(f"{entry['repository']}:{entry['tag']}" for entry in recorded.values())})
     return clone, client, base
 
 

