@@ -37,11 +37,7 @@ def wait_for(check, seconds: float, what: str):
     raise TimeoutError(what)
 
 
-#: image refs a session used and keeps in the cache (the base and the CPU images it built)
-kept_images: set[str] = set()
-
-
-def prune(client) -> None:
+def prune(client, kept_images: set[str]) -> None:
     """Remove the valley images this session did not keep (earlier builds of changed sources,
     the scratch images of the build tests): the layers still in use stay as cache."""
     for image in client.images.list():
@@ -52,7 +48,13 @@ def prune(client) -> None:
 
 
 @pytest.fixture(scope="session")
-def docker_host():
+def kept_images() -> set[str]:
+    """Image refs this session used and keeps in the cache (the base and the CPU images it built)."""
+    return set()
+
+
+@pytest.fixture(scope="session")
+def docker_host(kept_images):
     """dockerd with its own exec root, pidfile and socket; no iptables, no bridge; runsc as the
     runtime `runsc` (what RuntimeClass gvisor maps to). One engine per data root at a time: a
     second session waits for the first."""
@@ -101,7 +103,7 @@ def docker_host():
         lock.close()
         pytest.fail(f"dockerd did not start (it needs root and overlay2): {tail}")
     yield socket
-    prune(docker.DockerClient(base_url=socket))
+    prune(docker.DockerClient(base_url=socket), kept_images)
     process.terminate()
     process.wait(timeout=60)
     log.close()

@@ -64,7 +64,9 @@ def run_kwargs(
     environment = {item["name"]: item["value"] for item in container.get("env", []) if "value" in item}
     kwargs = {
         "image": container["image"],
-        "command": container["command"] + container.get("args", []),
+        # a container's `command` replaces the image's ENTRYPOINT, its `args` the CMD
+        "entrypoint": container["command"],
+        "command": container.get("args", []),
         "environment": {**environment, **(env or {})},
         "user": f"{security['runAsUser']}:{security['runAsGroup']}",
         "group_add": [str(security["fsGroup"])],

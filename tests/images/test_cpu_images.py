@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from manager.images import PROJECT_ROOT
-from tests.images.conftest import CACHE, kept_images, wait_for
+from tests.images.conftest import CACHE, wait_for
 from tests.images.pod_runner import claim_dir, run_kwargs
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.runsc]
@@ -58,7 +58,7 @@ def clone_cli(clone: Path, args: list, docker_host: str, timeout: float) -> subp
 
 
 @pytest.fixture(scope="module")
-def cpu_build(docker_host, tmp_path_factory):
+def cpu_build(docker_host, kept_images, tmp_path_factory):
     """A copy of the project, its CPU images built from the Debian base: (clone, client, base ref)."""
     import docker
 
@@ -138,7 +138,8 @@ def test_the_evaluator_loads_vllm_under_a_read_only_root(cpu_build, mini_pods, t
     pod = mini_pods["eval"]
     (container,) = pod["containers"]
     kwargs = run_kwargs(pod, container, tmp_path)
-    kwargs["command"] = ["python", "-c", "import vllm, torch, valley.eval; print(vllm.__version__, torch.__version__)"]
+    versions = "import vllm, torch, valley.eval; print(vllm.__version__, torch.__version__)"
+    kwargs["entrypoint"] = ["python", "-c", versions]
     status, logs = run_container(client, kwargs)
     assert status == 0 and "0.32.0 2.13.0+cpu" in logs, logs
 
