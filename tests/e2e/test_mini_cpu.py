@@ -81,7 +81,11 @@ def refs() -> dict[str, str]:
 def namespace(refs) -> str:
     """The CPU kit in a namespace of the test's own; the RuntimeClass only when the cluster lacks one."""
     name = f"valley-e2e-mini-{secrets.token_hex(3)}"
-    built = kubectl("kustomize", str(ROOT / "k8s" / "overlays" / "cpu"))
+    from tests.k8s.kustomize_builds import kustomize_command
+
+    built = subprocess.run(
+        [*kustomize_command(), str(ROOT / "k8s" / "overlays" / "cpu")], capture_output=True, text=True, check=True
+    ).stdout
     objects = [obj for obj in yaml.safe_load_all(built.replace("valley-control:local", refs["control"])) if obj]
     created_runtime_class = False
     for obj in objects:
@@ -100,7 +104,7 @@ def namespace(refs) -> str:
         for subject in obj.get("subjects") or []:
             subject["namespace"] = name
     objects = [o for o in objects if o["kind"] != "RuntimeClass" or created_runtime_class]
-    kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
+    kubectl("create", "-f", "-", stdin=yaml.safe_dump_all(objects))  # a new namespace: nothing to update
     try:
         kubectl("-n", name, "rollout", "status", "deploy/valley-mlflow", "--timeout=600s", timeout=660)
         yield name
