@@ -154,8 +154,8 @@ def test_api_errors_are_one_line_naming_the_object(ctl, tmp_path, cluster, mlflo
     assert code == 1
     (line,) = err.splitlines()
     assert re.fullmatch(
-        r"error: Job valley/valley-fetch-llama-[0-9a-f]{8}: forbidden: your account may not do "
-        r"this in namespace valley; apply k8s/base \(RBAC\) or ask an admin",
+        r"error: Job valley/valley-fetch-llama-[0-9a-f]{8}: forbidden by RBAC: system:serviceaccount:valley:tester "
+        r"may not create jobs.batch in namespace valley; apply the kit's Roles \(k8s/base/rbac.yaml\) or ask an admin",
         line,
     )
 
