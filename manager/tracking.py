@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 
+from valley.errors import ValleyError
 from valley.spec import RunSpec
 from valley.vocabulary import (
     ATTEMPT_TAG,
@@ -44,6 +45,31 @@ def resolve_tracking_uri(flag: str | None = None) -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+#: how long a tracking server has to answer before a command gives up on it
+REACH_TIMEOUT_S = 5.0
+
+
+def require_reachable(uri: str) -> None:
+    """A tracking server answers its health check within REACH_TIMEOUT_S, or one line names the URI
+    and the fix. MLflow's own client would retry for minutes before a raw error; its retries and
+    timeouts are kept short here too, so a server that dies mid-command fails the command fast."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=REACH_TIMEOUT_S).close()
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise ValleyError(
+            f"--tracking-uri: the MLflow server at {uri} does not answer ({reason}); start it, or port-forward "
+            "the cluster's (`kubectl -n valley port-forward svc/valley-mlflow 5000:5000`), or pass --tracking-uri"
+        ) from None
 
 
 def experiment_name(study: str) -> str:
@@ -87,6 +113,7 @@ class Tracker:
         for noisy in ("mlflow.store.db.utils", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         self.uri = resolve_tracking_uri(tracking_uri)
+        require_reachable(self.uri)
         self.client = MlflowClient(tracking_uri=self.uri)
 
     # ------------------------------------------------------------------- experiment

@@ -231,10 +231,11 @@ def _print_status(out: Output, report) -> None:
     from rich.table import Table
 
     table = Table(title=f"study {report.study}")
-    columns = ["run", "mlflow", "data", "train", "eval", "pass@1", "completion", "think-tag", "note"]
+    columns = ["run", "mlflow", "data", "train", "eval", "pass@1", "completion", "think-tag", "why"]
     for column in columns:
         table.add_column(column)
     for row in (r.as_dict() for r in report.rows):
+        row["note"] = row.get("failure") or row.get("note")  # why a run failed, else why it has its status
         table.add_row(
             *(
                 str(row.get(c, "")) if row.get(c) is not None else ""
