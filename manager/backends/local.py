@@ -192,4 +192,5 @@ def close_study_runs(tracker, watch: LaunchWatch, study_runs: list[str], status:
 def compare(study: str, tracking_uri: str) -> bool:
     """`valleyctl compare --study S`: the tables and the valley plot from the runs just made."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
-    return subprocess.call([sys.executable, "-m", "manager", "compare", "--study", study], env=env) == 0
+    command = [sys.executable, "-m", "manager", "compare", "--study", study, "--log-to-study-run"]
+    return subprocess.call(command, env=env) == 0
