@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from manager.cli.output import Output
+from valley.errors import ConfigError, ValleyError
 
 StudyOpt = Annotated[str, typer.Option("--study", help="Study: valley (the paper's grid) or mini (local demo).")]
 SizeOpt = Annotated[Optional[str], typer.Option("--size", help="Data size (1k, 10k, 30k, 6k, 4k, 300) or 'baseline'.")]
@@ -21,6 +22,9 @@ SubsetOpt = Annotated[
 ]
 FromOpt = Annotated[Optional[str], typer.Option("--from", help="Continue from this run's checkpoint, e.g. qwen-30k.")]
 RunOpt = Annotated[Optional[list[str]], typer.Option("--run", help="A run by label or name (repeatable).")]
+OffGridOpt = Annotated[
+    bool, typer.Option("--off-grid", help="Allow a --model/--size cell the study's grid lacks (a new run).")
+]
 NodesOpt = Annotated[Optional[int], typer.Option("--nodes", min=1, help="Spread training over N nodes (Indexed Job).")]
 QueueOpt = Annotated[Optional[str], typer.Option("--queue", help="Kueue LocalQueue for the Jobs.")]
 NamespaceOpt = Annotated[str, typer.Option("--namespace", envvar="VALLEY_NAMESPACE", help="Kubernetes namespace.")]
@@ -44,11 +48,20 @@ RunArg = Annotated[str, typer.Argument(help="Run label (qwen-10k) or name (valle
 DEFAULT_CLUSTER_TRACKING = "http://valley-mlflow:5000"
 
 
-def _runs(study, size, model, subset, base, run, nodes):
+def _runs(study, size, model, subset, base, run, nodes, off_grid):
     from manager.selection import Selection, select
 
     return select(
-        Selection(study=study, size=size, model=model, subset=subset, base=base, runs=tuple(run or ()), nodes=nodes)
+        Selection(
+            study=study,
+            size=size,
+            model=model,
+            subset=subset,
+            base=base,
+            runs=tuple(run or ()),
+            nodes=nodes,
+            off_grid=off_grid,
+        )
     )
 
 
@@ -74,6 +87,7 @@ def render_command(
     subset: SubsetOpt = None,
     base: FromOpt = None,
     run: RunOpt = None,
+    off_grid: OffGridOpt = False,
     nodes: NodesOpt = None,
     queue: QueueOpt = None,
     namespace: NamespaceOpt = "valley",
@@ -93,12 +107,12 @@ def render_command(
     from manager.gitops import differences, render_tree, write_tree
     from manager.render import render_runs, to_yaml
 
-    runs = _runs(study, size, model, subset, base, run, nodes)
+    runs = _runs(study, size, model, subset, base, run, nodes, off_grid)
     ctx = _context(namespace, cluster_tracking_uri, queue, profile)
     output = Output()
     if out is None:
         if check:
-            raise typer.BadParameter("--check needs --out DIR")
+            raise ConfigError("--check: compares a written directory; add --out DIR")
         output.raw(to_yaml(render_runs(runs, ctx)))
         return
     directory = out.expanduser().resolve()
@@ -108,7 +122,7 @@ def render_command(
         for line in diff:
             output.line(line)
         if diff:
-            raise SystemExit(f"{len(diff)} file(s) differ from the render; run the same command without --check")
+            raise ValleyError(f"{len(diff)} file(s) differ from the render; run the same command without --check")
         output.line(f"{directory}: up to date ({len(files)} files)")
         return
     changes = write_tree(files, directory)
@@ -124,6 +138,7 @@ def launch_command(
     subset: SubsetOpt = None,
     base: FromOpt = None,
     run: RunOpt = None,
+    off_grid: OffGridOpt = False,
     nodes: NodesOpt = None,
     queue: QueueOpt = None,
     executor: ExecutorOpt = "k8s",
@@ -151,12 +166,17 @@ def launch_command(
     from manager.study import ordered
 
     if executor not in EXECUTORS:
-        raise typer.BadParameter(f"--executor: {executor!r}; allowed: k8s, local")
+        raise ConfigError(f"--executor: {executor!r}; allowed: k8s, local")
     if parallel is not None and executor != "local":
-        raise typer.BadParameter(
+        raise ConfigError(
             "--parallel: steps run concurrently only with --executor local; drop it or add --executor local"
         )
-    runs = ordered(_runs(study, size, model, subset, base, run, nodes))
+    if executor == "local" and (wait or queue):
+        flag = "--wait" if wait else "--queue"
+        raise ConfigError(
+            f"{flag}: only for --executor k8s (a local launch runs its steps in the foreground); drop {flag}"
+        )
+    runs = ordered(_runs(study, size, model, subset, base, run, nodes, off_grid))
     out = Output(as_json)
     chosen = backend(
         executor,
@@ -175,7 +195,7 @@ def launch_command(
     if result.steps is not None and not result.ok:
         raise SystemExit(1)
     if result.failed:
-        raise SystemExit(f"failed: {', '.join(result.failed)} (valleyctl logs RUN)")
+        raise ValleyError(f"failed: {', '.join(result.failed)}; see `valleyctl logs RUN`")
 
 
 def _print_launch(out: Output, result) -> None:
@@ -329,10 +349,9 @@ def _print_reconcile(out: Output, result) -> None:
 def resolve_run(wanted: str, study: str):
     """A run of `study` by label or name (bases included), else one line listing labels."""
     from manager.study import ordered, study_runs
-    from valley.errors import ValleyError
 
     runs = ordered(study_runs(study))
     for run in runs:
         if wanted in (run.label, run.name):
             return run
-    raise ValleyError(f"run: {wanted!r} is not a run of study {study!r}; allowed: {', '.join(r.label for r in runs)}")
+    raise ConfigError(f"run: {wanted!r} is not a run of study {study!r}; allowed: {', '.join(r.label for r in runs)}")
