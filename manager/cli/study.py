@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -66,7 +67,14 @@ def compare_command(
     from manager.compare import compare_study, render
 
     result = compare_study(
-        study, tracking_uri, out, target=target, allow_mixed_eval=allow_mixed_eval, log_to_study_run=log_to_study_run
+        study,
+        tracking_uri,
+        out,
+        target=target,
+        allow_mixed_eval=allow_mixed_eval,
+        log_to_study_run=log_to_study_run,
+        # inside an MLflow run (`mlflow run . -e compare` creates one): its plot and summary go there
+        log_to_run=os.environ.get("MLFLOW_RUN_ID") or None,
     )
     output = Output(as_json)
     output.result(result, lambda: render(result, output.console))

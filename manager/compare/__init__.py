@@ -30,11 +30,12 @@ def compare_study(
     target: float | None = None,
     allow_mixed_eval: bool = False,
     log_to_study_run: bool = False,
+    log_to_run: str | None = None,
 ) -> Comparison:
     """Read, analyse and plot the study; write the plot and `compare-<study>.json` to `out_dir`,
-    and (`log_to_study_run`) log both to the study's run in MLflow."""
+    and log both to the study's run in MLflow (`log_to_study_run`) and to run `log_to_run`."""
     from manager.compare.plot import valley_plot
-    from manager.compare.write_back import log_to_study_run as write_back
+    from manager.compare.write_back import log_to_run as write_back
     from manager.tracking import Tracker
 
     tracker = Tracker(tracking_uri)
@@ -66,6 +67,7 @@ def compare_study(
     )
     summary = out_dir / f"compare-{study}.json"
     write_atomic(summary, json.dumps(dataclasses.asdict(result), indent=2) + "\n")
-    if log_to_study_run:
-        result = dataclasses.replace(result, logged_to=write_back(tracker, study, [p for p in (plot, summary) if p]))
-    return result
+    targets = [tracker.study_run_id(study)] if log_to_study_run else []
+    targets += [log_to_run] if log_to_run else []
+    files = [path for path in (plot, summary) if path]
+    return dataclasses.replace(result, logged_to=[write_back(tracker, run_id, files) for run_id in targets])

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from manager.compare.read import EvaluatedRun
@@ -130,8 +130,8 @@ class Comparison:
     valley_fit: list[ValleyFit]
     #: the valley plot's path, None when no run is evaluated yet
     plot: str | None = None
-    #: the study run the plot and summary were logged to (`--log-to-study-run`), else None
-    logged_to: str | None = None
+    #: the MLflow runs the plot and summary were logged to (only where asked)
+    logged_to: list[str] = field(default_factory=list)
 
 
 def metric(run: EvaluatedRun | None, name: str) -> float | None:

@@ -68,5 +68,5 @@ def render(result: Comparison, console) -> None:
             )
         console.print(line)
     if result.plot:
-        where = f"logged to the study run {result.logged_to}" if result.logged_to else "not logged to MLflow"
+        where = f"logged to MLflow run {', '.join(result.logged_to)}" if result.logged_to else "not logged to MLflow"
         console.print(f"valley plot: {result.plot} ({where})")

@@ -1,9 +1,5 @@
-"""`valleyctl compare` on runs recorded into a real sqlite MLflow store.
-
-The runs are created by the control plane's own `Tracker.ensure_run` and their evaluations
-recorded through `valley.eval.record.record_eval`, the code `valley eval` uses; only the
-generations and verdicts are synthetic, with known pass rates.
-"""
+"""`valleyctl compare` on runs recorded into a real sqlite MLflow store (tests/manager/stores.py:
+the control plane's own records, evaluations recorded by `valley eval`'s code, synthetic verdicts)."""
 
 import json
 
@@ -13,82 +9,9 @@ from rich.console import Console
 
 from manager.compare import EvaluatedRun, check_same_eval, compare_study, render
 from manager.study import valley_study
-from manager.tracking import Tracker
+from tests.manager.stores import RATES, new_store, record_synthetic
 from valley.errors import ValleyError
-from valley.eval.metrics import eval_metrics, per_problem_table
-from valley.eval.record import eval_tags, record_eval, write_jsonl
 from valley.spec import EvalSpec
-
-PROBLEMS = [{"question_id": f"lcb-{i:03d}", "difficulty": ("easy", "medium", "hard")[i % 3]} for i in range(60)]
-
-#: the pass rate each synthetic run is built to score: a valley, then a rise
-RATES = {
-    "qwen-baseline": 0.12,
-    "qwen-1k": 0.05,
-    "qwen-10k": 0.15,
-    "qwen-30k": 0.27,
-    "llama-baseline": 0.10,
-    "llama-1k": 0.03,
-    "llama-10k": 0.09,
-    "llama-30k": 0.30,
-    "qwen-correct-6k": 0.18,
-    "qwen-incorrect-6k": 0.18,
-    "qwen-easy-4k": 0.30,
-    "qwen-hard-4k": 0.08,
-    "qwen-30k+correct-6k": 0.35,
-    "qwen-30k+incorrect-6k": 0.35,
-    "qwen-30k+easy-4k": 0.45,
-    "qwen-30k+hard-4k": 0.20,
-}
-
-
-def record_synthetic(tracker, run, out_root, eval_spec=None, rates=RATES):
-    run_id, _ = tracker.ensure_run(run)
-    # problem i passes each of its 4 samples with probability rate + noise; correct/incorrect share a seed
-    rng = np.random.default_rng(sum(map(ord, run.label.replace("incorrect", "correct"))))
-    generations, verdicts = [], []
-    for problem in PROBLEMS:
-        p = min(1.0, max(0.0, rates[run.label] + rng.normal(0, 0.05)))
-        for sample in range(4):
-            passed = bool(rng.random() < p)
-            generations.append(
-                {
-                    "question_id": problem["question_id"],
-                    "sample_id": sample,
-                    "response": "<think>x",
-                    "finish_reason": "stop" if sample < 3 else "length",
-                    "num_tokens": 100,
-                }
-            )
-            verdicts.append(
-                {
-                    "question_id": problem["question_id"],
-                    "sample_id": sample,
-                    "passed": passed,
-                    "verdict": "pass" if passed else "wrong_answer",
-                }
-            )
-    out = out_root / run_id
-    write_jsonl(out / "generations.jsonl", generations)
-    write_jsonl(out / "verdicts.jsonl", verdicts)
-    spec = run.model_copy(update={"eval": eval_spec}) if eval_spec else run
-    metrics = eval_metrics(PROBLEMS, generations, verdicts)
-    with pytest.MonkeyPatch.context() as env:  # what the control plane hands the eval workload
-        env.setenv("MLFLOW_TRACKING_URI", tracker.uri)
-        env.setenv("MLFLOW_RUN_ID", run_id)
-        assert record_eval(
-            spec,
-            metrics,
-            eval_tags(spec, chat_template_hash="abc", engine_seeds=[0]),
-            out,
-            per_problem_table(PROBLEMS, generations, verdicts),
-        )
-    return run_id
-
-
-def new_store(root):
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    return uri, Tracker(uri)
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +79,8 @@ def test_compare_prints_tables_contrasts_fit_and_logs_the_plot(valley_store, val
     assert "Table 1" in text and "Table 2" in text and "0.1842" in text and "qwen-easy-4k − qwen-hard-4k" in text
     assert "valley fit llama" in text and "needs N ≈" in text
     assert len(client.search_runs([experiment_id], "tags.`valley.kind` = 'study'")) == 1
-    assert result.logged_to == parents[0].info.run_id
-    logged = {a.path for a in client.list_artifacts(result.logged_to, "compare")}
+    assert result.logged_to == [parents[0].info.run_id]
+    logged = {a.path for a in client.list_artifacts(result.logged_to[0], "compare")}
     assert logged == {"compare/valley-valley.png", "compare/compare-valley.json"}
 
 
