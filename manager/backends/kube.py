@@ -20,6 +20,8 @@ KINDS = {
     "NetworkPolicy": ("NetworkingV1Api", "network_policy"),
     "Pod": ("CoreV1Api", "pod"),
 }
+#: seconds to wait for a connection to the API server
+CONNECT_TIMEOUT = 10.0
 #: what `cancel` deletes, dependants first
 RUN_KINDS = ("Job", "Deployment", "Service", "NetworkPolicy", "ConfigMap")
 
@@ -168,14 +170,24 @@ class Kube:
             text = api.read_namespaced_pod_log(pod, self.namespace, container=container, _preload_content=False).data
         return None if outcome.get("status") else text.decode(errors="replace")
 
-    def pod_log(self, pod: str, container: str, *, follow: bool = False) -> Iterator[str]:
-        """A container's log, line by line; with `follow`, until the container exits."""
+    def pod_log(self, pod: str, container: str, *, follow: bool = False, timeout: float = 60.0) -> Iterator[str]:
+        """A container's log, line by line; with `follow`, until the container exits or nothing
+        came for `timeout` seconds."""
         import kubernetes.client
+        from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
         api = kubernetes.client.CoreV1Api(self.api_client)
         with self.call(f"Pod {self.namespace}/{pod} container {container}"):
             response = api.read_namespaced_pod_log(
-                pod, self.namespace, container=container, follow=follow, _preload_content=False
+                pod,
+                self.namespace,
+                container=container,
+                follow=follow,
+                _preload_content=False,
+                _request_timeout=(CONNECT_TIMEOUT, max(timeout, 1.0)),
             )
-            for line in response.stream() if follow else [response.data]:
-                yield line.decode(errors="replace")
+            try:
+                for line in response.stream() if follow else [response.data]:
+                    yield line.decode(errors="replace")
+            except (ReadTimeoutError, ProtocolError):  # quiet for `timeout`, or the stream was cut: the caller decides
+                return

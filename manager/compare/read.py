@@ -12,11 +12,10 @@ from pathlib import Path
 
 from valley.errors import ValleyError
 from valley.spec import RunSpec, format_size
+from valley.vocabulary import EVAL_SPEC_TAG
 
 SPEC_ARTIFACT = "spec/run.json"
 PER_PROBLEM_ARTIFACT = "eval/per_problem.jsonl"
-#: the eval spec `valley eval` recorded (canonical JSON)
-EVAL_SPEC_TAG = "valley.eval_spec"
 #: eval fields that say where an eval ran, not what it measured (per-request seeds do not
 #: depend on the replica layout), so runs may differ in them
 EXECUTION_ONLY = frozenset({"tensor_parallel_size", "data_parallel_size", "isolation"})
