@@ -25,6 +25,7 @@ EXECUTION_ONLY = frozenset({"tensor_parallel_size", "data_parallel_size", "isola
 class EvaluatedRun:
     """One study run that has eval metrics, as MLflow holds it."""
 
+    #: its eval run (`<label>/eval`), which holds the metrics and the per-problem artifact
     run_id: str
     label: str
     rq: str
@@ -67,20 +68,22 @@ def load_runs(tracker, study: str) -> tuple[list[EvaluatedRun], list[str]]:
             f"study: no MLflow experiment {experiment_name(study)} in {tracker.uri}; "
             f"launch it first (valleyctl launch --study {study}) or pass --tracking-uri"
         )
+    evaluations = tracker.evaluations(study)
     runs, pending, seen = [], [], set()
     for record in reversed(tracker.study_runs(study)):  # newest first: a relaunched label wins
         label = record.info.run_name
         if label in seen:
             continue
         seen.add(label)
-        if "pass_at_1" not in record.data.metrics:
+        evaluation, metrics = evaluations.get(record.info.run_id, (None, {}))
+        if "pass_at_1" not in metrics:
             pending.append(label)
             continue
         spec = read_spec(tracker.client, record.info.run_id, label)
         # what was measured is what the evaluation recorded, should it ever differ from the launch's spec
-        measured = record.data.tags.get(EVAL_SPEC_TAG)
+        measured = evaluation.data.tags.get(EVAL_SPEC_TAG)
         eval_spec = json.loads(measured) if measured else None
-        runs.append(EvaluatedRun.from_spec(record.info.run_id, spec, record.data.metrics, eval_spec))
+        runs.append(EvaluatedRun.from_spec(evaluation.info.run_id, spec, metrics, eval_spec))
     return sorted(runs, key=lambda r: (r.model, r.base or "", r.rq, r.size, r.subset)), sorted(pending)
 
 

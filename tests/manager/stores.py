@@ -1,6 +1,6 @@
 """Stores of evaluated runs for the tests that read a study back (compare, the MLflow UI, the
 MLflow Project): runs created by the control plane's own `Tracker.ensure_run`, evaluations
-recorded through `valley.eval.record.record_eval`, the code `valley eval` uses; only the
+recorded in their eval runs through `valley.eval.record.record_eval`, the code `valley eval` uses; only the
 generations and verdicts are synthetic, with known pass rates."""
 
 import numpy as np
@@ -9,6 +9,8 @@ import pytest
 from manager.tracking import Tracker
 from valley.eval.metrics import eval_metrics, per_problem_table
 from valley.eval.record import eval_tags, record_eval, write_jsonl
+from valley.tracking import stage_run
+from valley.vocabulary import EVAL_KIND
 
 PROBLEMS = [{"question_id": f"lcb-{i:03d}", "difficulty": ("easy", "medium", "hard")[i % 3]} for i in range(60)]
 
@@ -80,13 +82,14 @@ def record_synthetic(tracker, run, out_root, eval_spec=None, rates=RATES):
     with pytest.MonkeyPatch.context() as env:  # what the control plane hands the eval workload
         env.setenv("MLFLOW_TRACKING_URI", tracker.uri)
         env.setenv("MLFLOW_RUN_ID", run_id)
-        assert record_eval(
-            spec,
-            metrics,
-            eval_tags(spec, chat_template_hash="abc", engine_seeds=[0]),
-            out,
-            per_problem_table(PROBLEMS, generations, verdicts),
-        )
+        with stage_run(EVAL_KIND) as eval_run:  # as `valley eval` does
+            assert record_eval(
+                eval_run,
+                metrics,
+                eval_tags(spec, chat_template_hash="abc", engine_seeds=[0]),
+                out,
+                per_problem_table(PROBLEMS, generations, verdicts),
+            )
     return run_id
 
 
