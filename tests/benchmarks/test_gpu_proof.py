@@ -37,6 +37,7 @@ def test_the_cpu_preset_trains_resumes_evaluates_and_logs_what_a_cluster_run_log
     assert "| MLflow holds what a cluster run logs | yes " in result.stdout
 
 
+@pytest.mark.slow
 def test_the_real_preset_is_qwen2_5_7b_as_torchtune_builds_it():
     """The checkpoint the GPU path writes must load strictly into the rendered config's model:
     same shapes as torchtune's qwen2_5_7b_instruct, same parameter count as transformers' Qwen2."""
@@ -83,9 +84,10 @@ def test_the_mlflow_check_names_what_a_run_without_workloads_lacks(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run_id = gpu_proof.precreate_run(run, uri)
     paths = TrainPaths.resolved(tmp_path / "data", tmp_path / "model", tmp_path / "ckpt")
-    rendered = render_config(run, paths, plan=plan_steps(run, gpu_proof.STEPS), device="cpu")
+    training = {"config": render_config(run, paths, plan=plan_steps(run, gpu_proof.STEPS), device="cpu")}
 
-    record = gpu_proof.mlflow_record(Tracker(uri).client, run_id, run, rendered, {"pass_at_1": 0.0}, False, "key")
+    client = Tracker(uri).client
+    record = gpu_proof.mlflow_record(client, run_id, run, {"pass_at_1": 0.0}, False, training | {"subset_key": "k"})
 
     missing = record["missing"]
     assert set(missing) == {"params", "metrics", "artifacts", "tags", "dataset_input", "logged_model"}
@@ -93,3 +95,6 @@ def test_the_mlflow_check_names_what_a_run_without_workloads_lacks(tmp_path):
     assert missing["metrics"] == ["loss", "lr", "pass_at_1", "tokens_per_second_per_gpu"]
     assert "checkpoint/manifest.json" in missing["artifacts"] and "spec/run.json" not in missing["artifacts"]
     assert "valley.eval_spec" in missing["tags"] and "valley.label" not in missing["tags"]
+    # --skip-training: only what the control plane and the eval log is expected
+    skipped = gpu_proof.mlflow_record(client, run_id, run, {"pass_at_1": 0.0}, False, None)["missing"]
+    assert skipped["metrics"] == ["pass_at_1"] and "train_plan.total_steps" not in skipped.get("params", [])
