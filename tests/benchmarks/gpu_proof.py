@@ -621,11 +621,10 @@ def child_env(**extra: str) -> dict:
     return {**os.environ, "PYTHONPATH": path, **extra}
 
 
-def valley_cli(args: list, work: Path, log: Path, what: str, deadline: Deadline) -> Watched:
+def valley_cli(args: list, work: Path, log: Path, what: str, deadline: Deadline) -> None:
     child = Watched([sys.executable, "-m", "valley", *map(str, args)], child_env(), work, log, what)
     if child.finish(deadline) != 0:
         raise ProofError(f"{what}: exited {child.process.returncode} (log {log}); last lines: {child.tail()}")
-    return child
 
 
 # ------------------------------------------------------------------------------- train
@@ -707,21 +706,30 @@ def train(run, paths, plan, device: str, overrides: list[str], client, run_id: s
 # -------------------------------------------------------------------------------- eval
 
 
-def evaluate(run_json: Path, final: Path, slice_path: Path, work: Path, deadline: Deadline) -> dict:
-    """`valley eval` as the eval pod runs it (grading in-process here, in the best sandbox)."""
+def evaluate(run_json: Path, model: Path, slice_path: Path, work: Path, report: Report, deadline: Deadline) -> dict:
+    """`valley eval` as the eval pod runs it (grading in-process here, in the best sandbox). If it
+    fails after generating (grading, logging), what generation measured is still reported."""
     eval_dir = work / "eval"
-    child = valley_cli(
-        ["eval", "--run-spec", run_json, "--model", final, "--out", eval_dir, "--lcb-path", slice_path],
-        work,
-        work / "eval.log",
-        "valley eval",
-        deadline,
-    )
+    command = ["eval", "--run-spec", run_json, "--model", model, "--out", eval_dir, "--lcb-path", slice_path]
+    started = time.monotonic()
+    child = Watched([sys.executable, "-m", "valley", *map(str, command)], child_env(), work, work / "eval.log", "eval")
+    code = child.finish(deadline)
+    loaded, ready = child.seen(VLLM_LOADED), child.seen(VLLM_READY)
+    engine = float(loaded[1]) + float(ready[1]) if loaded and ready else None  # vLLM's own figures (CUDA)
+    if code != 0:
+        generations = eval_dir / "generations.jsonl"
+        if generations.exists():  # num_tokens of what was generated, over the eval's whole wall time
+            rows = [json.loads(line) for line in generations.read_text().splitlines() if line.strip()]
+            report.data["eval_generation_only"] = {
+                "responses": len(rows),
+                "generated_tokens": sum(row["num_tokens"] for row in rows),
+                "eval_wall_s": time.monotonic() - started,
+                "engine_start_s": engine,
+            }
+        raise ProofError(f"valley eval: exited {code} (log {child.log}); last lines: {child.tail()}")
     metrics = json.loads((eval_dir / "metrics.json").read_text())
     verdicts = [json.loads(line) for line in (eval_dir / "verdicts.jsonl").read_text().splitlines() if line.strip()]
-    loaded, ready = child.seen(VLLM_LOADED), child.seen(VLLM_READY)
     tokens = metrics["mean_response_tokens"] * metrics["responses"]
-    engine = float(loaded[1]) + float(ready[1]) if loaded and ready else None
     decode = metrics["generation_seconds"] - (engine or 0.0)
     return {
         "metrics": metrics,
@@ -910,7 +918,7 @@ def prove(preset: Preset, env: dict, args, work: Path, report: Report, deadline:
         evaluated = paths.final_dir
 
     with report.phase("eval (valley eval, vLLM)"):
-        evaluation = evaluate(run_json, evaluated, slice_path, work, deadline)
+        evaluation = evaluate(run_json, evaluated, slice_path, work, report, deadline)
     report.data["eval"] = evaluation
     report.say(
         "eval: {tokens_per_s:,.0f} generated tokens/s, {seconds_per_problem:.1f} s per problem, "
