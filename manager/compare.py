@@ -27,6 +27,7 @@ from pathlib import Path
 from valley.errors import ValleyError
 from valley.files import write_atomic
 from valley.spec import format_size, parse_size
+from valley.vocabulary import BASE_TAG, EVAL_SPEC_TAG, LABEL_TAG, MODEL_TAG, RQ_TAG, SIZE_TAG, SUBSET_TAG
 
 #: Table 1 of the paper: (completion rate, think-tag rate) by (student preset, training size)
 PAPER_TABLE1 = {
@@ -86,25 +87,25 @@ def load_runs(tracker, study: str) -> tuple[list[EvaluatedRun], list[str]]:
     runs, pending, seen = [], [], set()
     for run in reversed(tracker.study_runs(study)):  # newest first: a relaunched label wins
         tags, metrics = run.data.tags, run.data.metrics
-        label = tags.get("valley.label")
+        label = tags.get(LABEL_TAG)
         if label is None or label in seen:
             continue
         seen.add(label)
-        if "pass_at_1" not in metrics or "valley.eval_spec" not in tags:
+        if "pass_at_1" not in metrics or EVAL_SPEC_TAG not in tags:
             pending.append(label)
             continue
-        base = tags.get("valley.base", "none")
+        base = tags.get(BASE_TAG, "none")
         runs.append(
             EvaluatedRun(
                 run_id=run.info.run_id,
                 label=label,
-                rq=tags.get("valley.rq", "baseline"),
-                model=tags.get("valley.model", label.split("-")[0]),
-                size=0 if tags.get("valley.size", "0") == "0" else parse_size(tags["valley.size"]),
-                subset=tags.get("valley.subset", "none"),
+                rq=tags.get(RQ_TAG, "baseline"),
+                model=tags.get(MODEL_TAG, label.split("-")[0]),
+                size=0 if tags.get(SIZE_TAG, "0") == "0" else parse_size(tags[SIZE_TAG]),
+                subset=tags.get(SUBSET_TAG, "none"),
                 base=None if base == "none" else base,
                 metrics=dict(metrics),
-                eval_spec=json.loads(tags["valley.eval_spec"]),
+                eval_spec=json.loads(tags[EVAL_SPEC_TAG]),
             )
         )
     return sorted(runs, key=lambda r: (r.model, r.base or "", r.rq, r.size, r.subset)), sorted(pending)

@@ -14,15 +14,28 @@ import json
 import os
 from pathlib import Path
 
-from valley.spec import RunSpec, format_size
+from valley.errors import ValleyError
+from valley.spec import RunSpec
+from valley.vocabulary import (
+    ATTEMPT_TAG,
+    CREATED_BY_TAG,
+    KIND_TAG,
+    PREVIOUS_RUN_TAG,
+    RUN_KIND,
+    RUN_NAME_TAG,
+    SPEC_HASH_TAG,
+    STATUS_NOTE_TAG,
+    STUDY_RUN_TAG,
+    STUDY_TAG,
+    run_tags,
+    study_tags,
+    tag_filter,
+)
 
 #: MLflow RunStatus names, as the store spells them
 SCHEDULED, RUNNING, FINISHED, FAILED, KILLED = "SCHEDULED", "RUNNING", "FINISHED", "FAILED", "KILLED"
 TERMINAL = {FINISHED, FAILED, KILLED}
 ACTIVE = {SCHEDULED, RUNNING}
-#: links a run to its study run. Not `mlflow.parentRunId`: the UI folds children under a
-#: collapsed parent, hiding them from the runs table and its charts, where runs get compared.
-STUDY_RUN_TAG = "valley.study_run_id"
 
 
 def resolve_tracking_uri(flag: str | None = None) -> str:
@@ -34,24 +47,33 @@ def resolve_tracking_uri(flag: str | None = None) -> str:
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
+#: how long a tracking server has to answer before a command gives up on it
+REACH_TIMEOUT_S = 5.0
+
+
+def require_reachable(uri: str) -> None:
+    """A tracking server answers its health check within REACH_TIMEOUT_S, or one line names the URI
+    and the fix. MLflow's own client would retry for minutes before a raw error; its retries and
+    timeouts are kept short here too, so a server that dies mid-command fails the command fast."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=REACH_TIMEOUT_S).close()
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise ValleyError(
+            f"--tracking-uri: the MLflow server at {uri} does not answer ({reason}); start it, or port-forward "
+            "the cluster's (`kubectl -n valley port-forward svc/valley-mlflow 5000:5000`), or pass --tracking-uri"
+        ) from None
+
+
 def experiment_name(study: str) -> str:
     return f"valley-{study}"
-
-
-def run_tags(run: RunSpec) -> dict[str, str]:
-    tags = {
-        "valley.kind": "run",
-        "valley.study": run.study,
-        "valley.run_name": run.name,
-        "valley.label": run.label,
-        "valley.spec_hash": run.spec_hash,
-        "valley.rq": run.rq,
-        "valley.model": run.model.preset,
-        "valley.size": format_size(run.data.size) if run.data else "0",
-        "valley.subset": run.data.subset if run.data else "none",
-        "valley.base": run.base.label if run.base else "none",
-    }
-    return tags
 
 
 def flat_params(run: RunSpec) -> dict[str, str]:
@@ -91,6 +113,7 @@ class Tracker:
         for noisy in ("mlflow.store.db.utils", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         self.uri = resolve_tracking_uri(tracking_uri)
+        require_reachable(self.uri)
         self.client = MlflowClient(tracking_uri=self.uri)
 
     # ------------------------------------------------------------------- experiment
@@ -103,7 +126,7 @@ class Tracker:
         root = _local_artifact_root(self.uri)
         try:
             return self.client.create_experiment(
-                name, artifact_location=f"{root}/{name}" if root else None, tags={"valley.study": study}
+                name, artifact_location=f"{root}/{name}" if root else None, tags={STUDY_TAG: study}
             )
         except Exception:  # created concurrently (two launches at once): use theirs
             existing = self.client.get_experiment_by_name(name)
@@ -123,22 +146,16 @@ class Tracker:
     def has_study_run(self, study: str) -> bool:
         experiment = self.client.get_experiment_by_name(experiment_name(study))
         return (
-            experiment is not None
-            and self._find(
-                experiment.experiment_id, f"tags.`valley.kind` = 'study' and tags.`valley.study` = '{study}'"
-            )
-            is not None
+            experiment is not None and self._find(experiment.experiment_id, tag_filter(study_tags(study))) is not None
         )
 
     def study_run_id(self, study: str) -> str:
         """The study's parent run (created once, tagged `valley.kind=study`)."""
         experiment_id = self.experiment_id(study)
-        found = self._find(experiment_id, f"tags.`valley.kind` = 'study' and tags.`valley.study` = '{study}'")
+        found = self._find(experiment_id, tag_filter(study_tags(study)))
         if found is not None:
             return found.info.run_id
-        run = self.client.create_run(
-            experiment_id, run_name=f"study-{study}", tags={"valley.kind": "study", "valley.study": study}
-        )
+        run = self.client.create_run(experiment_id, run_name=f"study-{study}", tags=study_tags(study))
         self.client.update_run(run.info.run_id, status=SCHEDULED)
         return run.info.run_id
 
@@ -151,7 +168,7 @@ class Tracker:
             return None
         return self._find(
             experiment.experiment_id,
-            f"tags.`valley.spec_hash` = '{run.spec_hash}' and tags.`valley.run_name` = '{run.name}'",
+            tag_filter({SPEC_HASH_TAG: run.spec_hash, RUN_NAME_TAG: run.name}),
             newest=True,
         )
 
@@ -160,7 +177,7 @@ class Tracker:
         experiment = self.client.get_experiment_by_name(experiment_name(study))
         if experiment is None:
             return None
-        return self._find(experiment.experiment_id, f"tags.`valley.run_name` = '{run_name}'", newest=True)
+        return self._find(experiment.experiment_id, tag_filter({RUN_NAME_TAG: run_name}), newest=True)
 
     def ensure_run(
         self, run: RunSpec, manifests: str | None = None, *, restart: frozenset[str] = frozenset({KILLED})
@@ -180,8 +197,8 @@ class Tracker:
         attempt = {}
         if found is not None:
             attempt = {
-                "valley.attempt": str(int(found.data.tags.get("valley.attempt", "1")) + 1),
-                "valley.previous_run_id": found.info.run_id,
+                ATTEMPT_TAG: str(int(found.data.tags.get(ATTEMPT_TAG, "1")) + 1),
+                PREVIOUS_RUN_TAG: found.info.run_id,
             }
         created = self.client.create_run(
             experiment_id, run_name=run.label, tags={**run_tags(run), STUDY_RUN_TAG: parent, **attempt}
@@ -193,7 +210,7 @@ class Tracker:
         self.client.log_dict(run_id, json.loads(run.to_json()), "spec/run.json")
         if manifests is not None:
             self.log_manifests(run_id, manifests)
-        self.client.set_tag(run_id, "valley.created_by", "valleyctl")
+        self.client.set_tag(run_id, CREATED_BY_TAG, "valleyctl")
         self.client.update_run(run_id, status=SCHEDULED)
         return run_id, True
 
@@ -206,7 +223,7 @@ class Tracker:
     def set_status(self, run_id: str, status: str, *, note: str | None = None) -> None:
         """Mirror a state into the run; terminal states also set the end time."""
         if note:
-            self.client.set_tag(run_id, "valley.status_note", note)
+            self.client.set_tag(run_id, STATUS_NOTE_TAG, note)
         if status in TERMINAL:
             # against an http server MLflow prints "View run ... at: <url>" to stdout, which would
             # break `--json` documents; valleyctl's own output names the run already
@@ -230,7 +247,7 @@ class Tracker:
             return []
         return self.client.search_runs(
             [experiment.experiment_id],
-            filter_string="tags.`valley.kind` = 'run'",
+            filter_string=tag_filter({KIND_TAG: RUN_KIND}),
             max_results=1000,
             order_by=["attributes.start_time ASC"],
         )

@@ -10,14 +10,14 @@ from valley.cli_kit import run_cli, typer_app
 from valley.data.cli import data_app
 from valley.errors import CONFIG_ERROR_EXIT
 from valley.eval.cli import eval_command
-from valley.grader.cli import grade_command, grader_app
+from valley.grader.cli import PASS_THROUGH, grade_command, grader_app
 from valley.train.cli import model_app, train_command
 
 app = typer_app("valley workloads: build data, train, evaluate and grade.")
 app.add_typer(data_app, name="data")
 app.add_typer(grader_app, name="grader")
 app.add_typer(model_app, name="model")
-app.command("grade")(grade_command)
+app.command("grade", context_settings=PASS_THROUGH, add_help_option=False)(grade_command)
 app.command("train")(train_command)
 app.command("eval")(eval_command)
 

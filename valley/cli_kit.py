@@ -67,9 +67,10 @@ def typer_app(help_text: str) -> typer.Typer:
     )
 
 
-def console():
-    """A rich Console for tables: at the terminal's width, or wide enough not to truncate cells
-    when the output goes to a file or a CI log (rich assumes 80 columns there)."""
+def console(*, stderr: bool = False):
+    """A rich Console for tables (on stdout, or `stderr`): at the terminal's width, or wide enough
+    not to truncate cells when the output goes to a file or a CI log (rich assumes 80 columns there)."""
     from rich.console import Console
 
-    return Console() if sys.stdout.isatty() else Console(width=200)
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr) if stream.isatty() else Console(stderr=stderr, width=200)

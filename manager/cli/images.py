@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from manager.cli.options import JsonOpt
 from manager.cli.output import Output
 from valley.cli_kit import typer_app
 
@@ -20,7 +21,6 @@ NamesArg = Annotated[
 ]
 RegistryOpt = Annotated[Optional[str], typer.Option("--registry", help="Registry prefix, e.g. ghcr.io/your-org.")]
 PushOpt = Annotated[bool, typer.Option("--push", help="Push after building and record the registry digest.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 RootOpt = Annotated[Path, typer.Option("--root", hidden=True, help="Project directory holding images/.")]
 
 

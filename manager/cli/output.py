@@ -21,11 +21,12 @@ class Output:
 
     @property
     def console(self):
-        """The rich console for tables and progress (see valley.cli_kit.console for its width)."""
+        """The rich console for tables and progress (see valley.cli_kit.console for its width); in
+        JSON mode it draws on stderr, out of the document's way."""
         if self._console is None:
             from valley.cli_kit import console
 
-            self._console = console()
+            self._console = console(stderr=self.as_json)
         return self._console
 
     def line(self, text: str = "") -> None:

@@ -11,35 +11,28 @@ from typing import Annotated, Optional
 
 import typer
 
-from manager.cli.output import Output
-
-StudyOpt = Annotated[str, typer.Option("--study", help="Study: valley (the paper's grid) or mini (local demo).")]
-SizeOpt = Annotated[Optional[str], typer.Option("--size", help="Data size (1k, 10k, 30k, 6k, 4k, 300) or 'baseline'.")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Student preset: qwen, llama, tiny-qwen, tiny-llama.")]
-SubsetOpt = Annotated[
-    Optional[str], typer.Option("--subset", help="Subset kind: random, correct, incorrect, easy, hard.")
-]
-FromOpt = Annotated[Optional[str], typer.Option("--from", help="Continue from this run's checkpoint, e.g. qwen-30k.")]
-RunOpt = Annotated[Optional[list[str]], typer.Option("--run", help="A run by label or name (repeatable).")]
-NodesOpt = Annotated[Optional[int], typer.Option("--nodes", min=1, help="Spread training over N nodes (Indexed Job).")]
-QueueOpt = Annotated[Optional[str], typer.Option("--queue", help="Kueue LocalQueue for the Jobs.")]
-NamespaceOpt = Annotated[str, typer.Option("--namespace", envvar="VALLEY_NAMESPACE", help="Kubernetes namespace.")]
-TrackingOpt = Annotated[
-    Optional[str],
-    typer.Option("--tracking-uri", help="MLflow for records (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)."),
-]
-ClusterTrackingOpt = Annotated[str, typer.Option("--cluster-tracking-uri", help="MLflow address the pods use.")]
-ExecutorOpt = Annotated[str, typer.Option("--executor", help="k8s (Jobs on the cluster) or local (subprocesses here).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON (progress goes to stderr).")]
-ProfileOpt = Annotated[
-    Optional[Path],
-    typer.Option(
-        "--profile",
-        envvar="VALLEY_PROFILE",
-        help="Cluster profile YAML: registry, images, node placement (docs/cluster.md).",
-    ),
-]
-RunArg = Annotated[str, typer.Argument(help="Run label (qwen-10k) or name (valley-qwen-10k-1a2b3c4d).")]
+from manager.cli.options import (
+    COMPARE_OUT,
+    ClusterTrackingOpt,
+    ExecutorOpt,
+    FollowTimeoutOpt,
+    FromOpt,
+    JsonOpt,
+    ModelOpt,
+    NamespaceOpt,
+    NodesOpt,
+    ProfileOpt,
+    QueueOpt,
+    ReadExecutorOpt,
+    RunArg,
+    RunOpt,
+    SizeOpt,
+    StudyOpt,
+    SubsetOpt,
+    TrackingOpt,
+    WaitTimeoutOpt,
+)
+from manager.cli.output import Output, to_jsonable
 
 DEFAULT_CLUSTER_TRACKING = "http://valley-mlflow:5000"
 
@@ -53,14 +46,15 @@ def _runs(study, size, model, subset, base, run, nodes):
 
 
 def _context(namespace: str, cluster_tracking_uri: str, queue: str | None, profile_path: Path | None):
+    from manager.images import image_refs
     from manager.profile import load_profile
     from manager.render import RenderContext
-    from manager.render.context import default_images
 
     profile = load_profile(profile_path)
     return RenderContext(
         namespace=namespace,
-        images=default_images(profile),
+        # the recorded builds (pinned by digest under the profile's registry), the profile's own images over them
+        images={**image_refs(registry=profile.registry), **profile.images},
         tracking_uri=cluster_tracking_uri,
         queue=queue,
         profile=profile,
@@ -129,6 +123,7 @@ def launch_command(
     executor: ExecutorOpt = "k8s",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted; change nothing.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="k8s: follow the runs to the end, opening gates.")] = False,
+    timeout: WaitTimeoutOpt = "72h",
     namespace: NamespaceOpt = "valley",
     tracking_uri: TrackingOpt = None,
     cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING,
@@ -147,11 +142,9 @@ def launch_command(
       valleyctl launch --study mini --executor local
       valleyctl launch --study mini --executor local --parallel 1
     """
-    from manager.backends import EXECUTORS, backend
+    from manager.backends import backend
     from manager.study import ordered
 
-    if executor not in EXECUTORS:
-        raise typer.BadParameter(f"--executor: {executor!r}; allowed: k8s, local")
     if parallel is not None and executor != "local":
         raise typer.BadParameter(
             "--parallel: steps run concurrently only with --executor local; drop it or add --executor local"
@@ -167,18 +160,34 @@ def launch_command(
         parallel=parallel,
         context=_context(namespace, cluster_tracking_uri, queue, profile) if executor == "k8s" else None,
     )
-    result = chosen.launch(runs, dry_run=dry_run, wait=wait)
+    result = chosen.launch(runs, dry_run=dry_run, wait=wait, timeout=timeout)
     if result.dry_run is not None and not as_json:
         out.raw(result.dry_run)
         return
-    out.result(result, lambda: _print_launch(out, result))
+    # a local launch that ended well is compared at once (a cluster's runs end later: `valleyctl compare`)
+    compared = _compare(runs, tracking_uri) if result.steps is not None and result.ok else {}
+    out.result(
+        {**to_jsonable(result), **({"compare": compared} if compared else {})},
+        lambda: _print_launch(out, result, compared),
+    )
     if result.steps is not None and not result.ok:
         raise SystemExit(1)
     if result.failed:
         raise SystemExit(f"failed: {', '.join(result.failed)} (valleyctl logs RUN)")
 
 
-def _print_launch(out: Output, result) -> None:
+def _compare(runs, tracking_uri: str | None) -> dict:
+    """study -> what `valleyctl compare --study S` reports, for the studies of `runs`."""
+    from manager.compare import compare_study
+
+    return {study: compare_study(study, tracking_uri, COMPARE_OUT) for study in sorted({r.study for r in runs})}
+
+
+def _print_launch(out: Output, result, compared: dict) -> None:
+    from manager.compare import render
+
+    for comparison in compared.values():
+        render(comparison, out.console)
     if result.steps is not None:
         steps = result.steps
         out.line(
@@ -199,12 +208,7 @@ def _print_launch(out: Output, result) -> None:
 
 def status_command(
     study: StudyOpt = "valley",
-    executor: Annotated[
-        str,
-        typer.Option(
-            "--executor", help="k8s: add Job states; local: MLflow only; auto: Jobs when a cluster is configured."
-        ),
-    ] = "auto",
+    executor: ReadExecutorOpt = "auto",
     namespace: NamespaceOpt = "valley",
     tracking_uri: TrackingOpt = None,
     as_json: JsonOpt = False,
@@ -227,10 +231,11 @@ def _print_status(out: Output, report) -> None:
     from rich.table import Table
 
     table = Table(title=f"study {report.study}")
-    columns = ["run", "mlflow", "data", "train", "eval", "pass@1", "completion", "think-tag", "note"]
+    columns = ["run", "mlflow", "data", "train", "eval", "pass@1", "completion", "think-tag", "why"]
     for column in columns:
         table.add_column(column)
     for row in (r.as_dict() for r in report.rows):
+        row["note"] = row.get("failure") or row.get("note")  # why a run failed, else why it has its status
         table.add_row(
             *(
                 str(row.get(c, "")) if row.get(c) is not None else ""
@@ -255,7 +260,10 @@ def _print_status(out: Output, report) -> None:
 def logs_command(
     run: RunArg,
     study: StudyOpt = "valley",
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until the run's pods end.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Stream the stage that runs, then the next, until the run ends.")
+    ] = False,
+    timeout: FollowTimeoutOpt = "24h",
     executor: ExecutorOpt = "k8s",
     namespace: NamespaceOpt = "valley",
 ) -> None:
@@ -269,7 +277,7 @@ def logs_command(
     from manager.backends import backend
 
     out = Output()
-    for chunk in backend(executor, namespace=namespace).logs(resolve_run(run, study), follow=follow):
+    for chunk in backend(executor, namespace=namespace).logs(resolve_run(run, study), follow=follow, timeout=timeout):
         if chunk.kind == "header":
             out.line(f"==> {chunk.text} <==")
         elif chunk.kind == "notice":

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from manager.cli.options import COMPARE_OUT, CompareOutOpt, JsonOpt, StudyOpt, TrackingOpt
 from manager.cli.output import Output
-
-StudyOpt = Annotated[str, typer.Option("--study", help="Study to use: valley (the paper's grid) or mini (local demo).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def plan_command(study: StudyOpt = "valley", as_json: JsonOpt = False) -> None:
@@ -27,24 +24,19 @@ def plan_command(study: StudyOpt = "valley", as_json: JsonOpt = False) -> None:
     out = Output(as_json)
     out.result(
         {"study": study, "runs": rows, "assumptions": assumptions},
-        lambda: render_plan_table(study, rows, assumptions, out.console),
+        lambda: render_plan_table(study, rows, assumptions, out),
     )
 
 
 def compare_command(
     study: StudyOpt = "valley",
     as_json: JsonOpt = False,
-    out: Annotated[Path, typer.Option("--out", help="Where the valley plot and compare JSON are written.")] = Path(
-        ".valley/compare"
-    ),
+    out: CompareOutOpt = COMPARE_OUT,
     target: Annotated[
         Optional[float],
         typer.Option("--target", help="pass@1 to reach: print the data size the post-valley fit predicts."),
     ] = None,
-    tracking_uri: Annotated[
-        Optional[str],
-        typer.Option("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)."),
-    ] = None,
+    tracking_uri: TrackingOpt = None,
     allow_mixed_eval: Annotated[
         bool, typer.Option("--allow-mixed-eval", help="Compare runs even if their eval specs differ.")
     ] = False,

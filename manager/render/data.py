@@ -28,6 +28,7 @@ from manager.render.common import (
 from manager.render.context import RenderContext
 from manager.render.grader import grader_sidecar
 from valley.spec import RunSpec
+from valley.vocabulary import STAGE_ANNOTATION, shared_labels
 
 #: container name, resources (cpu, memory, cpu limit), writable and read-only volumes per stage
 SHAPES = {
@@ -37,24 +38,12 @@ SHAPES = {
 }
 
 
-def shared_labels(name: str, kind: str) -> dict[str, str]:
-    """No `valley.run`: the Job serves several runs, so cancelling one never deletes it."""
-    return {
-        "app.kubernetes.io/name": "valley",
-        "app.kubernetes.io/instance": name,
-        "app.kubernetes.io/component": "data",
-        "app.kubernetes.io/part-of": "valley",
-        "app.kubernetes.io/managed-by": "valleyctl",
-        "valley.shared": kind,
-    }
-
-
 def shared_metadata(ctx: RenderContext, name: str, stage: Stage) -> dict:
     return {
         "name": name,
         "namespace": ctx.namespace,
         "labels": shared_labels(stage_job_name(stage.key), stage.kind),
-        "annotations": {"valley/stage": stage.key},
+        "annotations": {STAGE_ANNOTATION: stage.key},
     }
 
 

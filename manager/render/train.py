@@ -20,6 +20,7 @@ from manager.render.common import (
 )
 from manager.render.context import RenderContext
 from valley.spec import RunSpec
+from valley.vocabulary import BASE_RUN_LABEL
 
 
 def train_service_name(run: RunSpec) -> str:
@@ -90,7 +91,7 @@ def train_job(run: RunSpec, ctx: RenderContext) -> dict:
         ctx.profile.pods.train,
         **extra_pod,
     )
-    extra_labels = {"valley.base-run": run.base.name} if run.base else None
+    extra_labels = {BASE_RUN_LABEL: run.base.name} if run.base else None
     return job(
         run,
         ctx,

@@ -50,6 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.valley.grader import lcb_like  # noqa: E402
 from tests.valley.grader.corpus import build_corpus  # noqa: E402
+from valley.cores import usable_cores  # noqa: E402
+from valley.grader.cpu import CpuCgroup, tree_usage  # noqa: E402
 from valley.grader.extract import extract_code  # noqa: E402
 from valley.grader.grading import (
     TIMING_STAGES,
@@ -60,18 +62,12 @@ from valley.grader.grading import (
     grade_code,
     read_verdicts,
 )  # noqa: E402
-from valley.grader.harness import LCB_PRELUDE  # noqa: E402
+from valley.grader.harness import CLOCK_TICKS, LCB_PRELUDE  # noqa: E402
+from valley.grader.isolation import resolve_kind  # noqa: E402
+from valley.grader.launch import interpreter  # noqa: E402
+from valley.grader.pool import POOL  # noqa: E402
 from valley.grader.problem import Problem, from_lcb_row  # noqa: E402
-from valley.grader.sandbox import (
-    CLOCK_TICKS,
-    POOL,
-    CpuCgroup,
-    Session,
-    _tree_usage,
-    interpreter,
-    resolve_kind,
-    usable_cores,
-)  # noqa: E402
+from valley.grader.session import Session  # noqa: E402
 from valley.grader.verdict import lcb_stdout_matches, lcb_value_matches  # noqa: E402
 
 SLOW = {"timeout", "quadratic"}
@@ -313,7 +309,7 @@ def _lcb_generation(job: tuple[dict, str, float]) -> str:
 
 def cpu_used() -> float:
     """CPU seconds of this process, its reaped children and its live descendants."""
-    return _tree_usage(os.getpid())[0] / CLOCK_TICKS
+    return tree_usage(os.getpid())[0] / CLOCK_TICKS
 
 
 def machine_cpu() -> tuple[float, float]:

@@ -272,3 +272,74 @@ def test_cancel_and_reconcile_json_stay_one_document_with_an_http_tracking_serve
     assert code == 0, err
     assert json.loads(out)
     assert client.get_run(run.info.run_id).info.status == "FAILED"
+
+
+# ------------------------------------------------------------- bounded waits, with the reason
+
+
+def unschedulable(pod: dict) -> None:
+    """What the scheduler writes on a pod no node can take."""
+    pod["status"]["conditions"] = [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+        }
+    ]
+
+
+def test_launch_wait_stops_with_the_reason_when_a_pod_cannot_start(kctl):
+    fake, client, call = kctl
+    launched(call, "--run", "llama-baseline")
+    name = record(client, "valley", "llama-baseline").data.tags["valley.run_name"]
+    run_data(fake, name)
+    reconciled(call)
+    unschedulable(fake.run_job(f"{name}-eval", waiting="ContainerCreating"))
+    code, _, err = call(["launch", "--run", "llama-baseline", "--wait", "--timeout", "10m"])
+    assert code == 1
+    assert "stopped waiting" in err and "Unschedulable: 0/3 nodes are available" in err and f"{name}-eval" in err
+
+
+def test_launch_wait_stops_at_its_timeout_naming_what_is_open(kctl):
+    fake, client, call = kctl
+    launched(call, "--run", "llama-baseline")
+    code, _, err = call(["launch", "--run", "llama-baseline", "--wait", "--timeout", "1s"])
+    name = record(client, "valley", "llama-baseline").data.tags["valley.run_name"]
+    assert code == 1 and "stopped waiting after the timeout" in err and f"{name} SCHEDULED" in err
+
+
+def test_logs_follow_stops_with_the_reason_on_an_unschedulable_pod(kctl):
+    fake, client, call = kctl
+    launched(call, "--run", "qwen-baseline")
+    name = record(client, "valley", "qwen-baseline").data.tags["valley.run_name"]
+    run_data(fake, name)
+    reconciled(call)
+    pod = fake.run_job(f"{name}-eval", waiting="ContainerCreating")
+    unschedulable(pod)
+    code, out, err = call(["logs", "qwen-baseline", "--follow", "--timeout", "10m"])
+    assert code == 1
+    assert f"pod {pod['metadata']['name']} of the eval Job cannot start (Unschedulable: 0/3 nodes" in err
+
+
+def test_logs_follow_streams_the_running_stage_not_the_grader(kctl):
+    fake, client, call = kctl
+    launched(call, "--run", "qwen-1k")
+    name = record(client, "valley", "qwen-1k").data.tags["valley.run_name"]
+    run_data(fake, name)
+    reconciled(call)
+    train = fake.run_job(f"{name}-train", waiting="ContainerCreating")
+    running = {"name": "train", "state": {"running": {}}, "image": "t", "imageID": "", "ready": True, "restartCount": 0}
+    train["status"] = {"phase": "Running", "containerStatuses": [running]}
+    fake.logs[(train["metadata"]["name"], "train")] = "step 1/9 loss 2.3\n"
+    grader = f"{name}-grader-x1"
+    fake.objects[("pods", grader)] = {
+        "metadata": {"name": grader, "labels": {"valley.run": name, "app.kubernetes.io/component": "grader"}},
+        "spec": {"containers": [{"name": "grader"}]},
+        "status": {"phase": "Running"},
+    }
+    fake.logs[(grader, "grader")] = "grader listening\n"
+    code, out, err = call(["logs", "qwen-1k", "--follow", "--timeout", "2s"])
+    assert f"==> {train['metadata']['name']}/train <==" in out and "step 1/9 loss 2.3" in out, err
+    assert "grader listening" not in out
+    assert code == 1 and "stopped following after the timeout; the train Job" in err

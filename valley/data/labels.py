@@ -115,18 +115,16 @@ def label_responses(
 def _grade_here(todo: dict[str, LabelItem], problems: dict, sandbox: str, workers: int) -> dict[str, str]:
     """{cache key: verdict status}, graded in this process's sandboxes (never on a cluster)."""
     from valley.grader.grading import grade
-    from valley.grader.sandbox import IsolationUnavailable, on_cluster, refuse_unsafe_on_cluster, require_isolation
+    from valley.grader.isolation import IsolationUnavailable, on_cluster, refuse_unsafe_on_cluster, require_isolation
 
-    try:
-        if on_cluster():
-            raise IsolationUnavailable(
-                "RQ2 labels on a cluster are graded by the gVisor grader sidecar; pass --grader-url "
-                "(the rendered data Job does)"
-            )
-        refuse_unsafe_on_cluster(sandbox, "--sandbox")
-        kind = require_isolation(sandbox)
-    except IsolationUnavailable as error:
-        raise ValleyError(str(error)) from None
+    # an IsolationUnavailable is a ConfigError: the command exits 3
+    if on_cluster():
+        raise IsolationUnavailable(
+            "RQ2 labels on a cluster are graded by the gVisor grader sidecar; pass --grader-url "
+            "(the rendered data Job does)"
+        )
+    refuse_unsafe_on_cluster(sandbox, "--sandbox")
+    kind = require_isolation(sandbox)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         verdicts = pool.map(lambda item: grade(problems[item.where], item.response, sandbox=kind), todo.values())
         return {key: verdict.status for key, verdict in zip(todo, verdicts, strict=True)}

@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 from valley.spec import RunSpec
+from valley.vocabulary import EVAL_SPEC_TAG
 
 ARTIFACT_DIR = "eval"
 PER_PROBLEM = "per_problem.jsonl"
@@ -23,7 +24,7 @@ PER_PROBLEM = "per_problem.jsonl"
 def eval_tags(run_spec: RunSpec, *, chat_template_hash: str, engine_seeds: list[int]) -> dict[str, str]:
     spec = run_spec.eval
     return {
-        "valley.eval_spec": json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":")),
+        EVAL_SPEC_TAG: json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":")),
         "valley.lcb_release": spec.lcb_release,
         "valley.lcb_window": f"{spec.date_start.isoformat()}..{spec.date_end.isoformat()}",
         "valley.eval_source": spec.source,

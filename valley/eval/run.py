@@ -86,7 +86,7 @@ def grade(
     """
     from valley.errors import ValleyError
     from valley.grader.grading import read_verdicts
-    from valley.grader.sandbox import IsolationUnavailable, refuse_unsafe_on_cluster
+    from valley.grader.isolation import IsolationUnavailable, refuse_unsafe_on_cluster
 
     try:
         if grader_url:
@@ -112,7 +112,7 @@ def grade(
                 timeout_s=run_spec.eval.grader_timeout_s,
             )
     except IsolationUnavailable as error:
-        raise ValleyError(f"grader: {error}") from None
+        raise IsolationUnavailable(f"grader: {error}") from None
     return list(read_verdicts(out_path).values())
 
 

@@ -102,7 +102,3 @@ def health(url: str, timeout_s: float = 2) -> dict | None:
             return json.loads(response.read()) if response.status == 200 else None
     except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
         return None
-
-
-def healthy(url: str, timeout_s: float = 2) -> bool:
-    return health(url, timeout_s) is not None

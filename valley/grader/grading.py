@@ -17,17 +17,12 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
+from valley.cores import usable_cores
 from valley.grader.extract import extract_code
+from valley.grader.isolation import IsolationUnavailable, require_isolation, resolve_kind
+from valley.grader.pool import POOL
 from valley.grader.problem import Problem, from_lcb_row, from_taco_row
-from valley.grader.sandbox import (
-    POOL,
-    IsolationUnavailable,
-    ProgramEndedSandbox,
-    SandboxError,
-    require_isolation,
-    resolve_kind,
-    usable_cores,
-)
+from valley.grader.session import ProgramEndedSandbox, SandboxError
 from valley.grader.verdict import TestResult, Verdict, judge_test, program_status
 
 INFRA_RETRIES = 2

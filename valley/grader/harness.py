@@ -790,7 +790,7 @@ def _kill_group(pid: int) -> None:
 
 def proc_stats() -> dict[int, list[bytes]]:
     """The fields of /proc/<pid>/stat after the command name (state, ppid, ...), for every process
-    still there; the grader reads them too (sandbox.py), for a sandbox's CPU time."""
+    still there; the grader reads them too (cpu.py), for a sandbox's CPU time."""
     stats: dict[int, list[bytes]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():

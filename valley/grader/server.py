@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from valley.grader.grading import default_workers, grade, problem_from_row
-from valley.grader.sandbox import UNSAFE, require_isolation
+from valley.grader.isolation import UNSAFE, require_isolation
 
 RETRY_AFTER_S = 1
 

@@ -10,8 +10,6 @@ from decimal import Decimal, InvalidOperation
 from valley.grader.harness import decode_value
 
 TEST_STATUSES = ("pass", "wrong_answer", "timeout", "runtime_error", "compile_error")
-# A program's status: its first failing test's status, or one of these.
-PROGRAM_STATUSES = (*TEST_STATUSES, "no_code", "infra_error")
 
 
 @dataclass(frozen=True)
@@ -49,16 +47,6 @@ class Verdict:
             "tests": [asdict(t) for t in self.tests],
             **self.extra,
         }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Verdict":
-        return cls(
-            status=data["verdict"],
-            tests=tuple(TestResult(**t) for t in data.get("tests", [])),
-            total_tests=data.get("total_tests", 0),
-            sandbox=data.get("sandbox", ""),
-            detail=data.get("detail", ""),
-        )
 
 
 def program_status(tests: list[TestResult], total: int) -> str:

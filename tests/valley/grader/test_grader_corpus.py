@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import require_tool
 from tests.valley.grader.corpus import write_corpus
 from valley.grader.grading import grade_batch, load_problems, read_jsonl, read_verdicts
-from valley.grader.sandbox import POOL
+from valley.grader.pool import POOL
 
 CORPUS_TIMEOUT_S = 2  # the corpus's timeouts are infinite loops; its correct programs need < 0.3 s
 
@@ -152,7 +152,7 @@ def test_unknown_question_and_bad_sandbox_are_one_line_errors(valley, corpus, tm
         ],
         check=False,
     )
-    assert result.returncode == 1 and "--sandbox" in result.stderr and "process" in result.stderr
+    assert result.returncode == 3 and "--sandbox" in result.stderr and "process" in result.stderr  # bad usage
 
 
 def test_a_sandbox_that_cannot_start_is_an_infra_error_never_a_verdict(corpus, tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_tool, require_uid_switch
+from tests.valley.grader.standalone import grader_package
 from valley.grader.grading import read_verdicts
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -353,8 +354,12 @@ class HostileBatch:
         assert not escaped
         assert verdicts[("hostile", "sentinel")]["verdict"] == "pass"
         assert not any(v["verdict"] == "infra_error" for v in verdicts.values())
-        time.sleep(1.5)  # past the detached child's delayed write
-        assert leftover_processes(str(self.sandbox_tmp), *markers) == []
+        # the sandboxes' processes die with them (a killed PID namespace goes down shortly after its
+        # init): once none is left, no delayed write (the detached children's) can still come
+        deadline = time.monotonic() + 10
+        while (left := leftover_processes(str(self.sandbox_tmp), *markers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert left == []
         assert [path for path in self.outside if os.path.exists(path)] == []
         assert list(self.sandbox_tmp.iterdir()) == []  # every sandbox's working dir removed
         assert connections == []
@@ -413,9 +418,7 @@ def test_hostile_programs_under_a_non_root_grader(listener, planted_token, sandb
     root = Path(tempfile.mkdtemp(prefix="valley-nonroot-"))
     try:
         root.chmod(0o777)
-        package = root / "pkg" / "valley"
-        shutil.copytree(ROOT / "valley" / "grader", package / "grader", ignore=shutil.ignore_patterns("__pycache__"))
-        (package / "__init__.py").write_text("")
+        package = grader_package(root / "pkg") / "valley"
         batch = HostileBatch(root, port, skip=NO_NAMESPACE_SKIPS if sandbox == "unsafe-local" else ())
         for path in (batch.sandbox_tmp, root / "pkg"):
             subprocess.run(["chmod", "-R", "a+rwX", str(path)], check=True)

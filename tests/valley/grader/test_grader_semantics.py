@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 
+import numpy
 import pytest
 
 from valley.grader.extract import extract_code, strip_think
@@ -144,7 +145,6 @@ def test_score_averages_over_problems_and_sets_infra_errors_aside():
 
 
 def test_numpy_scalars_compare_like_python_numbers_arrays_do_not():
-    numpy = pytest.importorskip("numpy")
     assert lcb_value_matches(decode_value(encode_value(numpy.int64(3))), "3")
     assert not lcb_value_matches(decode_value(encode_value(numpy.array([1, 2]))), "[1, 2]")
 

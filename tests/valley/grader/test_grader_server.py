@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from manager.mlflow_ui import free_port
-from valley.grader.client import GraderUnavailable, grade_remote, healthy
+from valley.grader.client import GraderUnavailable, grade_remote, health
 from valley.grader.grading import read_verdicts
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -68,12 +68,28 @@ def start_server_on(port: int, *args: str) -> tuple[subprocess.Popen, str]:
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
-    while not healthy(url):
+    while health(url) is None:
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise AssertionError(f"server did not start: {process.stderr.read()}")
         time.sleep(0.1)
     return process, url
+
+
+def health_when(url: str, ready, deadline_s: float = 30) -> tuple[int, dict]:
+    """Poll GET /healthz until `ready(status, body)` holds: the readiness signal tests wait on
+    instead of sleeping (every wait has a deadline)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=5) as response:
+                answer = response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            answer = error.code, json.loads(error.read() or b"{}")
+        if ready(*answer):
+            return answer
+        assert time.monotonic() < deadline, f"/healthz never got ready: {answer}"
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -151,7 +167,7 @@ def test_full_queue_gets_429_with_retry_after_and_the_client_waits(server, tmp_p
     ).encode()
     first = threading.Thread(target=post, args=(server, slow))
     first.start()
-    time.sleep(0.5)
+    health_when(server, lambda _status, body: body["pending"] == 1)  # admitted; its sleeper runs 6 s
     status, headers, body = post(server, slow)
     assert status == 429 and headers["Retry-After"] == "1" and "pending" in body["error"]
     # grade_remote retries the 429 until the slot frees up
@@ -188,15 +204,10 @@ def test_sigterm_drains_running_requests_and_refuses_new_ones():
     answers: list[int] = []
     first = threading.Thread(target=lambda: answers.append(post(url, slow)[0]))
     first.start()
-    time.sleep(0.5)
+    health_when(url, lambda _status, body: body["pending"] == 1)
     process.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
-    try:
-        urllib.request.urlopen(url + "/healthz", timeout=5)
-        health = 200
-    except urllib.error.HTTPError as error:
-        health = error.code
-    assert health == 503
+    status, body = health_when(url, lambda status, _body: status != 200)
+    assert status == 503 and body["pending"] == 1  # draining, the running request not done yet
     assert post(url, slow)[0] == 503
     first.join()
     assert answers == [200]  # the running request finished

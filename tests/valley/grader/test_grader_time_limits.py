@@ -87,7 +87,7 @@ def test_verdicts_do_not_depend_on_the_number_of_workers(valley, corpus, tmp_pat
 
 
 def test_large_inputs_are_sent_once_per_sandbox_and_again_when_the_harness_lost_them():
-    from valley.grader.sandbox import Session, _input_key
+    from valley.grader.session import Session, _input_key
 
     numbers = " ".join(str(n) for n in range(40_000))  # over the size that is cached
     stdin_code, functional_code = "print(sum(map(int, input().split())))", "def f(a):\n    return sum(a)\n"
@@ -147,7 +147,7 @@ def test_recursion_maps_no_memory_per_call(sandbox, program):
     through the Sentry: this program used 2.6 CPU-s there against 0.34 s natively, so a recursive
     program near the limit timed out here and passed under LiveCodeBench. The program now runs
     where its frames need no new chunk, down to ~32 MiB of them."""
-    from valley.grader.sandbox import Session
+    from valley.grader.session import Session
 
     if sandbox == "runsc":
         require_tool("runsc", "apt-get install -y runsc")
@@ -165,9 +165,9 @@ def test_the_cpu_limit_stops_a_program_only_past_the_limit_when_cpus_are_contend
     time when CPUs are contended: SIGXCPU came at 0.88 precise CPU-s of a 1 s limit with three graders
     running at once, so a program needing 0.9 s timed out only when the machine was busy. The limit is
     judged on the precise time; RLIMIT_CPU is only a backstop."""
+    from valley.cores import usable_cores
     from valley.grader.grading import grade_code
     from valley.grader.problem import Problem, TestCase
-    from valley.grader.sandbox import usable_cores
 
     # each in its own session, as other graders' sandboxes are: the scheduler shares the CPUs between them
     hogs = [

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_tool, require_uid_switch
+from tests.valley.grader.standalone import grader_package
 from valley.grader import harness
 from valley.grader.grading import grade_batch, grade_code, read_verdicts
 from valley.grader.problem import Problem, TestCase
@@ -233,7 +234,7 @@ I386_SOCKET = textwrap.dedent("""
                      prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
     base = ctypes.addressof(ctypes.c_char.from_buffer(page))
     code = b"\\x53\\xb8" + struct.pack("<I", 102) + b"\\xbb" + struct.pack("<I", 1)
-code += b"\\xb9" + struct.pack("<I", base + 256) + b"\\xcd\\x80\\x5b\\xc3"
+    code += b"\\xb9" + struct.pack("<I", base + 256) + b"\\xcd\\x80\\x5b\\xc3"
     page[:len(code)] = code
     page[256:268] = struct.pack("<III", socket.AF_INET, socket.SOCK_STREAM, 0)
     fd = ctypes.CFUNCTYPE(ctypes.c_int)(base)()
@@ -321,7 +322,7 @@ def test_grader_refuses_to_start_when_unshare_is_refused(tmp_path):
     refused = subprocess.run(
         [*entry, "serve", "--port", "0", "--sandbox", "process"], capture_output=True, text=True, timeout=60
     )
-    assert refused.returncode != 0
+    assert refused.returncode == 3  # a configuration error: the Job fails at once instead of retrying
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and "unshare" in lines[0] and "--sandbox unsafe-local" in lines[0], refused.stderr
     problems, generations = tmp_path / "p.jsonl", tmp_path / "g.jsonl"
@@ -336,7 +337,7 @@ def test_grader_refuses_to_start_when_unshare_is_refused(tmp_path):
         text=True,
         timeout=60,
     )
-    assert refused.returncode != 0 and "--sandbox unsafe-local" in refused.stderr and not out.exists()
+    assert refused.returncode == 3 and "--sandbox unsafe-local" in refused.stderr and not out.exists()
     degraded = subprocess.run(
         [
             *entry,
@@ -360,17 +361,17 @@ def test_grader_refuses_to_start_when_unshare_is_refused(tmp_path):
 
 
 def test_forced_namespace_loss_refuses_process_but_not_unsafe_local(monkeypatch):
-    from valley.grader import sandbox
+    from valley.grader import isolation
 
     monkeypatch.setenv("VALLEY_GRADER_NAMESPACES", "0")
-    sandbox._namespace_probe.cache_clear()
+    isolation._namespace_probe.cache_clear()
     try:
-        with pytest.raises(sandbox.IsolationUnavailable, match="unsafe-local"):
-            sandbox.require_isolation("process")
-        assert sandbox.require_isolation("unsafe-local") == "unsafe-local"
+        with pytest.raises(isolation.IsolationUnavailable, match="unsafe-local"):
+            isolation.require_isolation("process")
+        assert isolation.require_isolation("unsafe-local") == "unsafe-local"
         assert grade_code(STDIN, "input()\nprint('ok')", sandbox="unsafe-local").status == "pass"
     finally:
-        sandbox._namespace_probe.cache_clear()
+        isolation._namespace_probe.cache_clear()
 
 
 # ---- cross-program: one program attacks a concurrently graded one in the same pool
@@ -378,8 +379,7 @@ def test_forced_namespace_loss_refuses_process_but_not_unsafe_local(monkeypatch)
 ATTACKER = textwrap.dedent("""
     import glob, os, signal, time
     me = os.getpid()
-    end = time.monotonic() + 5
-    while time.monotonic() < end:
+    while True:  # until the grader stops it: the victim runs meanwhile, whenever it starts
         for fd in range(0, 64):  # the result channel and every other inherited fd
             try:
                 os.write(fd, b'{"status": "exited", "stdout": "0\\n"}\\n')
@@ -411,7 +411,6 @@ ATTACKER = textwrap.dedent("""
         except OSError:
             pass
         time.sleep(0.02)
-    print("0")
 """)
 VICTIM = textwrap.dedent("""
     import os, time
@@ -440,10 +439,12 @@ def test_a_program_cannot_change_a_concurrently_graded_programs_verdict(tmp_path
     scratch_root.chmod(0o711)
     request.addfinalizer(lambda: shutil.rmtree(scratch_root, ignore_errors=True))
     monkeypatch.setenv("VALLEY_GRADER_TMPDIR", str(scratch_root))
-    from valley.grader.sandbox import POOL
+    from valley.grader.pool import POOL
 
     POOL.close_all()  # fresh sandboxes under this test's scratch root
-    attack = Problem("attack", (TestCase("1\n", "1\n"),), timeout_s=8)
+    with POOL.session(sandbox), POOL.session(sandbox):
+        pass  # two started sandboxes wait in the pool: both programs begin at once, neither waits for a start
+    attack = Problem("attack", (TestCase("1\n", "1\n"),), timeout_s=4)
     victim = Problem("victim", tuple(TestCase(f"{n}\n", f"{2 * n}\n") for n in (21, 5, 7)), timeout_s=8)
     generations = [
         {
@@ -459,7 +460,8 @@ def test_a_program_cannot_change_a_concurrently_graded_programs_verdict(tmp_path
     rows = read_verdicts(out)
     assert rows[("victim", "victim")]["verdict"] == "pass", json.dumps(rows[("victim", "victim")])
     assert rows[("victim", "victim")]["sandbox"] == sandbox
-    assert rows[("attack", "attacker")]["verdict"] in ("wrong_answer", "runtime_error")
+    attacker = rows[("attack", "attacker")]
+    assert attacker["verdict"] in ("timeout", "runtime_error"), json.dumps(attacker)
 
 
 @pytest.mark.slow
@@ -469,12 +471,10 @@ def test_a_non_root_unsafe_local_grader_keeps_programs_apart(tmp_path):
     system_python = require_uid_switch()
     root = Path(tempfile.mkdtemp(prefix="valley-cross-nonroot-"))
     try:
-        package = root / "pkg" / "valley"
-        shutil.copytree(ROOT / "valley" / "grader", package / "grader", ignore=shutil.ignore_patterns("__pycache__"))
-        (package / "__init__.py").write_text("")
+        package = grader_package(root / "pkg") / "valley"
         scratch_root = root / "sandboxes"
         scratch_root.mkdir()
-        attack = Problem("attack", (TestCase("1\n", "1\n"),), timeout_s=8)
+        attack = Problem("attack", (TestCase("1\n", "1\n"),), timeout_s=4)
         victim = Problem("victim", tuple(TestCase(f"{n}\n", f"{2 * n}\n") for n in (21, 5, 7)), timeout_s=8)
         work = root / f"grader-{os.urandom(8).hex()}"
         work.mkdir()
@@ -535,11 +535,11 @@ def test_a_non_root_unsafe_local_grader_keeps_programs_apart(tmp_path):
 
 
 def test_in_gvisor_is_refused_outside_gvisor():
-    from valley.grader import sandbox
+    from valley.grader import isolation
 
-    assert not sandbox.under_gvisor()
-    with pytest.raises(sandbox.IsolationUnavailable, match="not running under gVisor"):
-        sandbox.require_isolation("in-gvisor")
+    assert not isolation.under_gvisor()
+    with pytest.raises(isolation.IsolationUnavailable, match="not running under gVisor"):
+        isolation.require_isolation("in-gvisor")
 
 
 @pytest.mark.slow
@@ -595,7 +595,7 @@ def test_runsc_sandboxes_stay_inside_the_graders_own_cgroup(tmp_path):
     below the grader's own, or the sandbox escapes the limits a pod, a container or a systemd
     unit put on the grader (on cgroup v2, or v1 with cpu and cpuacct mounted together)."""
     require_tool("runsc", "apt-get install -y runsc")
-    from valley.grader.sandbox import CpuCgroup
+    from valley.grader.cpu import CpuCgroup
 
     owned = [directory for directory, _usage in CpuCgroup.own() if os.access(directory, os.W_OK)]
     if not owned:  # CI runs as root: a skip would let the test pass without checking anything
@@ -607,7 +607,7 @@ def test_runsc_sandboxes_stay_inside_the_graders_own_cgroup(tmp_path):
     try:
         script = textwrap.dedent("""
             import sys
-            from valley.grader.sandbox import Session
+            from valley.grader.session import Session
             with Session("runsc").start() as session:
                 assert session.load("print(sum(range(10**6)))", "stdin", None) is None
                 print(session.cgroup.path, session.run("", 5)["stdout"].strip(), flush=True)
