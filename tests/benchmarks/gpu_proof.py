@@ -236,7 +236,7 @@ def environment(work: Path) -> dict:
             env["gpu_count"] = torch.cuda.device_count()
             env["gpu_memory_gib"] = round(props.total_memory / GIB, 1)
     try:
-        from valley.grader.sandbox import require_isolation
+        from valley.grader.isolation import require_isolation
 
         env["grading_sandbox"] = require_isolation("auto")
     except Exception as error:  # IsolationUnavailable, or the import of a missing piece
