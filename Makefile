@@ -75,7 +75,7 @@ test-fast: lint
 	$(PY) -m pytest -m "not slow" -n $$(( $$(nproc) + 1 )) --dist worksteal $(PYTEST_ARGS)
 
 bench: setup
-	for script in tests/benchmarks/*.py; do $(PY) $$script || exit 1; done
+	for script in $(filter-out tests/benchmarks/test_%,$(wildcard tests/benchmarks/*.py)); do $(PY) $$script || exit 1; done
 
 golden: setup
 	$(PY) -m pytest tests -k golden --update-golden

@@ -167,7 +167,9 @@ class Backend(ABC):
 
         runs = ordered(study_runs(study))
         states, note = self.stage_states(study, runs)
-        recorded = {r.data.tags.get(RUN_NAME_TAG): r for r in Tracker(self.tracking_uri).study_runs(study)}
+        tracker = Tracker(self.tracking_uri)
+        recorded = {r.data.tags.get(RUN_NAME_TAG): r for r in tracker.study_runs(study)}
+        evaluated = {run_id: metrics for run_id, (_, metrics) in tracker.evaluations(study).items()}
         rows = []
         for run in runs:
             record = recorded.get(run.name)
@@ -182,7 +184,11 @@ class Backend(ABC):
                     run_id=record.info.run_id,
                     note=record.data.tags.get(STATUS_NOTE_TAG),
                     failure=record.data.tags.get(FAILURE_TAG),
-                    metrics={m: round(record.data.metrics[m], 4) for m in METRICS if m in record.data.metrics},
+                    metrics={
+                        m: round(value, 4)
+                        for m in METRICS
+                        if (value := evaluated.get(record.info.run_id, {}).get(m)) is not None
+                    },
                     stages=states.get(run.name, {}),
                 )
             )

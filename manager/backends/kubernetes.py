@@ -17,7 +17,7 @@ from manager.backends.base import (
     ReconcileResult,
     cancel_record,
 )
-from valley.errors import ValleyError
+from valley.errors import ValleyError, one_line
 from valley.spec import RunSpec
 from valley.vocabulary import ALL_OBJECTS, APP_COMPONENT, ATTEMPT_TAG, label, of_run, pods_of_job
 
@@ -105,8 +105,8 @@ class KubernetesBackend(Backend):
         try:
             for run in runs:
                 launched.append(self._launch_one(run, tracker, undo))
-        except ValleyError as error:
-            raise ValleyError(f"{error}; {undo.run()}") from error
+        except Exception as error:  # all or nothing, whatever failed (the API, MLflow, quota, RBAC)
+            raise ValleyError(f"{one_line(error)}; {undo.run()}") from error
         study = runs[0].study
         hint = (
             f"valleyctl status --study {study}  |  valleyctl logs {runs[-1].label} --study {study} --follow"
@@ -119,12 +119,13 @@ class KubernetesBackend(Backend):
 
     def _launch_one(self, run: RunSpec, tracker, undo: "_Undo") -> LaunchedRun:
         from manager.render import render_run, to_yaml
-        from manager.tracking import FAILED, KILLED
+        from manager.tracking import TERMINAL
 
         kube = self.kube
         before = tracker.find_run(run)
-        # a cancelled or failed run whose Jobs are gone starts again as a new attempt
-        restart = frozenset() if kube.list("Job", of_run(run.name)) else frozenset({KILLED, FAILED})
+        # a run that ended (cancelled, failed or finished) whose Jobs are gone starts again as a new attempt:
+        # its record keeps the status it ended with
+        restart = frozenset() if kube.list("Job", of_run(run.name)) else TERMINAL
         run_id, created = tracker.ensure_run(run, restart=restart)
         if created:
             undo.runs.append(run_id)
@@ -194,9 +195,10 @@ class KubernetesBackend(Backend):
         note = ""
         try:
             names = {run.name for run in runs}
-            jobs = {
-                name: states for name, states in run_states(self.kube.list("Job", ALL_OBJECTS)).items() if name in names
-            }
+            found = self.kube.list("Job", ALL_OBJECTS)
+            if not found:
+                self.kube.require_namespace()
+            jobs = {name: states for name, states in run_states(found).items() if name in names}
         except ValleyError as error:
             if self.fallback is None:
                 raise
@@ -397,14 +399,28 @@ class _Undo:
         self.new_studies = {study for study in studies if not tracker.has_study_run(study)}
 
     def run(self) -> str:
+        """Delete everything this launch created, going on past what fails; what it did and what is left."""
+        left = []
         for kind, name in reversed(self.objects):
-            self.kube.delete(kind, name)
+            try:
+                self.kube.delete(kind, name)
+            except ValleyError:
+                left.append(f"{kind} {name}")
         for run_id in self.runs:
-            self.tracker.delete_run(run_id)
-        for study in self.new_studies:
-            if self.tracker.has_study_run(study) and not self.tracker.study_runs(study):
-                self.tracker.delete_run(self.tracker.study_run_id(study))
-        return (
-            f"launch undone: deleted the {len(self.objects)} object(s) and {len(self.runs)} MLflow run(s) "
-            "it had created"
+            try:
+                self.tracker.delete_run(run_id)
+            except Exception:  # MLflow itself may be what failed
+                left.append(f"MLflow run {run_id}")
+        try:
+            for study in self.new_studies:
+                if self.tracker.has_study_run(study) and not self.tracker.study_runs(study):
+                    self.tracker.delete_run(self.tracker.study_run_id(study))
+        except Exception:
+            left.append(f"the study run of {', '.join(sorted(self.new_studies))}")
+        made = len(self.objects) + len(self.runs)
+        done = (
+            f"deleted {made - len(left)} of the {len(self.objects)} object(s) and {len(self.runs)} MLflow run(s) made"
         )
+        if not left:
+            return f"launch undone: {done}"
+        return f"launch partly undone: {done}; left: {', '.join(left)} (delete them by hand, or relaunch to resume)"

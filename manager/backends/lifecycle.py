@@ -13,6 +13,7 @@ that Job's failure recorded (shared data Jobs count under their kind: fetch, lcb
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from manager.layout import SHARED
@@ -51,7 +52,8 @@ def job_state(job: dict) -> str:
             return JOB_FAILED
     if (job.get("spec") or {}).get("suspend"):
         return SUSPENDED
-    return ACTIVE if (status.get("active") or 0) > 0 else PENDING
+    # `active` counts pods that are still Pending (unschedulable ones too); `ready` those that run
+    return ACTIVE if (status.get("ready") or 0) > 0 else PENDING
 
 
 def run_status(states: dict[str, str]) -> str:
@@ -240,7 +242,11 @@ def failure_of(kube, stage: str, job: dict) -> dict[str, str]:
         {},
     )
     failure = {"stage": stage, "reason": condition.get("reason", "Failed"), "message": condition.get("message", "")}
-    for pod in kube.list("Pod", pods_of_job(job["metadata"]["name"])):
+    pods = kube.list("Pod", pods_of_job(job["metadata"]["name"]))
+    # the pod that made the Job fail: the one podFailurePolicy's message names, else the last to end
+    named = re.search(r"for pod [^/\s]+/(\S+) failed", failure["message"])
+    trigger = [p for p in pods if named and p["metadata"]["name"] == named[1]] or sorted(pods, key=_ended, reverse=True)
+    for pod in trigger:
         status = pod.get("status") or {}
         for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
             terminated = (container.get("state") or {}).get("terminated") or {}
@@ -250,6 +256,16 @@ def failure_of(kube, stage: str, job: dict) -> dict[str, str]:
                 )
                 return failure
     return failure
+
+
+def _ended(pod: dict) -> tuple[str, str]:
+    """When a pod's last container ended (RFC 3339 sorts as text), then its creation."""
+    status = pod.get("status") or {}
+    finished = [
+        ((c.get("state") or {}).get("terminated") or {}).get("finishedAt") or ""
+        for c in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
+    ]
+    return max(finished, default=""), pod["metadata"].get("creationTimestamp") or ""
 
 
 def failure_line(failure: dict[str, str]) -> str:

@@ -21,6 +21,9 @@ SubsetOpt = Annotated[
 ]
 FromOpt = Annotated[Optional[str], typer.Option("--from", help="Continue from this run's checkpoint, e.g. qwen-30k.")]
 RunOpt = Annotated[Optional[list[str]], typer.Option("--run", help="A run by label or name (repeatable).")]
+OffGridOpt = Annotated[
+    bool, typer.Option("--off-grid", help="Allow a --model/--size cell the study's grid lacks (a new run).")
+]
 NodesOpt = Annotated[Optional[int], typer.Option("--nodes", min=1, help="Spread training over N nodes (Indexed Job).")]
 QueueOpt = Annotated[Optional[str], typer.Option("--queue", help="Kueue LocalQueue for the Jobs.")]
 NamespaceOpt = Annotated[str, typer.Option("--namespace", envvar="VALLEY_NAMESPACE", help="Kubernetes namespace.")]

@@ -21,6 +21,7 @@ from manager.cli.options import (
     ModelOpt,
     NamespaceOpt,
     NodesOpt,
+    OffGridOpt,
     ProfileOpt,
     QueueOpt,
     ReadExecutorOpt,
@@ -33,15 +34,25 @@ from manager.cli.options import (
     WaitTimeoutOpt,
 )
 from manager.cli.output import Output, to_jsonable
+from valley.errors import ConfigError, ValleyError
 
 DEFAULT_CLUSTER_TRACKING = "http://valley-mlflow:5000"
 
 
-def _runs(study, size, model, subset, base, run, nodes):
+def _runs(study, size, model, subset, base, run, nodes, off_grid):
     from manager.selection import Selection, select
 
     return select(
-        Selection(study=study, size=size, model=model, subset=subset, base=base, runs=tuple(run or ()), nodes=nodes)
+        Selection(
+            study=study,
+            size=size,
+            model=model,
+            subset=subset,
+            base=base,
+            runs=tuple(run or ()),
+            nodes=nodes,
+            off_grid=off_grid,
+        )
     )
 
 
@@ -67,6 +78,7 @@ def render_command(
     subset: SubsetOpt = None,
     base: FromOpt = None,
     run: RunOpt = None,
+    off_grid: OffGridOpt = False,
     nodes: NodesOpt = None,
     queue: QueueOpt = None,
     namespace: NamespaceOpt = "valley",
@@ -86,12 +98,12 @@ def render_command(
     from manager.gitops import differences, render_tree, write_tree
     from manager.render import render_runs, to_yaml
 
-    runs = _runs(study, size, model, subset, base, run, nodes)
+    runs = _runs(study, size, model, subset, base, run, nodes, off_grid)
     ctx = _context(namespace, cluster_tracking_uri, queue, profile)
     output = Output()
     if out is None:
         if check:
-            raise typer.BadParameter("--check needs --out DIR")
+            raise ConfigError("--check: compares a written directory; add --out DIR")
         output.raw(to_yaml(render_runs(runs, ctx)))
         return
     directory = out.expanduser().resolve()
@@ -101,7 +113,7 @@ def render_command(
         for line in diff:
             output.line(line)
         if diff:
-            raise SystemExit(f"{len(diff)} file(s) differ from the render; run the same command without --check")
+            raise ValleyError(f"{len(diff)} file(s) differ from the render; run the same command without --check")
         output.line(f"{directory}: up to date ({len(files)} files)")
         return
     changes = write_tree(files, directory)
@@ -117,6 +129,7 @@ def launch_command(
     subset: SubsetOpt = None,
     base: FromOpt = None,
     run: RunOpt = None,
+    off_grid: OffGridOpt = False,
     nodes: NodesOpt = None,
     queue: QueueOpt = None,
     executor: ExecutorOpt = "k8s",
@@ -145,10 +158,15 @@ def launch_command(
     from manager.study import ordered
 
     if parallel is not None and executor != "local":
-        raise typer.BadParameter(
+        raise ConfigError(
             "--parallel: steps run concurrently only with --executor local; drop it or add --executor local"
         )
-    runs = ordered(_runs(study, size, model, subset, base, run, nodes))
+    if executor == "local" and (wait or queue):
+        flag = "--wait" if wait else "--queue"
+        raise ConfigError(
+            f"{flag}: only for --executor k8s (a local launch runs its steps in the foreground); drop {flag}"
+        )
+    runs = ordered(_runs(study, size, model, subset, base, run, nodes, off_grid))
     out = Output(as_json)
     chosen = backend(
         executor,
@@ -172,14 +190,17 @@ def launch_command(
     if result.steps is not None and not result.ok:
         raise SystemExit(1)
     if result.failed:
-        raise SystemExit(f"failed: {', '.join(result.failed)} (valleyctl logs RUN)")
+        raise ValleyError(f"failed: {', '.join(result.failed)}; see `valleyctl logs RUN`")
 
 
 def _compare(runs, tracking_uri: str | None) -> dict:
     """study -> what `valleyctl compare --study S` reports, for the studies of `runs`."""
     from manager.compare import compare_study
 
-    return {study: compare_study(study, tracking_uri, COMPARE_OUT) for study in sorted({r.study for r in runs})}
+    return {
+        study: compare_study(study, tracking_uri, COMPARE_OUT, log_to_study_run=True)
+        for study in sorted({r.study for r in runs})
+    }
 
 
 def _print_launch(out: Output, result, compared: dict) -> None:
@@ -230,10 +251,11 @@ def _print_status(out: Output, report) -> None:
     from rich.table import Table
 
     table = Table(title=f"study {report.study}")
-    columns = ["run", "mlflow", "data", "train", "eval", "pass@1", "completion", "think-tag", "note"]
+    columns = ["run", "mlflow", "data", "train", "eval", "pass@1", "completion", "think-tag", "why"]
     for column in columns:
         table.add_column(column)
     for row in (r.as_dict() for r in report.rows):
+        row["note"] = row.get("failure") or row.get("note")  # why a run failed, else why it has its status
         table.add_row(
             *(
                 str(row.get(c, "")) if row.get(c) is not None else ""
@@ -335,10 +357,9 @@ def _print_reconcile(out: Output, result) -> None:
 def resolve_run(wanted: str, study: str):
     """A run of `study` by label or name (bases included), else one line listing labels."""
     from manager.study import ordered, study_runs
-    from valley.errors import ValleyError
 
     runs = ordered(study_runs(study))
     for run in runs:
         if wanted in (run.label, run.name):
             return run
-    raise ValleyError(f"run: {wanted!r} is not a run of study {study!r}; allowed: {', '.join(r.label for r in runs)}")
+    raise ConfigError(f"run: {wanted!r} is not a run of study {study!r}; allowed: {', '.join(r.label for r in runs)}")

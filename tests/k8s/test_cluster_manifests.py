@@ -210,7 +210,9 @@ def test_reconciler_may_only_read_and_patch_jobs_and_record_gitops_runs():
     run_records = {
         ("", "configmaps", verb) for verb in ("get", "list", "create")
     }  # `<run>-mlflow` for runs applied from git
-    assert rules_of(objects[("Role", "valley-reconciler")]) == jobs | run_records
+    # which pod of an ended Job failed, with which exit code, and its logs (uploaded to the MLflow run)
+    pods = {("", "pods", "get"), ("", "pods", "list"), ("", "pods/log", "get")}
+    assert rules_of(objects[("Role", "valley-reconciler")]) == jobs | run_records | pods
     binding = objects[("RoleBinding", "valley-reconciler")]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "valley-reconciler", "namespace": "valley"}]
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "valley-reconciler"}

@@ -167,8 +167,8 @@ def test_api_errors_are_one_line_naming_the_object(ctl, tmp_path, cluster, mlflo
     assert code == 1
     (line,) = err.splitlines()
     assert re.fullmatch(
-        r"error: Job valley/valley-fetch-llama-[0-9a-f]{8}: forbidden: your account may not do "
-        r"this in namespace valley; apply k8s/base \(RBAC\) or ask an admin",
+        r"error: Job valley/valley-fetch-llama-[0-9a-f]{8}: forbidden by RBAC: system:serviceaccount:valley:tester "
+        r"may not create jobs.batch in namespace valley; apply the kit's Roles \(k8s/base/rbac.yaml\) or ask an admin",
         line,
     )
 
@@ -216,3 +216,20 @@ def test_launching_the_study_creates_one_fetch_per_student_and_one_build_per_sub
     code, out, err = ctl(["launch", "--study", "valley"], env)
     assert code == 0 and len(fake.objects) == objects, err
     assert out.count(" 0 object(s) created") == len(runs)
+
+
+@pytest.mark.parametrize("args", [["launch", "--run", "qwen-1k"], ["status", "--executor", "k8s"], ["reconcile"]])
+def test_an_mlflow_server_that_does_not_answer_fails_fast_naming_the_uri(ctl, tmp_path, cluster, kube_env, args):
+    import socket
+    import time
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    fake, kubeconfig = cluster
+    started = time.monotonic()
+    code, _, err = ctl(args, kube_env(kubeconfig, tmp_path, uri))
+    assert code == 1 and time.monotonic() - started < 30
+    (line,) = err.splitlines()
+    assert f"the MLflow server at {uri} does not answer" in line and "port-forward" in line
+    assert not [r for r in fake.requests if r[0] in ("POST", "PATCH", "DELETE") and "dryRun" not in r[1]]
