@@ -4,6 +4,7 @@
     --size 10k --model llama                  the study's llama 10k run
     --size 6k --model qwen --subset correct --from qwen-30k
     --run qwen-10k --run llama-baseline       by label (or full run name)
+    --nodes 2 / --isolation pod               how the selected runs execute (a new spec, hence a new name)
 
 Flags filter the study's grid; a model + size the grid lacks becomes a new run with the
 study's train and eval settings. Unknown values get one line listing the allowed ones.
@@ -12,10 +13,11 @@ study's train and eval settings. Unknown values get one line listing the allowed
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
 from manager.study import STUDIES, study_runs
 from valley.errors import ValleyError
-from valley.spec import MODEL_PRESETS, RQ_OF_SUBSET, DataSpec, RunSpec, parse_size
+from valley.spec import MODEL_PRESETS, RQ_OF_SUBSET, DataSpec, Isolation, RunSpec, parse_size
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Selection:
     base: str | None = None
     runs: tuple[str, ...] = ()
     nodes: int | None = None
+    isolation: str | None = None
 
 
 def _allowed(field: str, value: str, allowed: list[str]) -> None:
@@ -43,7 +46,7 @@ def select(sel: Selection) -> list[RunSpec]:
         for wanted in sel.runs:
             _allowed("--run", wanted, [r.label for r in grid])
         chosen = [by_key[w] for w in dict.fromkeys(sel.runs)]
-        return [with_nodes(r, sel.nodes) for r in chosen]
+        return [executed(r, sel) for r in chosen]
     if sel.model is not None:
         _allowed("--model", sel.model, sorted({r.model.preset for r in grid} | set(MODEL_PRESETS)))
     if sel.subset is not None:
@@ -82,7 +85,7 @@ def select(sel: Selection) -> list[RunSpec]:
         raise ValleyError(
             f"selection: no run of study {sel.study!r} matches; `valleyctl plan --study {sel.study}` lists them"
         )
-    return [with_nodes(r, sel.nodes) for r in chosen]
+    return [executed(r, sel) for r in chosen]
 
 
 def custom_run(grid: list[RunSpec], model: str, size: int, subset: str, base: RunSpec | None) -> RunSpec:
@@ -99,10 +102,15 @@ def custom_run(grid: list[RunSpec], model: str, size: int, subset: str, base: Ru
     )
 
 
-def with_nodes(run: RunSpec, nodes: int | None) -> RunSpec:
-    """`--nodes N`: the same run spread over N nodes (a new spec, hence a new name)."""
-    if nodes is None or run.train is None or nodes == run.train.nodes:
-        return run
+def executed(run: RunSpec, sel: Selection) -> RunSpec:
+    """`--nodes N` spreads training over N nodes; `--isolation pod|split` sets where the grader's
+    gVisor runs. Either changes the spec, hence the name; a base run stays as the grid has it."""
+    if sel.isolation is not None:
+        _allowed("--isolation", sel.isolation, list(get_args(Isolation)))
     data = run.model_dump()
-    data["train"]["nodes"] = nodes
-    return RunSpec.model_validate(data)
+    if sel.nodes is not None and run.train is not None:
+        data["train"]["nodes"] = sel.nodes
+    if sel.isolation is not None:
+        data["eval"]["isolation"] = sel.isolation
+    changed = RunSpec.model_validate(data)
+    return run if changed == run else changed

@@ -17,6 +17,7 @@ from manager.cli.options import (
     ExecutorOpt,
     FollowTimeoutOpt,
     FromOpt,
+    IsolationOpt,
     JsonOpt,
     ModelOpt,
     NamespaceOpt,
@@ -37,11 +38,20 @@ from manager.cli.output import Output, to_jsonable
 DEFAULT_CLUSTER_TRACKING = "http://valley-mlflow:5000"
 
 
-def _runs(study, size, model, subset, base, run, nodes):
+def _runs(study, size, model, subset, base, run, nodes, isolation):
     from manager.selection import Selection, select
 
     return select(
-        Selection(study=study, size=size, model=model, subset=subset, base=base, runs=tuple(run or ()), nodes=nodes)
+        Selection(
+            study=study,
+            size=size,
+            model=model,
+            subset=subset,
+            base=base,
+            runs=tuple(run or ()),
+            nodes=nodes,
+            isolation=isolation,
+        )
     )
 
 
@@ -69,6 +79,7 @@ def render_command(
     base: FromOpt = None,
     run: RunOpt = None,
     nodes: NodesOpt = None,
+    isolation: IsolationOpt = None,
     queue: QueueOpt = None,
     namespace: NamespaceOpt = "valley",
     cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING,
@@ -81,13 +92,14 @@ def render_command(
     \b
     Examples:
       valleyctl render --size 10k --model llama
+      valleyctl render --size 10k --model qwen --isolation pod
       valleyctl render --study valley --out k8s/experiments/valley
       valleyctl render --study valley --out k8s/experiments/valley --check
     """
     from manager.gitops import differences, render_tree, write_tree
     from manager.render import render_runs, to_yaml
 
-    runs = _runs(study, size, model, subset, base, run, nodes)
+    runs = _runs(study, size, model, subset, base, run, nodes, isolation)
     ctx = _context(namespace, cluster_tracking_uri, queue, profile)
     output = Output()
     if out is None:
@@ -119,6 +131,7 @@ def launch_command(
     base: FromOpt = None,
     run: RunOpt = None,
     nodes: NodesOpt = None,
+    isolation: IsolationOpt = None,
     queue: QueueOpt = None,
     executor: ExecutorOpt = "k8s",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted; change nothing.")] = False,
@@ -138,6 +151,7 @@ def launch_command(
     \b
     Examples:
       valleyctl launch --size 10k --model llama
+      valleyctl launch --size 10k --model qwen --isolation pod --nodes 2
       valleyctl launch --size 6k --model qwen --subset correct --from qwen-30k --dry-run
       valleyctl launch --study mini --executor local
       valleyctl launch --study mini --executor local --parallel 1
@@ -149,7 +163,7 @@ def launch_command(
         raise typer.BadParameter(
             "--parallel: steps run concurrently only with --executor local; drop it or add --executor local"
         )
-    runs = ordered(_runs(study, size, model, subset, base, run, nodes))
+    runs = ordered(_runs(study, size, model, subset, base, run, nodes, isolation))
     out = Output(as_json)
     chosen = backend(
         executor,

@@ -160,6 +160,28 @@ def test_api_errors_are_one_line_naming_the_object(ctl, tmp_path, cluster, mlflo
     )
 
 
+def test_isolation_pod_renders_and_launches_the_grader_as_a_sidecar(ctl, tmp_path, cluster, mlflow_server, kube_env):
+    import yaml
+
+    fake, kubeconfig = cluster
+    env = kube_env(kubeconfig, tmp_path, mlflow_server)
+    args = ["--size", "10k", "--model", "qwen", "--isolation", "pod"]
+    code, out, err = ctl(["render", *args], env)
+    assert code == 0, err
+    rendered = [obj for obj in yaml.safe_load_all(out) if obj]
+    assert not [o for o in rendered if o["kind"] in ("Deployment", "NetworkPolicy")]
+    (evaluation,) = [o for o in rendered if o["metadata"]["name"].endswith("-eval")]
+    pod = evaluation["spec"]["template"]["spec"]
+    assert pod["runtimeClassName"] == "gvisor-nvproxy"
+    assert [c["name"] for c in pod["initContainers"] if c.get("restartPolicy") == "Always"] == ["grader"]
+    code, out, err = ctl(["launch", *args], env)
+    assert code == 0, err
+    assert fake.objects[("jobs", evaluation["metadata"]["name"])]["spec"]["template"]["spec"]["runtimeClassName"] == (
+        "gvisor-nvproxy"
+    )
+    assert not [key for key in fake.objects if key[0] in ("deployments", "networkpolicies")]
+
+
 def test_reconcile_records_runs_applied_from_git(ctl, tmp_path, cluster, mlflow_server, kube_env):
     from manager.render import RenderContext, render_run
     from manager.study import valley_study
