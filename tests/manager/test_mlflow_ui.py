@@ -30,7 +30,7 @@ def study_store(tmp_path_factory):
     uri, tracker = new_store(root)
     runs = [r for r in mini_study() if r.label in ("tiny-qwen-baseline", "tiny-qwen-40", "tiny-qwen-400")]
     for run in runs:
-        record_synthetic(tracker, run, root / "eval")
+        record_synthetic(tracker, run, root / "eval", train=True)
     compare_study("mini", uri, root / "cmp", log_to_study_run=True)
     return root, uri, tracker
 
