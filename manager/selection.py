@@ -5,6 +5,7 @@
     --size 6k --model qwen --subset correct --from qwen-30k
     --run qwen-10k --run llama-baseline       by label (or full run name)
     --size 20k --model qwen --off-grid        a cell the grid lacks, with the study's settings
+    --nodes 2 / --isolation pod               how the selected runs execute (a new spec, hence a new name)
 
 Flags filter the study's grid. A cell the grid lacks is an off-grid run, made only when asked
 (`--off-grid`), so a typo never becomes an 8-GPU job; a student of another study is never
@@ -15,10 +16,11 @@ and what is allowed: a configuration error (exit 3).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
 from manager.study import STUDIES, study_runs
 from valley.errors import ConfigError
-from valley.spec import MODEL_PRESETS, RQ_OF_SUBSET, DataSpec, RunSpec, format_size, parse_size
+from valley.spec import MODEL_PRESETS, RQ_OF_SUBSET, DataSpec, Isolation, RunSpec, format_size, parse_size
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Selection:
     nodes: int | None = None
     #: a cell the study's grid lacks may become a new run
     off_grid: bool = False
+    isolation: str | None = None
 
 
 def _allowed(field: str, value: str, allowed: list[str]) -> None:
@@ -52,7 +55,7 @@ def select(sel: Selection) -> list[RunSpec]:
         for wanted in sel.runs:
             _allowed("--run", wanted, [r.label for r in grid])
         chosen = [by_key[w] for w in dict.fromkeys(sel.runs)]
-        return [with_nodes(r, sel.nodes) for r in chosen]
+        return [executed(r, sel) for r in chosen]
     if sel.model is not None:
         students = sorted({r.model.preset for r in grid})
         if sel.model not in students and sel.model in MODEL_PRESETS:
@@ -112,7 +115,7 @@ def select(sel: Selection) -> list[RunSpec]:
         raise ConfigError(
             f"selection: no run of study {sel.study!r} matches; `valleyctl plan --study {sel.study}` lists them"
         )
-    return [with_nodes(r, sel.nodes) for r in chosen]
+    return [executed(r, sel) for r in chosen]
 
 
 def _filters(sel: Selection) -> list[tuple[str, str | None]]:
@@ -133,10 +136,15 @@ def custom_run(grid: list[RunSpec], model: str, size: int, subset: str, base: Ru
     )
 
 
-def with_nodes(run: RunSpec, nodes: int | None) -> RunSpec:
-    """`--nodes N`: the same run spread over N nodes (a new spec, hence a new name)."""
-    if nodes is None or run.train is None or nodes == run.train.nodes:
-        return run
+def executed(run: RunSpec, sel: Selection) -> RunSpec:
+    """`--nodes N` spreads training over N nodes; `--isolation pod|split` sets where the grader's
+    gVisor runs. Either changes the spec, hence the name; a base run stays as the grid has it."""
+    if sel.isolation is not None:
+        _allowed("--isolation", sel.isolation, list(get_args(Isolation)))
     data = run.model_dump()
-    data["train"]["nodes"] = nodes
-    return RunSpec.model_validate(data)
+    if sel.nodes is not None and run.train is not None:
+        data["train"]["nodes"] = sel.nodes
+    if sel.isolation is not None:
+        data["eval"]["isolation"] = sel.isolation
+    changed = RunSpec.model_validate(data)
+    return run if changed == run else changed

@@ -25,6 +25,7 @@ import json
 import os
 from pathlib import Path
 
+from valley.cli_kit import on_path
 from valley.errors import ValleyError
 from valley.spec import RunSpec
 from valley.vocabulary import (
@@ -45,6 +46,7 @@ from valley.vocabulary import (
     STUDY_RUN_TAG,
     STUDY_TAG,
     TRAIN_METRICS,
+    VIEW_KEY,
     run_tags,
     study_tags,
     tag_filter,
@@ -329,4 +331,15 @@ class Tracker:
         run = self.client.get_run(run_id)
         if self.uri.startswith("http"):
             return f"{self.uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
-        return f"mlflow ui --backend-store-uri {self.uri}  (experiment {run.info.experiment_id}, run {run_id})"
+        where = f"experiment {run.info.experiment_id}, run {run_id}"
+        return f"{on_path('mlflow')} ui --backend-store-uri {self.uri}  ({where})"
+
+    def ui_hint(self, study: str) -> str:
+        """Where to look at a study: its runs table in valley's view (a local store: the `mlflow ui`
+        command first, which serves on port 5000)."""
+        experiment = self.client.get_experiment_by_name(experiment_name(study))
+        where = f"#/experiments/{experiment.experiment_id if experiment else ''}/runs?viewStateShareKey={VIEW_KEY}"
+        where += "&workflowType=machine_learning"
+        if self.uri.startswith("http"):
+            return f"{self.uri.rstrip('/')}/{where}"
+        return f"{on_path('mlflow')} ui --backend-store-uri {self.uri}, then http://127.0.0.1:5000/{where}"

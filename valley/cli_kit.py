@@ -111,3 +111,18 @@ def console(*, stderr: bool = False):
 
     stream = sys.stderr if stderr else sys.stdout
     return Console(stderr=stderr) if stream.isatty() else Console(stderr=stderr, width=200)
+
+
+def on_path(program: str) -> str:
+    """How to type `program` (valleyctl, mlflow) from here: its bare name when the environment
+    running this is on PATH, else its path (`.venv/bin/valleyctl` after `make demo`), so a printed
+    `next:` line works as written."""
+    import shutil
+
+    here = Path(sys.executable).parent / program
+    if shutil.which(program) == str(here):
+        return program
+    try:
+        return str(here.relative_to(Path.cwd()))
+    except ValueError:
+        return str(here)

@@ -405,21 +405,23 @@ class _Undo:
             try:
                 self.kube.delete(kind, name)
             except ValleyError:
-                left.append(f"{kind} {name}")
+                left.append(f"{kind} {self.kube.namespace}/{name}")
+        objects_left = len(left)
         for run_id in self.runs:
             try:
                 self.tracker.delete_run(run_id)
             except Exception:  # MLflow itself may be what failed
                 left.append(f"MLflow run {run_id}")
+        runs_left = len(left) - objects_left
         try:
             for study in self.new_studies:
                 if self.tracker.has_study_run(study) and not self.tracker.study_runs(study):
                     self.tracker.delete_run(self.tracker.study_run_id(study))
         except Exception:
             left.append(f"the study run of {', '.join(sorted(self.new_studies))}")
-        made = len(self.objects) + len(self.runs)
         done = (
-            f"deleted {made - len(left)} of the {len(self.objects)} object(s) and {len(self.runs)} MLflow run(s) made"
+            f"deleted {len(self.objects) - objects_left} of {len(self.objects)} object(s) and "
+            f"{len(self.runs) - runs_left} of {len(self.runs)} MLflow run(s) it made"
         )
         if not left:
             return f"launch undone: {done}"

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from manager.backends import Executor, ReadExecutor
+from valley.spec import Isolation
 
 StudyOpt = Annotated[str, typer.Option("--study", help="Study: valley (the paper's grid) or mini (local demo).")]
 JsonOpt = Annotated[
@@ -25,6 +26,14 @@ OffGridOpt = Annotated[
     bool, typer.Option("--off-grid", help="Allow a --model/--size cell the study's grid lacks (a new run).")
 ]
 NodesOpt = Annotated[Optional[int], typer.Option("--nodes", min=1, help="Spread training over N nodes (Indexed Job).")]
+IsolationOpt = Annotated[
+    Optional[Isolation],
+    typer.Option(
+        "--isolation",
+        help="Where the grader's gVisor runs: split (grader pods under gvisor) or pod (the eval pod under "
+        "gvisor-nvproxy, grader as a sidecar). A new spec, hence a new run name.",
+    ),
+]
 QueueOpt = Annotated[Optional[str], typer.Option("--queue", help="Kueue LocalQueue for the Jobs.")]
 NamespaceOpt = Annotated[str, typer.Option("--namespace", envvar="VALLEY_NAMESPACE", help="Kubernetes namespace.")]
 TrackingOpt = Annotated[

@@ -17,6 +17,7 @@ from manager.cli.options import (
     ExecutorOpt,
     FollowTimeoutOpt,
     FromOpt,
+    IsolationOpt,
     JsonOpt,
     ModelOpt,
     NamespaceOpt,
@@ -39,7 +40,7 @@ from valley.errors import ConfigError, ValleyError
 DEFAULT_CLUSTER_TRACKING = "http://valley-mlflow:5000"
 
 
-def _runs(study, size, model, subset, base, run, nodes, off_grid):
+def _runs(study, size, model, subset, base, run, nodes, off_grid, isolation):
     from manager.selection import Selection, select
 
     return select(
@@ -52,6 +53,7 @@ def _runs(study, size, model, subset, base, run, nodes, off_grid):
             runs=tuple(run or ()),
             nodes=nodes,
             off_grid=off_grid,
+            isolation=isolation,
         )
     )
 
@@ -80,6 +82,7 @@ def render_command(
     run: RunOpt = None,
     off_grid: OffGridOpt = False,
     nodes: NodesOpt = None,
+    isolation: IsolationOpt = None,
     queue: QueueOpt = None,
     namespace: NamespaceOpt = "valley",
     cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING,
@@ -92,13 +95,14 @@ def render_command(
     \b
     Examples:
       valleyctl render --size 10k --model llama
+      valleyctl render --size 10k --model qwen --isolation pod
       valleyctl render --study valley --out k8s/experiments/valley
       valleyctl render --study valley --out k8s/experiments/valley --check
     """
     from manager.gitops import differences, render_tree, write_tree
     from manager.render import render_runs, to_yaml
 
-    runs = _runs(study, size, model, subset, base, run, nodes, off_grid)
+    runs = _runs(study, size, model, subset, base, run, nodes, off_grid, isolation)
     ctx = _context(namespace, cluster_tracking_uri, queue, profile)
     output = Output()
     if out is None:
@@ -131,6 +135,7 @@ def launch_command(
     run: RunOpt = None,
     off_grid: OffGridOpt = False,
     nodes: NodesOpt = None,
+    isolation: IsolationOpt = None,
     queue: QueueOpt = None,
     executor: ExecutorOpt = "k8s",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted; change nothing.")] = False,
@@ -150,6 +155,7 @@ def launch_command(
     \b
     Examples:
       valleyctl launch --size 10k --model llama
+      valleyctl launch --size 10k --model qwen --isolation pod --nodes 2
       valleyctl launch --size 6k --model qwen --subset correct --from qwen-30k --dry-run
       valleyctl launch --study mini --executor local
       valleyctl launch --study mini --executor local --parallel 1
@@ -166,7 +172,7 @@ def launch_command(
         raise ConfigError(
             f"{flag}: only for --executor k8s (a local launch runs its steps in the foreground); drop {flag}"
         )
-    runs = ordered(_runs(study, size, model, subset, base, run, nodes, off_grid))
+    runs = ordered(_runs(study, size, model, subset, base, run, nodes, off_grid, isolation))
     out = Output(as_json)
     chosen = backend(
         executor,

@@ -11,7 +11,7 @@ import json
 from mlflow.tracking import MlflowClient
 
 from tests.e2e import kubelet
-from tests.e2e.conftest import ADMIN, wait_for
+from tests.e2e.conftest import ADMIN, PUSHED, wait_for
 
 LAUNCHER, RECONCILER = "valley-launcher", "valley-reconciler"
 
@@ -108,6 +108,42 @@ def test_the_failure_recorded_is_the_one_that_failed_the_job(control_plane, as_a
     assert (tags["valley.failure.exit_code"], tags["valley.failure.pod"]) == ("3", second["metadata"]["name"])
     code, out, err = as_account(LAUNCHER, ["status", "--executor", "k8s"])
     assert code == 0 and "exit code 3" in out, "status shows why a run failed"
+
+
+def test_the_failure_record_names_the_pod_whose_exit_failed_the_job(control_plane):
+    """The record function alone, as the admin (no Role in the way): a first pod killed (137, counted
+    against backoffLimit), its replacement exits 3 (FailJob). Seen failing at 8a1d673 against the fake:
+    the record took the first pod listed with a non-zero exit, 137."""
+    from dataclasses import replace
+
+    from kubernetes import client
+
+    from manager.backends.kube import Kube
+    from manager.backends.lifecycle import failure_of
+    from manager.render import RenderContext, train_job
+    from manager.study import valley_study
+
+    run = next(r for r in valley_study() if r.label == "llama-1k")
+    job = train_job(run, replace(RenderContext(namespace=control_plane.namespace, images=PUSHED), run_id="r"))
+    job["spec"]["suspend"] = False
+    control_plane.create(job)
+    name = job["metadata"]["name"]
+    first = kubelet.pods_of(control_plane, name)[0]
+    kubelet.start(control_plane, first)
+    kubelet.finish(control_plane, first, 137, at="2026-01-01T00:01:00Z")
+    second = next(p for p in kubelet.pods_of(control_plane, name, count=2) if p["metadata"] != first["metadata"])
+    kubelet.start(control_plane, second)
+    kubelet.finish(control_plane, second, 3, at="2026-01-01T00:02:00Z")
+    kubelet.job_condition(control_plane, name, "Failed")
+    ended = control_plane.admin.sanitize_for_serialization(
+        client.BatchV1Api(control_plane.admin).read_namespaced_job(name, control_plane.namespace)
+    )
+    failure = failure_of(Kube(control_plane.admin, control_plane.namespace), "train", ended)
+    assert (failure["exit_code"], failure["pod"], failure["reason"]) == (
+        "3",
+        second["metadata"]["name"],
+        "PodFailurePolicy",
+    )
 
 
 def test_a_full_quota_refuses_new_jobs_in_its_own_words_but_not_a_relaunch(control_plane, as_account, tracking):

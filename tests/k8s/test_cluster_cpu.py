@@ -89,21 +89,22 @@ def test_the_cpu_overlays_mlflow_command_serves_from_its_volume(tmp_path: Path):
         stderr=subprocess.PIPE,
     )
     try:
-        import mlflow as client
+        from mlflow import MlflowClient
 
+        # a client of its own: mlflow.set_tracking_uri would point every later test in this process here
+        client = MlflowClient(tracking_uri=f"http://127.0.0.1:{port}")
         deadline = time.monotonic() + 90
-        uri = f"http://127.0.0.1:{port}"
         while True:
             assert server.poll() is None, server.stderr.read().decode()[-2000:]
             try:
-                client.set_tracking_uri(uri)
                 experiment = client.create_experiment("cpu-kit")
                 break
             except Exception:  # not serving yet
                 assert time.monotonic() < deadline, "mlflow server did not start"
                 time.sleep(0.5)
-        with client.start_run(experiment_id=experiment):
-            client.log_text("artifact through the server", "note.txt")
+        run = client.create_run(experiment)
+        client.log_text(run.info.run_id, "artifact through the server", "note.txt")
+        client.set_terminated(run.info.run_id)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -429,7 +429,7 @@ def handler_for(fake: FakeKube):
                     f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating',
                 )
             if method == "POST":
-                if account is not None and (why := fake.over_quota(group, plural)):
+                if why := fake.over_quota(group, plural):  # quota admission holds for admins too
                     return self.status(403, "Forbidden", f'{where} "{key[1]}" is forbidden: {why}')
                 if key in fake.objects:
                     return self.status(409, "AlreadyExists", f'{where} "{key[1]}" already exists')

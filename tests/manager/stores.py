@@ -10,7 +10,7 @@ from manager.tracking import Tracker
 from valley.eval.metrics import eval_metrics, per_problem_table
 from valley.eval.record import eval_tags, record_eval, write_jsonl
 from valley.tracking import stage_run
-from valley.vocabulary import EVAL_KIND
+from valley.vocabulary import EVAL_KIND, TRAIN_KIND
 
 PROBLEMS = [{"question_id": f"lcb-{i:03d}", "difficulty": ("easy", "medium", "hard")[i % 3]} for i in range(60)]
 
@@ -48,8 +48,29 @@ RATES = {
 }
 
 
-def record_synthetic(tracker, run, out_root, eval_spec=None, rates=RATES):
+def record_training(tracker, run_id: str, steps: int = 20) -> str:
+    """A `<label>/train` run with a falling loss, as `valley train` records one; its id."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MLFLOW_TRACKING_URI", tracker.uri)
+        env.setenv("MLFLOW_RUN_ID", run_id)
+        with stage_run(TRAIN_KIND) as train:
+            history = [
+                Metric(name, value, 0, step)
+                for step in range(1, steps + 1)
+                for name, value in (("train/loss", 3.0 / step**0.5), ("train/lr", 8e-5 * min(1, step / 2)))
+            ]
+            mlflow.MlflowClient().log_batch(train.info.run_id, metrics=history)
+    return train.info.run_id
+
+
+def record_synthetic(tracker, run, out_root, eval_spec=None, rates=RATES, *, train=False):
+    """The run recorded and evaluated (and, `train`, trained: what the UI test shows); its id."""
     run_id, _ = tracker.ensure_run(run)
+    if train and run.train is not None:
+        record_training(tracker, run_id)
     # problem i passes each of its 4 samples with probability rate + noise; correct/incorrect share a seed
     rng = np.random.default_rng(sum(map(ord, run.label.replace("incorrect", "correct"))))
     generations, verdicts = [], []

@@ -173,6 +173,28 @@ def test_api_errors_are_one_line_naming_the_object(ctl, tmp_path, cluster, mlflo
     )
 
 
+def test_isolation_pod_renders_and_launches_the_grader_as_a_sidecar(ctl, tmp_path, cluster, mlflow_server, kube_env):
+    import yaml
+
+    fake, kubeconfig = cluster
+    env = kube_env(kubeconfig, tmp_path, mlflow_server)
+    args = ["--size", "10k", "--model", "qwen", "--isolation", "pod"]
+    code, out, err = ctl(["render", *args], env)
+    assert code == 0, err
+    rendered = [obj for obj in yaml.safe_load_all(out) if obj]
+    assert not [o for o in rendered if o["kind"] in ("Deployment", "NetworkPolicy")]
+    (evaluation,) = [o for o in rendered if o["metadata"]["name"].endswith("-eval")]
+    pod = evaluation["spec"]["template"]["spec"]
+    assert pod["runtimeClassName"] == "gvisor-nvproxy"
+    assert [c["name"] for c in pod["initContainers"] if c.get("restartPolicy") == "Always"] == ["grader"]
+    code, out, err = ctl(["launch", *args], env)
+    assert code == 0, err
+    assert fake.objects[("jobs", evaluation["metadata"]["name"])]["spec"]["template"]["spec"]["runtimeClassName"] == (
+        "gvisor-nvproxy"
+    )
+    assert not [key for key in fake.objects if key[0] in ("deployments", "networkpolicies")]
+
+
 def test_reconcile_records_runs_applied_from_git(ctl, tmp_path, cluster, mlflow_server, kube_env):
     from manager.render import RenderContext, render_run
     from manager.study import valley_study
@@ -218,18 +240,37 @@ def test_launching_the_study_creates_one_fetch_per_student_and_one_build_per_sub
     assert out.count(" 0 object(s) created") == len(runs)
 
 
-@pytest.mark.parametrize("args", [["launch", "--run", "qwen-1k"], ["status", "--executor", "k8s"], ["reconcile"]])
-def test_an_mlflow_server_that_does_not_answer_fails_fast_naming_the_uri(ctl, tmp_path, cluster, kube_env, args):
+@pytest.mark.parametrize(
+    "server, args",
+    [
+        ("refused", ["launch", "--run", "qwen-1k"]),
+        ("refused", ["status", "--executor", "k8s"]),
+        ("refused", ["compare"]),
+        ("refused", ["reconcile"]),
+        ("silent", ["launch", "--run", "qwen-1k"]),
+    ],
+    ids=["launch", "status", "compare", "reconcile", "silent-launch"],
+)
+def test_an_mlflow_server_that_does_not_answer_fails_fast_naming_the_uri(
+    ctl, tmp_path, cluster, kube_env, server, args
+):
+    """A port that refuses connections, or a server that accepts them and never replies (hung or
+    firewalled: only the health check's 5 s timeout bounds the wait). Seen failing at 8a1d673, before
+    the check: MLflow's client retried for minutes, then a raw MlflowException. The bound below is ten
+    times the check's timeout, far under those minutes."""
     import socket
     import time
 
-    with socket.socket() as closed:  # a port nothing listens on
-        closed.bind(("127.0.0.1", 0))
-        uri = f"http://127.0.0.1:{closed.getsockname()[1]}"
     fake, kubeconfig = cluster
-    started = time.monotonic()
-    code, _, err = ctl(args, kube_env(kubeconfig, tmp_path, uri))
-    assert code == 1 and time.monotonic() - started < 30
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        if server == "silent":
+            sock.listen(16)  # the kernel completes handshakes; nothing ever reads or answers
+        dead_tracking_uri = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        started = time.monotonic()
+        code, _, err = ctl(args, kube_env(kubeconfig, tmp_path, dead_tracking_uri))
+    assert code == 1 and time.monotonic() - started < 50
     (line,) = err.splitlines()
-    assert f"the MLflow server at {uri} does not answer" in line and "port-forward" in line
+    assert f"the MLflow server at {dead_tracking_uri} does not answer" in line
+    assert "port-forward svc/valley-mlflow" in line and "--tracking-uri" in line
     assert not [r for r in fake.requests if r[0] in ("POST", "PATCH", "DELETE") and "dryRun" not in r[1]]

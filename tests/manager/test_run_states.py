@@ -152,6 +152,29 @@ def test_refusal_midway_undoes_the_launch(kctl):
         assert record(client, "valley", label) is None, "no SCHEDULED run with nothing behind it"
 
 
+def test_undo_goes_on_past_a_delete_it_may_not_do_and_keeps_the_root_cause(kctl):
+    """A quota refuses the launch's second Job; the undo may not delete ConfigMaps. The one line keeps the
+    quota's words and lists exactly what is left. Seen failing at 8a1d673: the undo stopped at the first
+    refused delete and its RBAC error replaced the quota's."""
+    fake, client, call = kctl
+    fake.objects[("resourcequotas", "jobs")] = {
+        "kind": "ResourceQuota",
+        "metadata": {"name": "jobs", "namespace": "valley"},
+        "spec": {"hard": {"count/jobs.batch": "1"}},  # every dry-run fits; the second real Job does not
+    }
+    fake.fail[("DELETE", "configmaps")] = 403
+    code, _, err = call(["launch", "--run", "qwen-1k"])
+    assert code == 1
+    (line,) = err.splitlines()
+    cause, undo = line.split("; launch partly undone: ")
+    assert "refused by the cluster's admission control" in cause and "exceeded quota: jobs" in cause
+    left = sorted(f"ConfigMap valley/{name}" for plural, name in fake.objects if plural == "configmaps")
+    assert left and not [key for key in fake.objects if key[0] == "jobs"], "the Job it created is deleted"
+    assert undo.startswith(f"deleted 1 of {1 + len(left)} object(s) and 1 of 1 MLflow run(s) it made; ")
+    assert f"left: {', '.join(left)} (" in undo
+    assert record(client, "valley", "qwen-1k") is None
+
+
 # --------------------------------------------- 11: why a run failed; the study's status
 
 

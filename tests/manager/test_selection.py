@@ -70,6 +70,17 @@ def test_nodes_changes_the_spec_and_the_name():
     assert two.train.nodes == 2 and two.name != one.name and two.label == one.label
 
 
+def test_isolation_changes_the_eval_spec_and_the_name_not_the_base():
+    split = select(Selection(size="6k", model="qwen", subset="correct", base="qwen-30k"))[0]
+    pod = select(Selection(size="6k", model="qwen", subset="correct", base="qwen-30k", isolation="pod"))[0]
+    assert (split.eval.isolation, pod.eval.isolation) == ("split", "pod")
+    assert pod.name != split.name and pod.label == split.label and pod.base == split.base
+    assert (
+        select(Selection(size="10k", model="qwen", isolation="split"))[0]
+        == select(Selection(size="10k", model="qwen"))[0]
+    )
+
+
 @pytest.mark.parametrize(
     "sel,message",
     [
@@ -82,6 +93,7 @@ def test_nodes_changes_the_spec_and_the_name():
         (Selection(base="qwen-9k", size="6k", model="qwen"), "--from: unknown value 'qwen-9k'; allowed: qwen-1k"),
         (Selection(runs=("nope",)), "--run: unknown value 'nope'; allowed: qwen-baseline"),
         (Selection(size="ten", model="qwen"), "--size"),
+        (Selection(size="10k", model="qwen", isolation="vm"), "--isolation: unknown value 'vm'; allowed: split, pod"),
     ],
 )
 def test_unknown_values_list_the_allowed_ones(sel, message):
