@@ -138,8 +138,16 @@ def test_the_evaluator_loads_vllm_under_a_read_only_root(cpu_build, mini_pods, t
     pod = mini_pods["eval"]
     (container,) = pod["containers"]
     kwargs = run_kwargs(pod, container, tmp_path)
-    versions = "import vllm, torch, valley.eval; print(vllm.__version__, torch.__version__)"
-    kwargs["entrypoint"] = ["python", "-c", versions]
+    # vLLM loads its CPU kernels (vllm._C*, linked against libnuma) only when an engine starts, and
+    # logs a warning when they fail to load: the engine then dies on a missing op (init_cpu_memory_env)
+    loads = (
+        "import torch, vllm, valley.eval\n"
+        "from vllm.platforms import current_platform\n"
+        "current_platform.import_kernels()\n"
+        "assert hasattr(torch.ops._C, 'init_cpu_memory_env'), 'vLLM CPU kernels did not load'\n"
+        "print(vllm.__version__, torch.__version__)"
+    )
+    kwargs["entrypoint"] = ["python", "-c", loads]
     status, logs = run_container(client, kwargs)
     assert status == 0 and "0.32.0 2.13.0+cpu" in logs, logs
 
