@@ -24,10 +24,23 @@ def grader_name(run: RunSpec) -> str:
 GRADER_TMP = {"name": "grader-tmp", "emptyDir": {"sizeLimit": "4Gi"}}
 
 
+#: a sidecar's grader listens on the pod's loopback only
+LOOPBACK = "127.0.0.1"
+
+
+def grader_probe(host: str) -> dict:
+    """A kubelet dials tcpSocket and httpGet probes at the pod's IP, which a grader on loopback
+    never answers: that one is asked from inside its container (python starts slowly in gVisor)."""
+    if host != LOOPBACK:
+        return {"tcpSocket": {"port": GRADER_PORT}, "periodSeconds": 2}
+    connect = f"import socket; socket.create_connection(('{LOOPBACK}', {GRADER_PORT}), 5).close()"
+    return {"exec": {"command": ["python", "-c", connect]}, "periodSeconds": 2, "timeoutSeconds": 10}
+
+
 def grader_container(ctx: RenderContext, host: str, **extra: object) -> dict:
     """The grader under the pod's gVisor runtime (`--sandbox in-gvisor`: it refuses to start
     anywhere else), mounting nothing but its own scratch volume."""
-    probe = {"tcpSocket": {"port": GRADER_PORT}, "periodSeconds": 2}
+    probe = grader_probe(host)
     return container(
         "grader",
         ctx.images["grader"],
@@ -60,7 +73,7 @@ def grader_sidecar(ctx: RenderContext, runtime_class: str) -> dict:
     gVisor (`runtime_class`: the profile's, with nvproxy when the pod has GPUs) for the whole pod."""
     return {
         "runtimeClassName": runtime_class,
-        "sidecar": grader_container(ctx, "127.0.0.1", restartPolicy="Always"),
+        "sidecar": grader_container(ctx, LOOPBACK, restartPolicy="Always"),
         "volume": GRADER_TMP,
     }
 

@@ -3,6 +3,7 @@ profile, rendered for the mini study through the real CLI exactly as a user type
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -160,3 +161,31 @@ def test_the_cpu_profile_schedules_the_mini_study_on_one_two_core_node(mini_cpu)
     largest = max((requests(pod) for pod in steps), key=lambda r: r[0])
     assert sum(cpu for cpu, _ in waiting) + largest[0] <= NODE_CPU_MILLI
     assert sum(memory for _, memory in waiting) + largest[1] <= NODE_MEMORY_MI
+
+
+def test_the_rq2_data_pods_grader_sidecar_passes_its_probes_as_a_kubelet_runs_them(mini_cpu):
+    """The sidecar listens on the pod's loopback only; a kubelet dials network probes at the pod's
+    IP, which it never answers (on a real node the RQ2 data pods restarted the grader for hours,
+    'Startup probe failed: dial tcp 10.244.0.87:8000: connect: connection refused')."""
+    sidecars = [
+        container
+        for obj in mini_cpu
+        if obj["kind"] == "Job"
+        for pod in pod_specs(obj)
+        for container in pod.get("initContainers", [])
+        if container["name"] == "grader"
+    ]
+    assert sidecars, "the mini study has RQ2 (correct/incorrect) data pods with a grader sidecar"
+    result = subprocess.run(
+        ["unshare", "--net", sys.executable, "-m", "tests.k8s.probes_in_netns"],
+        input=json.dumps(sidecars[0]),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert "grader serving on http://127.0.0.1:" in outcome["grader"], outcome
+    assert not any(outcome["before"].values()), outcome  # nothing answers before the grader serves
+    assert all(outcome["serving"].values()), outcome
