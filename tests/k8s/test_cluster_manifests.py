@@ -77,6 +77,24 @@ def test_every_pod_template_is_hardened(relative):
                 assert set(volume) - {"name"} <= RESTRICTED_VOLUME_TYPES, volume
 
 
+#: what a busy server may take to answer a probe: a kubelet's default is 1 s
+SLOW_ANSWER_S = 10
+
+
+@pytest.mark.parametrize("relative", BUILDABLE)
+def test_no_probe_takes_a_slow_server_for_a_dead_one(relative):
+    """On a loaded node a server answers late, not never: with the default 1 s timeout the kit's
+    MLflow was restarted in the middle of the mini study on a 2-core node ('Liveness probe failed:
+    context deadline exceeded'), and every run then reporting to it found it gone."""
+    for obj in built(relative):
+        for pod in pod_specs(obj):
+            for container in pod["containers"] + pod.get("initContainers", []):
+                for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+                    if kind in container:
+                        timeout = container[kind].get("timeoutSeconds", 1)
+                        assert timeout >= SLOW_ANSWER_S, (obj["metadata"]["name"], container["name"], kind)
+
+
 def test_no_secret_value_is_shipped():
     for relative, obj in all_built_objects():
         assert obj["kind"] != "Secret", (
