@@ -21,6 +21,7 @@ import re
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -117,20 +118,38 @@ def namespace(refs) -> str:
 
 @pytest.fixture(scope="module")
 def tracking(namespace):
-    """The kit's MLflow server, forwarded to a loopback port of this machine."""
-    forward = subprocess.Popen(
-        ["kubectl", "--kubeconfig", KUBECONFIG, "-n", namespace, "port-forward", "svc/valley-mlflow", ":5000"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    """The kit's MLflow server, forwarded to a loopback port of this machine. kubectl port-forward
+    exits when its pod goes (a restart, a rollout): forwarded again, on the same port."""
+
+    def forward(local: str, output=subprocess.DEVNULL) -> subprocess.Popen:
+        command = ["kubectl", "--kubeconfig", KUBECONFIG, "-n", namespace, "port-forward", "svc/valley-mlflow"]
+        return subprocess.Popen([*command, f"{local}:5000"], stdout=output, text=True)
+
+    current = forward("", subprocess.PIPE)
+    first = current.stdout.readline()  # "Forwarding from 127.0.0.1:PORT -> 5000"
+    port = re.search(r"127\.0\.0\.1:(\d+)", first)
+    assert port, f"kubectl port-forward said: {first!r}"
+    stopped = threading.Event()
+
+    def keep_forwarding() -> None:
+        nonlocal current
+        while True:
+            for _line in current.stdout or ():  # a line per connection: the pipe must not fill
+                pass
+            current.wait()
+            if stopped.wait(2):
+                return
+            current = forward(port[1])
+
+    keeper = threading.Thread(target=keep_forwarding, daemon=True)
+    keeper.start()
     try:
-        first = forward.stdout.readline()  # "Forwarding from 127.0.0.1:PORT -> 5000"
-        port = re.search(r"127\.0\.0\.1:(\d+)", first)
-        assert port, f"kubectl port-forward said: {first!r}"
         yield f"http://127.0.0.1:{port[1]}"
     finally:
-        forward.terminate()
-        forward.wait(timeout=30)
+        stopped.set()
+        current.terminate()
+        keeper.join(timeout=30)
+        current.wait(timeout=30)
 
 
 def runs_by_label(uri: str) -> dict:
