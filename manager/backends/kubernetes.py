@@ -84,15 +84,15 @@ class KubernetesBackend(Backend):
         Jobs once). Idempotent; all or nothing: a create that fails undoes what this launch
         created, MLflow runs included."""
         from manager.images import require_pullable
-        from manager.render import render_runs, to_yaml
+        from manager.render import render_runs
         from manager.tracking import Tracker, resolve_tracking_uri
 
         ctx = self.context
-        if dry_run:
-            return LaunchResult(
-                dry_run="# dry run: the MLflow run id goes into each run's <run>-mlflow ConfigMap at launch\n"
-                + to_yaml(render_runs(runs, ctx))
-            )
+        if dry_run:  # every check below, each refusal kept, nothing created
+            from manager.backends.preflight import preflight
+
+            checked = preflight(self, runs)
+            return LaunchResult(dry_run=checked.text(), ok=not checked.refusals)
         kube = self.kube
         if not resolve_tracking_uri(self.tracking_uri).startswith(("http://", "https://")):
             raise ValleyError(NEEDS_SERVER.format(ns=self.namespace))

@@ -184,8 +184,10 @@ def launch_command(
         context=_context(namespace, cluster_tracking_uri, queue, profile) if executor == "k8s" else None,
     )
     result = chosen.launch(runs, dry_run=dry_run, wait=wait, timeout=timeout)
-    if result.dry_run is not None and not as_json:
-        out.raw(result.dry_run)
+    if result.dry_run is not None:
+        out.result(to_jsonable(result), lambda: out.raw(result.dry_run))
+        if not result.ok:
+            raise ValleyError("dry run: the real launch would be refused for the reasons listed; fix them and rerun")
         return
     # a local launch that ended well is compared at once (a cluster's runs end later: `valleyctl compare`)
     compared = _compare(runs, tracking_uri) if result.steps is not None and result.ok else {}

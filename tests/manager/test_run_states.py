@@ -366,3 +366,25 @@ def test_logs_follow_streams_the_running_stage_not_the_grader(kctl):
     assert f"==> {train['metadata']['name']}/train <==" in out and "step 1/9 loss 2.3" in out, err
     assert "grader listening" not in out
     assert code == 1 and "stopped following after the timeout; the train Job" in err
+
+
+def test_a_dry_run_checks_everything_a_launch_checks_and_sums_up_creating_nothing(kctl):
+    """Seen failing on main: `--dry-run` printed the manifests and exit 0 without asking the cluster,
+    so a launch it showed as fine was refused by RBAC."""
+    fake, client, call = kctl
+    code, out, err = call(["launch", "--run", "qwen-30k+hard-4k", "--dry-run"])
+    assert code == 0, err
+    assert "dry run: 2 run(s): qwen-30k, qwen-30k+hard-4k" in out
+    assert "GPUs: up to 8 at once" in out and "GPU-hours training" in out
+    assert "image trainer:" in out and "pushed, pinned by digest" in out
+    assert "the real launch would go ahead" in out
+    dry_posts = [r for r in fake.requests if r[0] == "POST"]
+    assert dry_posts and all("dryRun" in r[1] for r in dry_posts)
+
+    fake.fail[("POST", "jobs")] = 403
+    code, out, err = call(["launch", "--run", "qwen-30k+hard-4k", "--dry-run"])
+    assert code == 1 and err.strip().splitlines()[-1].startswith("error: dry run: the real launch would be refused")
+    (refusal,) = [line for line in out.splitlines() if line.startswith("  - ")]
+    assert "forbidden" in refusal.lower() and "objects, first Job" in refusal
+    assert fake.objects == {}
+    assert record(client, "valley", "qwen-30k") is None and record(client, "valley", "qwen-30k+hard-4k") is None
