@@ -1,5 +1,16 @@
-"""MLflow run records of a study: one experiment per study, a parent run tagged
-`valley.kind=study`, and one run per RunSpec that the workloads attach to.
+"""MLflow run records of a study, laid out as people browse them:
+
+    experiment valley-<study>      MLflow type "model training" (opens on the runs table), with a
+                                   saved table view showing pass@1, its CI and the loss as columns
+      study-<study>                the study's run (compare's plot and summary when asked)
+        <label>                    one run per RunSpec, nested under it: spec params, tags,
+                                   spec/run.json, manifests; the workloads attach to it
+          <label>/train            `valley train`'s own run: train/ metrics, system metrics, the
+                                   dataset input, the checkpoint as an external LoggedModel
+          <label>/eval             `valley eval`'s own run: eval/ metrics, system metrics, artifacts
+
+The stage runs are created by the workloads when their stage starts (valley.tracking.stage_run),
+so their durations count work, not the time queued since launch.
 
 Idempotent: a RunSpec's run is found again by its `valley.spec_hash` and name tags, so
 launching the same spec twice reports the existing run instead of making a duplicate.
@@ -15,23 +26,32 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from valley.cli_kit import on_path
 from valley.errors import ValleyError, one_line
 from valley.spec import RunSpec
 from valley.vocabulary import (
     ATTEMPT_TAG,
     CREATED_BY_TAG,
+    EVAL_KIND,
+    EVAL_METRICS,
+    EXPERIMENT_KIND_TAG,
     KIND_TAG,
     LABEL_TAG,
     LAUNCH_PENDING,
     LAUNCH_TAG,
+    MODEL_TRAINING,
     NAMESPACE_TAG,
+    PARENT_RUN_TAG,
     PREVIOUS_RUN_TAG,
     RUN_KIND,
     RUN_NAME_TAG,
+    SHARED_VIEW_TAG,
     SPEC_HASH_TAG,
     STATUS_NOTE_TAG,
     STUDY_RUN_TAG,
     STUDY_TAG,
+    TRAIN_METRICS,
+    VIEW_KEY,
     run_tags,
     study_tags,
     tag_filter,
@@ -99,6 +119,22 @@ def flat_params(run: RunSpec) -> dict[str, str]:
     return params
 
 
+#: the runs-table columns the saved view shows (MLflow's canonical keys: `metrics.\`name\``)
+VIEW_COLUMNS = (
+    *(f"metrics.`{EVAL_METRICS}{name}`" for name in ("pass_at_1", "pass_at_1_ci_low", "pass_at_1_ci_high")),
+    *(f"metrics.`{EVAL_METRICS}{name}`" for name in ("completion_rate", "think_tag_rate")),
+    f"metrics.`{TRAIN_METRICS}loss`",
+    "attributes.`Dataset`",
+    "attributes.`Models`",
+)
+
+
+def experiment_tags(study: str) -> dict[str, str]:
+    """The experiment's tags: its study, MLflow's "model training" type, and the saved table view."""
+    view = {"selectedColumns": list(VIEW_COLUMNS), "orderByKey": "attributes.start_time", "orderByAsc": True}
+    return {STUDY_TAG: study, EXPERIMENT_KIND_TAG: MODEL_TRAINING, SHARED_VIEW_TAG: json.dumps(view)}
+
+
 def _local_artifact_root(tracking_uri: str) -> str | None:
     """Artifacts of a local sqlite store go beside the database file, wherever the cwd is."""
     if not tracking_uri.startswith("sqlite:///"):
@@ -127,11 +163,14 @@ class Tracker:
         name = experiment_name(study)
         existing = self.client.get_experiment_by_name(name)
         if existing is not None:
+            for key, value in experiment_tags(study).items():  # a store from before these tags
+                if existing.tags.get(key) != value:
+                    self.client.set_experiment_tag(existing.experiment_id, key, value)
             return existing.experiment_id
         root = _local_artifact_root(self.uri)
         try:
             return self.client.create_experiment(
-                name, artifact_location=f"{root}/{name}" if root else None, tags={STUDY_TAG: study}
+                name, artifact_location=f"{root}/{name}" if root else None, tags=experiment_tags(study)
             )
         except Exception:  # created concurrently (two launches at once): use theirs
             existing = self.client.get_experiment_by_name(name)
@@ -249,7 +288,9 @@ class Tracker:
                 PREVIOUS_RUN_TAG: found.info.run_id,
             }
         created = self.client.create_run(
-            experiment_id, run_name=run.label, tags={**run_tags(run), STUDY_RUN_TAG: parent, **attempt, **(tags or {})}
+            experiment_id,
+            run_name=run.label,
+            tags={**run_tags(run), STUDY_RUN_TAG: parent, PARENT_RUN_TAG: parent, **attempt, **(tags or {})},
         )
         run_id = created.info.run_id
         if recorded is not None:
@@ -279,8 +320,16 @@ class Tracker:
             # break `--json` documents; valleyctl's own output names the run already
             with contextlib.redirect_stdout(io.StringIO()):
                 self.client.set_terminated(run_id, status=status)
+                if status != FINISHED:  # a stage stopped from outside (cancel, a killed pod) ends with its run
+                    for stage in self._children(run_id, ACTIVE):
+                        self.client.set_terminated(stage.info.run_id, status=status)
         else:
             self.client.update_run(run_id, status=status)
+
+    def _children(self, run_id: str, statuses: set[str]) -> list:
+        run = self.client.get_run(run_id)
+        children = self.client.search_runs([run.info.experiment_id], tag_filter({PARENT_RUN_TAG: run_id}))
+        return [child for child in children if child.info.status in statuses]
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
@@ -322,9 +371,45 @@ class Tracker:
             return str(error)
         return None
 
+    def stage_runs(self, study: str, kind: str) -> dict[str, object]:
+        """The study's stage runs of one kind (`train`, `eval`) by the id of the run they belong
+        to; the newest where a stage was recorded twice."""
+        experiment = self.client.get_experiment_by_name(experiment_name(study))
+        if experiment is None:
+            return {}
+        found = self.client.search_runs(
+            [experiment.experiment_id],
+            filter_string=tag_filter({KIND_TAG: kind}),
+            max_results=5000,
+            order_by=["attributes.start_time ASC"],
+        )
+        return {run.data.tags[PARENT_RUN_TAG]: run for run in found if PARENT_RUN_TAG in run.data.tags}
+
+    def evaluations(self, study: str) -> dict[str, tuple[object, dict[str, float]]]:
+        """Each evaluated run's eval run and its `eval/` metrics (prefix dropped: `pass_at_1`), by
+        the id of the run evaluated."""
+        return {
+            parent: (
+                run,
+                {k.removeprefix(EVAL_METRICS): v for k, v in run.data.metrics.items() if k.startswith(EVAL_METRICS)},
+            )
+            for parent, run in self.stage_runs(study, EVAL_KIND).items()
+        }
+
     def run_url(self, run_id: str) -> str:
         """A link for http stores; for a local store, the `mlflow ui` command that shows it."""
         run = self.client.get_run(run_id)
         if self.uri.startswith("http"):
             return f"{self.uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
-        return f"mlflow ui --backend-store-uri {self.uri}  (experiment {run.info.experiment_id}, run {run_id})"
+        where = f"experiment {run.info.experiment_id}, run {run_id}"
+        return f"{on_path('mlflow')} ui --backend-store-uri {self.uri}  ({where})"
+
+    def ui_hint(self, study: str) -> str:
+        """Where to look at a study: its runs table in valley's view (a local store: the `mlflow ui`
+        command first, which serves on port 5000)."""
+        experiment = self.client.get_experiment_by_name(experiment_name(study))
+        where = f"#/experiments/{experiment.experiment_id if experiment else ''}/runs?viewStateShareKey={VIEW_KEY}"
+        where += "&workflowType=machine_learning"
+        if self.uri.startswith("http"):
+            return f"{self.uri.rstrip('/')}/{where}"
+        return f"{on_path('mlflow')} ui --backend-store-uri {self.uri}, then http://127.0.0.1:5000/{where}"

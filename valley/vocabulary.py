@@ -127,9 +127,15 @@ MODEL_TAG = "valley.model"
 SIZE_TAG = "valley.size"
 SUBSET_TAG = "valley.subset"
 BASE_TAG = "valley.base"
-#: links a run to its study run. Not `mlflow.parentRunId`: the UI folds children under a
-#: collapsed parent, hiding them from the runs table and its charts, where runs get compared.
+#: links a run to its study run (besides PARENT_RUN_TAG, which nests it there in the UI)
 STUDY_RUN_TAG = "valley.study_run_id"
+#: MLflow's own parent link: the UI nests a run under its parent (study run > cell run > stages)
+PARENT_RUN_TAG = "mlflow.parentRunId"
+#: a cell's stage runs, children of its run, each created by the workload doing the stage's work
+#: (so its duration counts that work, not the queue): `valley train` and `valley eval`
+TRAIN_KIND, EVAL_KIND = "train", "eval"
+#: metrics by namespace, so the UI groups its charts: `train/loss`, `eval/pass_at_1`, `system/...`
+TRAIN_METRICS, EVAL_METRICS, SYSTEM_METRICS = "train/", "eval/", "system/"
 #: a relaunch after cancel or failure is a new attempt: its number and the run it follows
 ATTEMPT_TAG = "valley.attempt"
 PREVIOUS_RUN_TAG = "valley.previous_run_id"
@@ -147,6 +153,26 @@ STATUS_NOTE_TAG = "valley.status_note"
 FAILURE_TAG = "valley.failure"
 #: the eval spec a run was evaluated with (canonical JSON), written by `valley eval`
 EVAL_SPEC_TAG = "valley.eval_spec"
+
+
+#: the experiment's type in the MLflow UI: model training opens on the runs table (not on the
+#: GenAI overview of traces, where the runs appeared under "Evaluations")
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+#: an experiment tag holding a saved runs-table view (MLflow's "share view"); the UI opens it at
+#: `#/experiments/<id>/runs?viewStateShareKey=valley`
+VIEW_KEY = "valley"
+SHARED_VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+
+
+def stage_run_name(label: str, kind: str) -> str:
+    return f"{label}/{kind}"
+
+
+def stage_tags(parent_run_id: str, parent_tags: dict[str, str], kind: str) -> dict[str, str]:
+    """A stage run's tags: nested under the cell's run, and carrying the cell's identity."""
+    identity = {key: parent_tags[key] for key in (STUDY_TAG, RUN_NAME_TAG, LABEL_TAG) if key in parent_tags}
+    return {**identity, KIND_TAG: kind, PARENT_RUN_TAG: parent_run_id}
 
 
 def failure_tags(failure: dict[str, str], line: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from valley.errors import ValleyError
+from valley.errors import ConfigError, ValleyError
 from valley.spec import RunSpec
 from valley.vocabulary import FAILURE_TAG, LAUNCH_PENDING, LAUNCH_TAG, RUN_NAME_TAG, STATUS_NOTE_TAG
 
@@ -182,10 +182,10 @@ class Backend(ABC):
             records = Tracker(uri).recorded(study, wanted)
             if len(records) > 1:
                 names = sorted(r.data.tags.get(RUN_NAME_TAG) for r in records)
-                raise ValleyError(f"run: {wanted!r} is the label of {len(names)} runs; name one: {', '.join(names)}")
+                raise ConfigError(f"run: {wanted!r} is the label of {len(names)} runs; name one: {', '.join(names)}")
             found = Tracker(uri).recorded_spec(records[0]) if records else None
         if found is None:
-            raise ValleyError(
+            raise ConfigError(
                 f"run: {wanted!r} is not a run of study {study!r}; allowed: {', '.join(r.label for r in grid)}, "
                 f"or the name of a run launched off the grid (`valleyctl status --study {study}` lists them)"
             )
@@ -211,6 +211,7 @@ class Backend(ABC):
         states, note = self.stage_states(study, runs)
         if unreadable:
             note = "; ".join(filter(None, [note, *unreadable]))
+        evaluated = {run_id: metrics for run_id, (_, metrics) in tracker.evaluations(study).items()}
         rows = []
         for run in runs:
             record = recorded.get(run.name)
@@ -225,7 +226,11 @@ class Backend(ABC):
                     run_id=record.info.run_id,
                     note=record.data.tags.get(STATUS_NOTE_TAG) or launch_note(record),
                     failure=record.data.tags.get(FAILURE_TAG),
-                    metrics={m: round(record.data.metrics[m], 4) for m in METRICS if m in record.data.metrics},
+                    metrics={
+                        m: round(value, 4)
+                        for m in METRICS
+                        if (value := evaluated.get(record.info.run_id, {}).get(m)) is not None
+                    },
                     stages=states.get(run.name, {}),
                 )
             )

@@ -113,7 +113,7 @@ class KubernetesBackend(Backend):
         kube = self.kube
         if not resolve_tracking_uri(self.tracking_uri).startswith(("http://", "https://")):
             raise ValleyError(NEEDS_SERVER.format(ns=self.namespace))
-        require_pullable(ctx.images)
+        require_pullable(ctx.images, ctx.profile.image_pull_policy)
         for obj in render_runs(runs, replace(ctx, run_id="dry-run")):  # namespace, RBAC, admission, validation
             kube.create(obj, dry_run=True)
         tracker = Tracker(self.tracking_uri)

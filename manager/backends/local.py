@@ -21,6 +21,7 @@ from manager.backends.base import (
 )
 from manager.backends.local_watch import LaunchWatch
 from manager.layout import DONE, Layout
+from valley.cli_kit import on_path
 from valley.cores import usable_cores
 from valley.errors import ValleyError
 from valley.files import write_atomic
@@ -122,7 +123,7 @@ class LocalBackend(Backend):
             steps=counts,
             failed=failed,
             ok=outcome.ok,
-            next=f"mlflow ui --backend-store-uri {tracker.uri}    valleyctl status --study {studies[0]}",
+            next=f"{tracker.ui_hint(studies[0])}    {on_path('valleyctl')} status --study {studies[0]}",
         )
 
     def stage_states(self, study: str, runs: list[RunSpec]) -> tuple[dict[str, dict[str, str]], str]:

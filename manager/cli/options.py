@@ -22,6 +22,9 @@ SubsetOpt = Annotated[
 ]
 FromOpt = Annotated[Optional[str], typer.Option("--from", help="Continue from this run's checkpoint, e.g. qwen-30k.")]
 RunOpt = Annotated[Optional[list[str]], typer.Option("--run", help="A run by label or name (repeatable).")]
+OffGridOpt = Annotated[
+    bool, typer.Option("--off-grid", help="Allow a --model/--size cell the study's grid lacks (a new run).")
+]
 NodesOpt = Annotated[Optional[int], typer.Option("--nodes", min=1, help="Spread training over N nodes (Indexed Job).")]
 IsolationOpt = Annotated[
     Optional[Isolation],
@@ -52,7 +55,8 @@ ProfileOpt = Annotated[
     typer.Option(
         "--profile",
         envvar="VALLEY_PROFILE",
-        help="Cluster profile YAML: registry, images, node placement (docs/cluster.md).",
+        help="Cluster profile: a YAML file (registry, images, node placement) or a kit profile's name, e.g. cpu "
+        "(docs/cluster.md).",
     ),
 ]
 #: where compare writes the valley plot and its JSON (the launch of a local study compares there too)

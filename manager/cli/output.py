@@ -67,4 +67,6 @@ def to_jsonable(data: Any) -> Any:
         return dataclasses.asdict(data)
     if isinstance(data, list):
         return [to_jsonable(item) for item in data]
+    if isinstance(data, dict):  # e.g. a launch's {study: Comparison}
+        return {key: to_jsonable(value) for key, value in data.items()}
     return data

@@ -22,6 +22,7 @@ from manager.cli.options import (
     ModelOpt,
     NamespaceOpt,
     NodesOpt,
+    OffGridOpt,
     ProfileOpt,
     QueueOpt,
     ReadExecutorOpt,
@@ -34,11 +35,12 @@ from manager.cli.options import (
     WaitTimeoutOpt,
 )
 from manager.cli.output import Output, to_jsonable
+from valley.errors import ConfigError, ValleyError
 
 DEFAULT_CLUSTER_TRACKING = "http://valley-mlflow:5000"
 
 
-def _runs(study, size, model, subset, base, run, nodes, isolation):
+def _runs(study, size, model, subset, base, run, nodes, off_grid, isolation):
     from manager.selection import Selection, select
 
     return select(
@@ -50,21 +52,21 @@ def _runs(study, size, model, subset, base, run, nodes, isolation):
             base=base,
             runs=tuple(run or ()),
             nodes=nodes,
+            off_grid=off_grid,
             isolation=isolation,
         )
     )
 
 
 def _context(namespace: str, cluster_tracking_uri: str, queue: str | None, profile_path: Path | None):
-    from manager.images import image_refs
+    from manager.images import profile_refs
     from manager.profile import load_profile
     from manager.render import RenderContext
 
     profile = load_profile(profile_path)
     return RenderContext(
         namespace=namespace,
-        # the recorded builds (pinned by digest under the profile's registry), the profile's own images over them
-        images={**image_refs(registry=profile.registry), **profile.images},
+        images=profile_refs(profile),
         tracking_uri=cluster_tracking_uri,
         queue=queue,
         profile=profile,
@@ -78,6 +80,7 @@ def render_command(
     subset: SubsetOpt = None,
     base: FromOpt = None,
     run: RunOpt = None,
+    off_grid: OffGridOpt = False,
     nodes: NodesOpt = None,
     isolation: IsolationOpt = None,
     queue: QueueOpt = None,
@@ -99,12 +102,12 @@ def render_command(
     from manager.gitops import differences, render_tree, write_tree
     from manager.render import render_runs, to_yaml
 
-    runs = _runs(study, size, model, subset, base, run, nodes, isolation)
+    runs = _runs(study, size, model, subset, base, run, nodes, off_grid, isolation)
     ctx = _context(namespace, cluster_tracking_uri, queue, profile)
     output = Output()
     if out is None:
         if check:
-            raise typer.BadParameter("--check needs --out DIR")
+            raise ConfigError("--check: compares a written directory; add --out DIR")
         output.raw(to_yaml(render_runs(runs, ctx)))
         return
     directory = out.expanduser().resolve()
@@ -114,7 +117,7 @@ def render_command(
         for line in diff:
             output.line(line)
         if diff:
-            raise SystemExit(f"{len(diff)} file(s) differ from the render; run the same command without --check")
+            raise ValleyError(f"{len(diff)} file(s) differ from the render; run the same command without --check")
         output.line(f"{directory}: up to date ({len(files)} files)")
         return
     changes = write_tree(files, directory)
@@ -130,6 +133,7 @@ def launch_command(
     subset: SubsetOpt = None,
     base: FromOpt = None,
     run: RunOpt = None,
+    off_grid: OffGridOpt = False,
     nodes: NodesOpt = None,
     isolation: IsolationOpt = None,
     queue: QueueOpt = None,
@@ -160,10 +164,15 @@ def launch_command(
     from manager.study import ordered
 
     if parallel is not None and executor != "local":
-        raise typer.BadParameter(
+        raise ConfigError(
             "--parallel: steps run concurrently only with --executor local; drop it or add --executor local"
         )
-    runs = ordered(_runs(study, size, model, subset, base, run, nodes, isolation))
+    if executor == "local" and (wait or queue):
+        flag = "--wait" if wait else "--queue"
+        raise ConfigError(
+            f"{flag}: only for --executor k8s (a local launch runs its steps in the foreground); drop {flag}"
+        )
+    runs = ordered(_runs(study, size, model, subset, base, run, nodes, off_grid, isolation))
     out = Output(as_json)
     chosen = backend(
         executor,
@@ -187,14 +196,17 @@ def launch_command(
     if result.steps is not None and not result.ok:
         raise SystemExit(1)
     if result.failed:
-        raise SystemExit(f"failed: {', '.join(result.failed)} (valleyctl logs RUN)")
+        raise ValleyError(f"failed: {', '.join(result.failed)}; see `valleyctl logs RUN`")
 
 
 def _compare(runs, tracking_uri: str | None) -> dict:
     """study -> what `valleyctl compare --study S` reports, for the studies of `runs`."""
     from manager.compare import compare_study
 
-    return {study: compare_study(study, tracking_uri, COMPARE_OUT) for study in sorted({r.study for r in runs})}
+    return {
+        study: compare_study(study, tracking_uri, COMPARE_OUT, log_to_study_run=True)
+        for study in sorted({r.study for r in runs})
+    }
 
 
 def _print_launch(out: Output, result, compared: dict) -> None:

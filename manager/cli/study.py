@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Optional
 
 import typer
@@ -40,6 +41,12 @@ def compare_command(
     allow_mixed_eval: Annotated[
         bool, typer.Option("--allow-mixed-eval", help="Compare runs even if their eval specs differ.")
     ] = False,
+    log_to_study_run: Annotated[
+        bool,
+        typer.Option(
+            "--log-to-study-run", help="Also log the plot and JSON to the study's MLflow run (default: only --out)."
+        ),
+    ] = False,
 ) -> None:
     """Tables 1-2 beside the paper's numbers, paired bootstraps, the valley plot and fit, from MLflow.
 
@@ -47,9 +54,19 @@ def compare_command(
     Examples:
       valleyctl compare --study mini
       valleyctl compare --study valley --target 0.4 --json
+      valleyctl compare --study mini --log-to-study-run
     """
     from manager.compare import compare_study, render
 
-    result = compare_study(study, tracking_uri, out, target=target, allow_mixed_eval=allow_mixed_eval)
+    result = compare_study(
+        study,
+        tracking_uri,
+        out,
+        target=target,
+        allow_mixed_eval=allow_mixed_eval,
+        log_to_study_run=log_to_study_run,
+        # inside an MLflow run (`mlflow run . -e compare` creates one): its plot and summary go there
+        log_to_run=os.environ.get("MLFLOW_RUN_ID") or None,
+    )
     output = Output(as_json)
     output.result(result, lambda: render(result, output.console))

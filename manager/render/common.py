@@ -119,6 +119,11 @@ def resources(cpu: str, memory: str, *, gpus: int = 0, cpu_limit: str | None = N
     return {"requests": requests, "limits": limits}
 
 
+def sized(placement: PodPlacement, default: dict) -> dict:
+    """The cluster profile's requests and limits for this kind of pod, else what render sizes."""
+    return placement.resources.to_k8s() if placement.resources else default
+
+
 def mlflow_env(run: RunSpec, ctx: RenderContext) -> list[dict]:
     """MLFLOW_* from values: the URI is not secret; the run id comes from `<run>-mlflow`,
     which exists once the MLflow run does (pods wait for it rather than log elsewhere)."""
@@ -286,12 +291,20 @@ def batch_job(
 
 
 def container(
-    name: str, image: str, command: list[str], env: list[dict], volume_mounts: list[dict], res: dict, **extra: object
+    name: str,
+    image: str,
+    command: list[str],
+    env: list[dict],
+    volume_mounts: list[dict],
+    res: dict,
+    *,
+    pull_policy: str,
+    **extra: object,
 ) -> dict:
     return {
         "name": name,
         "image": image,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": pull_policy,
         "command": command,
         "env": env,
         **extra,

@@ -22,6 +22,7 @@ from manager.render.common import (
     pod_spec,
     pod_stages,
     resources,
+    sized,
     stage_job_name,
     volumes,
 )
@@ -67,7 +68,8 @@ def shared_job(stage: Stage, ctx: RenderContext) -> dict:
         ["valley", *stage.args],
         base_env() + hf_env(),
         mounts(spec=reads_spec, writable=writable, read_only=read_only, hf_token=True),
-        resources(cpu, memory, cpu_limit=cpu_limit),
+        sized(ctx.profile.pods.data, resources(cpu, memory, cpu_limit=cpu_limit)),
+        pull_policy=ctx.profile.image_pull_policy,
         envFrom=PROXY_ENV_FROM,
     )
     vols = volumes(f"{name}-input" if reads_spec else None, writable + read_only, hf_token=True)

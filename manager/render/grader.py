@@ -9,6 +9,7 @@ from manager.render.common import (
     pod_spec,
     resources,
     service,
+    sized,
 )
 from manager.render.context import RenderContext
 from valley.spec import RunSpec
@@ -44,7 +45,8 @@ def grader_container(ctx: RenderContext, host: str, **extra: object) -> dict:
         ],
         [{"name": "HOME", "value": "/tmp"}],
         [{"name": GRADER_TMP["name"], "mountPath": "/tmp"}],
-        resources("4", "8Gi", cpu_limit="8"),
+        sized(ctx.profile.pods.grader, resources("4", "8Gi", cpu_limit="8")),
+        pull_policy=ctx.profile.image_pull_policy,
         ports=[{"name": "grader", "containerPort": GRADER_PORT}],
         startupProbe={**probe, "failureThreshold": 60},
         readinessProbe=probe,

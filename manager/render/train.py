@@ -16,6 +16,7 @@ from manager.render.common import (
     pod_stages,
     resources,
     service,
+    sized,
     volumes,
 )
 from manager.render.context import RenderContext
@@ -76,7 +77,8 @@ def train_job(run: RunSpec, ctx: RenderContext) -> dict:
         train_command(run),
         base_env() + offline_env() + torchrun_env(run) + mlflow_env(run, ctx),
         mounts(writable=("checkpoints",), read_only=("datasets", "models"), shm=True),
-        resources(str(6 * gpus), f"{60 * gpus}Gi", gpus=gpus),
+        sized(ctx.profile.pods.train, resources(str(6 * gpus), f"{60 * gpus}Gi", gpus=gpus)),
+        pull_policy=ctx.profile.image_pull_policy,
         ports=[{"name": "rdzv", "containerPort": RDZV_PORT}],
     )
     extra_pod: dict = {}

@@ -16,7 +16,7 @@ from tests.conftest import require_tool
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 # Every kustomization an admin applies on its own; components are built through the overlays.
-BUILDABLE = ["base", "overlays/dev", "overlays/prod", "cluster/kueue"]
+BUILDABLE = ["base", "overlays/dev", "overlays/prod", "overlays/cpu", "cluster/kueue"]
 
 
 def kustomize_command() -> list[str]:

@@ -611,7 +611,7 @@ def ctl(monkeypatch, capsys, tmp_path):
             monkeypatch.setenv(key, value)
         capsys.readouterr()
         try:
-            run_cli(lambda: app(args=list(args), prog_name="valleyctl"))
+            run_cli(app, list(args), prog_name="valleyctl")
             code = 0
         except SystemExit as exit:
             code = exit.code if isinstance(exit.code, int) else 1

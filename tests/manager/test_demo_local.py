@@ -50,7 +50,12 @@ def test_two_chains_at_once_one_failing_then_resume(valleyctl, tmp_path):
     experiment = client.get_experiment_by_name("valley-mini").experiment_id
     (run,) = client.search_runs([experiment], "tags.`valley.label` = 'tiny-qwen-40'")
     assert run.info.status == "FINISHED"
-    assert {"pass_at_1", "completion_rate", "think_tag_rate", "loss"} <= set(run.data.metrics)
+    stages = {
+        child.data.tags["valley.kind"]: child
+        for child in client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+    }
+    assert {"eval/pass_at_1", "eval/completion_rate", "eval/think_tag_rate"} <= set(stages["eval"].data.metrics)
+    assert "train/loss" in stages["train"].data.metrics and stages["train"].info.status == "FINISHED"
     assert (root / "checkpoints" / run.data.tags["valley.run_name"] / "final" / "config.json").is_file()
     assert (root / "checkpoints" / run.data.tags["valley.run_name"] / "eval" / ".done").read_text() == run.info.run_id
     (failed,) = client.search_runs([experiment], "tags.`valley.label` = 'tiny-llama-40'")

@@ -66,6 +66,19 @@ def test_launch_refuses_images_a_node_cannot_pull(ctl, tmp_path, cluster, mlflow
     assert experiment is None or not client.search_runs([experiment.experiment_id], "tags.`valley.label` = 'llama-10k'")
 
 
+def test_launch_takes_node_loaded_images_with_the_cpu_profile(ctl, tmp_path, cluster, mlflow_server, kube_env):
+    """`--profile cpu`: the images were loaded into the nodes (kind load, k3d image import), so launch
+    takes `valley-trainer-cpu:<tag>` without a registry or a digest, and no container pulls."""
+    fake, kubeconfig = cluster
+    env = kube_env(kubeconfig, tmp_path, mlflow_server)
+    code, _, err = ctl(["launch", "--study", "mini", "--run", "tiny-qwen-40", "--profile", "cpu"], env)
+    assert code == 0, err
+    jobs = [obj for (plural, _), obj in fake.objects.items() if plural == "jobs"]
+    containers = [c for job in jobs for c in job["spec"]["template"]["spec"]["containers"]]
+    assert len(jobs) == 5 and {c["imagePullPolicy"] for c in containers} == {"Never"}
+    assert {c["image"].split(":")[0] for c in containers} == {"valley-trainer-cpu", "valley-evaluator-cpu"}
+
+
 def test_launch_reconcile_status_logs_cancel(ctl, tmp_path, cluster, mlflow_server, kube_env):
     fake, kubeconfig = cluster
     env = kube_env(kubeconfig, tmp_path, mlflow_server)

@@ -208,9 +208,9 @@ def test_independent_chains_run_concurrently_and_a_failure_stops_only_its_own(
 
 def test_parallel_is_a_local_option_of_at_least_one(valleyctl, tmp_path):
     zero = valleyctl(["launch", "--study", "mini", "--executor", "local", "--parallel", "0"], cwd=tmp_path, check=False)
-    assert zero.returncode == 2 and "--parallel" in zero.stderr
+    assert zero.returncode == 3 and "--parallel" in zero.stderr
     cluster = valleyctl(["launch", "--study", "mini", "--parallel", "2", "--dry-run"], cwd=tmp_path, check=False)
-    assert cluster.returncode == 2 and "--parallel: steps run concurrently only with --executor local" in cluster.stderr
+    assert cluster.returncode == 3 and "--parallel: steps run concurrently only with --executor local" in cluster.stderr
 
 
 def test_a_recreated_mlflow_run_retrains_into_the_new_run(tmp_path, mlflow_uri, stand_in):
