@@ -157,7 +157,25 @@ class ControlPlane:
 def plane_kind(request):
     if request.param == "cluster" and not os.environ.get(E2E_KUBECONFIG):
         pytest.skip(f"no real control plane: set {E2E_KUBECONFIG} to an admin kubeconfig to run the e2e suite on it")
+    if request.param == "cluster" and (nodes := schedulable_nodes(Path(os.environ[E2E_KUBECONFIG]))):
+        pytest.skip(
+            f"the cluster has schedulable nodes ({', '.join(nodes)}): a real kubelet would run the pods the kubelet "
+            "stand-in drives; run the control-plane scenarios on a control plane without nodes (or cordon them)"
+        )
     return request.param
+
+
+def schedulable_nodes(kubeconfig: Path) -> list[str]:
+    """The Ready, uncordoned nodes of the cluster (a scheduler there would place the scenarios' pods)."""
+    from kubernetes import client, config
+
+    nodes = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig))).list_node().items
+    return [
+        node.metadata.name
+        for node in nodes
+        if not node.spec.unschedulable
+        and any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+    ]
 
 
 @pytest.fixture(scope="session")

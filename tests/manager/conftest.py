@@ -316,7 +316,7 @@ class JobController:
                     "name": name,
                     "namespace": self.fake.namespace,
                     "labels": {
-                        **template["metadata"].get("labels", {}),
+                        **(template.get("metadata") or {}).get("labels", {}),  # a template may have none
                         "batch.kubernetes.io/job-name": job_name,
                         "job-name": job_name,
                     },
@@ -375,6 +375,23 @@ def status_transition_errors(pod: dict, old: dict, new: dict) -> list[str]:
                     f"status.{field}[{index}].state: Forbidden: may not be transitioned to non-terminated state"
                 )
     return errors
+
+
+def invalid_log_container(pod: dict, container: str) -> str | None:
+    """Why kube-apiserver refuses the logs of `container` (400), as it checks before asking a kubelet."""
+    spec = pod.get("spec") or {}
+    names = [c["name"] for c in spec.get("containers", [])]
+    others = [c["name"] for c in spec.get("initContainers", [])]
+    if not container:
+        if len(names) == 1:
+            return None
+        listed = f"choose one of: [{' '.join(names)}]" + (
+            f" or one of the init containers: [{' '.join(others)}]" if others else ""
+        )
+        return f"a container name must be specified for pod {pod['metadata']['name']}, {listed}"
+    if container in names + others:
+        return None
+    return f"container {container} is not valid for pod {pod['metadata']['name']}"
 
 
 def handler_for(fake: FakeKube):
@@ -456,6 +473,8 @@ def handler_for(fake: FakeKube):
             if match["ns"] is not None and match["ns"] != fake.namespace:
                 if method == "GET" and name is None:
                     return self.reply(200, {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": []})
+                if method != "POST":  # only a create asks for the namespace; the rest look for the object
+                    return self.status(404, "NotFound", f'{where} "{name}" not found')
                 return self.status(404, "NotFound", f'namespaces "{match["ns"]}" not found')
             if plural == "namespaces" and method == "POST":
                 if body["metadata"]["name"] != fake.namespace:
@@ -473,6 +492,8 @@ def handler_for(fake: FakeKube):
                 container = query.get("container", [""])[0]
                 if key not in fake.objects:
                     return self.status(404, "NotFound", f'pods "{name}" not found')
+                if why := invalid_log_container(fake.objects[key], container):  # before the node is looked at
+                    return self.status(400, "BadRequest", why)
                 if (name, container) in fake.logs:
                     return self.reply(200, fake.logs[(name, container)])
                 if not fake.objects[key]["spec"].get("nodeName"):  # no node, no kubelet: the server answers empty

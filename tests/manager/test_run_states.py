@@ -180,7 +180,7 @@ def test_runs_off_the_grid_are_addressed_by_label_or_name(kctl):
     failing at 8a1d673: status had no row for either, and logs and cancel refused both names."""
     fake, client, call = kctl
     launched(call, "--size", "10k", "--model", "qwen", "--nodes", "2")
-    launched(call, "--size", "20k", "--model", "llama")
+    launched(call, "--size", "20k", "--model", "llama", "--off-grid")
     two_nodes = record(client, "valley", "qwen-10k").data.tags["valley.run_name"]
     rows = {r["name"]: r for r in json.loads(call(["status", "--executor", "k8s", "--json"])[1])}
     assert rows[two_nodes]["mlflow"] == "SCHEDULED" and rows[two_nodes]["label"] == "qwen-10k"
