@@ -148,13 +148,13 @@ class Tracker:
     def __init__(self, tracking_uri: str | None = None) -> None:
         import logging
 
+        self.uri = resolve_tracking_uri(tracking_uri)
+        require_reachable(self.uri)  # before mlflow's import, which alone takes seconds on a busy machine
         from mlflow.tracking import MlflowClient
 
         # a new sqlite store announces its schema migrations at INFO; the CLI's output stays ours
         for noisy in ("mlflow.store.db.utils", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-        self.uri = resolve_tracking_uri(tracking_uri)
-        require_reachable(self.uri)
         self.client = MlflowClient(tracking_uri=self.uri)
 
     # ------------------------------------------------------------------- experiment
