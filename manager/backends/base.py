@@ -182,7 +182,7 @@ class Backend(ABC):
             records = Tracker(uri).recorded(study, wanted)
             if len(records) > 1:
                 names = sorted(r.data.tags.get(RUN_NAME_TAG) for r in records)
-                raise ConfigError(f"run: {wanted!r} is the label of {len(names)} runs; name one: {', '.join(names)}")
+                raise ambiguous(wanted, names)
             found = Tracker(uri).recorded_spec(records[0]) if records else None
         if found is None:
             raise ConfigError(
@@ -258,6 +258,11 @@ def cancel_record(
             f"{run.label}: nothing to cancel {where}: no objects of {run.name} there and {recorded}; {check}"
         )
     return CancelResult(run.label, deleted, found.info.run_id if found else None, status, marked=marked)
+
+
+def ambiguous(wanted: str, names: list[str]) -> ConfigError:
+    """The error for a label several runs share (off the grid, `--nodes`): name one of them."""
+    return ConfigError(f"run: {wanted!r} is the label of {len(names)} runs; name one: {', '.join(sorted(names))}")
 
 
 def launch_note(record) -> str | None:

@@ -15,6 +15,7 @@ from manager.backends.base import (
     LaunchResult,
     LogChunk,
     ReconcileResult,
+    ambiguous,
     cancel_record,
 )
 from manager.backends.lifecycle import LAUNCH_DEADLINE_S, LAUNCH_GRACE_S
@@ -31,6 +32,7 @@ from valley.vocabulary import (
     LAUNCH_PENDING,
     LAUNCH_TAG,
     NAMESPACE_TAG,
+    RUN_LABEL,
     STUDY_LABEL,
     annotation,
     label,
@@ -171,7 +173,7 @@ class KubernetesBackend(Backend):
                 )
             results.append(kube.create(obj))
             if results[-1] == "created":
-                undo.objects.append((obj["kind"], obj["metadata"]["name"]))
+                undo.objects.append((obj["kind"], obj["metadata"]["name"], label(obj, RUN_LABEL)))
         attempt, previous = 1, ""
         if created and before is not None:
             attempt = int(before.data.tags.get(ATTEMPT_TAG, "1")) + 1
@@ -256,7 +258,7 @@ class KubernetesBackend(Backend):
         ]
         if len(specs) > 1:
             names = sorted(cm["metadata"]["name"].removesuffix("-spec") for cm in specs)
-            raise ValleyError(f"run: {wanted!r} is the label of {len(names)} runs; name one: {', '.join(names)}")
+            raise ambiguous(wanted, names)
         return spec_of(specs[0]) if specs else None
 
     # -------------------------------------------------------------------------- logs
@@ -452,9 +454,10 @@ class _Undo:
 
     def __init__(self, kube, tracker, studies: set[str]) -> None:
         self.kube, self.tracker = kube, tracker
-        self.objects: list[tuple[str, str]] = []
-        #: (run id, label) of the MLflow runs this launch created
-        self.runs: list[tuple[str, str]] = []
+        #: (kind, name, run name or None for a shared object) of the objects this launch created
+        self.objects: list[tuple[str, str, str | None]] = []
+        #: (run id, label, name) of the MLflow runs this launch created
+        self.runs: list[tuple[str, str, str]] = []
         #: ids of the runs recorded `pending` that this launch finishes (made now, or by a launch that failed)
         self.pending: list[str] = []
         self.new_studies = {study for study in studies if not tracker.has_study_run(study)}
@@ -463,36 +466,39 @@ class _Undo:
         """The callback Tracker.ensure_run calls once the run exists, before it fills it in."""
 
         def made(run_id: str) -> None:
-            self.runs.append((run_id, run.label))
+            self.runs.append((run_id, run.label, run.name))
             self.pending.append(run_id)
 
         return made
 
     def run(self) -> str:
         """Delete everything this launch created, going on past what fails; what it did and what is left."""
-        left = []
-        for kind, name in reversed(self.objects):
+        left, with_objects = [], set()
+        for kind, name, run_name in reversed(self.objects):
             try:
                 self.kube.delete(kind, name)
             except ValleyError:
                 left.append(f"{kind} {self.kube.namespace}/{name}")
+                with_objects.add(run_name)
         objects_left = len(left)
         if left:
             left[-1] += " (delete by hand, or relaunch to resume)"
         mlflow_gone = self.tracker.unreachable() is not None
-        for run_id, run_label in self.runs:
+        for run_id, run_label, run_name in self.runs:
+            if run_name in with_objects:  # its objects left name it (`<run>-mlflow`): kept for a relaunch
+                left.append(f"MLflow run {run_id} ({run_label}, kept with its objects: a relaunch resumes it)")
+                continue
             try:
                 if mlflow_gone:
                     raise ValleyError("unreachable")
                 self.tracker.delete_run(run_id)
             except Exception:  # MLflow itself may be what failed: the run stays recorded `pending`
-                left.append(f"MLflow run {run_id} ({run_label})")
+                left.append(
+                    f"MLflow run {run_id} ({run_label}, recorded as a launch that did not complete: a relaunch "
+                    f"resumes it, or `valleyctl reconcile` marks it KILLED "
+                    f"{(LAUNCH_DEADLINE_S + LAUNCH_GRACE_S) // 60:.0f} min from now)"
+                )
         runs_left = len(left) - objects_left
-        if runs_left:
-            left[-1] += (
-                " (recorded as a launch that did not complete: a relaunch resumes it, or `valleyctl reconcile` "
-                f"marks it KILLED {(LAUNCH_DEADLINE_S + LAUNCH_GRACE_S) // 60:.0f} min from now)"
-            )
         try:
             for study in self.new_studies:
                 if mlflow_gone:

@@ -17,6 +17,7 @@ from manager.backends.base import (
     LogChunk,
     ReconcileResult,
     StepCounts,
+    ambiguous,
     cancel_record,
 )
 from manager.backends.local_watch import LaunchWatch
@@ -148,8 +149,7 @@ class LocalBackend(Backend):
             if spec.study == study and wanted in (spec.name, spec.label) and spec.name == path.stem:
                 specs.append(spec)
         if len(specs) > 1:
-            names = ", ".join(spec.name for spec in specs)
-            raise ValleyError(f"run: {wanted!r} is the label of {len(specs)} runs; name one: {names}")
+            raise ambiguous(wanted, [spec.name for spec in specs])
         return specs[0] if specs else None
 
     def logs(self, run: RunSpec, *, follow: bool = False, timeout: float = 24 * 3600.0) -> Iterator[LogChunk]:

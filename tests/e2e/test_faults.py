@@ -74,7 +74,7 @@ def test_mlflow_stopped_in_the_middle_of_a_launch(control_plane, as_account, fla
     assert objects_in(control_plane) == [], "every object the launch created is deleted"
     flaky_tracking.start()
     left = record(tracking, first.label)
-    assert f"left: MLflow run {left.info.run_id} ({first.label}) (recorded as a launch that did not" in result[2]
+    assert f"left: MLflow run {left.info.run_id} ({first.label}, recorded as a launch that did not" in result[2]
     assert left.data.tags["valley.launch"] == "pending" and record(tracking, second.label) is None
     MlflowClient(tracking).set_tag(left.info.run_id, "valley.launch_deadline", "2000-01-01T00:00:00Z")
     out = ok(as_account(RECONCILER, ["reconcile"]))
@@ -130,6 +130,31 @@ def test_the_api_server_unavailable_in_the_middle_of_a_reconcile(control_plane, 
     assert survived, result
     assert MlflowClient(tracking).get_run(run.info.run_id).info.status == "FINISHED"
     settle(control_plane, as_account, tracking, f"API {outage} mid-reconcile", survived)
+
+
+def test_the_api_server_gone_in_the_middle_of_a_launch_and_its_undo(control_plane, as_account, flaky_tracking):
+    """The API goes away (connections refused) as the launch records its second run, so the undo cannot
+    delete what the first run's objects: the first run's MLflow run stays with them (its `-mlflow`
+    ConfigMap names it), the second's is deleted, and a relaunch with the API back resumes the first."""
+    tracking = flaky_tracking.url
+    first, second = "tiny-llama-400", "tiny-qwen-easy-120"
+    proxy = ApiProxy(*control_plane.api_address)
+    cut = flaky_tracking.on(mlflow_call("runs/create", run_name=second), proxy.cut)
+    try:
+        result = as_account(LAUNCHER, ["launch", "--study", "mini", "--run", first, "--run", second], port=proxy.port)
+    finally:
+        proxy.close()
+    assert cut.fired.is_set()
+    kept = record(tracking, first)
+    survived = one_line(
+        result, "cannot reach the Kubernetes API", "launch partly undone", f"MLflow run {kept.info.run_id}"
+    )
+    assert survived, result[2]
+    assert objects_in(control_plane), "the undo could not delete them"
+    assert record(tracking, second) is None
+    out = ok(as_account(LAUNCHER, ["launch", "--study", "mini", "--run", first, "--run", second]))
+    assert record(tracking, first).info.run_id == kept.info.run_id, out
+    settle(control_plane, as_account, tracking, "API gone mid-launch and undo", survived)
 
 
 def test_a_quota_refusal_midway_through_a_launch(control_plane, as_account, tracking):

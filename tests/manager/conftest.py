@@ -468,6 +468,8 @@ def handler_for(fake: FakeKube):
                     f'{where} is forbidden: User "system:serviceaccount:{fake.namespace}:tester" cannot {verb} '
                     f'resource "{resource}" in API group "{group}" in the namespace "{match["ns"]}"',
                 )
+            if refusal == 503:
+                return self.status(503, "ServiceUnavailable", "the server is currently unable to handle the request")
             if refusal:
                 return self.status(refusal, "Invalid", f"{plural} denied by the test")
             if match["ns"] is not None and match["ns"] != fake.namespace:

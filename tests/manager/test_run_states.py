@@ -142,11 +142,13 @@ def test_rbac_refusal_is_found_by_dry_run_before_recording(kctl):
     assert record(client, "valley", "qwen-30k") is None
 
 
-def test_refusal_midway_undoes_the_launch(kctl):
+@pytest.mark.parametrize("refusal, said", [(403, "forbidden"), (503, "API error 503")])
+def test_refusal_midway_undoes_the_launch(kctl, refusal, said):
+    """A refusal the dry-run does not hit (a quota, a webhook), or the API server unavailable for a moment."""
     fake, client, call = kctl
-    fake.fail_after_dry_run[("POST", "jobs")] = 403  # e.g. a quota or webhook the dry-run does not hit
+    fake.fail_after_dry_run[("POST", "jobs")] = refusal
     code, _, err = call(["launch", "--run", "qwen-30k+hard-4k"])
-    assert code == 1 and "forbidden" in err and "undone" in err
+    assert code == 1 and said in err and "undone" in err, err
     assert fake.objects == {}, "no orphan ConfigMaps or Services"
     for label in ("qwen-30k", "qwen-30k+hard-4k"):
         assert record(client, "valley", label) is None, "no SCHEDULED run with nothing behind it"
