@@ -61,6 +61,12 @@ def parser(prog: str) -> argparse.ArgumentParser:
     )
     serve.add_argument("--max-pending", type=int, default=8, help="requests queued or running before 429 (%(default)s)")
     serve.add_argument("--max-request-mb", type=int, default=256, help="largest request body, 413 above (%(default)s)")
+    serve.add_argument(
+        "--read-timeout-s", type=float, default=60.0, help="a request must be read within this, 408 after (%(default)s)"
+    )
+    serve.add_argument(
+        "--drain-s", type=float, default=25.0, help="after SIGTERM, running requests get this long (%(default)s)"
+    )
     return root
 
 
@@ -86,6 +92,8 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         max_pending=args.max_pending,
         max_request_mb=args.max_request_mb,
+        read_timeout_s=args.read_timeout_s,
+        drain_s=args.drain_s,
     )
     return 0
 
