@@ -15,6 +15,7 @@ from pathlib import Path
 from manager.render import RenderContext, is_shared, render_run, to_yaml
 from valley.files import write_atomic
 from valley.spec import RunSpec
+from valley.vocabulary import APP_INSTANCE, label
 
 HEADER = "# rendered by `valleyctl render`; edit the spec, not this file\n"
 
@@ -29,7 +30,7 @@ def render_tree(runs: list[RunSpec], ctx: RenderContext) -> dict[str, str]:
         objects = render_run(run, ctx)
         files[f"{run.name}.yaml"] = HEADER + to_yaml([obj for obj in objects if not is_shared(obj)])
         for obj in filter(is_shared, objects):
-            group = shared.setdefault(f"shared-{obj['metadata']['labels']['app.kubernetes.io/instance']}.yaml", [])
+            group = shared.setdefault(f"shared-{label(obj, APP_INSTANCE)}.yaml", [])
             if obj not in group:
                 group.append(obj)
     files.update({name: HEADER + to_yaml(objects) for name, objects in shared.items()})

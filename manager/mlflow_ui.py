@@ -1,6 +1,7 @@
-"""Look at an MLflow store the way a user does: a real `mlflow server` on a free local
-port, opened in headless Chromium (DOM dump or screenshot). Used by the UI test and by
-scripts/mlflow-ui-screenshot.py; nothing here is needed to run a study."""
+"""Look at an MLflow store the way a user does: a real `mlflow server` on a free local port,
+opened in headless Chromium (Debian's, driven through Playwright), each page waited on until
+its content has rendered (charts drawn, no "loading" left), then read or captured. Used by the
+UI test and by scripts/mlflow-ui-screenshot.py; nothing here is needed to run a study."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -17,17 +17,12 @@ from pathlib import Path
 from typing import Iterator
 
 from valley.errors import ValleyError
+from valley.vocabulary import VIEW_KEY
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--hide-scrollbars",
-]
+#: the longest a page may take to render (the first load compiles MLflow's bundle on a busy machine)
+PAGE_TIMEOUT_MS = 120_000
+#: a page has rendered when none of these is on it (MLflow's spinners and skeletons)
+LOADING = "[data-testid*='loading'], [class*='skeleton'], [aria-busy='true'], [role='progressbar']"
 
 
 def free_port() -> int:
@@ -42,27 +37,10 @@ def mlflow_server(backend_store_uri: str, *, workdir: Path, timeout: float = 120
     port = free_port()
     log = workdir / "mlflow-server.log"
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--backend-store-uri",
-                backend_store_uri,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+        process = subprocess.Popen(command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -90,48 +68,59 @@ def chromium() -> str:
     return found
 
 
-def _browse(url: str, extra: list[str], *, budget_ms: int) -> subprocess.CompletedProcess:
-    with tempfile.TemporaryDirectory(prefix="valley-chromium-") as profile:
-        return subprocess.run(
-            [
-                chromium(),
-                *CHROMIUM_FLAGS,
-                f"--user-data-dir={profile}",
-                f"--virtual-time-budget={budget_ms}",
-                *extra,
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=180,
+@contextmanager
+def browser(size: tuple[int, int] = (2400, 1200)) -> Iterator[object]:
+    """A page of headless Chromium (the system's, not a downloaded build), wide enough that the
+    runs table draws every column of valley's view (it leaves columns out of view undrawn)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chrome = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = chrome.new_page(viewport={"width": size[0], "height": size[1]})
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            yield page
+        finally:
+            chrome.close()
+
+
+def open_rendered(page, url: str, *, showing: str, charts: int = 0) -> str:
+    """Go to `url`, wait until `showing` (text) is on the page, at least `charts` charts are drawn
+    and nothing is loading; return the page's visible text."""
+    page.goto(url)
+    page.get_by_text(showing, exact=False).first.wait_for(state="visible")
+    if charts:
+        page.wait_for_function(
+            "n => document.querySelectorAll('.js-plotly-plot .main-svg, canvas').length >= n", arg=charts
         )
+    page.wait_for_function(f"() => document.querySelectorAll({LOADING!r}).length === 0")
+    assistant = page.locator("button[aria-label='Close']")  # MLflow's assistant panel opens on first visit
+    if assistant.count():
+        assistant.first.click()
+    return " ".join(page.inner_text("body").split())
 
 
-def dump_dom(url: str, *, budget_ms: int = 20000) -> str:
-    """The page's DOM after its scripts ran for `budget_ms` of virtual time."""
-    return _browse(url, ["--dump-dom"], budget_ms=budget_ms).stdout
-
-
-def screenshot(url: str, png: Path, *, size: str = "1600,1000", budget_ms: int = 20000) -> Path:
-    png.parent.mkdir(parents=True, exist_ok=True)
-    result = _browse(url, [f"--screenshot={png}", f"--window-size={size}"], budget_ms=budget_ms)
-    if not png.is_file():
-        raise ValleyError(f"chromium wrote no screenshot: {result.stderr.strip().splitlines()[-1:]}")
-    return png
+#: MLflow 3.17 picks an experiment's pages from a workflow type held per browser (GenAI by
+#: default, where runs show up under "Evaluations"), not from the experiment's `mlflow.experimentKind`
+#: tag (which earlier 3.x releases read, and valley sets too); a link names it
+MODEL_TRAINING_PAGES = "workflowType=machine_learning"
 
 
 def experiment_url(server: str, experiment_id: str) -> str:
-    """The experiment's runs table (its default page is the GenAI overview)."""
-    return f"{server}/#/experiments/{experiment_id}/runs"
+    """The experiment as valley links it: MLflow's model-training pages, which open on the runs."""
+    return f"{server}/#/experiments/{experiment_id}?{MODEL_TRAINING_PAGES}"
+
+
+def runs_view_url(server: str, experiment_id: str) -> str:
+    """The runs table in valley's saved view: pass@1, its CI and the loss as columns."""
+    return f"{server}/#/experiments/{experiment_id}/runs?viewStateShareKey={VIEW_KEY}&{MODEL_TRAINING_PAGES}"
 
 
 def run_url(server: str, experiment_id: str, run_id: str, tab: str = "") -> str:
     return f"{server}/#/experiments/{experiment_id}/runs/{run_id}" + (f"/{tab}" if tab else "")
 
 
-def page_text(dom: str) -> str:
-    """The visible text of a dumped DOM, whitespace collapsed."""
-    import re
-
-    body = re.sub(r"<style.*?</style>|<script.*?</script>", " ", dom, flags=re.S)
-    return " ".join(re.sub(r"<[^>]+>", " ", body).split())
+def compare_url(server: str, experiment_id: str, run_ids: list[str]) -> str:
+    """MLflow's side-by-side comparison of runs."""
+    runs = ",".join(f'"{run_id}"' for run_id in run_ids)
+    return f'{server}/#/compare-runs?runs=[{runs}]&experiments=["{experiment_id}"]'

@@ -43,7 +43,8 @@ def plan_rows(study: str) -> tuple[list[dict], list[str]]:
     return rows, assumptions.lines()
 
 
-def render_plan_table(study: str, rows: list[dict], assumptions: list[str], console) -> None:
+def render_plan_table(study: str, rows: list[dict], assumptions: list[str], out) -> None:
+    """The plan as a table and the assumptions behind its GPU-hours, through the CLI's Output."""
     from rich.table import Table
 
     table = Table(
@@ -74,8 +75,8 @@ def render_plan_table(study: str, rows: list[dict], assumptions: list[str], cons
             ", ".join(r["shares_data_with"]),
             f"{r['train_gpu_hours']}+{r['eval_gpu_hours']}",
         )
-    console.print(table)
+    out.table(table)
     total = sum(r["train_gpu_hours"] + r["eval_gpu_hours"] for r in rows)
-    console.print(f"total ≈ {total:,.0f} GPU-hours, assuming:")
+    out.line(f"total ≈ {total:,.0f} GPU-hours, assuming:")
     for line in assumptions:
-        console.print(f"  - {line}")
+        out.line(f"  - {line}")

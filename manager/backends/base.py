@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from valley.spec import RunSpec
+from valley.vocabulary import FAILURE_TAG, RUN_NAME_TAG, STATUS_NOTE_TAG
 
 #: the metrics `status` shows beside each run
 METRICS = ("pass_at_1", "completion_rate", "think_tag_rate")
@@ -136,16 +137,20 @@ class Backend(ABC):
         self.echo = echo
 
     @abstractmethod
-    def launch(self, runs: list[RunSpec], *, dry_run: bool = False, wait: bool = False) -> LaunchResult:
-        """Record each run in MLflow, then start it; idempotent (a relaunch reuses what exists)."""
+    def launch(
+        self, runs: list[RunSpec], *, dry_run: bool = False, wait: bool = False, timeout: float = 0.0
+    ) -> LaunchResult:
+        """Record each run in MLflow, then start it; idempotent (a relaunch reuses what exists).
+        `wait`: follow the runs to their end, for at most `timeout` seconds."""
 
     @abstractmethod
     def stage_states(self, study: str, runs: list[RunSpec]) -> tuple[dict[str, dict[str, str]], str]:
         """(run name -> stage -> state, note) for the runs this backend knows about."""
 
     @abstractmethod
-    def logs(self, run: RunSpec, *, follow: bool = False) -> Iterator[LogChunk]:
-        """The run's logs, stage by stage; with `follow`, the last one until it ends."""
+    def logs(self, run: RunSpec, *, follow: bool = False, timeout: float = 0.0) -> Iterator[LogChunk]:
+        """The run's logs, stage by stage; with `follow`, the stage that runs until the run ends,
+        for at most `timeout` seconds."""
 
     @abstractmethod
     def cancel(self, run: RunSpec) -> CancelResult:
@@ -162,7 +167,9 @@ class Backend(ABC):
 
         runs = ordered(study_runs(study))
         states, note = self.stage_states(study, runs)
-        recorded = {r.data.tags.get("valley.run_name"): r for r in Tracker(self.tracking_uri).study_runs(study)}
+        tracker = Tracker(self.tracking_uri)
+        recorded = {r.data.tags.get(RUN_NAME_TAG): r for r in tracker.study_runs(study)}
+        evaluated = {run_id: metrics for run_id, (_, metrics) in tracker.evaluations(study).items()}
         rows = []
         for run in runs:
             record = recorded.get(run.name)
@@ -175,9 +182,13 @@ class Backend(ABC):
                     run.name,
                     record.info.status,
                     run_id=record.info.run_id,
-                    note=record.data.tags.get("valley.status_note"),
-                    failure=record.data.tags.get("valley.failure"),
-                    metrics={m: round(record.data.metrics[m], 4) for m in METRICS if m in record.data.metrics},
+                    note=record.data.tags.get(STATUS_NOTE_TAG),
+                    failure=record.data.tags.get(FAILURE_TAG),
+                    metrics={
+                        m: round(value, 4)
+                        for m in METRICS
+                        if (value := evaluated.get(record.info.run_id, {}).get(m)) is not None
+                    },
                     stages=states.get(run.name, {}),
                 )
             )

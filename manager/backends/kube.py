@@ -6,6 +6,7 @@ one `ValleyError` line naming the object and the fix. The client loads lazily.
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -20,6 +21,8 @@ KINDS = {
     "NetworkPolicy": ("NetworkingV1Api", "network_policy"),
     "Pod": ("CoreV1Api", "pod"),
 }
+#: seconds to wait for a connection to the API server
+CONNECT_TIMEOUT = 10.0
 #: what `cancel` deletes, dependants first
 RUN_KINDS = ("Job", "Deployment", "Service", "NetworkPolicy", "ConfigMap")
 
@@ -35,7 +38,7 @@ NO_NAMESPACE = (
 
 _STATUS_HINTS = {
     401: "unauthorized: the cluster rejected your credentials; refresh them (log in to the cluster again)",
-    403: "forbidden: your account may not do this in namespace {ns}; apply k8s/base (RBAC) or ask an admin",
+    403: "forbidden in namespace {ns}: {message}",
     404: "not found in namespace {ns}; is valley installed there (`kubectl apply -k k8s/overlays/dev`)?",
     409: "already exists",
     422: "rejected as invalid: {message}",
@@ -51,7 +54,22 @@ def _message(error) -> str:
         return str(error.reason)
 
 
+#: the API server's RBAC refusal: `... is forbidden: User "U" cannot VERB resource "R" in API group "G" ...`
+_RBAC = re.compile(
+    r'User "(?P<user>[^"]*)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]*)" in API group "(?P<group>[^"]*)"'
+)
+
+
 def api_error_line(status: int, what: str, namespace: str, message: str) -> str:
+    if status == 403:
+        rbac = _RBAC.search(message)
+        if rbac is None:  # quota, Pod Security or another admission plugin: its own words say why
+            return f"{what}: refused by the cluster's admission control: {message}"
+        resource = rbac["resource"] + (f".{rbac['group']}" if rbac["group"] else "")
+        return (
+            f"{what}: forbidden by RBAC: {rbac['user']} may not {rbac['verb']} {resource} in namespace "
+            f"{namespace}; apply the kit's Roles (k8s/base/rbac.yaml) or ask an admin"
+        )
     hint = _STATUS_HINTS.get(status, "API error {status}: {message}")
     return f"{what}: " + hint.format(ns=namespace, message=message, status=status)
 
@@ -125,13 +143,23 @@ class Kube:
     def create(self, obj: dict, *, dry_run: bool = False) -> str:
         """'created', or 'exists' when an object of that name is already there (idempotent).
         `dry_run`: the server checks everything a create would (namespace, RBAC, admission,
-        validation) and stores nothing."""
+        validation) and stores nothing. An object already there is found by a read first: a create
+        of it would still be charged against a quota (admission runs before the name is checked)."""
         api, suffix = self._api(obj["kind"])
         name = obj["metadata"]["name"]
+        if self.get(obj["kind"], name) is not None:
+            return "exists"
         extra = {"dry_run": "All"} if dry_run else {}
         with self.call(f"{obj['kind']} {self.namespace}/{name}", allow=(409,)) as outcome:
             getattr(api, f"create_namespaced_{suffix}")(self.namespace, body=obj, **extra)
         return "exists" if outcome.get("status") == 409 else "created"
+
+    def require_namespace(self) -> None:
+        """A list in a namespace that does not exist answers an empty list: ask the server with a
+        dry-run create, which names a missing namespace (RBAC refusals leave the question open)."""
+        probe = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "valley-namespace-probe"}}
+        with self.call(f"namespace {self.namespace}", allow=(403, 409)):
+            self._api("ConfigMap")[0].create_namespaced_config_map(self.namespace, body=probe, dry_run="All")
 
     def list(self, kind: str, selector: str) -> list[dict]:
         api, suffix = self._api(kind)
@@ -168,14 +196,24 @@ class Kube:
             text = api.read_namespaced_pod_log(pod, self.namespace, container=container, _preload_content=False).data
         return None if outcome.get("status") else text.decode(errors="replace")
 
-    def pod_log(self, pod: str, container: str, *, follow: bool = False) -> Iterator[str]:
-        """A container's log, line by line; with `follow`, until the container exits."""
+    def pod_log(self, pod: str, container: str, *, follow: bool = False, timeout: float = 60.0) -> Iterator[str]:
+        """A container's log, line by line; with `follow`, until the container exits or nothing
+        came for `timeout` seconds."""
         import kubernetes.client
+        from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
         api = kubernetes.client.CoreV1Api(self.api_client)
         with self.call(f"Pod {self.namespace}/{pod} container {container}"):
             response = api.read_namespaced_pod_log(
-                pod, self.namespace, container=container, follow=follow, _preload_content=False
+                pod,
+                self.namespace,
+                container=container,
+                follow=follow,
+                _preload_content=False,
+                _request_timeout=(CONNECT_TIMEOUT, max(timeout, 1.0)),
             )
-            for line in response.stream() if follow else [response.data]:
-                yield line.decode(errors="replace")
+            try:
+                for line in response.stream() if follow else [response.data]:
+                    yield line.decode(errors="replace")
+            except (ReadTimeoutError, ProtocolError):  # quiet for `timeout`, or the stream was cut: the caller decides
+                return

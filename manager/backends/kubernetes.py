@@ -17,13 +17,17 @@ from manager.backends.base import (
     ReconcileResult,
     cancel_record,
 )
-from valley.errors import ValleyError
+from valley.errors import ValleyError, one_line
 from valley.spec import RunSpec
+from valley.vocabulary import ALL_OBJECTS, APP_COMPONENT, ATTEMPT_TAG, label, of_run, pods_of_job
 
 #: seconds between reconcile passes of `launch --wait`
 POLL_SECONDS = 30
 #: seconds between looks at a Pending pod while `logs --follow` waits for it
 POD_POLL_SECONDS = 5
+#: how long `launch --wait` and `logs --follow` go on by default (--timeout)
+WAIT_TIMEOUT = 72 * 3600.0
+FOLLOW_TIMEOUT = 24 * 3600.0
 #: the order `logs` prints a run's pods in
 STAGE_ORDER = {"data": 0, "train": 1, "eval": 2, "grader": 3}
 
@@ -72,7 +76,9 @@ class KubernetesBackend(Backend):
 
     # ------------------------------------------------------------------------ launch
 
-    def launch(self, runs: list[RunSpec], *, dry_run: bool = False, wait: bool = False) -> LaunchResult:
+    def launch(
+        self, runs: list[RunSpec], *, dry_run: bool = False, wait: bool = False, timeout: float = WAIT_TIMEOUT
+    ) -> LaunchResult:
         """Refuse images a node cannot pull, check every object with a server-side dry-run, then
         record each run's MLflow run, then create its objects (gated Jobs suspended; shared data
         Jobs once). Idempotent; all or nothing: a create that fails undoes what this launch
@@ -90,7 +96,7 @@ class KubernetesBackend(Backend):
         kube = self.kube
         if not resolve_tracking_uri(self.tracking_uri).startswith(("http://", "https://")):
             raise ValleyError(NEEDS_SERVER.format(ns=self.namespace))
-        require_pullable(ctx.images)
+        require_pullable(ctx.images, ctx.profile.image_pull_policy)
         for obj in render_runs(runs, replace(ctx, run_id="dry-run")):  # namespace, RBAC, admission, validation
             kube.create(obj, dry_run=True)
         tracker = Tracker(self.tracking_uri)
@@ -99,8 +105,8 @@ class KubernetesBackend(Backend):
         try:
             for run in runs:
                 launched.append(self._launch_one(run, tracker, undo))
-        except ValleyError as error:
-            raise ValleyError(f"{error}; {undo.run()}") from error
+        except Exception as error:  # all or nothing, whatever failed (the API, MLflow, quota, RBAC)
+            raise ValleyError(f"{one_line(error)}; {undo.run()}") from error
         study = runs[0].study
         hint = (
             f"valleyctl status --study {study}  |  valleyctl logs {runs[-1].label} --study {study} --follow"
@@ -108,17 +114,18 @@ class KubernetesBackend(Backend):
         )
         if not wait:
             return LaunchResult(launched, next=hint)
-        failed = self.wait(runs)
+        failed = self.wait(runs, timeout)
         return LaunchResult(launched, failed=failed, ok=not failed, next=hint)
 
     def _launch_one(self, run: RunSpec, tracker, undo: "_Undo") -> LaunchedRun:
         from manager.render import render_run, to_yaml
-        from manager.tracking import FAILED, KILLED
+        from manager.tracking import TERMINAL
 
         kube = self.kube
         before = tracker.find_run(run)
-        # a cancelled or failed run whose Jobs are gone starts again as a new attempt
-        restart = frozenset() if kube.list("Job", f"valley.run={run.name}") else frozenset({KILLED, FAILED})
+        # a run that ended (cancelled, failed or finished) whose Jobs are gone starts again as a new attempt:
+        # its record keeps the status it ended with
+        restart = frozenset() if kube.list("Job", of_run(run.name)) else TERMINAL
         run_id, created = tracker.ensure_run(run, restart=restart)
         if created:
             undo.runs.append(run_id)
@@ -132,7 +139,7 @@ class KubernetesBackend(Backend):
                 undo.objects.append((obj["kind"], obj["metadata"]["name"]))
         attempt, previous = 1, ""
         if created and before is not None:
-            attempt = int(before.data.tags.get("valley.attempt", "1")) + 1
+            attempt = int(before.data.tags.get(ATTEMPT_TAG, "1")) + 1
             previous = f"{before.info.status} run {before.info.run_id}"
         return LaunchedRun(
             run.label,
@@ -146,17 +153,38 @@ class KubernetesBackend(Backend):
             previous,
         )
 
-    def wait(self, runs: list[RunSpec]) -> list[str]:
-        """Reconcile until every run has ended; the names of those that failed."""
+    def wait(self, runs: list[RunSpec], timeout: float = WAIT_TIMEOUT) -> list[str]:
+        """Reconcile until every run has ended; the names of those that failed. Stops with the
+        reason when a pod of the runs cannot start or `timeout` seconds passed (the runs go on:
+        the reconciler CronJob keeps them in step)."""
         from manager.tracking import FAILED, TERMINAL
 
+        deadline = time.monotonic() + timeout
         names = {run.name for run in runs}
         while True:
             result = self.reconcile()
             ours = {name: status for name, status in result.statuses.items() if name in names}
             if len(ours) == len(names) and all(status in TERMINAL for status in ours.values()):
                 return sorted(name for name, status in ours.items() if status == FAILED)
-            time.sleep(POLL_SECONDS)
+            for run in runs:
+                for stage, job in self._stage_jobs(run):
+                    for pod in self.kube.list("Pod", pods_of_job(job["metadata"]["name"])):
+                        if (why := pod_blocker(pod)) is not None:
+                            raise ValleyError(
+                                f"stopped waiting: {run.label}'s {stage} pod {pod['metadata']['name']} cannot start "
+                                f"({why}); the run stays queued; see `kubectl -n {self.namespace} describe pod "
+                                f"{pod['metadata']['name']}`"
+                            )
+            left = deadline - time.monotonic()
+            if left <= 0:
+                open_runs = ", ".join(
+                    f"{n} {ours.get(n, 'not seen')}" for n in sorted(names) if ours.get(n) not in TERMINAL
+                )
+                raise ValleyError(
+                    f"stopped waiting after the timeout: {open_runs}; they go on in the cluster "
+                    "(`valleyctl status`, or wait longer with --timeout)"
+                )
+            time.sleep(min(POLL_SECONDS, left))
 
     # ------------------------------------------------------------------------ status
 
@@ -167,11 +195,10 @@ class KubernetesBackend(Backend):
         note = ""
         try:
             names = {run.name for run in runs}
-            jobs = {
-                name: states
-                for name, states in run_states(self.kube.list("Job", "app.kubernetes.io/part-of=valley")).items()
-                if name in names
-            }
+            found = self.kube.list("Job", ALL_OBJECTS)
+            if not found:
+                self.kube.require_namespace()
+            jobs = {name: states for name, states in run_states(found).items() if name in names}
         except ValleyError as error:
             if self.fallback is None:
                 raise
@@ -183,24 +210,27 @@ class KubernetesBackend(Backend):
 
     # -------------------------------------------------------------------------- logs
 
-    def logs(self, run: RunSpec, *, follow: bool = False) -> Iterator[LogChunk]:
+    def logs(self, run: RunSpec, *, follow: bool = False, timeout: float = FOLLOW_TIMEOUT) -> Iterator[LogChunk]:
         from manager.backends.lifecycle import needs
         from manager.render.common import SHARED_JOB_PREFIXES
 
+        if follow:
+            yield from self._follow(run, time.monotonic() + timeout)
+            return
         kube = self.kube
         shared = sorted(
             {
                 name
-                for job in kube.list("Job", f"valley.run={run.name}")
+                for job in kube.list("Job", of_run(run.name))
                 for name in needs(job)
                 if name.startswith(SHARED_JOB_PREFIXES)
             }
         )
-        own = kube.list("Pod", f"valley.run={run.name}")
+        own = kube.list("Pod", of_run(run.name))
         pods = sorted(
-            [pod for name in shared for pod in kube.list("Pod", f"batch.kubernetes.io/job-name={name}")] + own,
+            [pod for name in shared for pod in kube.list("Pod", pods_of_job(name))] + own,
             key=lambda p: (
-                STAGE_ORDER.get(p["metadata"]["labels"].get("app.kubernetes.io/component"), 9),
+                STAGE_ORDER.get(label(p, APP_COMPONENT), 9),
                 p["metadata"].get("creationTimestamp", ""),
             ),
         )
@@ -209,24 +239,6 @@ class KubernetesBackend(Backend):
                 f"{run.label}: no pods yet (gated Jobs stay suspended until their dependency "
                 f"succeeds); see `valleyctl status --study {run.study}`"
             )
-        if follow:
-            pod = pods[-1]
-            name = pod["metadata"]["name"]
-            while pod["status"].get("phase") == "Pending":
-                stuck = {c: why for c, why in waiting_reasons(pod).items() if why in HOPELESS}
-                if stuck:
-                    container, why = next(iter(stuck.items()))
-                    raise ValleyError(
-                        f"{name}: never started ({container}: {why}); "
-                        f"see `kubectl -n {self.namespace} describe pod {name}`"
-                    )
-                yield LogChunk("notice", f"waiting for pod {name} (Pending)...")
-                time.sleep(POD_POLL_SECONDS)
-                pod = kube.get("Pod", name) or pod
-            main = pod["spec"]["containers"][0]["name"]
-            for chunk in kube.pod_log(name, main, follow=True):
-                yield LogChunk("text", chunk)
-            return
         never_started = []
         for pod in pods:
             name = pod["metadata"]["name"]
@@ -244,6 +256,72 @@ class KubernetesBackend(Backend):
         if never_started:
             raise ValleyError("; ".join(never_started) + f"; see `kubectl -n {self.namespace} describe pod` for why")
 
+    def _stage_jobs(self, run: RunSpec) -> list[tuple[str, dict]]:
+        """(stage, Job) of the run in the order they run: its shared data Jobs, train, eval."""
+        from manager.backends.lifecycle import needs, run_jobs, shared_needs
+
+        own = self.kube.list("Job", of_run(run.name))
+        _, by_run = run_jobs(own)
+        stages = by_run.get(run.name, {})
+        shared = {
+            name: job
+            for name in sorted({name for job in stages.values() for name in needs(job)})
+            if (job := self.kube.get("Job", name)) is not None
+        }
+        return shared_needs(stages, shared) + [(stage, stages[stage]) for stage in ("train", "eval") if stage in stages]
+
+    def _follow(self, run: RunSpec, deadline: float) -> Iterator[LogChunk]:
+        """Stream the stage that is running, then the next, until the run's last stage ends; stop
+        with the reason when a stage failed, its pod cannot start, or the deadline passed."""
+        from manager.backends.lifecycle import JOB_FAILED, SUCCEEDED, job_state
+
+        streamed: set[str] = set()
+        said = ""
+        while True:
+            stages = self._stage_jobs(run)
+            if not stages:
+                raise ValleyError(f"{run.label}: no Jobs of {run.name} in namespace {self.namespace}; launch it first")
+            current = next(((stage, job) for stage, job in stages if job_state(job) != SUCCEEDED), None)
+            if current is None:
+                yield LogChunk("notice", f"{run.label}: every stage succeeded")
+                return
+            stage, job = current
+            name = job["metadata"]["name"]
+            if job_state(job) == JOB_FAILED:
+                raise ValleyError(
+                    f"{run.label}: the {stage} Job {name} failed; see `valleyctl status --study {run.study}`"
+                )
+            pods = self.kube.list("Pod", pods_of_job(name))
+            for pod in pods:
+                if (why := pod_blocker(pod)) is not None:
+                    raise ValleyError(
+                        f"{run.label}: pod {pod['metadata']['name']} of the {stage} Job cannot start ({why}); "
+                        f"see `kubectl -n {self.namespace} describe pod {pod['metadata']['name']}`"
+                    )
+            running = [
+                p for p in pods if p["status"].get("phase") == "Running" and p["metadata"]["name"] not in streamed
+            ]
+            if running:
+                pod = running[-1]
+                pod_name, main = pod["metadata"]["name"], pod["spec"]["containers"][0]["name"]
+                streamed.add(pod_name)
+                yield LogChunk("header", f"{pod_name}/{main}")
+                for chunk in self.kube.pod_log(pod_name, main, follow=True, timeout=deadline - time.monotonic()):
+                    yield LogChunk("text", chunk)
+            else:
+                state = f"waiting for the {stage} Job {name} ({job_state(job)}, {len(pods)} pod(s))"
+                if state != said:
+                    yield LogChunk("notice", state + "...")
+                    said = state
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ValleyError(
+                    f"{run.label}: stopped following after the timeout; the {stage} Job {name} is "
+                    f"{job_state(job)}; follow again with `valleyctl logs {run.label} --follow --timeout ...`"
+                )
+            if not running:
+                time.sleep(min(POD_POLL_SECONDS, left))
+
     # ------------------------------------------------------------------------ cancel
 
     def cancel(self, run: RunSpec) -> CancelResult:
@@ -252,7 +330,7 @@ class KubernetesBackend(Backend):
         kube = self.kube
         deleted = 0
         for kind in RUN_KINDS:
-            for obj in kube.list(kind, f"valley.run={run.name}"):
+            for obj in kube.list(kind, of_run(run.name)):
                 deleted += kube.delete(kind, obj["metadata"]["name"])
         return cancel_record(
             run,
@@ -277,6 +355,23 @@ class KubernetesBackend(Backend):
             dict(plan.waiting),
             {name: status for name, (_, status) in plan.statuses.items()},
         )
+
+
+def pod_blocker(pod: dict) -> str | None:
+    """Why a Pending pod will not start by itself (the scheduler found no node, an image cannot
+    be pulled, a container's config is broken), or None."""
+    status = pod.get("status") or {}
+    if status.get("phase") not in (None, "Pending"):
+        return None
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            if condition.get("reason") == "Unschedulable":
+                return f"Unschedulable: {condition.get('message', '')}".rstrip(": ")
+    stuck = {c: why for c, why in waiting_reasons(pod).items() if why in HOPELESS}
+    if stuck:
+        container, why = next(iter(stuck.items()))
+        return f"{container}: {why}"
+    return None
 
 
 def waiting_reasons(pod: dict) -> dict[str, str]:
@@ -304,14 +399,30 @@ class _Undo:
         self.new_studies = {study for study in studies if not tracker.has_study_run(study)}
 
     def run(self) -> str:
+        """Delete everything this launch created, going on past what fails; what it did and what is left."""
+        left = []
         for kind, name in reversed(self.objects):
-            self.kube.delete(kind, name)
+            try:
+                self.kube.delete(kind, name)
+            except ValleyError:
+                left.append(f"{kind} {self.kube.namespace}/{name}")
+        objects_left = len(left)
         for run_id in self.runs:
-            self.tracker.delete_run(run_id)
-        for study in self.new_studies:
-            if self.tracker.has_study_run(study) and not self.tracker.study_runs(study):
-                self.tracker.delete_run(self.tracker.study_run_id(study))
-        return (
-            f"launch undone: deleted the {len(self.objects)} object(s) and {len(self.runs)} MLflow run(s) "
-            "it had created"
+            try:
+                self.tracker.delete_run(run_id)
+            except Exception:  # MLflow itself may be what failed
+                left.append(f"MLflow run {run_id}")
+        runs_left = len(left) - objects_left
+        try:
+            for study in self.new_studies:
+                if self.tracker.has_study_run(study) and not self.tracker.study_runs(study):
+                    self.tracker.delete_run(self.tracker.study_run_id(study))
+        except Exception:
+            left.append(f"the study run of {', '.join(sorted(self.new_studies))}")
+        done = (
+            f"deleted {len(self.objects) - objects_left} of {len(self.objects)} object(s) and "
+            f"{len(self.runs) - runs_left} of {len(self.runs)} MLflow run(s) it made"
         )
+        if not left:
+            return f"launch undone: {done}"
+        return f"launch partly undone: {done}; left: {', '.join(left)} (delete them by hand, or relaunch to resume)"

@@ -13,14 +13,31 @@ that Job's failure recorded (shared data Jobs count under their kind: fetch, lcb
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from manager.layout import SHARED
-from manager.render.common import NEEDS_ANNOTATION, QUEUE_ANNOTATION, QUEUE_LABEL
 from manager.tracking import FAILED, FINISHED, KILLED, RUNNING, SCHEDULED
+from valley.vocabulary import (
+    ALL_OBJECTS,
+    APP_COMPONENT,
+    CONFIGMAPS,
+    NEEDS_ANNOTATION,
+    QUEUE_ANNOTATION,
+    QUEUE_LABEL,
+    RUN_LABEL,
+    RUN_NAME_TAG,
+    SHARED_LABEL,
+    STAGE_COMPONENTS,
+    STUDY_LABEL,
+    annotation,
+    failure_tags,
+    label,
+    logs_tag,
+    pods_of_job,
+)
 
 SUSPENDED, PENDING, ACTIVE, SUCCEEDED, JOB_FAILED = "suspended", "pending", "running", "succeeded", "failed"
-STAGES = ("data", "train", "eval")
 
 
 def job_state(job: dict) -> str:
@@ -35,7 +52,8 @@ def job_state(job: dict) -> str:
             return JOB_FAILED
     if (job.get("spec") or {}).get("suspend"):
         return SUSPENDED
-    return ACTIVE if (status.get("active") or 0) > 0 else PENDING
+    # `active` counts pods that are still Pending (unschedulable ones too); `ready` those that run
+    return ACTIVE if (status.get("ready") or 0) > 0 else PENDING
 
 
 def run_status(states: dict[str, str]) -> str:
@@ -72,20 +90,20 @@ class Plan:
 
 
 def _open(job: dict, reason: str) -> Open | None:
-    meta = job["metadata"]
-    queue = (meta.get("annotations") or {}).get(QUEUE_ANNOTATION)
+    name = job["metadata"]["name"]
+    queue = annotation(job, QUEUE_ANNOTATION)
     if queue:
-        if (meta.get("labels") or {}).get(QUEUE_LABEL) == queue:
+        if label(job, QUEUE_LABEL) == queue:
             return None
-        return Open(meta["name"], {"metadata": {"labels": {QUEUE_LABEL: queue}}}, reason)
+        return Open(name, {"metadata": {"labels": {QUEUE_LABEL: queue}}}, reason)
     if not (job.get("spec") or {}).get("suspend"):
         return None
-    return Open(meta["name"], {"spec": {"suspend": False}}, reason)
+    return Open(name, {"spec": {"suspend": False}}, reason)
 
 
 def needs(job: dict) -> list[str]:
     """The Jobs a gated Job waits for (its `valley/needs` annotation)."""
-    value = (job["metadata"].get("annotations") or {}).get(NEEDS_ANNOTATION) or ""
+    value = annotation(job, NEEDS_ANNOTATION) or ""
     return [name for name in value.split(",") if name]
 
 
@@ -104,9 +122,9 @@ def run_jobs(jobs: list[dict]) -> tuple[dict[str, dict], dict[str, dict[str, dic
     by_name = {job["metadata"]["name"]: job for job in jobs}
     by_run: dict[str, dict[str, dict]] = {}
     for job in jobs:
-        labels = job["metadata"].get("labels") or {}
-        if "valley.run" in labels and labels.get("app.kubernetes.io/component") in STAGES:
-            by_run.setdefault(labels["valley.run"], {})[labels["app.kubernetes.io/component"]] = job
+        run, component = label(job, RUN_LABEL), label(job, APP_COMPONENT)
+        if run is not None and component in STAGE_COMPONENTS:
+            by_run.setdefault(run, {})[component] = job
     return by_name, by_run
 
 
@@ -115,11 +133,7 @@ def shared_needs(stages: dict[str, dict], by_name: dict[str, dict]) -> list[tupl
     names = {name for job in stages.values() for name in needs(job)}
     found = [by_name[name] for name in sorted(names) if name in by_name]
     order = {kind: index for index, kind in enumerate(SHARED)}
-    shared = [
-        (job["metadata"]["labels"]["valley.shared"], job)
-        for job in found
-        if (job["metadata"].get("labels") or {}).get("valley.shared") in order
-    ]
+    shared = [(label(job, SHARED_LABEL), job) for job in found if label(job, SHARED_LABEL) in order]
     return sorted(shared, key=lambda pair: order[pair[0]])
 
 
@@ -144,13 +158,13 @@ def plan_reconcile(jobs: list[dict]) -> Plan:
     by_name, by_run = run_jobs(jobs)
     states = run_states(jobs)
     for job in sorted(jobs, key=lambda j: j["metadata"]["name"]):  # shared Jobs gate only on each other
-        if "valley.shared" in (job["metadata"].get("labels") or {}) and job_state(job) == SUSPENDED:
+        if label(job, SHARED_LABEL) is not None and job_state(job) == SUSPENDED:
             if needs(job) and all(name in by_name and job_state(by_name[name]) == SUCCEEDED for name in needs(job)):
                 if action := _open(job, f"{', '.join(needs(job))} succeeded"):
                     plan.opens.append(action)
     for run, stages in sorted(by_run.items()):
-        study = next(iter(stages.values()))["metadata"]["labels"].get("valley.study", "valley")
-        own = [(stage, stages[stage]) for stage in STAGES if stage in stages]
+        study = label(next(iter(stages.values())), STUDY_LABEL) or "valley"
+        own = [(stage, stages[stage]) for stage in STAGE_COMPONENTS if stage in stages]
         for stage, job in shared_needs(stages, by_name) + own:
             if job_state(job) in (SUCCEEDED, JOB_FAILED):
                 plan.ended.append((run, stage, job))
@@ -159,10 +173,7 @@ def plan_reconcile(jobs: list[dict]) -> Plan:
         for stage, job in own:  # another run's Job it needs (a base run's training) failed
             for name in needs(job):
                 if name in by_name and job_state(by_name[name]) == JOB_FAILED and run not in plan.failed:
-                    plan.failed[run] = (
-                        by_name[name]["metadata"]["labels"].get("app.kubernetes.io/component", stage),
-                        by_name[name],
-                    )
+                    plan.failed[run] = (label(by_name[name], APP_COMPONENT) or stage, by_name[name])
         plan.statuses[run] = (study, FAILED if run in plan.failed else run_status(states[run]))
         if run in plan.failed:  # nothing of a failed run opens or waits any more
             continue
@@ -191,7 +202,7 @@ def reconcile_once(kube, tracker, *, echo=print) -> Plan:
     upload the logs of stages that ended, and let each study run follow its runs."""
 
     ensure_gitops_runs(kube, tracker, echo=echo)
-    plan = plan_reconcile(kube.list("Job", "app.kubernetes.io/part-of=valley"))
+    plan = plan_reconcile(kube.list("Job", ALL_OBJECTS))
     for action in plan.opens:
         kube.patch_job(action.job, action.patch)
         echo(f"opened {action.job}: {action.reason}")
@@ -207,16 +218,13 @@ def reconcile_once(kube, tracker, *, echo=print) -> Plan:
         if status == FAILED and run_name in plan.failed:
             stage, job = plan.failed[run_name]
             failure = failure_of(kube, stage, job)
-            tracker.set_tags(
-                found.info.run_id,
-                {f"valley.failure.{k}": v for k, v in failure.items()} | {"valley.failure": failure_line(failure)},
-            )
+            tracker.set_tags(found.info.run_id, failure_tags(failure, failure_line(failure)))
             echo(f"{run_name}: {failure_line(failure)}")
         tracker.set_status(found.info.run_id, status)
         echo(f"{run_name}: MLflow {current} -> {status}")
     for run_name, stage, job in plan.ended:
         found = records.get(run_name)
-        if found is not None and f"valley.logs.{stage}" not in found.data.tags:
+        if found is not None and logs_tag(stage) not in found.data.tags:
             upload_logs(kube, tracker, found.info.run_id, stage, job)
     for study in sorted({study for study, _ in plan.statuses.values()}):
         follow_study(tracker, study, echo)
@@ -234,7 +242,11 @@ def failure_of(kube, stage: str, job: dict) -> dict[str, str]:
         {},
     )
     failure = {"stage": stage, "reason": condition.get("reason", "Failed"), "message": condition.get("message", "")}
-    for pod in kube.list("Pod", f"batch.kubernetes.io/job-name={job['metadata']['name']}"):
+    pods = kube.list("Pod", pods_of_job(job["metadata"]["name"]))
+    # the pod that made the Job fail: the one podFailurePolicy's message names, else the last to end
+    named = re.search(r"for pod [^/\s]+/(\S+) failed", failure["message"])
+    trigger = [p for p in pods if named and p["metadata"]["name"] == named[1]] or sorted(pods, key=_ended, reverse=True)
+    for pod in trigger:
         status = pod.get("status") or {}
         for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
             terminated = (container.get("state") or {}).get("terminated") or {}
@@ -246,6 +258,16 @@ def failure_of(kube, stage: str, job: dict) -> dict[str, str]:
     return failure
 
 
+def _ended(pod: dict) -> tuple[str, str]:
+    """When a pod's last container ended (RFC 3339 sorts as text), then its creation."""
+    status = pod.get("status") or {}
+    finished = [
+        ((c.get("state") or {}).get("terminated") or {}).get("finishedAt") or ""
+        for c in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
+    ]
+    return max(finished, default=""), pod["metadata"].get("creationTimestamp") or ""
+
+
 def failure_line(failure: dict[str, str]) -> str:
     where = f", container {failure['container']} exit code {failure['exit_code']}" if "container" in failure else ""
     message = f": {failure['message']}" if failure.get("message") else ""
@@ -254,13 +276,13 @@ def failure_line(failure: dict[str, str]) -> str:
 
 def upload_logs(kube, tracker, run_id: str, stage: str, job: dict) -> None:
     """Every container log of the Job's pods as `logs/<stage>/<pod>/<container>.log`, once."""
-    for pod in kube.list("Pod", f"batch.kubernetes.io/job-name={job['metadata']['name']}"):
+    for pod in kube.list("Pod", pods_of_job(job["metadata"]["name"])):
         name = pod["metadata"]["name"]
         for container in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]:
             text = kube.pod_log_text(name, container["name"])
             if text is not None:
                 tracker.client.log_text(run_id, text, f"logs/{stage}/{name}/{container['name']}.log")
-    tracker.set_tags(run_id, {f"valley.logs.{stage}": "uploaded"})
+    tracker.set_tags(run_id, {logs_tag(stage): "uploaded"})
 
 
 def study_status(statuses: list[str]) -> str | None:
@@ -277,7 +299,7 @@ def study_status(statuses: list[str]) -> str | None:
 
 
 def follow_study(tracker, study: str, echo) -> None:
-    newest = {r.data.tags.get("valley.run_name"): r.info.status for r in tracker.study_runs(study)}
+    newest = {r.data.tags.get(RUN_NAME_TAG): r.info.status for r in tracker.study_runs(study)}
     status = study_status(list(newest.values()))
     if status is None:
         return
@@ -296,7 +318,7 @@ def ensure_gitops_runs(kube, tracker, *, echo=print) -> None:
     from manager.render import RenderContext, mlflow_configmap
     from valley.spec import RunSpec
 
-    specs = kube.list("ConfigMap", "app.kubernetes.io/part-of=valley,app.kubernetes.io/component=config")
+    specs = kube.list("ConfigMap", CONFIGMAPS)
     have = {cm["metadata"]["name"] for cm in specs}
     for cm in specs:
         name = cm["metadata"]["name"]

@@ -1,15 +1,11 @@
 """The local backend: a study's steps as `valley` subprocesses on this machine (local_steps), the
-independent ones concurrently, recorded into MLflow like the Jobs, logs in `.valley/logs/`,
-compare at the end."""
+independent ones concurrently, recorded into MLflow like the Jobs, logs in `.valley/logs/`."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from typing import Iterator
 
@@ -25,6 +21,7 @@ from manager.backends.base import (
 )
 from manager.backends.local_watch import LaunchWatch
 from manager.layout import DONE, Layout
+from valley.cli_kit import on_path
 from valley.cores import usable_cores
 from valley.errors import ValleyError
 from valley.files import write_atomic
@@ -46,7 +43,10 @@ class LocalBackend(Backend):
         #: keep about one core busy each, and a second OpenMP thread slowed torchtune down)
         self.parallel = parallel or self.cores
 
-    def launch(self, runs: list[RunSpec], *, dry_run: bool = False, wait: bool = False) -> LaunchResult:
+    def launch(
+        self, runs: list[RunSpec], *, dry_run: bool = False, wait: bool = False, timeout: float = 0.0
+    ) -> LaunchResult:
+        """Runs the steps in the foreground: it always waits, and stops only when they end (or on Ctrl-C)."""
         from manager.backends.local_steps import INTERRUPTED_NOTE, execute, plan_steps
 
         if dry_run:
@@ -97,15 +97,18 @@ class LocalBackend(Backend):
             write_atomic(
                 self.layout.root / "timings.json",
                 json.dumps(
-                    {"total_s": round(total, 1), "steps_s": {k: round(v, 1) for k, v in outcome.seconds.items()}},
+                    {
+                        "total_s": round(total, 1),
+                        "steps_s": {k: round(v, 1) for k, v in outcome.seconds.items()},
+                        "intervals_s": {k: [round(t, 1) for t in span] for k, span in outcome.intervals.items()},
+                    },
                     indent=2,
                 ),
             )
             counts = StepCounts(
                 len(outcome.done), len(outcome.reused), len(outcome.failed), len(outcome.skipped), total
             )
-            ok = outcome.ok and all(compare(study, tracker.uri) for study in studies)
-            close_study_runs(tracker, watch, study_runs, FINISHED if ok else FAILED)
+            close_study_runs(tracker, watch, study_runs, FINISHED if outcome.ok else FAILED)
         finally:
             watch.close()
         failed = sorted(
@@ -119,8 +122,8 @@ class LocalBackend(Backend):
             launched,
             steps=counts,
             failed=failed,
-            ok=ok,
-            next=f"mlflow ui --backend-store-uri {tracker.uri}    valleyctl status --study {studies[0]}",
+            ok=outcome.ok,
+            next=f"{tracker.ui_hint(studies[0])}    {on_path('valleyctl')} status --study {studies[0]}",
         )
 
     def stage_states(self, study: str, runs: list[RunSpec]) -> tuple[dict[str, dict[str, str]], str]:
@@ -134,7 +137,7 @@ class LocalBackend(Backend):
             states["train"] = "done" if (layout.checkpoint_dir(run) / DONE).exists() else ""
         return states
 
-    def logs(self, run: RunSpec, *, follow: bool = False) -> Iterator[LogChunk]:
+    def logs(self, run: RunSpec, *, follow: bool = False, timeout: float = 24 * 3600.0) -> Iterator[LogChunk]:
         layout = self.layout
         present = [p for p in (layout.log_file(run, stage) for stage in ("data", "train", "eval")) if p.exists()]
         if not present:
@@ -149,6 +152,7 @@ class LocalBackend(Backend):
             return
         path = present[-1]
         yield LogChunk("header", str(path))
+        deadline = time.monotonic() + timeout
         with path.open(errors="replace") as handle:
             while True:
                 text = handle.read()
@@ -156,6 +160,8 @@ class LocalBackend(Backend):
                     yield LogChunk("text", text)
                 elif (layout.eval_dir(run) / DONE).exists():
                     return
+                elif time.monotonic() > deadline:
+                    raise ValleyError(f"{run.label}: stopped following {path} after the timeout; its run goes on")
                 else:
                     time.sleep(1)
 
@@ -186,9 +192,3 @@ def close_study_runs(tracker, watch: LaunchWatch, study_runs: list[str], status:
     for study_run in study_runs:
         tracker.set_status(study_run, status, note=note)
         watch.closed(study_run)
-
-
-def compare(study: str, tracking_uri: str) -> bool:
-    """`valleyctl compare --study S`: the tables and the valley plot from the runs just made."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
-    return subprocess.call([sys.executable, "-m", "manager", "compare", "--study", study], env=env) == 0

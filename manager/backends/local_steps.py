@@ -102,6 +102,8 @@ class Outcome:
     failed: dict[str, Path] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: step key -> (start, end) in seconds since the steps began, for the steps that ran and succeeded
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -130,6 +132,8 @@ def execute(
 
     console = console or make_console()
     outcome = Outcome()
+    began_at = time.monotonic()
+    began: dict[str, float] = {}  # step key -> when it started
     threads = max(1, cores // parallel)
     planned = {s.key for s in steps}
     succeeded: set[str] = set()  # done or reused
@@ -186,6 +190,7 @@ def execute(
                     started.add(step.run_name)
                     tracker.set_status(step.run_id, RUNNING)
                 row = progress.add_task(f"  {step.title}", total=None, ended="")
+                began[step.key] = time.monotonic() - began_at
                 running[pool.submit(run_step, step, tracker.uri, threads, watch)] = (step, row)
             return True
 
@@ -198,6 +203,7 @@ def execute(
                     close_run(step.run_name, step.run_id, FAILED, failure[step.key])
             else:
                 outcome.seconds[step.key] = seconds
+                outcome.intervals[step.key] = (began[step.key], time.monotonic() - began_at)
                 mark_done(done_marker(step.out_dir), step.token)
                 outcome.done.append(step.key)
                 succeeded.add(step.key)

@@ -20,7 +20,8 @@ from valley.cli_kit import run_cli, typer_app
 
 app = typer_app(
     "Plan, render, launch and compare the runs of a distillation study.\n\n"
-    "Example: valleyctl launch --size 10k --model llama"
+    "Example: valleyctl launch --size 10k --model llama",
+    program="valleyctl",
 )
 app.command("plan")(plan_command)
 app.command("compare")(compare_command)
@@ -34,4 +35,4 @@ app.add_typer(images_app, name="images")
 
 
 def main() -> None:
-    run_cli(app)
+    run_cli(app, prog_name="valleyctl")

@@ -21,11 +21,12 @@ class Output:
 
     @property
     def console(self):
-        """The rich console for tables and progress (see valley.cli_kit.console for its width)."""
+        """The rich console for tables and progress (see valley.cli_kit.console for its width); in
+        JSON mode it draws on stderr, out of the document's way."""
         if self._console is None:
             from valley.cli_kit import console
 
-            self._console = console()
+            self._console = console(stderr=self.as_json)
         return self._console
 
     def line(self, text: str = "") -> None:
@@ -66,4 +67,6 @@ def to_jsonable(data: Any) -> Any:
         return dataclasses.asdict(data)
     if isinstance(data, list):
         return [to_jsonable(item) for item in data]
+    if isinstance(data, dict):  # e.g. a launch's {study: Comparison}
+        return {key: to_jsonable(value) for key, value in data.items()}
     return data

@@ -11,56 +11,62 @@ from typing import Annotated, Optional
 
 import typer
 
-from manager.cli.output import Output
-
-StudyOpt = Annotated[str, typer.Option("--study", help="Study: valley (the paper's grid) or mini (local demo).")]
-SizeOpt = Annotated[Optional[str], typer.Option("--size", help="Data size (1k, 10k, 30k, 6k, 4k, 300) or 'baseline'.")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Student preset: qwen, llama, tiny-qwen, tiny-llama.")]
-SubsetOpt = Annotated[
-    Optional[str], typer.Option("--subset", help="Subset kind: random, correct, incorrect, easy, hard.")
-]
-FromOpt = Annotated[Optional[str], typer.Option("--from", help="Continue from this run's checkpoint, e.g. qwen-30k.")]
-RunOpt = Annotated[Optional[list[str]], typer.Option("--run", help="A run by label or name (repeatable).")]
-NodesOpt = Annotated[Optional[int], typer.Option("--nodes", min=1, help="Spread training over N nodes (Indexed Job).")]
-QueueOpt = Annotated[Optional[str], typer.Option("--queue", help="Kueue LocalQueue for the Jobs.")]
-NamespaceOpt = Annotated[str, typer.Option("--namespace", envvar="VALLEY_NAMESPACE", help="Kubernetes namespace.")]
-TrackingOpt = Annotated[
-    Optional[str],
-    typer.Option("--tracking-uri", help="MLflow for records (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)."),
-]
-ClusterTrackingOpt = Annotated[str, typer.Option("--cluster-tracking-uri", help="MLflow address the pods use.")]
-ExecutorOpt = Annotated[str, typer.Option("--executor", help="k8s (Jobs on the cluster) or local (subprocesses here).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON (progress goes to stderr).")]
-ProfileOpt = Annotated[
-    Optional[Path],
-    typer.Option(
-        "--profile",
-        envvar="VALLEY_PROFILE",
-        help="Cluster profile YAML: registry, images, node placement (docs/cluster.md).",
-    ),
-]
-RunArg = Annotated[str, typer.Argument(help="Run label (qwen-10k) or name (valley-qwen-10k-1a2b3c4d).")]
+from manager.cli.options import (
+    COMPARE_OUT,
+    ClusterTrackingOpt,
+    ExecutorOpt,
+    FollowTimeoutOpt,
+    FromOpt,
+    IsolationOpt,
+    JsonOpt,
+    ModelOpt,
+    NamespaceOpt,
+    NodesOpt,
+    OffGridOpt,
+    ProfileOpt,
+    QueueOpt,
+    ReadExecutorOpt,
+    RunArg,
+    RunOpt,
+    SizeOpt,
+    StudyOpt,
+    SubsetOpt,
+    TrackingOpt,
+    WaitTimeoutOpt,
+)
+from manager.cli.output import Output, to_jsonable
+from valley.errors import ConfigError, ValleyError
 
 DEFAULT_CLUSTER_TRACKING = "http://valley-mlflow:5000"
 
 
-def _runs(study, size, model, subset, base, run, nodes):
+def _runs(study, size, model, subset, base, run, nodes, off_grid, isolation):
     from manager.selection import Selection, select
 
     return select(
-        Selection(study=study, size=size, model=model, subset=subset, base=base, runs=tuple(run or ()), nodes=nodes)
+        Selection(
+            study=study,
+            size=size,
+            model=model,
+            subset=subset,
+            base=base,
+            runs=tuple(run or ()),
+            nodes=nodes,
+            off_grid=off_grid,
+            isolation=isolation,
+        )
     )
 
 
 def _context(namespace: str, cluster_tracking_uri: str, queue: str | None, profile_path: Path | None):
+    from manager.images import profile_refs
     from manager.profile import load_profile
     from manager.render import RenderContext
-    from manager.render.context import default_images
 
     profile = load_profile(profile_path)
     return RenderContext(
         namespace=namespace,
-        images=default_images(profile),
+        images=profile_refs(profile),
         tracking_uri=cluster_tracking_uri,
         queue=queue,
         profile=profile,
@@ -74,7 +80,9 @@ def render_command(
     subset: SubsetOpt = None,
     base: FromOpt = None,
     run: RunOpt = None,
+    off_grid: OffGridOpt = False,
     nodes: NodesOpt = None,
+    isolation: IsolationOpt = None,
     queue: QueueOpt = None,
     namespace: NamespaceOpt = "valley",
     cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING,
@@ -87,18 +95,19 @@ def render_command(
     \b
     Examples:
       valleyctl render --size 10k --model llama
+      valleyctl render --size 10k --model qwen --isolation pod
       valleyctl render --study valley --out k8s/experiments/valley
       valleyctl render --study valley --out k8s/experiments/valley --check
     """
     from manager.gitops import differences, render_tree, write_tree
     from manager.render import render_runs, to_yaml
 
-    runs = _runs(study, size, model, subset, base, run, nodes)
+    runs = _runs(study, size, model, subset, base, run, nodes, off_grid, isolation)
     ctx = _context(namespace, cluster_tracking_uri, queue, profile)
     output = Output()
     if out is None:
         if check:
-            raise typer.BadParameter("--check needs --out DIR")
+            raise ConfigError("--check: compares a written directory; add --out DIR")
         output.raw(to_yaml(render_runs(runs, ctx)))
         return
     directory = out.expanduser().resolve()
@@ -108,7 +117,7 @@ def render_command(
         for line in diff:
             output.line(line)
         if diff:
-            raise SystemExit(f"{len(diff)} file(s) differ from the render; run the same command without --check")
+            raise ValleyError(f"{len(diff)} file(s) differ from the render; run the same command without --check")
         output.line(f"{directory}: up to date ({len(files)} files)")
         return
     changes = write_tree(files, directory)
@@ -124,11 +133,14 @@ def launch_command(
     subset: SubsetOpt = None,
     base: FromOpt = None,
     run: RunOpt = None,
+    off_grid: OffGridOpt = False,
     nodes: NodesOpt = None,
+    isolation: IsolationOpt = None,
     queue: QueueOpt = None,
     executor: ExecutorOpt = "k8s",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted; change nothing.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="k8s: follow the runs to the end, opening gates.")] = False,
+    timeout: WaitTimeoutOpt = "72h",
     namespace: NamespaceOpt = "valley",
     tracking_uri: TrackingOpt = None,
     cluster_tracking_uri: ClusterTrackingOpt = DEFAULT_CLUSTER_TRACKING,
@@ -143,20 +155,24 @@ def launch_command(
     \b
     Examples:
       valleyctl launch --size 10k --model llama
+      valleyctl launch --size 10k --model qwen --isolation pod --nodes 2
       valleyctl launch --size 6k --model qwen --subset correct --from qwen-30k --dry-run
       valleyctl launch --study mini --executor local
       valleyctl launch --study mini --executor local --parallel 1
     """
-    from manager.backends import EXECUTORS, backend
+    from manager.backends import backend
     from manager.study import ordered
 
-    if executor not in EXECUTORS:
-        raise typer.BadParameter(f"--executor: {executor!r}; allowed: k8s, local")
     if parallel is not None and executor != "local":
-        raise typer.BadParameter(
+        raise ConfigError(
             "--parallel: steps run concurrently only with --executor local; drop it or add --executor local"
         )
-    runs = ordered(_runs(study, size, model, subset, base, run, nodes))
+    if executor == "local" and (wait or queue):
+        flag = "--wait" if wait else "--queue"
+        raise ConfigError(
+            f"{flag}: only for --executor k8s (a local launch runs its steps in the foreground); drop {flag}"
+        )
+    runs = ordered(_runs(study, size, model, subset, base, run, nodes, off_grid, isolation))
     out = Output(as_json)
     chosen = backend(
         executor,
@@ -167,18 +183,37 @@ def launch_command(
         parallel=parallel,
         context=_context(namespace, cluster_tracking_uri, queue, profile) if executor == "k8s" else None,
     )
-    result = chosen.launch(runs, dry_run=dry_run, wait=wait)
+    result = chosen.launch(runs, dry_run=dry_run, wait=wait, timeout=timeout)
     if result.dry_run is not None and not as_json:
         out.raw(result.dry_run)
         return
-    out.result(result, lambda: _print_launch(out, result))
+    # a local launch that ended well is compared at once (a cluster's runs end later: `valleyctl compare`)
+    compared = _compare(runs, tracking_uri) if result.steps is not None and result.ok else {}
+    out.result(
+        {**to_jsonable(result), **({"compare": compared} if compared else {})},
+        lambda: _print_launch(out, result, compared),
+    )
     if result.steps is not None and not result.ok:
         raise SystemExit(1)
     if result.failed:
-        raise SystemExit(f"failed: {', '.join(result.failed)} (valleyctl logs RUN)")
+        raise ValleyError(f"failed: {', '.join(result.failed)}; see `valleyctl logs RUN`")
 
 
-def _print_launch(out: Output, result) -> None:
+def _compare(runs, tracking_uri: str | None) -> dict:
+    """study -> what `valleyctl compare --study S` reports, for the studies of `runs`."""
+    from manager.compare import compare_study
+
+    return {
+        study: compare_study(study, tracking_uri, COMPARE_OUT, log_to_study_run=True)
+        for study in sorted({r.study for r in runs})
+    }
+
+
+def _print_launch(out: Output, result, compared: dict) -> None:
+    from manager.compare import render
+
+    for comparison in compared.values():
+        render(comparison, out.console)
     if result.steps is not None:
         steps = result.steps
         out.line(
@@ -199,12 +234,7 @@ def _print_launch(out: Output, result) -> None:
 
 def status_command(
     study: StudyOpt = "valley",
-    executor: Annotated[
-        str,
-        typer.Option(
-            "--executor", help="k8s: add Job states; local: MLflow only; auto: Jobs when a cluster is configured."
-        ),
-    ] = "auto",
+    executor: ReadExecutorOpt = "auto",
     namespace: NamespaceOpt = "valley",
     tracking_uri: TrackingOpt = None,
     as_json: JsonOpt = False,
@@ -227,10 +257,11 @@ def _print_status(out: Output, report) -> None:
     from rich.table import Table
 
     table = Table(title=f"study {report.study}")
-    columns = ["run", "mlflow", "data", "train", "eval", "pass@1", "completion", "think-tag", "note"]
+    columns = ["run", "mlflow", "data", "train", "eval", "pass@1", "completion", "think-tag", "why"]
     for column in columns:
         table.add_column(column)
     for row in (r.as_dict() for r in report.rows):
+        row["note"] = row.get("failure") or row.get("note")  # why a run failed, else why it has its status
         table.add_row(
             *(
                 str(row.get(c, "")) if row.get(c) is not None else ""
@@ -255,7 +286,10 @@ def _print_status(out: Output, report) -> None:
 def logs_command(
     run: RunArg,
     study: StudyOpt = "valley",
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until the run's pods end.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Stream the stage that runs, then the next, until the run ends.")
+    ] = False,
+    timeout: FollowTimeoutOpt = "24h",
     executor: ExecutorOpt = "k8s",
     namespace: NamespaceOpt = "valley",
 ) -> None:
@@ -269,7 +303,7 @@ def logs_command(
     from manager.backends import backend
 
     out = Output()
-    for chunk in backend(executor, namespace=namespace).logs(resolve_run(run, study), follow=follow):
+    for chunk in backend(executor, namespace=namespace).logs(resolve_run(run, study), follow=follow, timeout=timeout):
         if chunk.kind == "header":
             out.line(f"==> {chunk.text} <==")
         elif chunk.kind == "notice":
@@ -329,10 +363,9 @@ def _print_reconcile(out: Output, result) -> None:
 def resolve_run(wanted: str, study: str):
     """A run of `study` by label or name (bases included), else one line listing labels."""
     from manager.study import ordered, study_runs
-    from valley.errors import ValleyError
 
     runs = ordered(study_runs(study))
     for run in runs:
         if wanted in (run.label, run.name):
             return run
-    raise ValleyError(f"run: {wanted!r} is not a run of study {study!r}; allowed: {', '.join(r.label for r in runs)}")
+    raise ConfigError(f"run: {wanted!r} is not a run of study {study!r}; allowed: {', '.join(r.label for r in runs)}")

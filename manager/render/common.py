@@ -9,14 +9,20 @@ from manager.profile import PodPlacement
 from manager.render.context import RenderContext
 from valley.errors import CONFIG_ERROR_EXIT
 from valley.spec import RunSpec
+from valley.vocabulary import (
+    LABEL_ANNOTATION,
+    NEEDS_ANNOTATION,
+    QUEUE_ANNOTATION,
+    QUEUE_LABEL,
+    run_component,
+    run_labels,
+)
 
 SPEC_DIR = "/etc/valley"
 SPEC_PATH = f"{SPEC_DIR}/run.json"
 PVCS = {"datasets": "valley-datasets", "models": "valley-model-cache", "checkpoints": "valley-checkpoints"}
 #: where each volume is mounted: manager.layout.POD_PATHS's roots
 MOUNTS = {"datasets": POD_PATHS.datasets, "models": POD_PATHS.models, "checkpoints": POD_PATHS.checkpoints}
-#: a gated Job's annotation naming the Jobs that must succeed before the reconciler opens it
-NEEDS_ANNOTATION = "valley/needs"
 _DNS = re.compile(r"[^a-z0-9-]+")
 #: how the names of shared data Jobs start (stage_job_name)
 SHARED_JOB_PREFIXES = tuple(f"valley-{kind}-" for kind in SHARED)
@@ -26,10 +32,6 @@ RDZV_PORT = 29500
 UID = 10001
 #: the optional Hub token, mounted as a file (never an env var) where downloads happen
 HF_SECRET, HF_TOKEN_DIR = "valley-hf", "/var/run/secrets/valley-hf"
-#: annotation holding a gated Job's Kueue queue; the reconciler turns it into the queue
-#: label when the gate opens (Kueue would otherwise admit and unsuspend it too early)
-QUEUE_ANNOTATION = "valley/queue"
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 
 # ------------------------------------------------------------------------ names, paths
@@ -60,33 +62,13 @@ def stage_job_name(key: str) -> str:
 # --------------------------------------------------------------------- shared pieces
 
 
-def labels(run: RunSpec, component: str) -> dict[str, str]:
-    """Recommended `app.kubernetes.io/*` labels plus the `valley.*` ones the CLI selects on."""
-    return {
-        "app.kubernetes.io/name": "valley",
-        "app.kubernetes.io/instance": run.name,
-        "app.kubernetes.io/component": component,
-        "app.kubernetes.io/part-of": "valley",
-        "app.kubernetes.io/managed-by": "valleyctl",
-        "valley.run": run.name,
-        "valley.study": run.study,
-        "valley.rq": run.rq,
-        "valley.spec-hash": run.spec_hash,
-    }
-
-
 def metadata(run: RunSpec, ctx: RenderContext, name: str, component: str, extra_labels: dict | None = None) -> dict:
     return {
         "name": name,
         "namespace": ctx.namespace,
-        "labels": {**labels(run, component), **(extra_labels or {})},
-        "annotations": {"valley/label": run.label},
+        "labels": {**run_labels(run, component), **(extra_labels or {})},
+        "annotations": {LABEL_ANNOTATION: run.label},
     }
-
-
-def run_selector(run: RunSpec, component: str) -> dict[str, str]:
-    """The labels that pick this run's pods of one component."""
-    return {"valley.run": run.name, "app.kubernetes.io/component": component}
 
 
 def service(
@@ -99,7 +81,7 @@ def service(
         "metadata": metadata(run, ctx, name, component),
         "spec": {
             **spec,
-            "selector": run_selector(run, component),
+            "selector": run_component(run.name, component),
             "ports": [{"name": port_name, "port": port, "targetPort": port}],
         },
     }
@@ -135,6 +117,11 @@ def resources(cpu: str, memory: str, *, gpus: int = 0, cpu_limit: str | None = N
     if gpus:
         requests["nvidia.com/gpu"] = limits["nvidia.com/gpu"] = str(gpus)
     return {"requests": requests, "limits": limits}
+
+
+def sized(placement: PodPlacement, default: dict) -> dict:
+    """The cluster profile's requests and limits for this kind of pod, else what render sizes."""
+    return placement.resources.to_k8s() if placement.resources else default
 
 
 def mlflow_env(run: RunSpec, ctx: RenderContext) -> list[dict]:
@@ -263,7 +250,7 @@ def job(
     meta = metadata(run, ctx, job_name(run, stage), stage, extra_labels)
     return batch_job(
         meta,
-        {**labels(run, stage), **(extra_labels or {})},
+        {**run_labels(run, stage), **(extra_labels or {})},
         ctx,
         pod,
         needs=needs,
@@ -304,12 +291,20 @@ def batch_job(
 
 
 def container(
-    name: str, image: str, command: list[str], env: list[dict], volume_mounts: list[dict], res: dict, **extra: object
+    name: str,
+    image: str,
+    command: list[str],
+    env: list[dict],
+    volume_mounts: list[dict],
+    res: dict,
+    *,
+    pull_policy: str,
+    **extra: object,
 ) -> dict:
     return {
         "name": name,
         "image": image,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": pull_policy,
         "command": command,
         "env": env,
         **extra,

@@ -1,4 +1,5 @@
-"""What a render needs besides the spec: a small frozen value built at the CLI edge."""
+"""What a render needs besides the spec: a small frozen value built at the CLI edge, where
+everything read from files (the cluster profile, recorded image digests) is resolved first."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass, field
 
 from manager.profile import ClusterProfile
 
-#: image refs used until `manager.images.image_refs()` has recorded built digests
+#: image refs of a context built without the recorded builds (tests, the reconciler's MLflow ConfigMaps)
 DEV_IMAGES: dict[str, str] = {
     "trainer": "valley/trainer:dev",
     "evaluator": "valley/evaluator:dev",
@@ -23,7 +24,8 @@ class RenderContext:
     """Cluster-side values a run's manifests depend on."""
 
     namespace: str = "valley"
-    #: role -> image ref (`trainer`, `evaluator`, `grader`, `control`)
+    #: role -> image ref (`trainer`, `evaluator`, `grader`, `control`), resolved before render
+    #: (the CLI: recorded digests under the profile's registry, the profile's own images over them)
     images: dict[str, str] = field(default_factory=lambda: dict(DEV_IMAGES))
     #: the tracking URI pods use (an in-cluster address, not the laptop's)
     tracking_uri: str = IN_CLUSTER_TRACKING_URI
@@ -34,13 +36,3 @@ class RenderContext:
     queue: str | None = None
     #: placement per pod kind, the grader's RuntimeClass (`valleyctl … --profile FILE`)
     profile: ClusterProfile = field(default_factory=ClusterProfile)
-
-
-def default_images(profile: ClusterProfile = ClusterProfile()) -> dict[str, str]:
-    """Image refs from the cluster kit's recorded builds (pinned by digest, under the profile's
-    registry), else dev tags; the profile's `images` over both."""
-    try:
-        from manager.images import image_refs
-    except ImportError:
-        return {**DEV_IMAGES, **profile.images}
-    return {**DEV_IMAGES, **image_refs(registry=profile.registry), **profile.images}

@@ -22,12 +22,14 @@ from manager.render.common import (
     pod_spec,
     pod_stages,
     resources,
+    sized,
     stage_job_name,
     volumes,
 )
 from manager.render.context import RenderContext
 from manager.render.grader import grader_sidecar
 from valley.spec import RunSpec
+from valley.vocabulary import STAGE_ANNOTATION, shared_labels
 
 #: container name, resources (cpu, memory, cpu limit), writable and read-only volumes per stage
 SHAPES = {
@@ -37,24 +39,12 @@ SHAPES = {
 }
 
 
-def shared_labels(name: str, kind: str) -> dict[str, str]:
-    """No `valley.run`: the Job serves several runs, so cancelling one never deletes it."""
-    return {
-        "app.kubernetes.io/name": "valley",
-        "app.kubernetes.io/instance": name,
-        "app.kubernetes.io/component": "data",
-        "app.kubernetes.io/part-of": "valley",
-        "app.kubernetes.io/managed-by": "valleyctl",
-        "valley.shared": kind,
-    }
-
-
 def shared_metadata(ctx: RenderContext, name: str, stage: Stage) -> dict:
     return {
         "name": name,
         "namespace": ctx.namespace,
         "labels": shared_labels(stage_job_name(stage.key), stage.kind),
-        "annotations": {"valley/stage": stage.key},
+        "annotations": {STAGE_ANNOTATION: stage.key},
     }
 
 
@@ -78,7 +68,8 @@ def shared_job(stage: Stage, ctx: RenderContext) -> dict:
         ["valley", *stage.args],
         base_env() + hf_env(),
         mounts(spec=reads_spec, writable=writable, read_only=read_only, hf_token=True),
-        resources(cpu, memory, cpu_limit=cpu_limit),
+        sized(ctx.profile.pods.data, resources(cpu, memory, cpu_limit=cpu_limit)),
+        pull_policy=ctx.profile.image_pull_policy,
         envFrom=PROXY_ENV_FROM,
     )
     vols = volumes(f"{name}-input" if reads_spec else None, writable + read_only, hf_token=True)

@@ -14,6 +14,7 @@ from manager.render.common import (
     pod_spec,
     pod_stages,
     resources,
+    sized,
     volumes,
 )
 from manager.render.context import RenderContext
@@ -38,7 +39,8 @@ def eval_job(run: RunSpec, ctx: RenderContext) -> dict:
         command,
         base_env() + offline_env() + mlflow_env(run, ctx),
         mounts(writable=("checkpoints", "datasets"), read_only=("models",), shm=True),
-        resources(str(4 * gpus), f"{32 * gpus}Gi", gpus=gpus),
+        sized(ctx.profile.pods.eval, resources(str(4 * gpus), f"{32 * gpus}Gi", gpus=gpus)),
+        pull_policy=ctx.profile.image_pull_policy,
     )
     vols = volumes(f"{run.name}-spec", tuple(PVCS), shm=f"{4 * gpus}Gi")
     extra_pod: dict = {}

@@ -5,15 +5,15 @@ from __future__ import annotations
 from manager.render.common import (
     GRADER_PORT,
     container,
-    labels,
     metadata,
     pod_spec,
     resources,
-    run_selector,
     service,
+    sized,
 )
 from manager.render.context import RenderContext
 from valley.spec import RunSpec
+from valley.vocabulary import GRADER_COMPONENT, run_component, run_labels
 
 
 def grader_name(run: RunSpec) -> str:
@@ -45,7 +45,8 @@ def grader_container(ctx: RenderContext, host: str, **extra: object) -> dict:
         ],
         [{"name": "HOME", "value": "/tmp"}],
         [{"name": GRADER_TMP["name"], "mountPath": "/tmp"}],
-        resources("4", "8Gi", cpu_limit="8"),
+        sized(ctx.profile.pods.grader, resources("4", "8Gi", cpu_limit="8")),
+        pull_policy=ctx.profile.image_pull_policy,
         ports=[{"name": "grader", "containerPort": GRADER_PORT}],
         startupProbe={**probe, "failureThreshold": 60},
         readinessProbe=probe,
@@ -66,7 +67,7 @@ def grader_sidecar(ctx: RenderContext, runtime_class: str) -> dict:
 
 def grader_deployment(run: RunSpec, ctx: RenderContext) -> dict:
     """isolation `split`: the grader in its own gVisor pods (no GPU, no token, no egress)."""
-    pod_labels = labels(run, "grader")
+    pod_labels = run_labels(run, GRADER_COMPONENT)
     pod = pod_spec(
         "valley-grader",
         [grader_container(ctx, "0.0.0.0")],
@@ -80,7 +81,7 @@ def grader_deployment(run: RunSpec, ctx: RenderContext) -> dict:
         "metadata": metadata(run, ctx, grader_name(run), "grader"),
         "spec": {
             "replicas": 1,
-            "selector": {"matchLabels": run_selector(run, "grader")},
+            "selector": {"matchLabels": run_component(run.name, GRADER_COMPONENT)},
             "template": {"metadata": {"labels": pod_labels}, "spec": pod},
         },
     }
@@ -97,11 +98,11 @@ def grader_network_policy(run: RunSpec, ctx: RenderContext) -> dict:
         "kind": "NetworkPolicy",
         "metadata": metadata(run, ctx, grader_name(run), "grader"),
         "spec": {
-            "podSelector": {"matchLabels": run_selector(run, "grader")},
+            "podSelector": {"matchLabels": run_component(run.name, GRADER_COMPONENT)},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [
                 {
-                    "from": [{"podSelector": {"matchLabels": run_selector(run, "eval")}}],
+                    "from": [{"podSelector": {"matchLabels": run_component(run.name, "eval")}}],
                     "ports": [{"protocol": "TCP", "port": GRADER_PORT}],
                 }
             ],

@@ -9,6 +9,7 @@ from manager.render.eval import eval_job
 from manager.render.grader import grader_deployment, grader_network_policy, grader_service
 from manager.render.train import train_job, train_service
 from valley.spec import RunSpec
+from valley.vocabulary import SHARED_LABEL, label
 
 
 def render_run(run: RunSpec, ctx: RenderContext) -> list[dict]:
@@ -41,8 +42,8 @@ def render_runs(runs: list[RunSpec], ctx: RenderContext) -> list[dict]:
 
 
 def is_shared(obj: dict) -> bool:
-    """A shared data object (serves several runs; no `valley.run` label)."""
-    return "valley.shared" in obj["metadata"]["labels"]
+    """A shared data object (serves several runs; no run label)."""
+    return label(obj, SHARED_LABEL) is not None
 
 
 def to_yaml(objects: list[dict]) -> str:

@@ -16,10 +16,12 @@ from manager.render.common import (
     pod_stages,
     resources,
     service,
+    sized,
     volumes,
 )
 from manager.render.context import RenderContext
 from valley.spec import RunSpec
+from valley.vocabulary import BASE_RUN_LABEL
 
 
 def train_service_name(run: RunSpec) -> str:
@@ -75,7 +77,8 @@ def train_job(run: RunSpec, ctx: RenderContext) -> dict:
         train_command(run),
         base_env() + offline_env() + torchrun_env(run) + mlflow_env(run, ctx),
         mounts(writable=("checkpoints",), read_only=("datasets", "models"), shm=True),
-        resources(str(6 * gpus), f"{60 * gpus}Gi", gpus=gpus),
+        sized(ctx.profile.pods.train, resources(str(6 * gpus), f"{60 * gpus}Gi", gpus=gpus)),
+        pull_policy=ctx.profile.image_pull_policy,
         ports=[{"name": "rdzv", "containerPort": RDZV_PORT}],
     )
     extra_pod: dict = {}
@@ -90,7 +93,7 @@ def train_job(run: RunSpec, ctx: RenderContext) -> dict:
         ctx.profile.pods.train,
         **extra_pod,
     )
-    extra_labels = {"valley.base-run": run.base.name} if run.base else None
+    extra_labels = {BASE_RUN_LABEL: run.base.name} if run.base else None
     return job(
         run,
         ctx,

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from valley.data.build import build_subset  # noqa: E402
-from valley.data.sample_corpus import SAMPLE_DIR  # noqa: E402
+from valley.data.packaged import SAMPLE_DIR  # noqa: E402
 from valley.data.tokens import load_tokenizer  # noqa: E402
 from valley.spec import DataSpec, RunSpec, TrainSpec  # noqa: E402
 

@@ -62,7 +62,12 @@ def recipe_throughput(run, model_dir: Path, data_dir: Path, work: Path) -> tuple
         stderr=subprocess.DEVNULL,
     )
     wall = time.perf_counter() - started
-    history = sorted(client.get_metric_history(run_id, "tokens_per_second_per_gpu"), key=lambda m: m.step)
+    (train_run,) = client.search_runs(
+        [client.get_run(run_id).info.experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'"
+    )
+    history = sorted(
+        client.get_metric_history(train_run.info.run_id, "train/tokens_per_second_per_gpu"), key=lambda m: m.step
+    )
     return statistics.median(m.value for m in history[1:]), wall
 
 

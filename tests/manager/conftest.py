@@ -15,6 +15,7 @@ and Status errors it plays the parts of the control plane the tests need:
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import threading
@@ -25,9 +26,14 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 PATH = re.compile(
-    r"^/(?:api/v1|apis/[^/]+/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/?]+)"
-    r"(?:/(?P<name>[^/?]+))?(?P<log>/log)?"
+    r"^/(?:api/v1|apis/(?P<group>[^/]+)/[^/]+)(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/?]+)"
+    r"(?:/(?P<name>[^/?]+))?(?:/(?P<sub>log|status|token))?$"
 )
+#: the token of the kubeconfig the tests use as cluster admin (RBAC is not evaluated for it)
+ADMIN_TOKEN = "not-a-secret"
+#: HTTP method (and whether a name is given) -> RBAC verb
+VERBS = {("GET", True): "get", ("GET", False): "list", ("POST", False): "create", ("PATCH", True): "patch"}
+VERBS |= {("PUT", True): "update", ("DELETE", True): "delete", ("POST", True): "create"}
 
 
 class FakeKube:
@@ -41,6 +47,49 @@ class FakeKube:
         self.fail_after_dry_run: dict[tuple[str, str], int] = {}
         #: (pod, container) -> log text of a container that ran
         self.logs: dict[tuple[str, str], str] = {}
+        #: token -> ServiceAccount name, for tokens this server issued (TokenRequest)
+        self.tokens: dict[str, str] = {}
+        #: True: play the Job controller (pods for open Jobs, conditions from the pods' status)
+        self.controller = False
+        #: 503 for every request while set (an API server that is unavailable)
+        self.unavailable = False
+        self.lock = threading.RLock()
+
+    # --------------------------------------------------------------------- RBAC, quota
+
+    def allowed(self, account: str, verb: str, group: str, resource: str) -> bool:
+        """RBAC as the API server evaluates it: any rule of a Role bound to the ServiceAccount."""
+        for binding in (o for (p, _), o in self.objects.items() if p == "rolebindings"):
+            if not any(
+                s.get("kind") == "ServiceAccount" and s.get("name") == account and s.get("namespace") == self.namespace
+                for s in binding.get("subjects") or []
+            ):
+                continue
+            role = self.objects.get(("roles", binding["roleRef"]["name"]))
+            for rule in (role or {}).get("rules") or []:
+                if (
+                    group in rule.get("apiGroups", [])
+                    and (resource in rule.get("resources", []) or "*" in rule.get("resources", []))
+                    and (verb in rule.get("verbs", []) or "*" in rule.get("verbs", []))
+                ):
+                    return True
+        return False
+
+    def over_quota(self, group: str, plural: str) -> str | None:
+        """Quota admission for a create: charged before the object's existence is looked at, as the
+        API server's admission chain runs before storage (a create that then finds the object there
+        has still been refused when the quota is full)."""
+        resource = f"count/{plural}.{group}" if group else f"count/{plural}"
+        for quota in (o for (p, _), o in self.objects.items() if p == "resourcequotas"):
+            hard = (quota.get("spec") or {}).get("hard") or {}
+            if resource in hard:
+                used = len(self.names(plural))
+                if used + 1 > int(hard[resource]):
+                    return (
+                        f"exceeded quota: {quota['metadata']['name']}, requested: {resource}=1, "
+                        f"used: {resource}={used}, limited: {resource}={hard[resource]}"
+                    )
+        return None
 
     def matches(self, obj: dict, selector: str) -> bool:
         labels = obj["metadata"].get("labels", {})
@@ -102,7 +151,7 @@ class FakeKube:
                 "labels": labels,
                 "creationTimestamp": f"2026-01-01T00:00:{len(self.names('pods')):02d}Z",
             },
-            "spec": template["spec"],
+            "spec": {**template["spec"], "nodeName": "node-1"},  # on a node: its kubelet answers for logs
             "status": {"phase": pod_phase, "containerStatuses": statuses, "initContainerStatuses": init_statuses},
         }
         self.objects[("pods", pod_name)] = pod
@@ -145,6 +194,127 @@ class FakeKube:
         return pod
 
 
+class JobController:
+    """The Job controller's part the tests rely on, as kube-controller-manager plays it: a pod for an
+    open Job (up to `parallelism`), a replacement after a failure counted against backoffLimit,
+    podFailurePolicy decided from the pod whose failure is being handled, Complete at `completions`."""
+
+    def __init__(self, fake: FakeKube) -> None:
+        self.fake = fake
+
+    def sync(self) -> None:
+        for (plural, _), job in list(self.fake.objects.items()):
+            if plural == "jobs":
+                self.sync_job(job)
+
+    def pods(self, job: dict) -> list[dict]:
+        name = job["metadata"]["name"]
+        return [
+            o
+            for (p, _), o in self.fake.objects.items()
+            if p == "pods" and o["metadata"]["labels"].get("batch.kubernetes.io/job-name") == name
+        ]
+
+    def sync_job(self, job: dict) -> None:
+        spec, status = job["spec"], job.setdefault("status", {})
+        if spec.get("suspend") or any(
+            c.get("status") == "True" and c["type"] in ("Complete", "Failed") for c in status.get("conditions") or []
+        ):
+            return
+        counted = set(status.get("uncountedPods", []))
+        for pod in sorted(self.pods(job), key=lambda p: p["metadata"]["name"]):
+            phase, pod_name = (pod.get("status") or {}).get("phase"), pod["metadata"]["name"]
+            if pod_name in counted or phase not in ("Succeeded", "Failed"):
+                continue
+            counted.add(pod_name)
+            if phase == "Succeeded":
+                status["succeeded"] = status.get("succeeded", 0) + 1
+                continue
+            action, index, container, code = self.policy(job, pod)
+            if action == "Ignore":
+                continue
+            if action == "FailJob":
+                message = (
+                    f"Container {container} for pod {self.fake.namespace}/{pod_name} failed with exit code {code} "
+                    f"matching FailJob rule at index {index}"
+                )
+                return self.finish(job, counted, "PodFailurePolicy", message)
+            status["failed"] = status.get("failed", 0) + 1
+            if status["failed"] > spec.get("backoffLimit", 6):
+                return self.finish(job, counted, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+        status["uncountedPods"] = sorted(counted)
+        if status.get("succeeded", 0) >= spec.get("completions", 1):
+            return self.finish(job, counted, None, "")
+        live = [p for p in self.pods(job) if (p.get("status") or {}).get("phase") in (None, "Pending", "Running")]
+        status["active"] = len(live)
+        status["ready"] = sum(1 for p in live if (p.get("status") or {}).get("phase") == "Running")
+        for _ in range(spec.get("parallelism", 1) - len(live)):
+            self.create_pod(job)
+            status["active"] += 1
+
+    def policy(self, job: dict, pod: dict) -> tuple[str, int, str, int]:
+        """(action, rule index, container, exit code) of the first podFailurePolicy rule the pod matches."""
+        status = pod.get("status") or {}
+        conditions = {(c["type"], c.get("status")) for c in status.get("conditions") or []}
+        exits = [
+            (c["name"], c["state"]["terminated"]["exitCode"])
+            for c in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
+            if "terminated" in (c.get("state") or {}) and c["state"]["terminated"].get("exitCode", 0) != 0
+        ]
+        for index, rule in enumerate((job["spec"].get("podFailurePolicy") or {}).get("rules", [])):
+            if "onExitCodes" in rule:
+                wanted = rule["onExitCodes"]
+                for container, code in exits:
+                    if wanted.get("containerName") in (None, container) and (code in wanted["values"]) == (
+                        wanted["operator"] == "In"
+                    ):
+                        return rule["action"], index, container, code
+            for pattern in rule.get("onPodConditions", []):
+                if (pattern["type"], pattern.get("status", "True")) in conditions:
+                    return rule["action"], index, "", 0
+        container, code = exits[0] if exits else ("", 0)
+        return "Count", -1, container, code
+
+    def finish(self, job: dict, counted: set, reason: str | None, message: str) -> None:
+        status = job["status"]
+        status["uncountedPods"] = sorted(counted)
+        status["active"] = status["ready"] = 0
+        if reason is None:
+            status["conditions"] = [
+                {"type": "SuccessCriteriaMet", "status": "True"},
+                {"type": "Complete", "status": "True"},
+            ]
+            return
+        status["conditions"] = [
+            {"type": "FailureTarget", "status": "True", "reason": reason, "message": message},
+            {"type": "Failed", "status": "True", "reason": reason, "message": message},
+        ]
+        for pod in self.pods(job):  # the controller deletes what still runs of a failed Job
+            if (pod.get("status") or {}).get("phase") in (None, "Pending", "Running"):
+                self.fake.objects.pop(("pods", pod["metadata"]["name"]), None)
+
+    def create_pod(self, job: dict) -> None:
+        template, job_name = job["spec"]["template"], job["metadata"]["name"]
+        count = len(self.fake.names("pods"))
+        name = f"{job_name}-{count:05d}"
+        self.fake.objects[("pods", name)] = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": self.fake.namespace,
+                "labels": {
+                    **template["metadata"].get("labels", {}),
+                    "batch.kubernetes.io/job-name": job_name,
+                    "job-name": job_name,
+                },
+                "creationTimestamp": f"2026-01-01T00:{count // 60:02d}:{count % 60:02d}Z",
+            },
+            "spec": copy.deepcopy(template["spec"]),
+            "status": {"phase": "Pending"},
+        }
+
+
 def merge(target: dict, patch: dict) -> None:
     for key, value in patch.items():
         if isinstance(value, dict) and isinstance(target.get(key), dict):
@@ -180,61 +350,137 @@ def handler_for(fake: FakeKube):
             )
 
         def handle_any(self, method: str) -> None:
+            with fake.lock:
+                self.handle_locked(method)
+
+        def caller(self) -> str | None:
+            """None for the admin; the ServiceAccount name for a token this server issued."""
+            token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+            return None if token == ADMIN_TOKEN else fake.tokens.get(token, "")
+
+        def handle_locked(self, method: str) -> None:
             url = urlparse(self.path)
             query = parse_qs(url.query)
             match = PATH.match(url.path)
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length)) if length else None
             fake.requests.append((method, self.path if "dryRun" in url.query else url.path, body))
-            plural, name = match["plural"], match["name"]
+            if fake.unavailable:
+                return self.status(503, "ServiceUnavailable", "the server is currently unable to handle the request")
+            if match is None:
+                return self.status(404, "NotFound", f"no route for {url.path}")
+            group, plural, name, sub = match["group"] or "", match["plural"], match["name"], match["sub"]
             dry_run = "All" in query.get("dryRun", [])
+            account = self.caller()
+            resource = f"{plural}/{sub}" if sub else plural
+            verb = VERBS.get((method, name is not None), method.lower())
+            where = f"{plural}.{group}" if group else plural
+            if account == "":
+                return self.status(401, "Unauthorized", "Unauthorized")
+            if account is not None and (
+                match["ns"] != fake.namespace or not fake.allowed(account, verb, group, resource)
+            ):
+                what = f'{where} "{name}"' if name else where
+                return self.status(
+                    403,
+                    "Forbidden",
+                    f'{what} is forbidden: User "system:serviceaccount:{fake.namespace}:{account}" cannot {verb} '
+                    f'resource "{resource}" in API group "{group}" in the namespace "{match["ns"]}"',
+                )
             refusal = fake.fail.get((method, plural)) or (
                 None if dry_run else fake.fail_after_dry_run.get((method, plural))
             )
-            if refusal:
+            if refusal == 403:  # as RBAC words it
                 return self.status(
-                    refusal, "Forbidden" if refusal == 403 else "Invalid", f"{plural} denied by the test"
+                    403,
+                    "Forbidden",
+                    f'{where} is forbidden: User "system:serviceaccount:{fake.namespace}:tester" cannot {verb} '
+                    f'resource "{resource}" in API group "{group}" in the namespace "{match["ns"]}"',
                 )
-            if match["ns"] != fake.namespace:
+            if refusal:
+                return self.status(refusal, "Invalid", f"{plural} denied by the test")
+            if match["ns"] is not None and match["ns"] != fake.namespace:
                 if method == "GET" and name is None:
                     return self.reply(200, {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": []})
                 return self.status(404, "NotFound", f'namespaces "{match["ns"]}" not found')
+            if plural == "namespaces" and method == "POST":
+                if body["metadata"]["name"] != fake.namespace:
+                    return self.status(403, "Forbidden", "this fake serves one namespace")
             key = (plural, name or (body or {}).get("metadata", {}).get("name"))
-            if match["log"]:
+            if sub == "token":
+                if (plural, name) not in fake.objects:
+                    return self.status(404, "NotFound", f'serviceaccounts "{name}" not found')
+                token = f"token-{name}-{len(fake.tokens)}"
+                fake.tokens[token] = name
+                return self.reply(
+                    201, {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1", "status": {"token": token}}
+                )
+            if sub == "log":
                 container = query.get("container", [""])[0]
                 if key not in fake.objects:
                     return self.status(404, "NotFound", f'pods "{name}" not found')
-                if (name, container) not in fake.logs:
-                    return self.status(
-                        400,
-                        "BadRequest",
-                        f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating',
-                    )
-                return self.reply(200, fake.logs[(name, container)])
+                if (name, container) in fake.logs:
+                    return self.reply(200, fake.logs[(name, container)])
+                if not fake.objects[key]["spec"].get("nodeName"):  # no node, no kubelet: the server answers empty
+                    return self.reply_empty(204)
+                return self.status(
+                    400,
+                    "BadRequest",
+                    f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating',
+                )
             if method == "POST":
+                if why := fake.over_quota(group, plural):  # quota admission holds for admins too
+                    return self.status(403, "Forbidden", f'{where} "{key[1]}" is forbidden: {why}')
                 if key in fake.objects:
-                    return self.status(409, "AlreadyExists", f"{plural} {key[1]} already exists")
+                    return self.status(409, "AlreadyExists", f'{where} "{key[1]}" already exists')
                 if dry_run:
                     return self.reply(201, body)
                 body.setdefault("status", {})
+                body["metadata"].setdefault("uid", f"uid-{len(fake.requests)}")
+                if plural == "resourcequotas":  # the quota controller's first count
+                    hard = body["spec"]["hard"]
+                    used = {k: str(len(fake.names(k.split("/")[1].split(".")[0]))) for k in hard}
+                    body["status"] = {"hard": hard, "used": used}
                 fake.objects[key] = body
-                return self.reply(201, body)
+                self.settle()
+                return self.reply(
+                    201, {k: v for k, v in body.items() if k != "status" or v}
+                )  # as the server: no empty status
             if method == "GET" and name is None:
                 selector = query.get("labelSelector", [""])[0]
                 items = [o for (p, _), o in fake.objects.items() if p == plural and fake.matches(o, selector)]
                 return self.reply(200, {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items})
             if key not in fake.objects:
-                return self.status(404, "NotFound", f"{plural} {name} not found")
+                return self.status(404, "NotFound", f'{where} "{name}" not found')
             if method == "GET":
                 return self.reply(200, fake.objects[key])
             if method == "PATCH":
-                merge(fake.objects[key], body)
+                if sub == "status":
+                    merge(fake.objects[key].setdefault("status", {}), body.get("status", {}))
+                else:
+                    merge(fake.objects[key], body)
+                self.settle()
                 return self.reply(200, fake.objects[key])
             if method == "DELETE":
                 deleted = fake.objects.pop(key)
+                if plural == "jobs":  # background propagation: the garbage collector takes the Job's pods
+                    for pod in [
+                        n
+                        for (p, n), o in fake.objects.items()
+                        if p == "pods" and o["metadata"]["labels"].get("batch.kubernetes.io/job-name") == name
+                    ]:
+                        fake.objects.pop(("pods", pod))
                 if plural == "services":  # a Service DELETE answers with the object, as a real server does
                     return self.reply(200, deleted)
                 return self.reply(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
+
+        def settle(self) -> None:
+            if fake.controller:
+                JobController(fake).sync()
+
+        def reply_empty(self, code: int) -> None:
+            self.send_response(code)
+            self.end_headers()
 
         def do_GET(self):
             self.handle_any("GET")
@@ -247,6 +493,9 @@ def handler_for(fake: FakeKube):
 
         def do_DELETE(self):
             self.handle_any("DELETE")
+
+        def do_PUT(self):
+            self.handle_any("PUT")
 
     return Handler
 
@@ -297,7 +546,7 @@ def ctl(monkeypatch, capsys, tmp_path):
             monkeypatch.setenv(key, value)
         capsys.readouterr()
         try:
-            run_cli(lambda: app(args=list(args), prog_name="valleyctl"))
+            run_cli(app, list(args), prog_name="valleyctl")
             code = 0
         except SystemExit as exit:
             code = exit.code if isinstance(exit.code, int) else 1

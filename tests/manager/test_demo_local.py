@@ -39,16 +39,23 @@ def test_two_chains_at_once_one_failing_then_resume(valleyctl, tmp_path):
     assert first.returncode == 1, first.stdout + first.stderr
     assert "✓ train tiny-qwen-40" in first.stdout and "✓ eval tiny-qwen-40" in first.stdout
     assert "x failed train tiny-llama-40" in first.stdout and "- skipped eval tiny-llama-40" in first.stdout
-    timings = json.loads((root / "timings.json").read_text())
-    # the second chain's fetch and data build ran beside the first chain's steps
-    assert "data:mini-random-40-s42-truncate-tiny-llama-t1024" in timings["steps_s"]
-    assert timings["total_s"] < sum(timings["steps_s"].values()), timings
+    intervals = json.loads((root / "timings.json").read_text())["intervals_s"]
+    # the second chain's data build ran beside another step (their recorded intervals overlap)
+    key = "data:mini-random-40-s42-truncate-tiny-llama-t1024"
+    start, end = intervals[key]
+    beside = [other for other, (s, e) in intervals.items() if other != key and s < end and start < e]
+    assert beside, intervals
 
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("valley-mini").experiment_id
     (run,) = client.search_runs([experiment], "tags.`valley.label` = 'tiny-qwen-40'")
     assert run.info.status == "FINISHED"
-    assert {"pass_at_1", "completion_rate", "think_tag_rate", "loss"} <= set(run.data.metrics)
+    stages = {
+        child.data.tags["valley.kind"]: child
+        for child in client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+    }
+    assert {"eval/pass_at_1", "eval/completion_rate", "eval/think_tag_rate"} <= set(stages["eval"].data.metrics)
+    assert "train/loss" in stages["train"].data.metrics and stages["train"].info.status == "FINISHED"
     assert (root / "checkpoints" / run.data.tags["valley.run_name"] / "final" / "config.json").is_file()
     assert (root / "checkpoints" / run.data.tags["valley.run_name"] / "eval" / ".done").read_text() == run.info.run_id
     (failed,) = client.search_runs([experiment], "tags.`valley.label` = 'tiny-llama-40'")

@@ -66,3 +66,25 @@ def test_a_usage_error_in_a_workload_command_is_a_configuration_error(valley, tm
     for result in (missing_dir, unknown_option):
         assert result.returncode == 3, (result.returncode, result.stderr)
         assert "--model" in missing_dir.stderr and "--tokenizr" in unknown_option.stderr
+
+
+def test_both_clis_share_conventions_one_error_style_and_the_exit_code_contract(valley, valleyctl, tmp_path):
+    """`--version`, `-h`, and every mistake on the command line as one `error:` line, exit 3 (issue 22:
+    neither CLI had --version or -h; valleyctl's usage errors were a boxed block exiting 2)."""
+    for cli, program in ((valley, "valley"), (valleyctl, "valleyctl")):
+        version = cli(["--version"], cwd=tmp_path, timeout=120)
+        assert version.stdout.strip() == f"{program} 0.1.0"
+        assert cli(["-h"], cwd=tmp_path, timeout=120).stdout.startswith(f"Usage: {program} [OPTIONS] COMMAND")
+    mistakes = [
+        (valleyctl, ["launch", "--bogus"], "error: No such option: --bogus; see `valleyctl launch --help`"),
+        (valleyctl, ["launch", "--study", "mini", "--executor", "local", "--wait"], "error: --wait: only for"),
+        (valleyctl, ["launch", "--run", "qwen-10k", "--size", "30k", "--dry-run"], "error: --size: not used with"),
+        (valleyctl, ["render", "--size", "99k", "--model", "llama"], "error: --size: 99k is off the grid"),
+        (valleyctl, ["nonsense"], "error: No such command 'nonsense'; see `valleyctl --help`"),
+        (valley, ["train", "--bogus"], "error: No such option: --bogus (Possible options: --out); see `valley train"),
+    ]
+    for cli, args, line in mistakes:
+        result = cli(args, cwd=tmp_path, check=False, timeout=120)
+        assert result.returncode == 3, (args, result.returncode, result.stderr)
+        (printed,) = result.stderr.strip().splitlines()
+        assert printed.startswith(line), (args, printed)

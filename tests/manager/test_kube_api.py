@@ -66,6 +66,19 @@ def test_launch_refuses_images_a_node_cannot_pull(ctl, tmp_path, cluster, mlflow
     assert experiment is None or not client.search_runs([experiment.experiment_id], "tags.`valley.label` = 'llama-10k'")
 
 
+def test_launch_takes_node_loaded_images_with_the_cpu_profile(ctl, tmp_path, cluster, mlflow_server, kube_env):
+    """`--profile cpu`: the images were loaded into the nodes (kind load, k3d image import), so launch
+    takes `valley-trainer-cpu:<tag>` without a registry or a digest, and no container pulls."""
+    fake, kubeconfig = cluster
+    env = kube_env(kubeconfig, tmp_path, mlflow_server)
+    code, _, err = ctl(["launch", "--study", "mini", "--run", "tiny-qwen-40", "--profile", "cpu"], env)
+    assert code == 0, err
+    jobs = [obj for (plural, _), obj in fake.objects.items() if plural == "jobs"]
+    containers = [c for job in jobs for c in job["spec"]["template"]["spec"]["containers"]]
+    assert len(jobs) == 5 and {c["imagePullPolicy"] for c in containers} == {"Never"}
+    assert {c["image"].split(":")[0] for c in containers} == {"valley-trainer-cpu", "valley-evaluator-cpu"}
+
+
 def test_launch_reconcile_status_logs_cancel(ctl, tmp_path, cluster, mlflow_server, kube_env):
     fake, kubeconfig = cluster
     env = kube_env(kubeconfig, tmp_path, mlflow_server)
@@ -154,10 +167,32 @@ def test_api_errors_are_one_line_naming_the_object(ctl, tmp_path, cluster, mlflo
     assert code == 1
     (line,) = err.splitlines()
     assert re.fullmatch(
-        r"error: Job valley/valley-fetch-llama-[0-9a-f]{8}: forbidden: your account may not do "
-        r"this in namespace valley; apply k8s/base \(RBAC\) or ask an admin",
+        r"error: Job valley/valley-fetch-llama-[0-9a-f]{8}: forbidden by RBAC: system:serviceaccount:valley:tester "
+        r"may not create jobs.batch in namespace valley; apply the kit's Roles \(k8s/base/rbac.yaml\) or ask an admin",
         line,
     )
+
+
+def test_isolation_pod_renders_and_launches_the_grader_as_a_sidecar(ctl, tmp_path, cluster, mlflow_server, kube_env):
+    import yaml
+
+    fake, kubeconfig = cluster
+    env = kube_env(kubeconfig, tmp_path, mlflow_server)
+    args = ["--size", "10k", "--model", "qwen", "--isolation", "pod"]
+    code, out, err = ctl(["render", *args], env)
+    assert code == 0, err
+    rendered = [obj for obj in yaml.safe_load_all(out) if obj]
+    assert not [o for o in rendered if o["kind"] in ("Deployment", "NetworkPolicy")]
+    (evaluation,) = [o for o in rendered if o["metadata"]["name"].endswith("-eval")]
+    pod = evaluation["spec"]["template"]["spec"]
+    assert pod["runtimeClassName"] == "gvisor-nvproxy"
+    assert [c["name"] for c in pod["initContainers"] if c.get("restartPolicy") == "Always"] == ["grader"]
+    code, out, err = ctl(["launch", *args], env)
+    assert code == 0, err
+    assert fake.objects[("jobs", evaluation["metadata"]["name"])]["spec"]["template"]["spec"]["runtimeClassName"] == (
+        "gvisor-nvproxy"
+    )
+    assert not [key for key in fake.objects if key[0] in ("deployments", "networkpolicies")]
 
 
 def test_reconcile_records_runs_applied_from_git(ctl, tmp_path, cluster, mlflow_server, kube_env):
@@ -203,3 +238,39 @@ def test_launching_the_study_creates_one_fetch_per_student_and_one_build_per_sub
     code, out, err = ctl(["launch", "--study", "valley"], env)
     assert code == 0 and len(fake.objects) == objects, err
     assert out.count(" 0 object(s) created") == len(runs)
+
+
+@pytest.mark.parametrize(
+    "server, args",
+    [
+        ("refused", ["launch", "--run", "qwen-1k"]),
+        ("refused", ["status", "--executor", "k8s"]),
+        ("refused", ["compare"]),
+        ("refused", ["reconcile"]),
+        ("silent", ["launch", "--run", "qwen-1k"]),
+    ],
+    ids=["launch", "status", "compare", "reconcile", "silent-launch"],
+)
+def test_an_mlflow_server_that_does_not_answer_fails_fast_naming_the_uri(
+    ctl, tmp_path, cluster, kube_env, server, args
+):
+    """A port that refuses connections, or a server that accepts them and never replies (hung or
+    firewalled: only the health check's 5 s timeout bounds the wait). Seen failing at 8a1d673, before
+    the check: MLflow's client retried for minutes, then a raw MlflowException. The bound below is ten
+    times the check's timeout, far under those minutes."""
+    import socket
+    import time
+
+    fake, kubeconfig = cluster
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        if server == "silent":
+            sock.listen(16)  # the kernel completes handshakes; nothing ever reads or answers
+        dead_tracking_uri = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        started = time.monotonic()
+        code, _, err = ctl(args, kube_env(kubeconfig, tmp_path, dead_tracking_uri))
+    assert code == 1 and time.monotonic() - started < 50
+    (line,) = err.splitlines()
+    assert f"the MLflow server at {dead_tracking_uri} does not answer" in line
+    assert "port-forward svc/valley-mlflow" in line and "--tracking-uri" in line
+    assert not [r for r in fake.requests if r[0] in ("POST", "PATCH", "DELETE") and "dryRun" not in r[1]]

@@ -7,9 +7,9 @@ from manager.render import RenderContext, render_run
 from manager.study import valley_study
 
 
-def job(state=None, suspend=False, active=0):
+def job(state=None, suspend=False, active=0, ready=0):
     conditions = [{"type": state, "status": "True"}] if state else []
-    return {"spec": {"suspend": suspend}, "status": {"conditions": conditions, "active": active}}
+    return {"spec": {"suspend": suspend}, "status": {"conditions": conditions, "active": active, "ready": ready}}
 
 
 @pytest.mark.parametrize(
@@ -17,7 +17,8 @@ def job(state=None, suspend=False, active=0):
     [
         (job(suspend=True), "suspended"),
         (job(), "pending"),
-        (job(active=1), "running"),
+        (job(active=1, ready=1), "running"),
+        (job(active=1), "pending"),  # a pod that is not running yet (Pending, even unschedulable)
         (job("Complete"), "succeeded"),
         (job("Failed"), "failed"),
         (job("FailureTarget", active=1), "failed"),

@@ -6,6 +6,7 @@ import json
 import sys
 import textwrap
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -207,9 +208,9 @@ def test_independent_chains_run_concurrently_and_a_failure_stops_only_its_own(
 
 def test_parallel_is_a_local_option_of_at_least_one(valleyctl, tmp_path):
     zero = valleyctl(["launch", "--study", "mini", "--executor", "local", "--parallel", "0"], cwd=tmp_path, check=False)
-    assert zero.returncode == 2 and "--parallel" in zero.stderr
+    assert zero.returncode == 3 and "--parallel" in zero.stderr
     cluster = valleyctl(["launch", "--study", "mini", "--parallel", "2", "--dry-run"], cwd=tmp_path, check=False)
-    assert cluster.returncode == 2 and "--parallel: steps run concurrently only with --executor local" in cluster.stderr
+    assert cluster.returncode == 3 and "--parallel: steps run concurrently only with --executor local" in cluster.stderr
 
 
 def test_a_recreated_mlflow_run_retrains_into_the_new_run(tmp_path, mlflow_uri, stand_in):
@@ -230,3 +231,19 @@ def test_dry_run_prints_the_commands(valleyctl, tmp_path):
     assert out.count("valley train") == sum(1 for r in runs if r.train is not None) == 10
     assert out.count("valley eval") == len(runs) == 12 and out.count("model fetch") == 2
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_local_launch_with_json_prints_one_document(valleyctl, tmp_path, mlflow_uri):
+    """Step lines and the progress display go to stderr; stdout is the result document alone."""
+    run = next(r for r in mini_study() if r.label == "tiny-qwen-40")
+    paths = Layout(tmp_path / ".valley").paths
+    # every first step fails at once (the student's fetch, the LiveCodeBench staging): nothing to train or evaluate
+    Path(paths.model_dir(run)).parent.mkdir(parents=True)
+    Path(paths.model_dir(run)).write_text("in the way")
+    Path(paths.lcb_file(run)).mkdir(parents=True)
+    args = ["launch", "--study", "mini", "--run", "tiny-qwen-40", "--executor", "local", "--tracking-uri", mlflow_uri]
+    result = valleyctl([*args, "--json"], cwd=tmp_path, check=False)
+    assert result.returncode == 1, result.stderr
+    document = json.loads(result.stdout)
+    assert (document["steps"]["done"], document["steps"]["failed"]) == (0, 2) and not document["ok"]
+    assert "x failed fetch tiny-qwen" in result.stderr

@@ -65,6 +65,7 @@ def test_an_interrupted_local_launch_kills_its_runs_and_its_steps(tmp_path, sign
         time.sleep(0.5)
     logs = tmp_path / ".valley" / "logs"
     while not any(logs.rglob("*.log")):  # a step's process is up
+        assert launch.poll() is None and time.monotonic() < deadline, "no step started in 180 s"
         time.sleep(0.2)
     launch.send_signal(signum)
     output, _ = launch.communicate(timeout=60)
@@ -85,5 +86,4 @@ def test_an_interrupted_local_launch_kills_its_runs_and_its_steps(tmp_path, sign
         "ended without closing" if signum == signal.SIGKILL else "interrupted"
     ) in note and "valleyctl launch" in note, note
     # the launch's whole session is gone: no step (or its children) outlives it
-    time.sleep(1)
     assert not session_processes(launch.pid), session_processes(launch.pid)

@@ -17,12 +17,6 @@ GOLDEN = Path(__file__).parent / "golden"
 CTX = RenderContext(run_id="0123456789abcdef0123456789abcdef")
 
 
-def isolated(run: RunSpec, isolation: str) -> RunSpec:
-    data = run.model_dump()
-    data["eval"]["isolation"] = isolation
-    return RunSpec.model_validate(data)
-
-
 PROFILE = ClusterProfile.model_validate(
     {
         "gvisor_runtime_class": "gvisor-cpu",
@@ -53,7 +47,7 @@ CASES = {
         select(Selection(size="10k", model="llama", nodes=2))[0],
         RenderContext(run_id=CTX.run_id, queue="gpu-h100"),
     ),
-    "qwen-10k-pod": lambda: (isolated(by_label("qwen-10k"), "pod"), CTX),
+    "qwen-10k-pod": lambda: (select(Selection(size="10k", model="qwen", isolation="pod"))[0], CTX),
     "qwen-10k-profile": lambda: (by_label("qwen-10k"), RenderContext(run_id=CTX.run_id, profile=PROFILE)),
     "tiny-qwen-40": lambda: (by_label("tiny-qwen-40", mini_study), CTX),
 }
@@ -76,7 +70,7 @@ def all_objects():
     runs = (
         valley_study()
         + mini_study()
-        + [isolated(by_label("qwen-10k"), "pod")]
+        + [select(Selection(size="10k", model="qwen", isolation="pod"))[0]]
         + select(Selection(size="10k", model="llama", nodes=2))
     )
     return [
@@ -154,7 +148,7 @@ def test_multi_node_is_an_indexed_job_with_a_headless_service():
 
 
 def test_eval_pod_isolation_runs_gpus_under_gvisor_nvproxy_with_a_native_sidecar_on_its_own_tmp():
-    pod = jobs(isolated(by_label("qwen-10k"), "pod"))["eval"]["spec"]["template"]["spec"]
+    pod = jobs(select(Selection(size="10k", model="qwen", isolation="pod"))[0])["eval"]["spec"]["template"]["spec"]
     assert pod["runtimeClassName"] == "gvisor-nvproxy"
     sidecar = pod["initContainers"][0]
     assert sidecar["name"] == "grader" and sidecar["restartPolicy"] == "Always"

@@ -152,6 +152,29 @@ def test_refusal_midway_undoes_the_launch(kctl):
         assert record(client, "valley", label) is None, "no SCHEDULED run with nothing behind it"
 
 
+def test_undo_goes_on_past_a_delete_it_may_not_do_and_keeps_the_root_cause(kctl):
+    """A quota refuses the launch's second Job; the undo may not delete ConfigMaps. The one line keeps the
+    quota's words and lists exactly what is left. Seen failing at 8a1d673: the undo stopped at the first
+    refused delete and its RBAC error replaced the quota's."""
+    fake, client, call = kctl
+    fake.objects[("resourcequotas", "jobs")] = {
+        "kind": "ResourceQuota",
+        "metadata": {"name": "jobs", "namespace": "valley"},
+        "spec": {"hard": {"count/jobs.batch": "1"}},  # every dry-run fits; the second real Job does not
+    }
+    fake.fail[("DELETE", "configmaps")] = 403
+    code, _, err = call(["launch", "--run", "qwen-1k"])
+    assert code == 1
+    (line,) = err.splitlines()
+    cause, undo = line.split("; launch partly undone: ")
+    assert "refused by the cluster's admission control" in cause and "exceeded quota: jobs" in cause
+    left = sorted(f"ConfigMap valley/{name}" for plural, name in fake.objects if plural == "configmaps")
+    assert left and not [key for key in fake.objects if key[0] == "jobs"], "the Job it created is deleted"
+    assert undo.startswith(f"deleted 1 of {1 + len(left)} object(s) and 1 of 1 MLflow run(s) it made; ")
+    assert f"left: {', '.join(left)} (" in undo
+    assert record(client, "valley", "qwen-1k") is None
+
+
 # --------------------------------------------- 11: why a run failed; the study's status
 
 
@@ -272,3 +295,74 @@ def test_cancel_and_reconcile_json_stay_one_document_with_an_http_tracking_serve
     assert code == 0, err
     assert json.loads(out)
     assert client.get_run(run.info.run_id).info.status == "FAILED"
+
+
+# ------------------------------------------------------------- bounded waits, with the reason
+
+
+def unschedulable(pod: dict) -> None:
+    """What the scheduler writes on a pod no node can take."""
+    pod["status"]["conditions"] = [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+        }
+    ]
+
+
+def test_launch_wait_stops_with_the_reason_when_a_pod_cannot_start(kctl):
+    fake, client, call = kctl
+    launched(call, "--run", "llama-baseline")
+    name = record(client, "valley", "llama-baseline").data.tags["valley.run_name"]
+    run_data(fake, name)
+    reconciled(call)
+    unschedulable(fake.run_job(f"{name}-eval", waiting="ContainerCreating"))
+    code, _, err = call(["launch", "--run", "llama-baseline", "--wait", "--timeout", "10m"])
+    assert code == 1
+    assert "stopped waiting" in err and "Unschedulable: 0/3 nodes are available" in err and f"{name}-eval" in err
+
+
+def test_launch_wait_stops_at_its_timeout_naming_what_is_open(kctl):
+    fake, client, call = kctl
+    launched(call, "--run", "llama-baseline")
+    code, _, err = call(["launch", "--run", "llama-baseline", "--wait", "--timeout", "1s"])
+    name = record(client, "valley", "llama-baseline").data.tags["valley.run_name"]
+    assert code == 1 and "stopped waiting after the timeout" in err and f"{name} SCHEDULED" in err
+
+
+def test_logs_follow_stops_with_the_reason_on_an_unschedulable_pod(kctl):
+    fake, client, call = kctl
+    launched(call, "--run", "qwen-baseline")
+    name = record(client, "valley", "qwen-baseline").data.tags["valley.run_name"]
+    run_data(fake, name)
+    reconciled(call)
+    pod = fake.run_job(f"{name}-eval", waiting="ContainerCreating")
+    unschedulable(pod)
+    code, out, err = call(["logs", "qwen-baseline", "--follow", "--timeout", "10m"])
+    assert code == 1
+    assert f"pod {pod['metadata']['name']} of the eval Job cannot start (Unschedulable: 0/3 nodes" in err
+
+
+def test_logs_follow_streams_the_running_stage_not_the_grader(kctl):
+    fake, client, call = kctl
+    launched(call, "--run", "qwen-1k")
+    name = record(client, "valley", "qwen-1k").data.tags["valley.run_name"]
+    run_data(fake, name)
+    reconciled(call)
+    train = fake.run_job(f"{name}-train", waiting="ContainerCreating")
+    running = {"name": "train", "state": {"running": {}}, "image": "t", "imageID": "", "ready": True, "restartCount": 0}
+    train["status"] = {"phase": "Running", "containerStatuses": [running]}
+    fake.logs[(train["metadata"]["name"], "train")] = "step 1/9 loss 2.3\n"
+    grader = f"{name}-grader-x1"
+    fake.objects[("pods", grader)] = {
+        "metadata": {"name": grader, "labels": {"valley.run": name, "app.kubernetes.io/component": "grader"}},
+        "spec": {"containers": [{"name": "grader"}]},
+        "status": {"phase": "Running"},
+    }
+    fake.logs[(grader, "grader")] = "grader listening\n"
+    code, out, err = call(["logs", "qwen-1k", "--follow", "--timeout", "2s"])
+    assert f"==> {train['metadata']['name']}/train <==" in out and "step 1/9 loss 2.3" in out, err
+    assert "grader listening" not in out
+    assert code == 1 and "stopped following after the timeout; the train Job" in err

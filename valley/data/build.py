@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from valley.data import sources, subsets, tokens
-from valley.data.sample_corpus import PACKAGED, PACKAGED_VERSION
+from valley.data.packaged import PACKAGED, PACKAGED_VERSION
 from valley.errors import ValleyError
 from valley.files import file_sha256, write_atomic
 from valley.spec import DataSpec, RunSpec

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from valley.data.sample_corpus import PACKAGED
+from valley.data.packaged import PACKAGED
 from valley.data.sources import LCB_COLUMNS, load_lcb_release
 from valley.errors import ValleyError
 from valley.grader.lcb import decode_private_tests

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
+from valley.files import file_sha256
 from valley.tracking import attached_run
 
 
 def subset_dataset(manifest_path: Path):
-    """An `mlflow.data` dataset describing the subset: digest of train.jsonl, the subset dir as
-    source, and a profile with sizes, label counts and token statistics."""
+    """An `mlflow.data` dataset describing the subset: named by its directory (which holds the
+    student and token budget: two students' subsets of the same examples differ in tokens), with
+    the manifest's digest (files, token statistics, tokenizer), the directory's name as source (a
+    path relative to the datasets root, the same in every pod and after a store moves), and a
+    profile with sizes, label counts and token statistics.
+
+    MLflow keeps one dataset per (name, digest) in an experiment: named by the subset key and
+    digested by train.jsonl alone, tiny-llama's subset was merged into tiny-qwen's (same rows,
+    other tokenizer) and showed tiny-qwen's folder and token statistics."""
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.types import ColSpec, Schema
@@ -38,9 +47,12 @@ def subset_dataset(manifest_path: Path):
         def to_dict(self) -> dict[str, str]:
             return {**super().to_dict(), "profile": json.dumps(profile, sort_keys=True)}
 
-    source = resolve_dataset_source(str(Path(manifest_path).resolve().parent))
+    directory = Path(manifest_path).resolve().parent
+    with warnings.catch_warnings():  # "can be interpreted in multiple ways": both are the local kind
+        warnings.simplefilter("ignore", UserWarning)
+        source = resolve_dataset_source(directory.name)
     schema = Schema([ColSpec("string", "messages")])
-    return SubsetDataset(source, name=manifest["key"], digest=manifest["files"]["train.jsonl"][:16], schema=schema)
+    return SubsetDataset(source, name=directory.name, digest=file_sha256(Path(manifest_path))[:16], schema=schema)
 
 
 def log_subset_input(manifest_path: Path) -> bool:
@@ -52,7 +64,7 @@ def log_subset_input(manifest_path: Path) -> bool:
         from mlflow.exceptions import MlflowException
 
         manifest = json.loads(Path(manifest_path).read_text())
-        tags = {"valley.data.key": manifest["key"], "valley.data.manifest": str(Path(manifest_path).resolve())}
+        tags = {"valley.data.key": manifest["key"], "valley.data.subset_dir": Path(manifest_path).resolve().parent.name}
         for attempt in range(3):
             try:
                 mlflow.log_input(subset_dataset(manifest_path), context="training", tags=tags)

@@ -27,10 +27,8 @@ import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from valley.grader.lcb import encode_private_tests
-
-MINI_VERSION = "valley-mini-1"
-MINI_SUBDIR = "mini"
+from valley.data import corpus_rows
+from valley.data.packaged import MINI_VERSION
 
 
 @dataclass(frozen=True)
@@ -184,7 +182,6 @@ INTROS = {
         "Consider the word in the input.",
     ),
 }
-READERS = {"list": "n = int(input())\nnums = list(map(int, input().split()))\n", "str": "s = input().strip()\n"}
 ARGS = {"list": "nums: list[int]", "str": "s: str"}
 INPUT_FORMAT = {
     "list": "The first line holds n. The second line holds n space-separated integers.",
@@ -219,7 +216,7 @@ class MiniProblem:
                 f"class Solution:\n    def {t.method}(self, {ARGS[t.kind]}) -> {t.returns}:\n"
                 f"        return {self.expr(expr)}\n"
             )
-        return f"{READERS[t.kind]}print({self.expr(expr)})\n"
+        return f"{corpus_rows.STDIN_READERS[t.kind]}print({self.expr(expr)})\n"
 
     @property
     def starter(self) -> str:
@@ -292,10 +289,6 @@ def problems() -> tuple[list[MiniProblem], list[MiniProblem]]:
 # ------------------------------------------------------------------------------- rows
 
 
-def _hex(text: str) -> str:
-    return hashlib.sha256(f"{MINI_VERSION}/{text}".encode()).hexdigest()[:32]
-
-
 def _examples(problem: MiniProblem, shown: int) -> str:
     parts = []
     for number, (arg, expected) in enumerate(problem.tests[:shown], 1):
@@ -321,37 +314,26 @@ def question(problem: MiniProblem, shown: int) -> str:
 def taco_row(problem: MiniProblem) -> dict:
     t = problem.template
     if problem.functional:
-        io = {
-            "fn_name": t.method,
-            "inputs": [[arg] for arg, _ in problem.tests],
-            "outputs": [[expected] for _, expected in problem.tests],
-        }
+        inputs = [[arg] for arg, _ in problem.tests]
+        outputs = [[expected] for _, expected in problem.tests]
     else:
-        io = {
-            "inputs": [problem.stdin(arg) for arg, _ in problem.tests],
-            "outputs": [f"{expected}\n" for _, expected in problem.tests],
-        }
-    return {
+        inputs = [problem.stdin(arg) for arg, _ in problem.tests]
+        outputs = [f"{expected}\n" for _, expected in problem.tests]
+    return corpus_rows.taco_row(
         # one to four examples: training prompts then span the lengths of the evaluation prompts
         # (LCB's longer wrapper around one example), and a tiny student must find the task anywhere
-        "question": question(problem, 1 + int(problem.slug[-2:], 16) % 4),
-        "solutions": json.dumps([problem.code(t.expr)]),
-        "starter_code": problem.starter,
-        "input_output": json.dumps(io),
-        "difficulty": t.difficulty,
-        "raw_tags": json.dumps(["Implementation"]),
-        "name": f"Mini: {problem.task}",
-        "source": "valley-mini",
-        "tags": json.dumps(["Implementation"]),
-        "skill_types": json.dumps([]),
-        "url": f"https://valley.invalid/mini/taco/{problem.slug}",
-        "Expected Auxiliary Space": None,
-        "time_limit": None if problem.functional else "1 second",
-        "date": "2020-01-01",
-        "picture_num": "0",
-        "memory_limit": None if problem.functional else "256 megabytes",
-        "Expected Time Complexity": "O(n)" if problem.functional else None,
-    }
+        question=question(problem, 1 + int(problem.slug[-2:], 16) % 4),
+        solution=problem.code(t.expr),
+        starter_code=problem.starter,
+        inputs=inputs,
+        outputs=outputs,
+        fn_name=t.method if problem.functional else None,
+        difficulty=t.difficulty,
+        name=f"Mini: {problem.task}",
+        source="valley-mini",
+        url=f"https://valley.invalid/mini/taco/{problem.slug}",
+        day=date(2020, 1, 1),
+    )
 
 
 def trace(problem: MiniProblem, expr: str, idea: str) -> str:
@@ -373,29 +355,20 @@ def ocr2_rows(train: list[MiniProblem]) -> list[dict]:
             expr, idea = rng.choice(t.wrong) if wrong else (t.expr, t.idea)
             passed = sum(answer(problem, expr, arg) == expected for arg, expected in problem.tests)
             rows.append(
-                {
-                    "id": _hex(f"response/{problem.slug}/{sample}"),
-                    "question_id": _hex(f"question/{problem.slug}"),
-                    "question": "-",
-                    "r1_generation": trace(problem, expr, idea),
-                    "qwq_critique": "The approach misses a case.\n\nJudgement: wrong"
-                    if wrong
-                    else "The solution is correct.\n\nJudgement: right",
-                    "solution": problem.code(expr),
-                    "judgement": "wrong" if wrong else "right",
-                    "pass_rate": f"{passed / len(problem.tests):.3f}",
-                    "source": "valley-mini",
-                    "license": "cc-by-4.0",
-                    "dataset": "taco",
-                    "split": "train",
-                    "difficulty": t.difficulty,
-                    "index": str(index),
-                }
+                corpus_rows.ocr2_row(
+                    response_id=corpus_rows.stable_id(f"{MINI_VERSION}/response/{problem.slug}/{sample}"),
+                    question_id=corpus_rows.stable_id(f"{MINI_VERSION}/question/{problem.slug}"),
+                    generation=trace(problem, expr, idea),
+                    critique="The approach misses a case." if wrong else "The solution is correct.",
+                    solution=problem.code(expr),
+                    wrong=wrong,
+                    passed_share=passed / len(problem.tests),
+                    source="valley-mini",
+                    difficulty=t.difficulty,
+                    index=index,
+                )
             )
     return rows
-
-
-_LCB_DIFFICULTY = {"EASY": "easy", "MEDIUM": "medium", "MEDIUM_HARD": "hard", "HARD": "hard"}
 
 
 def lcb_rows(held_out: list[MiniProblem]) -> list[dict]:
@@ -404,31 +377,27 @@ def lcb_rows(held_out: list[MiniProblem]) -> list[dict]:
         t = problem.template
         if problem.functional:
             tests = [
-                {"input": json.dumps(arg), "output": json.dumps(expected), "testtype": "functional"}
-                for arg, expected in problem.tests
+                corpus_rows.lcb_test(json.dumps(arg), json.dumps(expected), True) for arg, expected in problem.tests
             ]
             platform, metadata = "leetcode", {"func_name": t.method}
         else:
             tests = [
-                {"input": problem.stdin(arg), "output": f"{expected}\n", "testtype": "stdin"}
-                for arg, expected in problem.tests
+                corpus_rows.lcb_test(problem.stdin(arg), f"{expected}\n", False) for arg, expected in problem.tests
             ]
             platform, metadata = ("atcoder", "codeforces")[number % 2], {}
-        contest = date(2024, 8, 5) + timedelta(days=(number * 7) % 170)
         rows.append(
-            {
-                "question_title": f"Mini: {problem.task}",
-                "question_content": question(problem, 1),  # worded like the training questions
-                "platform": platform,
-                "question_id": f"mini-{number:03d}",
-                "contest_id": f"valley-mini-{number // 4:02d}",
-                "contest_date": f"{contest.isoformat()}T00:00:00",
-                "starter_code": problem.starter,
-                "difficulty": _LCB_DIFFICULTY[t.difficulty],
-                "public_test_cases": json.dumps(tests[:2]),
-                "private_test_cases": encode_private_tests(tests[2:]),
-                "metadata": json.dumps(metadata),
-            }
+            corpus_rows.lcb_row(
+                title=f"Mini: {problem.task}",
+                content=question(problem, 1),  # worded like the training questions
+                platform=platform,
+                question_id=f"mini-{number:03d}",
+                contest_id=f"valley-mini-{number // 4:02d}",
+                contest_day=date(2024, 8, 5) + timedelta(days=(number * 7) % 170),
+                starter_code=problem.starter,
+                taco_difficulty=t.difficulty,
+                tests=tests,
+                metadata=metadata,
+            )
         )
     return rows
 

@@ -53,9 +53,18 @@ LCB_COLUMNS = (
     "metadata",
 )
 
-#: the paper's RQ3 mapping of TACO labels (stored uppercase in TACO, compared case-insensitively)
-EASY_LABELS = frozenset({"easy", "medium"})
-HARD_LABELS = frozenset({"medium_hard", "hard", "very_hard"})
+#: TACO's difficulty labels (stored uppercase, compared case-insensitively) -> (the paper's RQ3
+#: class, the LiveCodeBench level valley's generated corpora give a problem of that label). The
+#: paper's classes: easy = {easy, medium}, hard = {medium_hard, hard, very_hard}; LCB's levels
+#: follow them, so a problem counts as hard in both. The one place this mapping is written.
+TACO_DIFFICULTY: dict[str, tuple[str | None, str]] = {
+    "easy": ("easy", "easy"),
+    "medium": ("easy", "medium"),
+    "medium_hard": ("hard", "hard"),
+    "hard": ("hard", "hard"),
+    "very_hard": ("hard", "hard"),
+    "unknown_difficulty": (None, "medium"),
+}
 
 #: LiveCodeBench release tags -> the jsonl files they cover (README's version table)
 _LCB_FILES = ["test.jsonl"] + [f"test{n}.jsonl" for n in range(2, 7)]
@@ -72,8 +81,12 @@ class Origin:
 
 def difficulty_class(label: str | None) -> str | None:
     """'EASY'/'Medium' -> 'easy'; 'MEDIUM_HARD'/'hard'/'VERY_HARD' -> 'hard'; anything else -> None."""
-    value = (label or "").strip().lower()
-    return "easy" if value in EASY_LABELS else "hard" if value in HARD_LABELS else None
+    return TACO_DIFFICULTY.get((label or "").strip().lower(), (None, ""))[0]
+
+
+def lcb_difficulty(label: str) -> str:
+    """The LiveCodeBench level of a TACO label: 'EASY' -> 'easy', 'MEDIUM' -> 'medium', the hard class -> 'hard'."""
+    return TACO_DIFFICULTY[label.strip().lower()][1]
 
 
 def _quiet_datasets():

@@ -26,14 +26,6 @@ def rank(ids: Iterable[str], seed: int) -> list[str]:
     return sorted(ids, key=lambda i: hashlib.sha256(f"{seed}/{i}".encode()).digest())
 
 
-def nested_random(ids: Iterable[str], sizes: Sequence[int], seed: int) -> dict[int, list[str]]:
-    """{size: ids} for every size, each a prefix of the same ranking (so smaller ⊂ larger)."""
-    ordered = rank(ids, seed)
-    for size in sizes:
-        require_pool(size, len(ordered), "random", f"{len(ordered)} examples in the corpus")
-    return {size: ordered[:size] for size in sizes}
-
-
 def parent_ids(ids: Iterable[str], source: str, seed: int) -> list[str]:
     """The parent pool of RQ2/RQ3 subsets: the first PARENT_POOL[source] ids of the ranking."""
     size = PARENT_POOL[source]

@@ -114,7 +114,9 @@ def eval_metrics(
         "pass_at_1_ci_low": low,
         "pass_at_1_ci_high": high,
         "completion_rate": _share(completed(g) for g in generations),
+        **_rate_ci("completion_rate", generations, completed, seed),
         "think_tag_rate": _share(starts_with_think(g["response"]) for g in generations),
+        **_rate_ci("think_tag_rate", generations, lambda g: starts_with_think(g["response"]), seed),
         "truncation_rate": _share(g["finish_reason"] == "length" for g in generations),
         "mean_response_tokens": float(np.mean([g["num_tokens"] for g in generations])) if generations else float("nan"),
         "problems": float(len(problems)),
@@ -165,6 +167,16 @@ def per_problem_table(problems: list[dict], generations: list[dict], verdicts: l
             }
         )
     return rows
+
+
+def _rate_ci(name: str, generations: list[dict], flag, seed: int) -> dict[str, float]:
+    """The 95% CI of a response rate, resampling problems as pass@1's does (a problem's samples
+    stay together): `<name>_ci_low`, `<name>_ci_high`."""
+    by_problem: dict[str, list[bool]] = defaultdict(list)
+    for g in generations:
+        by_problem[g["question_id"]].append(bool(flag(g)))
+    low, high = bootstrap_ci([sum(flags) / len(flags) for flags in by_problem.values()], seed=seed)
+    return {f"{name}_ci_low": low, f"{name}_ci_high": high}
 
 
 def _share(flags) -> float:

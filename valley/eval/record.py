@@ -1,9 +1,11 @@
-"""Record an evaluation in the MLflow run the control plane pre-created.
+"""Record an evaluation in its MLflow run (`<label>/eval`, the eval stage's child of the run the
+control plane pre-created; valley.tracking.stage_run).
 
-Metrics go in as metrics; the full eval spec goes in as the tag `valley.eval_spec` (canonical
-JSON, what `valleyctl compare` checks before putting runs side by side) together with the
-LCB release and window, the chat-template hash and package versions; generations, verdicts
-and the per-problem table go in as artifacts under `eval/`.
+Metrics go in under `eval/` (`eval/pass_at_1`, its CI bounds, ...), so the UI groups them; the
+full eval spec goes in as the tag `valley.eval_spec` (canonical JSON, what `valleyctl compare`
+checks before putting runs side by side) together with the LCB release and window, the
+chat-template hash and package versions; generations, verdicts and the per-problem table go
+in as artifacts under `eval/`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from valley.spec import RunSpec
+from valley.vocabulary import EVAL_METRICS, EVAL_SPEC_TAG
 
 ARTIFACT_DIR = "eval"
 PER_PROBLEM = "per_problem.jsonl"
@@ -23,7 +26,7 @@ PER_PROBLEM = "per_problem.jsonl"
 def eval_tags(run_spec: RunSpec, *, chat_template_hash: str, engine_seeds: list[int]) -> dict[str, str]:
     spec = run_spec.eval
     return {
-        "valley.eval_spec": json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":")),
+        EVAL_SPEC_TAG: json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":")),
         "valley.lcb_release": spec.lcb_release,
         "valley.lcb_window": f"{spec.date_start.isoformat()}..{spec.date_end.isoformat()}",
         "valley.eval_source": spec.source,
@@ -36,25 +39,20 @@ def eval_tags(run_spec: RunSpec, *, chat_template_hash: str, engine_seeds: list[
     }
 
 
-def record_eval(
-    run_spec: RunSpec, metrics: dict[str, float], tags: dict[str, str], out_dir: Path, per_problem: list[dict]
-) -> bool:
-    """Log into the attached run; False when no run is attached (MLFLOW_RUN_ID unset)."""
-    from valley.tracking import attached_run
-
+def record_eval(run, metrics: dict[str, float], tags: dict[str, str], out_dir: Path, per_problem: list[dict]) -> bool:
+    """Write the files, and log into `run` (the active eval run); False when there is none."""
     out_dir = Path(out_dir)
     write_jsonl(out_dir / PER_PROBLEM, per_problem)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    with attached_run() as run:
-        if run is None:
-            return False
-        import mlflow
+    if run is None:
+        return False
+    import mlflow
 
-        mlflow.set_tags(tags)
-        mlflow.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)})
-        for name in ("generations.jsonl", "verdicts.jsonl", PER_PROBLEM, "metrics.json"):
-            if (out_dir / name).exists():
-                mlflow.log_artifact(str(out_dir / name), artifact_path=ARTIFACT_DIR)
+    mlflow.set_tags(tags)
+    mlflow.log_metrics({EVAL_METRICS + k: v for k, v in metrics.items() if math.isfinite(v)})
+    for name in ("generations.jsonl", "verdicts.jsonl", PER_PROBLEM, "metrics.json"):
+        if (out_dir / name).exists():
+            mlflow.log_artifact(str(out_dir / name), artifact_path=ARTIFACT_DIR)
     return True
 
 

@@ -2,7 +2,7 @@
 
 problems (release + contest-date window) -> prompts (LCB format, the student's chat template,
 budget check before any generation) -> generations (vLLM, resumable) -> verdicts (grader
-in-process, or the sidecar over HTTP) -> metrics -> the attached MLflow run.
+in-process, or the sidecar over HTTP) -> metrics -> the eval's own MLflow run, a child of the attached one.
 Every stage writes into EVAL_DIR, so a killed run resumes where it stopped.
 """
 
@@ -18,6 +18,8 @@ from valley.eval.metrics import eval_metrics, per_problem_table
 from valley.eval.prompts import render_prompts
 from valley.eval.record import eval_tags, record_eval
 from valley.spec import RunSpec
+from valley.tracking import stage_run
+from valley.vocabulary import EVAL_KIND
 
 VERDICTS = "verdicts.jsonl"
 
@@ -40,24 +42,25 @@ def evaluate(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    problems = load_problems(run_spec, lcb_path)
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    prompts = render_prompts(problems, tokenizer, spec.max_model_len, spec.prompt_style)
-    started = time.perf_counter()
-    generations = [asdict(g) for g in generate(prompts, Path(model_dir), spec, out_dir, llm=llm)]
-    generated = time.perf_counter()
-    verdicts = grade(problems, generations, out_dir / VERDICTS, run_spec, grader_url)
-    graded = time.perf_counter()
-    metrics = eval_metrics(problems, generations, verdicts, seed=spec.seed)
-    # this invocation's wall time per stage (engine start included; ~0 when resumed from files)
-    metrics |= {"generation_seconds": generated - started, "grading_seconds": graded - generated}
-    check_infra_errors(metrics, allow_infra_errors)
+    with stage_run(EVAL_KIND) as run:  # `<label>/eval`: its duration and system metrics are this work's
+        problems = load_problems(run_spec, lcb_path)
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        prompts = render_prompts(problems, tokenizer, spec.max_model_len, spec.prompt_style)
+        started = time.perf_counter()
+        generations = [asdict(g) for g in generate(prompts, Path(model_dir), spec, out_dir, llm=llm)]
+        generated = time.perf_counter()
+        verdicts = grade(problems, generations, out_dir / VERDICTS, run_spec, grader_url)
+        graded = time.perf_counter()
+        metrics = eval_metrics(problems, generations, verdicts, seed=spec.seed)
+        # this invocation's wall time per stage (engine start included; ~0 when resumed from files)
+        metrics |= {"generation_seconds": generated - started, "grading_seconds": graded - generated}
+        check_infra_errors(metrics, allow_infra_errors)
 
-    engine_seeds = [spec.seed + rank for rank in range(spec.data_parallel_size)]
-    tags = eval_tags(
-        run_spec, chat_template_hash=template_hash(tokenizer.chat_template or ""), engine_seeds=engine_seeds
-    )
-    record_eval(run_spec, metrics, tags, out_dir, per_problem_table(problems, generations, verdicts))
+        engine_seeds = [spec.seed + rank for rank in range(spec.data_parallel_size)]
+        tags = eval_tags(
+            run_spec, chat_template_hash=template_hash(tokenizer.chat_template or ""), engine_seeds=engine_seeds
+        )
+        record_eval(run, metrics, tags, out_dir, per_problem_table(problems, generations, verdicts))
     return metrics
 
 

@@ -19,7 +19,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 
 from valley.chat import template_hash
@@ -27,6 +29,7 @@ from valley.cli_kit import load_run_spec
 from valley.data.lineage import log_subset_input
 from valley.files import file_sha256, write_atomic
 from valley.spec import RunSpec
+from valley.tracking import stage_run
 from valley.train.config import (
     TrainConfigError,
     TrainPaths,
@@ -38,6 +41,7 @@ from valley.train.config import (
     render_config,
 )
 from valley.train.steps import StepPlan
+from valley.vocabulary import TRAIN_KIND
 
 MANIFEST = ".valley-checkpoint.json"
 #: files a student needs besides weights; copied from the model dir if torchtune did not carry them
@@ -60,18 +64,20 @@ def train(
     """Train the run described by run_spec; return OUT/final. Raises TrainConfigError for bad input."""
     run = load_run(run_spec)
     paths = TrainPaths.resolved(data_dir, model_dir, out_dir, base_checkpoint)
-    if (paths.final_dir / MANIFEST).exists():  # finished earlier: only make sure it is registered
-        register_checkpoint(run, paths)
-        return paths.final_dir
-    device, processes = launch_shape(run)
-    check_launch(run, processes=processes)
-    plan = plan_steps(run, count_examples(paths))
-    done = completed_epochs(paths.torchtune_dir, run.train.epochs)
-    if done < run.train.epochs:
-        fine_tune(run, paths, plan=plan, device=device, resume_epochs=done)
-    if lead_node():  # every node trains; one exports and registers
-        export_final(paths, run.train.epochs)
-        register_checkpoint(run, paths)
+    # `<label>/train`, a child of the run launch made: its duration and system metrics are this work's
+    with stage_run(TRAIN_KIND) if lead_node() else nullcontext() as active:
+        if (paths.final_dir / MANIFEST).exists():  # finished earlier: only make sure it is registered
+            register_checkpoint(run, paths, active)
+            return paths.final_dir
+        device, processes = launch_shape(run)
+        check_launch(run, processes=processes)
+        plan = plan_steps(run, count_examples(paths))
+        done = completed_epochs(paths.torchtune_dir, run.train.epochs)
+        if done < run.train.epochs:
+            fine_tune(run, paths, plan=plan, device=device, resume_epochs=done)
+        if lead_node():  # every node trains; one exports and registers
+            export_final(paths, run.train.epochs)
+            register_checkpoint(run, paths, active)
     return paths.final_dir
 
 
@@ -217,36 +223,44 @@ def chat_template(model_dir: Path) -> str:
     return json.loads((model_dir / "tokenizer_config.json").read_text()).get("chat_template") or ""
 
 
-def register_checkpoint(run: RunSpec, paths: TrainPaths) -> None:
-    """Record the final checkpoint in the attached run: a manifest artifact, the rendered config,
-    the step plan, and an MLflow 3 external LoggedModel pointing at the files (nothing uploaded)."""
-    from valley.tracking import attached_run
+def register_checkpoint(run: RunSpec, paths: TrainPaths, active) -> None:
+    """Record the final checkpoint in the train run: a manifest artifact, the rendered config, and
+    an MLflow 3 external LoggedModel pointing at the files (nothing uploaded) that carries the run
+    spec, so the model says what it was trained on. Registered once: reruns find its tag."""
+    if active is None:
+        return
+    import mlflow
+    from mlflow.entities import LoggedModelOutput
 
     manifest = json.loads((paths.final_dir / MANIFEST).read_text())
-    with attached_run() as active:
-        if active is None:
-            return
-        import mlflow
-
-        mlflow.log_dict(manifest, "checkpoint/manifest.json")
-        config_path = paths.out_dir / "config.yaml"
-        if config_path.exists():
-            mlflow.log_artifact(str(config_path), artifact_path="train")
-        if MODEL_ID_TAG in active.data.tags:
-            return
-        digest = hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()
-        model = mlflow.create_external_model(
-            name=run.name,
-            source_run_id=active.info.run_id,
-            tags={
-                "valley.checkpoint.path": manifest["path"],
-                "valley.checkpoint.volume_path": run.checkpoint_dir,
-                "valley.checkpoint.manifest_sha256": digest,
-            },
-            params={
-                "total_size": str(manifest["total_size"]),
-                "files": str(len(manifest["files"])),
-                "model_preset": run.model.preset,
-            },
-        )
-        mlflow.set_tags({MODEL_ID_TAG: model.model_id, "valley.checkpoint.path": manifest["path"]})
+    mlflow.log_dict(manifest, "checkpoint/manifest.json")
+    config_path = paths.out_dir / "config.yaml"
+    if config_path.exists():
+        mlflow.log_artifact(str(config_path), artifact_path="train")
+    if MODEL_ID_TAG in mlflow.get_run(active.info.run_id).data.tags:
+        return
+    digest = hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()
+    model = mlflow.create_external_model(
+        name=run.label,
+        source_run_id=active.info.run_id,
+        tags={
+            # where the files are on the checkpoint volume (the same path in every pod), not on a machine
+            "valley.checkpoint.volume_path": run.checkpoint_dir,
+            "valley.checkpoint.manifest_sha256": digest,
+            "valley.run_name": run.name,
+        },
+        params={
+            "total_size": str(manifest["total_size"]),
+            "files": str(len(manifest["files"])),
+            "model_preset": run.model.preset,
+            "spec_hash": run.spec_hash,
+        },
+        model_type="checkpoint",
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "run.json"
+        spec.write_text(run.to_json())
+        mlflow.MlflowClient().log_model_artifact(model.model_id, str(spec))
+    # the run's outputs: the UI's Models column and the model's page link the two
+    mlflow.log_outputs([LoggedModelOutput(model.model_id, step=0)])
+    mlflow.set_tags({MODEL_ID_TAG: model.model_id, "valley.checkpoint.volume_path": run.checkpoint_dir})

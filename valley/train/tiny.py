@@ -244,7 +244,7 @@ def generation_config(family: str, ids: dict) -> dict:
 # ------------------------------------------------------------------------------- model
 
 
-def hf_config(arch: TinyArch, ids: dict):
+def hf_config(arch: TinyArch, ids: dict, dtype: str = "float32"):
     from transformers import LlamaConfig, Qwen2Config
 
     common = dict(
@@ -259,7 +259,7 @@ def hf_config(arch: TinyArch, ids: dict):
         tie_word_embeddings=arch.tie_word_embeddings,
         bos_token_id=ids["bos"],
         eos_token_id=ids["eos"],
-        dtype="float32",
+        dtype=dtype,
     )
     if arch.family == "qwen2_5":
         return Qwen2Config(
@@ -288,6 +288,25 @@ def _write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def write_tokenizer(family: str, out_dir: Path, vocab_size: int, corpus_dir: Path = SAMPLE_CORPUS):
+    """The family's tokenizer files as the real repo ships them (tokenizer.json, Qwen's vocab.json +
+    merges.txt, tokenizer_config.json with the chat template, special_tokens_map.json); returns the
+    tokenizer. Trained offline on the sample corpus, so nothing is downloaded."""
+    tokenizer = train_tokenizer(family, corpus_texts(corpus_dir), vocab_size)
+    tokenizer.save(str(out_dir / "tokenizer.json"))
+    tokenizer.model.save(str(out_dir))  # vocab.json + merges.txt, as the real Qwen repo ships them
+    if family == "llama3_1":  # the real Llama repo ships only tokenizer.json
+        (out_dir / "vocab.json").unlink()
+        (out_dir / "merges.txt").unlink()
+    config = tokenizer_config(family, tokenizer)
+    _write_json(out_dir / "tokenizer_config.json", config)
+    _write_json(
+        out_dir / "special_tokens_map.json",
+        {k: v for k, v in config.items() if k in ("bos_token", "eos_token", "pad_token") and v},
+    )
+    return tokenizer
+
+
 def build_tiny(family: str, out_dir: Path, *, seed: int = SEED, corpus_dir: Path = SAMPLE_CORPUS) -> Path:
     """Write a tiny HF-format student for `family` into out_dir (created; must not exist)."""
     import torch
@@ -295,22 +314,7 @@ def build_tiny(family: str, out_dir: Path, *, seed: int = SEED, corpus_dir: Path
 
     arch = TINY_ARCH[family]
     out_dir.mkdir(parents=True)
-    tokenizer = train_tokenizer(family, corpus_texts(corpus_dir), arch.vocab_size)
-    tokenizer.save(str(out_dir / "tokenizer.json"))
-    tokenizer.model.save(str(out_dir))  # vocab.json + merges.txt, as the real Qwen repo ships them
-    if family == "llama3_1":  # the real Llama repo ships only tokenizer.json
-        (out_dir / "vocab.json").unlink()
-        (out_dir / "merges.txt").unlink()
-    _write_json(out_dir / "tokenizer_config.json", tokenizer_config(family, tokenizer))
-    _write_json(
-        out_dir / "special_tokens_map.json",
-        {
-            k: v
-            for k, v in tokenizer_config(family, tokenizer).items()
-            if k in ("bos_token", "eos_token", "pad_token") and v
-        },
-    )
-
+    tokenizer = write_tokenizer(family, out_dir, arch.vocab_size, corpus_dir)
     ids = special_ids(family, tokenizer)
     config = hf_config(arch, ids)
     torch.manual_seed(seed)

@@ -21,7 +21,7 @@ def build_tokenizer(out: Path) -> Path:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from valley.data.sample_corpus import SAMPLE_DIR
+    from valley.data.packaged import SAMPLE_DIR
 
     texts = [json.loads(line)["r1_generation"] for line in (SAMPLE_DIR / "ocr2.jsonl").read_text().splitlines()]
     tokenizer = Tokenizer(models.BPE())

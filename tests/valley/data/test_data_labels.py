@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import require_tool
 from valley.data.labels import LabelItem, label_responses
-from valley.data.sample_corpus import SAMPLE_DIR
+from valley.data.packaged import SAMPLE_DIR
 from valley.errors import ValleyError
 
 TACO = [json.loads(line) for line in (SAMPLE_DIR / "taco.jsonl").read_text().splitlines()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -23,8 +24,9 @@ def test_build_logs_the_subset_as_the_runs_input(valley, write_spec, tokenizer_d
     manifest = json.loads((out / "manifest.json").read_text())
     (dataset_input,) = client.get_run(run_id).inputs.dataset_inputs
     dataset = dataset_input.dataset
-    assert dataset.name == manifest["key"] == "sample-random-40-s42-truncate"
-    assert dataset.digest == manifest["files"]["train.jsonl"][:16]
+    # named by its folder (which holds the student and budget), digested by the whole manifest
+    assert dataset.name == out.name and manifest["key"] == "sample-random-40-s42-truncate"
+    assert dataset.digest == hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()[:16]
     assert json.loads(dataset.source)["uri"].endswith("subset")
     profile = json.loads(dataset.profile)
     assert profile["num_rows"] == 40 and profile["tokens"] == manifest["token_stats"]["tokens_kept"]

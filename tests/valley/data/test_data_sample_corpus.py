@@ -9,7 +9,10 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from valley.data.sample_corpus import FILES, SAMPLE_DIR
+from valley.data import mini_tier
+from valley.data.packaged import FILES, SAMPLE_DIR
+from valley.data.sample_families import families
+from valley.data.sources import difficulty_class
 from valley.grader.lcb import decode_private_tests
 
 TACO_COLUMNS = {
@@ -166,6 +169,22 @@ def test_lcb_rows_have_lcb_schema_window_spread_and_packed_private_tests() -> No
         if func_name:
             assert f"def {func_name}(self" in row["starter_code"]
     assert kinds["stdin"] >= 10 and kinds["functional"] >= 10
+
+
+def test_a_taco_label_means_the_same_difficulty_in_lcb_rows_and_rq3_subsets() -> None:
+    """Both generated corpora give an LCB problem the level of its TACO label's RQ3 class: the paper's
+    hard = {medium_hard, hard, very_hard} is "hard" in LCB too (the sample once said "medium")."""
+    sample_labels = {family.title(p): family.difficulty for family in families() for p in family.params[2:]}
+    _, held_out = mini_tier.problems()
+    labelled = [(sample_labels[row["question_title"]], row) for row in rows("lcb.jsonl")]
+    labelled += [
+        (problem.template.difficulty, row) for problem, row in zip(held_out, mini_rows("lcb.jsonl"), strict=True)
+    ]
+    assert {label for label, _ in labelled} >= {"EASY", "MEDIUM", "MEDIUM_HARD", "HARD", "VERY_HARD"}
+    for label, row in labelled:
+        rq3 = difficulty_class(label)
+        assert (row["difficulty"] == "hard") == (rq3 == "hard"), (label, row["question_title"], row["difficulty"])
+        assert row["difficulty"] == {"EASY": "easy", "MEDIUM": "medium"}.get(label, row["difficulty"])
 
 
 # ------------------------------------------------------------------------------ mini tier

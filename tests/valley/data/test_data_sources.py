@@ -12,7 +12,7 @@ from manager.study import MINI_EVAL
 from valley.data import sources
 from valley.data.build import _messages, load_corpus
 from valley.data.lcb import evaluation_sample, load_lcb_problems
-from valley.data.sample_corpus import SAMPLE_DIR
+from valley.data.packaged import SAMPLE_DIR
 from valley.errors import ValleyError
 from valley.grader.lcb import decode_private_tests, encode_private_tests
 from valley.spec import EvalSpec

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from valley.data.build import load_corpus
-from valley.data.sample_corpus import SAMPLE_DIR
+from valley.data.packaged import SAMPLE_DIR
 from valley.data.teacher import completed_questions, question_rows
 
 

@@ -76,8 +76,12 @@ def test_eval_resumes_a_killed_run_generates_grades_and_logs(store, tiny_qwen, v
     assert verdicts[("fx-sum", 0)]["verdict"] == "pass" and verdicts[("fx-sum", 0)]["passed"] is True
     assert verdicts[("fx-max", 1)]["verdict"] == "no_code"
 
-    logged = tracker.client.get_run(run_id)
-    metrics = logged.data.metrics
+    # the eval's own run, nested under the pre-created one, holds the record; metrics under eval/
+    logged, metrics = tracker.evaluations("mini")[run_id]
+    assert logged.data.tags["mlflow.parentRunId"] == run_id and logged.info.run_name == "tiny-qwen-baseline/eval"
+    assert logged.info.status == "FINISHED" and tracker.client.get_run(run_id).data.metrics == {}
+    assert all(name.startswith(("eval/", "system/")) for name in logged.data.metrics)
+    assert any(name.startswith("system/cpu") for name in logged.data.metrics)  # MLflow system metrics
     # the random student fails everything else: fx-sum 1/2, others 0/2 -> (0.5 + 0 + 0 + 0) / 4
     assert metrics["pass_at_1"] == 0.125 and metrics["pass_at_1_easy"] == 0.25
     assert metrics["responses"] == 8 and metrics["problems"] == 4 and metrics["infra_failures"] == 0
@@ -86,7 +90,7 @@ def test_eval_resumes_a_killed_run_generates_grades_and_logs(store, tiny_qwen, v
     tags = logged.data.tags
     assert json.loads(tags["valley.eval_spec"]) == json.loads(EVAL.model_dump_json())
     assert tags["valley.lcb_window"] == "2024-08-01..2025-01-31" and tags["valley.engine_seeds"] == "0"
-    artifacts = {a.path for a in tracker.client.list_artifacts(run_id, "eval")}
+    artifacts = {a.path for a in tracker.client.list_artifacts(logged.info.run_id, "eval")}
     assert {"eval/generations.jsonl", "eval/verdicts.jsonl", "eval/per_problem.jsonl", "eval/metrics.json"} <= artifacts
     assert "tiny-qwen-baseline: pass@1 0.1250" in result.stdout
 
@@ -95,6 +99,7 @@ def test_eval_resumes_a_killed_run_generates_grades_and_logs(store, tiny_qwen, v
     again = valley(["eval", "--run-spec", spec, "--model", tiny_qwen, "--out", out, "--lcb-path", LCB_FIXTURE], env=env)
     assert {name: (out / name).read_bytes() for name in before} == before
     assert "generating" not in again.stdout and "Loading safetensors" not in again.stderr
+    assert len(tracker.client.search_runs([logged.info.experiment_id], "tags.`valley.kind` = 'eval'")) == 1
 
 
 def test_prompt_over_budget_fails_before_any_generation(tiny_qwen, valley, tmp_path):

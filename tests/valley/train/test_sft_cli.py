@@ -15,6 +15,8 @@ import yaml
 from tests.conftest import ROOT
 from tests.valley.train.train_helpers import mini_run, tiny_model, write_subset
 from valley.chat import CHAT_TEMPLATES, template_hash
+from valley.files import file_sha256
+from valley.vocabulary import KIND_TAG, PARENT_RUN_TAG, TRAIN_KIND, tag_filter
 
 #: per-step losses of the seeded tiny-qwen SFT in `trained_tiny_qwen` (regenerate with --update-golden)
 PINNED_LOSSES = Path(__file__).parent / "golden" / "tiny_qwen_losses.json"
@@ -28,6 +30,16 @@ def precreated_run(uri: str, run) -> str:
     experiment = client.get_experiment_by_name(f"valley-{run.study}")
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(f"valley-{run.study}")
     return client.create_run(experiment_id, tags={"valley.run_name": run.name, "valley.label": run.label}).info.run_id
+
+
+def train_run_id(uri: str, run_id: str) -> str:
+    """The `<label>/train` run `valley train` opened below the pre-created run."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_run(run_id).info.experiment_id
+    (found,) = client.search_runs([experiment], tag_filter({PARENT_RUN_TAG: run_id, KIND_TAG: TRAIN_KIND}))
+    return found.info.run_id
 
 
 def train_args(run_json: str, model_dir: Path) -> list:
@@ -62,7 +74,7 @@ def trained_tiny_qwen(tmp_path_factory):
     run_id = precreated_run(uri, run)
     env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_RUN_ID": run_id}
     _cli("valley", train_args("run.json", model_dir), env, work, True, 900)
-    return {"work": work, "uri": uri, "run_id": run_id, "env": env, "model_dir": model_dir}
+    return {"work": work, "uri": uri, "run_id": run_id, "env": env, "model_dir": model_dir, "spec": run}
 
 
 @pytest.mark.slow
@@ -71,7 +83,8 @@ def test_tiny_sft_losses_match_the_pinned_values(trained_tiny_qwen, update_golde
     recipe, the chat template, masking or the data build shows up here, not only "loss falls"."""
     import mlflow
 
-    history = mlflow.MlflowClient(trained_tiny_qwen["uri"]).get_metric_history(trained_tiny_qwen["run_id"], "loss")
+    uri = trained_tiny_qwen["uri"]
+    history = mlflow.MlflowClient(uri).get_metric_history(train_run_id(uri, trained_tiny_qwen["run_id"]), "train/loss")
     losses = [round(m.value, 6) for m in sorted(history, key=lambda m: m.step)]
     if update_golden:
         PINNED_LOSSES.write_text(json.dumps(losses, indent=1) + "\n")
@@ -94,25 +107,31 @@ def test_tiny_sft_trains_logs_and_exports_a_loadable_checkpoint(valley, trained_
     assert config["dataset"]["data_files"] == str(work / "data" / "train.jsonl")
 
     client = mlflow.MlflowClient(trained_tiny_qwen["uri"])
+    run_id = train_run_id(trained_tiny_qwen["uri"], run_id)  # training's own run, nested under the pre-created one
     logged = client.get_run(run_id)
+    assert logged.info.status == "FINISHED" and logged.info.run_name == "tiny-qwen-40/train"
+    assert any(name.startswith("system/cpu") for name in logged.data.metrics)  # MLflow system metrics
+    # paths as seen from the run's directory: no machine path in a store that moves
+    assert logged.data.params["torchtune.output_dir"] == "torchtune"
+    assert logged.data.params["torchtune.dataset.data_files"] == "../data/train.jsonl"
+    assert not [v for k, v in logged.data.params.items() if v.startswith("/")]
     plan = {k: v for k, v in logged.data.params.items() if k.startswith("train_plan.")}
     assert plan["train_plan.examples"] == "40"
     assert plan["train_plan.chat_template_hash"] == template_hash(CHAT_TEMPLATES["qwen2_5"])  # what eval records
     assert plan["train_plan.total_steps"] == "60" and plan["train_plan.warmup_steps"] == "6"  # 40 rows / 4 x 6 epochs
     assert logged.data.params["torchtune.tokenizer._component_"] == "valley.train.hf_tokenizer.hf_chat_tokenizer"
-    losses = [m.value for m in sorted(client.get_metric_history(run_id, "loss"), key=lambda m: m.step)]
+    losses = [m.value for m in sorted(client.get_metric_history(run_id, "train/loss"), key=lambda m: m.step)]
     assert (
         len(losses) == 60 and losses[-1] < losses[0] - 0.5
     )  # exact values: test_tiny_sft_losses_match_the_pinned_values
-    assert len(client.get_metric_history(run_id, "lr")) == 60
-    assert all(m.value > 0 for m in client.get_metric_history(run_id, "tokens_per_second_per_gpu"))
+    assert len(client.get_metric_history(run_id, "train/lr")) == 60
+    assert all(m.value > 0 for m in client.get_metric_history(run_id, "train/tokens_per_second_per_gpu"))
     artifacts = {a.path for d in ("train", "checkpoint") for a in client.list_artifacts(run_id, d)}
     assert {"train/config.yaml", "train/torchtune_config.yaml", "checkpoint/manifest.json"} <= artifacts
     # the subset was built outside this run: training itself records what it trained on
-    subset = json.loads((work / "data" / "manifest.json").read_text())
     [trained_on] = logged.inputs.dataset_inputs
-    assert trained_on.dataset.name == subset["key"]
-    assert trained_on.dataset.digest == subset["files"]["train.jsonl"][:16]
+    assert trained_on.dataset.name == "data"  # the subset's directory (written by write_subset here)
+    assert trained_on.dataset.digest == file_sha256(work / "data" / "manifest.json")[:16]
 
     manifest = json.loads((final / ".valley-checkpoint.json").read_text())
     assert manifest["path"] == str(final)
@@ -122,8 +141,11 @@ def test_tiny_sft_trains_logs_and_exports_a_loadable_checkpoint(valley, trained_
         "tokenizer.json",
     }
     model = client.get_logged_model(logged.data.tags["valley.checkpoint.model_id"])
-    assert model.tags["valley.checkpoint.path"] == str(final)
-    assert model.tags["mlflow.model.isExternal"] == "true"
+    assert model.tags["valley.checkpoint.volume_path"] == trained_tiny_qwen["spec"].checkpoint_dir
+    assert model.tags["mlflow.model.isExternal"] == "true" and model.source_run_id == run_id
+    assert [output.model_id for output in logged.outputs.model_outputs] == [model.model_id]
+    carried = mlflow.artifacts.download_artifacts(f"{model.artifact_location}/run.json", dst_path=str(work / "m"))
+    assert Path(carried).read_text() == trained_tiny_qwen["spec"].to_json()  # the model says what it was trained on
 
     trained = AutoModelForCausalLM.from_pretrained(final)
     initial = AutoModelForCausalLM.from_pretrained(model_dir)
@@ -134,7 +156,7 @@ def test_tiny_sft_trains_logs_and_exports_a_loadable_checkpoint(valley, trained_
 
     rerun = valley(train_args("run.json", model_dir), env=trained_tiny_qwen["env"], cwd=work)
     assert "final checkpoint" in rerun.stdout
-    assert len(client.get_metric_history(run_id, "loss")) == 60  # the rerun trained nothing
+    assert len(client.get_metric_history(run_id, "train/loss")) == 60  # the rerun trained nothing
     assert len(client.search_logged_models(experiment_ids=[logged.info.experiment_id])) == 1
 
 
@@ -225,7 +247,7 @@ def test_a_killed_run_resumes_from_the_last_completed_epoch(valley, tmp_path, tm
     assert "resuming tiny-llama-40 after epoch 1 of 2" in second.stderr
     assert "1|1|Loss" not in second.stderr and "2|10|Loss" in second.stderr
     assert yaml.safe_load((tmp_path / "ckpt" / "config.yaml").read_text())["resume_from_checkpoint"] is True
-    steps = [m.step for m in mlflow.MlflowClient(mlflow_uri).get_metric_history(run_id, "loss")]
+    steps = [m.step for m in mlflow.MlflowClient(mlflow_uri).get_metric_history(run_id, "train/loss")]
     assert sorted(set(steps)) == list(range(1, 11))
     assert all(steps.count(step) == 1 for step in range(1, 6))  # epoch 1 was not trained again
     assert (tmp_path / "ckpt" / "final" / ".valley-checkpoint.json").exists()

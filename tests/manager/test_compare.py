@@ -1,9 +1,5 @@
-"""`valleyctl compare` on runs recorded into a real sqlite MLflow store.
-
-The runs are created by the control plane's own `Tracker.ensure_run` and their evaluations
-recorded through `valley.eval.record.record_eval`, the code `valley eval` uses; only the
-generations and verdicts are synthetic, with known pass rates.
-"""
+"""`valleyctl compare` on runs recorded into a real sqlite MLflow store (tests/manager/stores.py:
+the control plane's own records, evaluations recorded by `valley eval`'s code, synthetic verdicts)."""
 
 import json
 
@@ -13,82 +9,9 @@ from rich.console import Console
 
 from manager.compare import EvaluatedRun, check_same_eval, compare_study, render
 from manager.study import valley_study
-from manager.tracking import Tracker
+from tests.manager.stores import RATES, new_store, record_synthetic
 from valley.errors import ValleyError
-from valley.eval.metrics import eval_metrics, per_problem_table
-from valley.eval.record import eval_tags, record_eval, write_jsonl
 from valley.spec import EvalSpec
-
-PROBLEMS = [{"question_id": f"lcb-{i:03d}", "difficulty": ("easy", "medium", "hard")[i % 3]} for i in range(60)]
-
-#: the pass rate each synthetic run is built to score: a valley, then a rise
-RATES = {
-    "qwen-baseline": 0.12,
-    "qwen-1k": 0.05,
-    "qwen-10k": 0.15,
-    "qwen-30k": 0.27,
-    "llama-baseline": 0.10,
-    "llama-1k": 0.03,
-    "llama-10k": 0.09,
-    "llama-30k": 0.30,
-    "qwen-correct-6k": 0.18,
-    "qwen-incorrect-6k": 0.18,
-    "qwen-easy-4k": 0.30,
-    "qwen-hard-4k": 0.08,
-    "qwen-30k+correct-6k": 0.35,
-    "qwen-30k+incorrect-6k": 0.35,
-    "qwen-30k+easy-4k": 0.45,
-    "qwen-30k+hard-4k": 0.20,
-}
-
-
-def record_synthetic(tracker, run, out_root, eval_spec=None, rates=RATES):
-    run_id, _ = tracker.ensure_run(run)
-    # problem i passes each of its 4 samples with probability rate + noise; correct/incorrect share a seed
-    rng = np.random.default_rng(sum(map(ord, run.label.replace("incorrect", "correct"))))
-    generations, verdicts = [], []
-    for problem in PROBLEMS:
-        p = min(1.0, max(0.0, rates[run.label] + rng.normal(0, 0.05)))
-        for sample in range(4):
-            passed = bool(rng.random() < p)
-            generations.append(
-                {
-                    "question_id": problem["question_id"],
-                    "sample_id": sample,
-                    "response": "<think>x",
-                    "finish_reason": "stop" if sample < 3 else "length",
-                    "num_tokens": 100,
-                }
-            )
-            verdicts.append(
-                {
-                    "question_id": problem["question_id"],
-                    "sample_id": sample,
-                    "passed": passed,
-                    "verdict": "pass" if passed else "wrong_answer",
-                }
-            )
-    out = out_root / run_id
-    write_jsonl(out / "generations.jsonl", generations)
-    write_jsonl(out / "verdicts.jsonl", verdicts)
-    spec = run.model_copy(update={"eval": eval_spec}) if eval_spec else run
-    metrics = eval_metrics(PROBLEMS, generations, verdicts)
-    with pytest.MonkeyPatch.context() as env:  # what the control plane hands the eval workload
-        env.setenv("MLFLOW_TRACKING_URI", tracker.uri)
-        env.setenv("MLFLOW_RUN_ID", run_id)
-        assert record_eval(
-            spec,
-            metrics,
-            eval_tags(spec, chat_template_hash="abc", engine_seeds=[0]),
-            out,
-            per_problem_table(PROBLEMS, generations, verdicts),
-        )
-    return run_id
-
-
-def new_store(root):
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    return uri, Tracker(uri)
 
 
 @pytest.fixture(scope="module")
@@ -146,16 +69,19 @@ def test_compare_prints_tables_contrasts_fit_and_logs_the_plot(valley_store, val
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     parents = client.search_runs([experiment_id], "tags.`valley.kind` = 'study'")
     assert len(parents) == 1
-    logged = {a.path for a in client.list_artifacts(parents[0].info.run_id, "compare")}
-    assert logged == {"compare/valley-valley.png", "compare/compare-valley.json"}
+    assert client.list_artifacts(parents[0].info.run_id, "compare") == [], "compare wrote into a store it only read"
 
-    # the human form, and a second compare reuses the study run instead of creating another
+    # the human form; asked to, it logs into the study run, reusing it instead of creating another
     console = Console(record=True, width=160)
-    render(compare_study("valley", mlflow_uri, tmp_path / "cmp", target=0.4), console)
+    result = compare_study("valley", mlflow_uri, tmp_path / "cmp", target=0.4, log_to_study_run=True)
+    render(result, console)
     text = console.export_text()
     assert "Table 1" in text and "Table 2" in text and "0.1842" in text and "qwen-easy-4k − qwen-hard-4k" in text
     assert "valley fit llama" in text and "needs N ≈" in text
     assert len(client.search_runs([experiment_id], "tags.`valley.kind` = 'study'")) == 1
+    assert result.logged_to == [parents[0].info.run_id]
+    logged = {a.path for a in client.list_artifacts(result.logged_to[0], "compare")}
+    assert logged == {"compare/valley-valley.png", "compare/compare-valley.json"}
 
 
 def test_compare_refuses_runs_with_different_eval_specs_and_names_missing_studies(valleyctl, tmp_path):
@@ -176,7 +102,7 @@ def test_compare_refuses_runs_with_different_eval_specs_and_names_missing_studie
         "re-evaluate with one eval spec or pass --allow-mixed-eval"
     ]
     allowed = compare_study("valley", mlflow_uri, tmp_path / "cmp", allow_mixed_eval=True)
-    assert allowed["runs"] == ["qwen-1k", "qwen-10k", "qwen-30k"]
+    assert allowed.runs == ["qwen-1k", "qwen-10k", "qwen-30k"]
     with pytest.raises(ValleyError, match="valleyctl launch --study mini"):  # no such experiment yet
         compare_study("mini", mlflow_uri, tmp_path / "cmp")
 
@@ -212,3 +138,51 @@ def test_compare_refuses_a_valley_fit_over_constant_scores(valleyctl, tmp_path):
         ).stdout
     )
     assert report["valley_fit"][0]["slope_per_ln_size"] is None and report["valley_fit"][0]["refused"]
+
+
+def drawn_figure(monkeypatch, draw):
+    """The matplotlib Figure `draw()` saves (captured at savefig), to read what was plotted."""
+    from matplotlib.figure import Figure
+
+    saved = []
+    original = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (saved.append(self), original(self, *a, **k))[1])
+    draw()
+    assert saved, "nothing was plotted"
+    return saved[-1]
+
+
+def test_the_valley_plot_is_readable(valley_store, monkeypatch, tmp_path):
+    """Ticks at the study's sizes, no student hidden by another, baselines off the axis, the fit
+    drawn with its equation, a CI bar on every point (issue 22: each was missing)."""
+    from matplotlib.container import ErrorbarContainer
+
+    mlflow_uri, _ = valley_store
+    result = {}
+    figure = drawn_figure(monkeypatch, lambda: result.update(r=compare_study("valley", mlflow_uri, tmp_path)))
+    fits = {f.student: f for f in result["r"].valley_fit}
+    panels = [a for a in figure.axes if a.get_xscale() == "log"]
+    assert len(panels) == 3
+    for axes in panels:
+        labels = [t.get_text() for t in axes.get_xticklabels() if axes.get_xlim()[0] <= t.get_position()[0]]
+        assert labels == ["base", "1K", "10K", "30K"], labels
+        assert axes.get_ylim()[0] < 0, "a score of 0 must sit above the x axis, not on it"
+        bars = [c for c in axes.containers if isinstance(c, ErrorbarContainer)]
+        points = {}
+        for bar in bars:
+            line, _, (ci,) = bar.lines[0], bar.lines[1], bar.lines[2]
+            xs, ys = line.get_data()
+            assert len(ci.get_segments()) == len(xs), f"{bar.get_label()}: a point without its CI bar"
+            points[bar.get_label()] = (tuple(xs), line.get_marker())
+        students = {label: p for label, p in points.items() if label in ("qwen", "llama")}
+        assert set(students) == {"qwen", "llama"}
+        (qx, qmarker), (lx, lmarker) = students["qwen"], students["llama"]
+        assert qmarker != lmarker and not set(qx) & set(lx), "one student's points hide under the other's"
+        baselines = {label: p for label, p in points.items() if "untrained" in label}
+        assert len(baselines) == 2 and all(max(xs) < min(qx + lx) for xs, _ in baselines.values())
+    legend = [t.get_text() for t in panels[0].get_legend().get_texts()]
+    for student, fit in fits.items():
+        (line,) = [line for line in panels[0].get_lines() if line.get_label().startswith(f"{student} fit")]
+        assert fit.equation in line.get_label() and "ln N" in fit.equation and line.get_label() in legend
+        xs, ys = line.get_data()
+        assert min(xs) == pytest.approx(min(fit.sizes)) and ys[-1] == pytest.approx(fit.at(xs[-1]))

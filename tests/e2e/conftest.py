@@ -1,0 +1,200 @@
+"""The control plane as a cluster admin runs it: the kit applied, then valleyctl as the kit's own
+ServiceAccounts, pods driven by a kubelet stand-in the tests own.
+
+Two control planes run the same scenarios:
+  * `fake`: the API server of tests/manager/conftest.py playing RBAC (from the kit's Roles and
+    RoleBindings, applied like any object), quota admission and the Job controller; always;
+  * `cluster`: a real kube-apiserver and kube-controller-manager from VALLEY_E2E_KUBECONFIG (admin
+    rights, used only for set-up and the kubelet stand-in); skipped with one line without it.
+
+Each test gets its own namespace (`valley-e2e-<random>`) and deletes only what it created.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import threading
+import time
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.k8s.kustomize_builds import K8S, kustomize_command
+from tests.manager.conftest import ADMIN_TOKEN, PUSHED, FakeKube, ctl, handler_for  # noqa: F401
+
+E2E_KUBECONFIG = "VALLEY_E2E_KUBECONFIG"
+#: as_account's name for the cluster admin (set-up only: never for what the kit's accounts do)
+ADMIN = "admin"
+#: how long the real controllers get to react to a change
+SETTLE_S = 60.0
+
+
+def kit_objects(namespace: str) -> list[dict]:
+    """k8s/overlays/dev as an admin applies it, moved into `namespace`."""
+    built = subprocess.run(
+        [*kustomize_command(), str(K8S / "overlays" / "dev")], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    objects = [obj for obj in yaml.safe_load_all(built) if obj]
+    for obj in objects:
+        if obj["kind"] == "Namespace":
+            obj["metadata"]["name"] = namespace
+        elif obj["kind"] != "RuntimeClass":
+            obj["metadata"]["namespace"] = namespace
+        for subject in obj.get("subjects") or []:
+            subject["namespace"] = namespace
+    return objects
+
+
+class ControlPlane:
+    """An admin client of one control plane, the namespace the test owns, and what it created outside it."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, workdir: Path) -> None:
+        from kubernetes import config
+
+        self.kubeconfig, self.namespace, self.workdir = kubeconfig, namespace, workdir
+        self.admin = config.new_client_from_config(config_file=str(kubeconfig))
+        self.cluster_scoped: list[dict] = []
+
+    @property
+    def core(self):
+        from kubernetes import client
+
+        return client.CoreV1Api(self.admin)
+
+    def apply_kit(self) -> None:
+        from kubernetes import utils
+        from kubernetes.client.exceptions import ApiException
+
+        for obj in kit_objects(self.namespace):
+            try:
+                utils.create_from_dict(self.admin, obj)
+                if obj["kind"] == "RuntimeClass":
+                    self.cluster_scoped.append(obj)
+            except (ApiException, utils.FailToCreateError) as error:
+                if obj["kind"] != "RuntimeClass" or "AlreadyExists" not in str(error):  # the cluster's own: kept
+                    raise
+
+    def kubeconfig_for(self, account: str) -> Path:
+        """A kubeconfig holding a TokenRequest token of one of the kit's ServiceAccounts."""
+        token = self.core.create_namespaced_service_account_token(
+            account, self.namespace, {"spec": {"expirationSeconds": 3600}}
+        ).status.token
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        context = next(c for c in config["contexts"] if c["name"] == config["current-context"])["context"]
+        cluster = next(c for c in config["clusters"] if c["name"] == context["cluster"])
+        path = self.workdir / f"kubeconfig-{account}"
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": account,
+                    "clusters": [cluster],
+                    "users": [{"name": account, "user": {"token": token}}],
+                    "contexts": [{"name": account, "context": {"cluster": cluster["name"], "user": account}}],
+                }
+            )
+        )
+        return path
+
+    def create(self, obj: dict) -> None:
+        from kubernetes import utils
+
+        utils.create_from_dict(self.admin, {**obj, "metadata": {**obj["metadata"], "namespace": self.namespace}})
+
+    def cleanup(self) -> None:
+        from kubernetes import client
+
+        self.core.delete_namespace(self.namespace, propagation_policy="Background")
+        for obj in self.cluster_scoped:
+            client.NodeV1Api(self.admin).delete_runtime_class(obj["metadata"]["name"])
+
+
+@pytest.fixture(scope="module", params=["fake", "cluster"])
+def plane_kind(request):
+    if request.param == "cluster" and not os.environ.get(E2E_KUBECONFIG):
+        pytest.skip(f"no real control plane: set {E2E_KUBECONFIG} to an admin kubeconfig to run the e2e suite on it")
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def tracking(plane_kind, tmp_path_factory):
+    """A real tracking server per control plane (runs are found by spec: two planes must not share one)."""
+    from manager.mlflow_ui import mlflow_server as server
+
+    root = tmp_path_factory.mktemp(f"mlflow-{plane_kind}")
+    with server(f"sqlite:///{root / 'mlflow.db'}", workdir=root) as url:
+        yield url
+
+
+@pytest.fixture
+def control_plane(plane_kind, tmp_path):
+    namespace = f"valley-e2e-{secrets.token_hex(3)}"
+    server = None
+    if plane_kind == "cluster":
+        kubeconfig = Path(os.environ[E2E_KUBECONFIG])
+    else:
+        fake = FakeKube(namespace)
+        fake.controller = True
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(fake))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        kubeconfig = tmp_path / "admin-kubeconfig"
+        kubeconfig.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "fake",
+                    "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
+                    "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
+                    "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "admin"}}],
+                }
+            )
+        )
+    plane = ControlPlane(kubeconfig, namespace, tmp_path)
+    plane.apply_kit()
+    try:
+        yield plane
+    finally:
+        plane.cleanup() if server is None else server.shutdown()
+
+
+def wait_for(what: str, check, timeout: float = SETTLE_S):
+    """Poll `check()` until it returns something truthy (the real controllers react asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def as_account(ctl, control_plane, tracking, tmp_path):  # noqa: F811 (the ctl fixture imported above)
+    """as_account(service account, args) -> (exit code, stdout, stderr) of valleyctl run with that
+    account's token, in the test's namespace, recording into the plane's tracking server."""
+    profile = tmp_path / "cluster.yaml"
+    profile.write_text(json.dumps({"images": PUSHED}))
+    kubeconfigs: dict[str, Path] = {}
+
+    def call(account: str, args: list[str]):
+        if account not in kubeconfigs:
+            kubeconfigs[account] = (
+                control_plane.kubeconfig if account == ADMIN else control_plane.kubeconfig_for(account)
+            )
+        env = {
+            "KUBECONFIG": str(kubeconfigs[account]),
+            "HOME": str(tmp_path),
+            "VALLEY_NAMESPACE": control_plane.namespace,
+            "VALLEY_PROFILE": str(profile),
+            "MLFLOW_TRACKING_URI": tracking,
+        }
+        return ctl(args, env)
+
+    return call
