@@ -127,31 +127,34 @@ for start, end in regions:
 print(found or "no")
 """
 
-# ---- CPU: helpers a program starts, reaped, left running unreaped, and double-forked, each doing
-# a fixed amount of work while the program itself only waits: the unreaped and double-forked
-# ones alone need well over the 1 s limit (a fixed loop, not a CPU-time target: gVisor's clock
-# runs ahead of the host's when the host is busy)
+# ---- CPU: helpers a program starts, reaped, left running unreaped, and double-forked, each
+# burning CPU time of its own (0.1, BURN_S, BURN_S seconds) while the program itself only waits:
+# counted together they pass the 1 s limit (a timeout on the CPU limit); with either of the big
+# two missed, what is counted stays under it and the program passes. BURN_S is 0.8 where the
+# helpers' clock is the one the limit is judged on (process, unsafe-local, in-gvisor); under
+# runsc the limit is judged on the host's clock while the helpers read gVisor's, which runs ahead
+# of it on a busy host, so there they burn until killed (and the program waits for ever).
 UNCOUNTED_HELPERS = """
 import os, time
-def work(iterations):
-    for _ in range(iterations):
+def work(seconds, report=None):
+    start = time.process_time()
+    while time.process_time() - start < seconds:
         pass
+    if report is not None:
+        os.write(report, b"x")
+        time.sleep(60)
+    os._exit(0)
 done_r, done_w = os.pipe()
 reaped = os.fork()
 if reaped == 0:
-    work(5_000_000)
-    os._exit(0)
+    work(0.1)
 os.waitpid(reaped, 0)
 if os.fork() == 0:  # never reaped: still alive when the program ends
-    work(25_000_000)
-    os.write(done_w, b"x")
-    time.sleep(60)
+    work(BURN_S, done_w)
 middle = os.fork()
 if middle == 0:  # double-forked: its child is nobody's child here
     if os.fork() == 0:
-        work(25_000_000)
-        os.write(done_w, b"x")
-        time.sleep(60)
+        work(BURN_S, done_w)
     os._exit(0)
 os.waitpid(middle, 0)
 os.read(done_r, 1)

@@ -36,8 +36,11 @@ PROBE_TIMEOUT_S = 10  # the walk and the memory scan need a few seconds of CPU, 
 CPU_LIMIT_S = 1.0
 
 
-def battery(marker: str, paths: list[str], dirs: list[str], sockets: list[str]) -> tuple[list[Problem], list[dict]]:
-    """The problems and the probe programs, in grading order (workers=1: one warm sandbox)."""
+def battery(
+    marker: str, paths: list[str], dirs: list[str], sockets: list[str], burn_s: float = 0.8
+) -> tuple[list[Problem], list[dict]]:
+    """The problems and the probe programs, in grading order (workers=1: one warm sandbox);
+    `burn_s`: see probes.UNCOUNTED_HELPERS."""
     half = len(marker) // 2
     problems = [
         Problem("probe", (TestCase("1\n", "ok\n"),), timeout_s=PROBE_TIMEOUT_S),
@@ -52,7 +55,7 @@ def battery(marker: str, paths: list[str], dirs: list[str], sockets: list[str]) 
         ("probe", "host_socket", probes.fill(probes.HOST_SOCKET, SOCKETS=sockets)),
         ("marker", "correct_sibling", f"print({marker[:half]!r} + {marker[half:]!r})\n"),
         ("marker", "memory_scan", probes.fill(probes.MEMORY_SCAN, FIRST_HALF=marker[:half], SECOND_HALF=marker[half:])),
-        ("cpu", "uncounted_helpers", probes.fill(probes.UNCOUNTED_HELPERS)),
+        ("cpu", "uncounted_helpers", probes.fill(probes.UNCOUNTED_HELPERS, BURN_S=burn_s)),
         ("probe", "hide_files", probes.fill(probes.HIDE_FILES)),
         *(("probe", name, probes.fill(code)) for name, code in probes.SYSCALL_CLASSES.items()),
     ]
@@ -67,7 +70,9 @@ def check_battery(rows: dict, generations: list[dict]) -> None:
     verdicts = {name: row["verdict"] for (_q, name), row in rows.items()}
     assert set(verdicts) == {g["sample_id"] for g in generations}
     assert verdicts.pop("correct_sibling") == "pass"
-    assert verdicts.pop("uncounted_helpers") == "timeout", rows[("cpu", "uncounted_helpers")]["tests"]
+    cpu_probe = rows[("cpu", "uncounted_helpers")]["tests"]
+    assert verdicts.pop("uncounted_helpers") == "timeout", cpu_probe
+    assert cpu_probe[-1]["detail"].startswith("CPU time limit"), cpu_probe  # not the wall-clock guard
     refused = {name: verdict for name, verdict in verdicts.items() if verdict != "wrong_answer"}
     details = {name: rows[next(k for k in rows if k[1] == name)]["tests"][-1]["detail"][-300:] for name in refused}
     assert not refused, (refused, details)
@@ -161,7 +166,7 @@ def test_no_program_reaches_the_host_another_program_or_unseen_cpu(
     POOL.close_all()  # a fresh sandbox under this test's scratch root serves the whole battery
     paths, dirs = planted
     sockets, reached = host_sockets
-    problems, generations = battery(marker, paths, dirs, sockets)
+    problems, generations = battery(marker, paths, dirs, sockets, burn_s=3600 if sandbox == "runsc" else 0.8)
     out = tmp_path / "verdicts.jsonl"
     grade_batch(problems, generations, out, sandbox=sandbox, workers=1, progress=False)
     POOL.close_all()
