@@ -131,3 +131,23 @@ def test_no_value_channel_payload_becomes_an_infra_error_in_a_sandbox(sandbox, t
     for judge in ("lcb", "taco"):
         tests = tuple(TestCase(str(i), "[1, 2]") for i in range(len(payloads)))
         _grade_all(Problem("value", tests, fn_name="f", timeout_s=5, judge=judge), code, sandbox)
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_the_issues_two_outputs_are_the_programs_verdict(sandbox):
+    """Issue 21 saw both become `infra_error` (retried for ever, out of pass@1): a stdout line
+    LCB's Decimal comparison raises on (a signalling NaN), and value-channel payloads whose JSON
+    type does not match their tag."""
+    if sandbox == "runsc":
+        require_tool("runsc", "apt-get install -y runsc")
+    stdout = grade_code(Problem("snan", (TestCase("1\n", "1.5\n"),), timeout_s=5), "print('sNaN')\n", sandbox=sandbox)
+    assert stdout.status == "wrong_answer", stdout.to_dict()
+    payloads = [b'{"int": 5}', b'{"tuple": 5}', b'{"fraction": "1/2"}', b'{"dict": [[1]]}', b'{"float": 1}']
+    tests = tuple(TestCase(str(i), "[1, 2]") for i in range(len(payloads)))
+    value = grade_code(
+        Problem("tags", tests, fn_name="f", timeout_s=5),
+        CHANNEL_PROGRAM.format(payloads=payloads),
+        sandbox=sandbox,
+        early_stop=False,
+    )
+    assert [t.status for t in value.tests] == ["runtime_error"] * len(payloads), value.to_dict()
