@@ -70,9 +70,9 @@ def check_battery(rows: dict, generations: list[dict]) -> None:
     verdicts = {name: row["verdict"] for (_q, name), row in rows.items()}
     assert set(verdicts) == {g["sample_id"] for g in generations}
     assert verdicts.pop("correct_sibling") == "pass"
-    cpu_probe = rows[("cpu", "uncounted_helpers")]["tests"]
-    assert verdicts.pop("uncounted_helpers") == "timeout", cpu_probe
-    assert cpu_probe[-1]["detail"].startswith("CPU time limit"), cpu_probe  # not the wall-clock guard
+    # on main it passed (only the reaped helper was counted); on a machine loaded past ~20 runnable
+    # processes per core the wall-clock guard may end it first, also a timeout
+    assert verdicts.pop("uncounted_helpers") == "timeout", rows[("cpu", "uncounted_helpers")]["tests"]
     refused = {name: verdict for name, verdict in verdicts.items() if verdict != "wrong_answer"}
     details = {name: rows[next(k for k in rows if k[1] == name)]["tests"][-1]["detail"][-300:] for name in refused}
     assert not refused, (refused, details)
