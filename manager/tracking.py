@@ -24,9 +24,10 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 from valley.cli_kit import on_path
-from valley.errors import ValleyError
+from valley.errors import ValleyError, one_line
 from valley.spec import RunSpec
 from valley.vocabulary import (
     ATTEMPT_TAG,
@@ -35,7 +36,11 @@ from valley.vocabulary import (
     EVAL_METRICS,
     EXPERIMENT_KIND_TAG,
     KIND_TAG,
+    LABEL_TAG,
+    LAUNCH_PENDING,
+    LAUNCH_TAG,
     MODEL_TRAINING,
+    NAMESPACE_TAG,
     PARENT_RUN_TAG,
     PREVIOUS_RUN_TAG,
     RUN_KIND,
@@ -143,13 +148,13 @@ class Tracker:
     def __init__(self, tracking_uri: str | None = None) -> None:
         import logging
 
+        self.uri = resolve_tracking_uri(tracking_uri)
+        require_reachable(self.uri)  # before mlflow's import, which alone takes seconds on a busy machine
         from mlflow.tracking import MlflowClient
 
         # a new sqlite store announces its schema migrations at INFO; the CLI's output stays ours
         for noisy in ("mlflow.store.db.utils", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-        self.uri = resolve_tracking_uri(tracking_uri)
-        require_reachable(self.uri)
         self.client = MlflowClient(tracking_uri=self.uri)
 
     # ------------------------------------------------------------------- experiment
@@ -218,11 +223,54 @@ class Tracker:
             return None
         return self._find(experiment.experiment_id, tag_filter({RUN_NAME_TAG: run_name}), newest=True)
 
+    def recorded(self, study: str, wanted: str) -> list:
+        """The newest attempt of each run of `study` whose label or name is `wanted`."""
+        experiment = self.client.get_experiment_by_name(experiment_name(study))
+        if experiment is None or "'" in wanted:  # no label or name holds a quote
+            return []
+        newest: dict[str, object] = {}
+        for tag in (LABEL_TAG, RUN_NAME_TAG):
+            for found in self.client.search_runs(
+                [experiment.experiment_id],
+                filter_string=tag_filter({KIND_TAG: RUN_KIND, tag: wanted}),
+                order_by=["attributes.start_time DESC"],
+                max_results=1000,
+            ):
+                newest.setdefault(found.data.tags.get(RUN_NAME_TAG), found)
+        return list(newest.values())
+
+    def recorded_spec(self, record) -> RunSpec:
+        """The spec a run was recorded with (its `spec/run.json` artifact), checked against its name."""
+        import tempfile
+
+        name = record.data.tags.get(RUN_NAME_TAG)
+        with tempfile.TemporaryDirectory(prefix="valley-spec-") as scratch:
+            try:
+                path = self.client.download_artifacts(record.info.run_id, "spec/run.json", scratch)
+                spec = RunSpec.from_json(Path(path).read_text())
+            except Exception as error:  # absent, or not a spec: the record cannot say which run it is
+                raise ValleyError(
+                    f"MLflow run {record.info.run_id} ({name}): its spec/run.json cannot be read ({one_line(error)})"
+                ) from None
+        if spec.name != name:
+            raise ValleyError(
+                f"MLflow run {record.info.run_id}: its spec/run.json is run {spec.name}, its tag says {name}"
+            )
+        return spec
+
     def ensure_run(
-        self, run: RunSpec, manifests: str | None = None, *, restart: frozenset[str] = frozenset({KILLED})
+        self,
+        run: RunSpec,
+        manifests: str | None = None,
+        *,
+        restart: frozenset[str] = frozenset({KILLED}),
+        tags: dict[str, str] | None = None,
+        recorded: Callable[[str], None] | None = None,
     ) -> tuple[str, bool]:
-        """(run id, created): the newest run of this spec, or a new SCHEDULED one with tags,
-        params, the spec JSON and (when given) the rendered manifests as artifacts.
+        """(run id, created): the newest run of this spec, or a new SCHEDULED one with tags (`tags`
+        added, in the same request that creates it), params, the spec JSON and (when given) the
+        rendered manifests as artifacts. `recorded` gets the new run's id as soon as it exists, so a
+        caller can undo a run whose filling-in failed.
 
         A newest run whose status is in `restart` (a cancelled one) is never reopened: the
         relaunch is a new attempt, tagged `valley.attempt` and `valley.previous_run_id`."""
@@ -242,9 +290,11 @@ class Tracker:
         created = self.client.create_run(
             experiment_id,
             run_name=run.label,
-            tags={**run_tags(run), STUDY_RUN_TAG: parent, PARENT_RUN_TAG: parent, **attempt},
+            tags={**run_tags(run), STUDY_RUN_TAG: parent, PARENT_RUN_TAG: parent, **attempt, **(tags or {})},
         )
         run_id = created.info.run_id
+        if recorded is not None:
+            recorded(run_id)
         params = [Param(k, v) for k, v in sorted(flat_params(run).items())]
         for start in range(0, len(params), 100):  # the store takes at most 100 params a batch
             self.client.log_batch(run_id, params=params[start : start + 100])
@@ -300,6 +350,26 @@ class Tracker:
             max_results=1000,
             order_by=["attributes.start_time ASC"],
         )
+
+    def pending_launches(self, namespace: str) -> list:
+        """The runs a cluster launch into `namespace` recorded and never finished (a pending run is its run's
+        newest attempt: a relaunch resumes it rather than starting another)."""
+        experiments = [e.experiment_id for e in self.client.search_experiments() if e.name.startswith("valley-")]
+        if not experiments:
+            return []
+        return self.client.search_runs(
+            experiments,
+            filter_string=tag_filter({KIND_TAG: RUN_KIND, NAMESPACE_TAG: namespace, LAUNCH_TAG: LAUNCH_PENDING}),
+            max_results=1000,
+        )
+
+    def unreachable(self) -> str | None:
+        """Why the tracking server does not answer now (one line), or None when it does."""
+        try:
+            require_reachable(self.uri)
+        except ValleyError as error:
+            return str(error)
+        return None
 
     def stage_runs(self, study: str, kind: str) -> dict[str, object]:
         """The study's stage runs of one kind (`train`, `eval`) by the id of the run they belong

@@ -140,6 +140,13 @@ TRAIN_METRICS, EVAL_METRICS, SYSTEM_METRICS = "train/", "eval/", "system/"
 ATTEMPT_TAG = "valley.attempt"
 PREVIOUS_RUN_TAG = "valley.previous_run_id"
 CREATED_BY_TAG = "valley.created_by"
+#: the namespace a cluster launch put the run's objects in
+NAMESPACE_TAG = "valley.namespace"
+#: a cluster launch records a run `pending` until every object of it exists, then `done`; a pending run with
+#: nothing in its namespace after LAUNCH_DEADLINE_TAG (UTC, ISO 8601) is one the reconciler marks KILLED, `abandoned`
+LAUNCH_TAG = "valley.launch"
+LAUNCH_DEADLINE_TAG = "valley.launch_deadline"
+LAUNCH_PENDING, LAUNCH_DONE, LAUNCH_ABANDONED = "pending", "done", "abandoned"
 #: why the run has its status (cancelled, interrupted, a failed step's log)
 STATUS_NOTE_TAG = "valley.status_note"
 #: one line saying why the run failed; FAILURE_TAG.<field> holds its parts (stage, reason, ...)

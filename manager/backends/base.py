@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator
 
+from valley.errors import ConfigError, ValleyError
 from valley.spec import RunSpec
-from valley.vocabulary import FAILURE_TAG, RUN_NAME_TAG, STATUS_NOTE_TAG
+from valley.vocabulary import FAILURE_TAG, LAUNCH_PENDING, LAUNCH_TAG, RUN_NAME_TAG, STATUS_NOTE_TAG
 
 #: the metrics `status` shows beside each run
 METRICS = ("pass_at_1", "completion_rate", "think_tag_rate")
@@ -160,15 +162,55 @@ class Backend(ABC):
     def reconcile(self) -> ReconcileResult:
         """One idempotent pass bringing MLflow and the gates in line with what runs."""
 
+    def own_record(self, wanted: str, study: str) -> RunSpec | None:
+        """A run of `study` this backend holds the spec of, by label or name (a run off the grid)."""
+        return None
+
+    def find_run(self, wanted: str, study: str) -> RunSpec:
+        """A run by label or name: the study's grid first, then the specs this backend holds (spec
+        ConfigMaps, local spec files), then the specs recorded in MLflow; else one line listing labels."""
+        from manager.study import ordered, study_runs
+        from manager.tracking import Tracker, resolve_tracking_uri
+
+        grid = ordered(study_runs(study))
+        for run in grid:
+            if wanted in (run.label, run.name):
+                return run
+        found = self.own_record(wanted, study)
+        uri = resolve_tracking_uri(self.tracking_uri)
+        if found is None and not (uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()):
+            records = Tracker(uri).recorded(study, wanted)
+            if len(records) > 1:
+                names = sorted(r.data.tags.get(RUN_NAME_TAG) for r in records)
+                raise ambiguous(wanted, names)
+            found = Tracker(uri).recorded_spec(records[0]) if records else None
+        if found is None:
+            raise ConfigError(
+                f"run: {wanted!r} is not a run of study {study!r}; allowed: {', '.join(r.label for r in grid)}, "
+                f"or the name of a run launched off the grid (`valleyctl status --study {study}` lists them)"
+            )
+        return found
+
     def status(self, study: str) -> StatusReport:
-        """One row per run of the study: MLflow status and metrics, and stage states."""
+        """One row per run of the study (the grid's, then those launched off it): MLflow status and
+        metrics, and stage states."""
         from manager.study import ordered, study_runs
         from manager.tracking import Tracker
 
-        runs = ordered(study_runs(study))
-        states, note = self.stage_states(study, runs)
         tracker = Tracker(self.tracking_uri)
         recorded = {r.data.tags.get(RUN_NAME_TAG): r for r in tracker.study_runs(study)}
+        runs = ordered(study_runs(study))
+        grid = {run.name for run in runs}
+        unreadable = []
+        for name, record in recorded.items():
+            if name not in grid:
+                try:
+                    runs.append(tracker.recorded_spec(record))
+                except ValleyError as error:
+                    unreadable.append(str(error))
+        states, note = self.stage_states(study, runs)
+        if unreadable:
+            note = "; ".join(filter(None, [note, *unreadable]))
         evaluated = {run_id: metrics for run_id, (_, metrics) in tracker.evaluations(study).items()}
         rows = []
         for run in runs:
@@ -182,7 +224,7 @@ class Backend(ABC):
                     run.name,
                     record.info.status,
                     run_id=record.info.run_id,
-                    note=record.data.tags.get(STATUS_NOTE_TAG),
+                    note=record.data.tags.get(STATUS_NOTE_TAG) or launch_note(record),
                     failure=record.data.tags.get(FAILURE_TAG),
                     metrics={
                         m: round(value, 4)
@@ -202,12 +244,12 @@ def cancel_record(
     of it was deleted); a run that ended keeps its status. Nothing deleted and nothing marked
     is an error naming where it looked."""
     from manager.tracking import ACTIVE, KILLED, Tracker
-    from valley.errors import ValleyError
 
     tracker = Tracker(tracking_uri)
     found = tracker.find_run(run)
     status = found.info.status if found is not None else None
-    marked = status in ACTIVE and (deleted > 0 or not needs_objects)
+    unfinished = found is not None and found.data.tags.get(LAUNCH_TAG) == LAUNCH_PENDING  # may have no objects
+    marked = status in ACTIVE and (deleted > 0 or not needs_objects or unfinished)
     if marked:
         tracker.set_status(found.info.run_id, KILLED, note="cancelled with valleyctl cancel")
     elif deleted == 0:
@@ -216,3 +258,15 @@ def cancel_record(
             f"{run.label}: nothing to cancel {where}: no objects of {run.name} there and {recorded}; {check}"
         )
     return CancelResult(run.label, deleted, found.info.run_id if found else None, status, marked=marked)
+
+
+def ambiguous(wanted: str, names: list[str]) -> ConfigError:
+    """The error for a label several runs share (off the grid, `--nodes`): name one of them."""
+    return ConfigError(f"run: {wanted!r} is the label of {len(names)} runs; name one: {', '.join(sorted(names))}")
+
+
+def launch_note(record) -> str | None:
+    """Why a run recorded by a launch that did not complete has its status."""
+    if record.data.tags.get(LAUNCH_TAG) != LAUNCH_PENDING:
+        return None
+    return "launch not completed (or still going on): a relaunch resumes it"

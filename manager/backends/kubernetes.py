@@ -15,11 +15,30 @@ from manager.backends.base import (
     LaunchResult,
     LogChunk,
     ReconcileResult,
+    ambiguous,
     cancel_record,
 )
+from manager.backends.lifecycle import LAUNCH_DEADLINE_S, LAUNCH_GRACE_S
 from valley.errors import ValleyError, one_line
 from valley.spec import RunSpec
-from valley.vocabulary import ALL_OBJECTS, APP_COMPONENT, ATTEMPT_TAG, label, of_run, pods_of_job
+from valley.vocabulary import (
+    ALL_OBJECTS,
+    APP_COMPONENT,
+    ATTEMPT_TAG,
+    CONFIGMAPS,
+    LABEL_ANNOTATION,
+    LAUNCH_DEADLINE_TAG,
+    LAUNCH_DONE,
+    LAUNCH_PENDING,
+    LAUNCH_TAG,
+    NAMESPACE_TAG,
+    RUN_LABEL,
+    STUDY_LABEL,
+    annotation,
+    label,
+    of_run,
+    pods_of_job,
+)
 
 #: seconds between reconcile passes of `launch --wait`
 POLL_SECONDS = 30
@@ -84,15 +103,15 @@ class KubernetesBackend(Backend):
         Jobs once). Idempotent; all or nothing: a create that fails undoes what this launch
         created, MLflow runs included."""
         from manager.images import require_pullable
-        from manager.render import render_runs, to_yaml
+        from manager.render import render_runs
         from manager.tracking import Tracker, resolve_tracking_uri
 
         ctx = self.context
-        if dry_run:
-            return LaunchResult(
-                dry_run="# dry run: the MLflow run id goes into each run's <run>-mlflow ConfigMap at launch\n"
-                + to_yaml(render_runs(runs, ctx))
-            )
+        if dry_run:  # every check below, each refusal kept, nothing created
+            from manager.backends.preflight import preflight
+
+            checked = preflight(self, runs)
+            return LaunchResult(dry_run=checked.text(), ok=not checked.refusals)
         kube = self.kube
         if not resolve_tracking_uri(self.tracking_uri).startswith(("http://", "https://")):
             raise ValleyError(NEEDS_SERVER.format(ns=self.namespace))
@@ -103,10 +122,21 @@ class KubernetesBackend(Backend):
         undo = _Undo(kube, tracker, {run.study for run in runs})
         launched = []
         try:
+            # recorded `pending` until every object exists; past the deadline the reconciler may take a pending
+            # run with nothing in the namespace for abandoned, so this launch creates nothing after it
+            deadline = time.monotonic() + LAUNCH_DEADLINE_S
+            pending = {
+                LAUNCH_TAG: LAUNCH_PENDING,
+                LAUNCH_DEADLINE_TAG: utc_in(LAUNCH_DEADLINE_S),
+                NAMESPACE_TAG: self.namespace,
+            }
             for run in runs:
-                launched.append(self._launch_one(run, tracker, undo))
+                launched.append(self._launch_one(run, tracker, undo, pending, deadline))
+            for run_id in undo.pending:
+                tracker.set_tags(run_id, {LAUNCH_TAG: LAUNCH_DONE})
         except Exception as error:  # all or nothing, whatever failed (the API, MLflow, quota, RBAC)
-            raise ValleyError(f"{one_line(error)}; {undo.run()}") from error
+            cause = tracker.unreachable() or one_line(error)  # MLflow gone: say so, not its client's retries
+            raise ValleyError(f"{cause}; {undo.run()}") from error
         study = runs[0].study
         hint = (
             f"valleyctl status --study {study}  |  valleyctl logs {runs[-1].label} --study {study} --follow"
@@ -117,7 +147,9 @@ class KubernetesBackend(Backend):
         failed = self.wait(runs, timeout)
         return LaunchResult(launched, failed=failed, ok=not failed, next=hint)
 
-    def _launch_one(self, run: RunSpec, tracker, undo: "_Undo") -> LaunchedRun:
+    def _launch_one(
+        self, run: RunSpec, tracker, undo: "_Undo", pending: dict[str, str], deadline: float
+    ) -> LaunchedRun:
         from manager.render import render_run, to_yaml
         from manager.tracking import TERMINAL
 
@@ -126,17 +158,22 @@ class KubernetesBackend(Backend):
         # a run that ended (cancelled, failed or finished) whose Jobs are gone starts again as a new attempt:
         # its record keeps the status it ended with
         restart = frozenset() if kube.list("Job", of_run(run.name)) else TERMINAL
-        run_id, created = tracker.ensure_run(run, restart=restart)
-        if created:
-            undo.runs.append(run_id)
+        run_id, created = tracker.ensure_run(run, restart=restart, tags=pending, recorded=undo.recorded(run))
+        if not created and before is not None and before.data.tags.get(LAUNCH_TAG) == LAUNCH_PENDING:
+            undo.pending.append(run_id)  # an unfinished launch of it: this one finishes it
         objects = render_run(run, replace(self.context, run_id=run_id))
         if created:
             tracker.log_manifests(run_id, to_yaml(objects))
         results = []
         for obj in objects:
+            if time.monotonic() > deadline:
+                raise ValleyError(
+                    f"launch: still creating objects {LAUNCH_DEADLINE_S // 60:.0f} min after recording its runs "
+                    "(a slow API server?); stopped before the reconciler may take them for abandoned"
+                )
             results.append(kube.create(obj))
             if results[-1] == "created":
-                undo.objects.append((obj["kind"], obj["metadata"]["name"]))
+                undo.objects.append((obj["kind"], obj["metadata"]["name"], label(obj, RUN_LABEL)))
         attempt, previous = 1, ""
         if created and before is not None:
             attempt = int(before.data.tags.get(ATTEMPT_TAG, "1")) + 1
@@ -207,6 +244,22 @@ class KubernetesBackend(Backend):
             local, _ = self.fallback.stage_states(study, [r for r in runs if r.name not in jobs])
             jobs = {**local, **jobs}
         return jobs, note
+
+    def own_record(self, wanted: str, study: str) -> RunSpec | None:
+        """The spec ConfigMap of a run of `study` named `wanted`, or whose label is `wanted`."""
+        from manager.backends.lifecycle import spec_of
+
+        specs = [
+            cm
+            for cm in self.kube.list("ConfigMap", CONFIGMAPS)
+            if cm["metadata"]["name"].endswith("-spec")
+            and label(cm, STUDY_LABEL) == study
+            and wanted in (cm["metadata"]["name"].removesuffix("-spec"), annotation(cm, LABEL_ANNOTATION))
+        ]
+        if len(specs) > 1:
+            names = sorted(cm["metadata"]["name"].removesuffix("-spec") for cm in specs)
+            raise ambiguous(wanted, names)
+        return spec_of(specs[0]) if specs else None
 
     # -------------------------------------------------------------------------- logs
 
@@ -389,32 +442,67 @@ def waiting_reasons(pod: dict) -> dict[str, str]:
     return reasons
 
 
+def utc_in(seconds: float) -> str:
+    """The UTC time `seconds` from now, ISO 8601 to the second (as the launch deadline tag holds it)."""
+    from datetime import datetime, timedelta, timezone
+
+    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class _Undo:
-    """What one launch created, to delete again when a later create fails."""
+    """What one launch created, to delete again when a later step fails."""
 
     def __init__(self, kube, tracker, studies: set[str]) -> None:
         self.kube, self.tracker = kube, tracker
-        self.objects: list[tuple[str, str]] = []
-        self.runs: list[str] = []
+        #: (kind, name, run name or None for a shared object) of the objects this launch created
+        self.objects: list[tuple[str, str, str | None]] = []
+        #: (run id, label, name) of the MLflow runs this launch created
+        self.runs: list[tuple[str, str, str]] = []
+        #: ids of the runs recorded `pending` that this launch finishes (made now, or by a launch that failed)
+        self.pending: list[str] = []
         self.new_studies = {study for study in studies if not tracker.has_study_run(study)}
+
+    def recorded(self, run: RunSpec):
+        """The callback Tracker.ensure_run calls once the run exists, before it fills it in."""
+
+        def made(run_id: str) -> None:
+            self.runs.append((run_id, run.label, run.name))
+            self.pending.append(run_id)
+
+        return made
 
     def run(self) -> str:
         """Delete everything this launch created, going on past what fails; what it did and what is left."""
-        left = []
-        for kind, name in reversed(self.objects):
+        left, with_objects = [], set()
+        for kind, name, run_name in reversed(self.objects):
             try:
                 self.kube.delete(kind, name)
             except ValleyError:
                 left.append(f"{kind} {self.kube.namespace}/{name}")
+                with_objects.add(run_name)
         objects_left = len(left)
-        for run_id in self.runs:
+        if left:
+            left[-1] += " (delete by hand, or relaunch to resume)"
+        mlflow_gone = self.tracker.unreachable() is not None
+        for run_id, run_label, run_name in self.runs:
+            if run_name in with_objects:  # its objects left name it (`<run>-mlflow`): kept for a relaunch
+                left.append(f"MLflow run {run_id} ({run_label}, kept with its objects: a relaunch resumes it)")
+                continue
             try:
+                if mlflow_gone:
+                    raise ValleyError("unreachable")
                 self.tracker.delete_run(run_id)
-            except Exception:  # MLflow itself may be what failed
-                left.append(f"MLflow run {run_id}")
+            except Exception:  # MLflow itself may be what failed: the run stays recorded `pending`
+                left.append(
+                    f"MLflow run {run_id} ({run_label}, recorded as a launch that did not complete: a relaunch "
+                    f"resumes it, or `valleyctl reconcile` marks it KILLED "
+                    f"{(LAUNCH_DEADLINE_S + LAUNCH_GRACE_S) // 60:.0f} min from now)"
+                )
         runs_left = len(left) - objects_left
         try:
             for study in self.new_studies:
+                if mlflow_gone:
+                    raise ValleyError("unreachable")
                 if self.tracker.has_study_run(study) and not self.tracker.study_runs(study):
                     self.tracker.delete_run(self.tracker.study_run_id(study))
         except Exception:
@@ -425,4 +513,4 @@ class _Undo:
         )
         if not left:
             return f"launch undone: {done}"
-        return f"launch partly undone: {done}; left: {', '.join(left)} (delete them by hand, or relaunch to resume)"
+        return f"launch partly undone: {done}; left: {', '.join(left)}"

@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 from manager.layout import SHARED
 from manager.tracking import FAILED, FINISHED, KILLED, RUNNING, SCHEDULED
+from valley.spec import RunSpec
 from valley.vocabulary import (
     ALL_OBJECTS,
     APP_COMPONENT,
     CONFIGMAPS,
+    LAUNCH_ABANDONED,
+    LAUNCH_DEADLINE_TAG,
+    LAUNCH_TAG,
     NEEDS_ANNOTATION,
     QUEUE_ANNOTATION,
     QUEUE_LABEL,
@@ -30,6 +35,7 @@ from valley.vocabulary import (
     SHARED_LABEL,
     STAGE_COMPONENTS,
     STUDY_LABEL,
+    STUDY_TAG,
     annotation,
     failure_tags,
     label,
@@ -38,6 +44,10 @@ from valley.vocabulary import (
 )
 
 SUSPENDED, PENDING, ACTIVE, SUCCEEDED, JOB_FAILED = "suspended", "pending", "running", "succeeded", "failed"
+#: how long a launch may go on creating objects after recording its runs `pending`, and how much later a
+#: pending run with nothing in its namespace counts as abandoned (the launching machine's clock may differ)
+LAUNCH_DEADLINE_S = 15 * 60.0
+LAUNCH_GRACE_S = 5 * 60.0
 
 
 def job_state(job: dict) -> str:
@@ -201,8 +211,10 @@ def reconcile_once(kube, tracker, *, echo=print) -> Plan:
     Job states into MLflow (never over a run that was cancelled), record why a run failed,
     upload the logs of stages that ended, and let each study run follow its runs."""
 
-    ensure_gitops_runs(kube, tracker, echo=echo)
-    plan = plan_reconcile(kube.list("Job", ALL_OBJECTS))
+    configmaps = kube.list("ConfigMap", CONFIGMAPS)
+    ensure_gitops_runs(kube, tracker, configmaps, echo=echo)
+    jobs = kube.list("Job", ALL_OBJECTS)
+    plan = plan_reconcile(jobs)
     for action in plan.opens:
         kube.patch_job(action.job, action.patch)
         echo(f"opened {action.job}: {action.reason}")
@@ -226,9 +238,45 @@ def reconcile_once(kube, tracker, *, echo=print) -> Plan:
         found = records.get(run_name)
         if found is not None and logs_tag(stage) not in found.data.tags:
             upload_logs(kube, tracker, found.info.run_id, stage, job)
-    for study in sorted({study for study, _ in plan.statuses.values()}):
+    present = {label(obj, RUN_LABEL) for obj in jobs + configmaps}
+    closed = close_abandoned_launches(tracker, kube.namespace, present, echo)
+    for study in sorted({study for study, _ in plan.statuses.values()} | closed):
         follow_study(tracker, study, echo)
     return plan
+
+
+def abandoned_launches(records: list, present: set[str | None], now: datetime) -> list:
+    """The runs recorded `pending` by a launch that is over (its deadline and the grace period passed)
+    and left nothing of them in the namespace. A deadline that does not parse was not written by a
+    launch still going on."""
+    found = []
+    for record in records:
+        if record.data.tags.get(RUN_NAME_TAG) in present:
+            continue  # objects of it exist: its Jobs tell its state, a relaunch completes the rest
+        try:
+            deadline = datetime.strptime(record.data.tags.get(LAUNCH_DEADLINE_TAG, ""), "%Y-%m-%dT%H:%M:%SZ")
+        except ValueError:
+            found.append(record)
+            continue
+        if deadline.replace(tzinfo=timezone.utc) + timedelta(seconds=LAUNCH_GRACE_S) < now:
+            found.append(record)
+    return found
+
+
+def close_abandoned_launches(tracker, namespace: str, present: set[str | None], echo) -> set[str]:
+    """Mark KILLED each run a launch into `namespace` recorded and never finished; the studies touched."""
+    studies = set()
+    for record in abandoned_launches(tracker.pending_launches(namespace), present, datetime.now(timezone.utc)):
+        run_id, name = record.info.run_id, record.data.tags.get(RUN_NAME_TAG)
+        note = (
+            f"launch did not complete (by {record.data.tags.get(LAUNCH_DEADLINE_TAG, '?')}): nothing of {name} is in "
+            f"namespace {namespace}; relaunch it to start it"
+        )
+        tracker.set_tags(run_id, {LAUNCH_TAG: LAUNCH_ABANDONED})
+        tracker.set_status(run_id, KILLED, note=note)
+        echo(f"{name}: MLflow {record.info.status} -> {KILLED}: {note}")
+        studies.add(record.data.tags.get(STUDY_TAG))
+    return studies - {None}
 
 
 def failure_of(kube, stage: str, job: dict) -> dict[str, str]:
@@ -310,22 +358,34 @@ def follow_study(tracker, study: str, echo) -> None:
         echo(f"study {study}: MLflow {current} -> {status}")
 
 
-def ensure_gitops_runs(kube, tracker, *, echo=print) -> None:
+def ensure_gitops_runs(kube, tracker, specs: list[dict], *, echo=print) -> None:
     """A run applied from git has its spec ConfigMap but no MLflow run yet: create the run
     and the `<run>-mlflow` ConfigMap its pods are waiting for."""
     from dataclasses import replace
 
     from manager.render import RenderContext, mlflow_configmap
-    from valley.spec import RunSpec
 
-    specs = kube.list("ConfigMap", CONFIGMAPS)
     have = {cm["metadata"]["name"] for cm in specs}
     for cm in specs:
         name = cm["metadata"]["name"]
         if not name.endswith("-spec") or name.removesuffix("-spec") + "-mlflow" in have:
             continue
-        run = RunSpec.from_json(cm["data"]["run.json"])
+        run = spec_of(cm)
         run_id, created = tracker.ensure_run(run)
         ctx = replace(RenderContext(namespace=kube.namespace), run_id=run_id, tracking_uri=tracker.uri)
         kube.create(mlflow_configmap(run, ctx))
         echo(f"{run.name}: MLflow run {run_id} {'created' if created else 'found'} for a spec applied from git")
+
+
+def spec_of(cm: dict) -> RunSpec:
+    """The RunSpec a `<run>-spec` ConfigMap holds, checked to be that run's."""
+    from valley.errors import ValleyError, one_line
+
+    name = cm["metadata"]["name"]
+    try:
+        run = RunSpec.from_json((cm.get("data") or {})["run.json"])
+    except (KeyError, ValueError) as error:  # ValidationError is a ValueError
+        raise ValleyError(f"ConfigMap {name}: run.json is not a run spec ({one_line(error)})") from None
+    if run.name != name.removesuffix("-spec"):
+        raise ValleyError(f"ConfigMap {name}: run.json is the spec of run {run.name}")
+    return run

@@ -17,6 +17,7 @@ from manager.backends.base import (
     LogChunk,
     ReconcileResult,
     StepCounts,
+    ambiguous,
     cancel_record,
 )
 from manager.backends.local_watch import LaunchWatch
@@ -136,6 +137,20 @@ class LocalBackend(Backend):
             states["data"] = "done" if (layout.data_dir(run) / DONE).exists() else ""
             states["train"] = "done" if (layout.checkpoint_dir(run) / DONE).exists() else ""
         return states
+
+    def own_record(self, wanted: str, study: str) -> RunSpec | None:
+        """The spec file a local launch wrote (`.valley/specs/<run>.json`) of a run named or labelled `wanted`."""
+        specs = []
+        for path in sorted(self.layout.root.glob("specs/*.json")):
+            try:
+                spec = RunSpec.from_json(path.read_text())
+            except ValueError:  # not a spec (hand-edited, half-written): not the run asked for
+                continue
+            if spec.study == study and wanted in (spec.name, spec.label) and spec.name == path.stem:
+                specs.append(spec)
+        if len(specs) > 1:
+            raise ambiguous(wanted, [spec.name for spec in specs])
+        return specs[0] if specs else None
 
     def logs(self, run: RunSpec, *, follow: bool = False, timeout: float = 24 * 3600.0) -> Iterator[LogChunk]:
         layout = self.layout

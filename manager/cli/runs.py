@@ -184,8 +184,10 @@ def launch_command(
         context=_context(namespace, cluster_tracking_uri, queue, profile) if executor == "k8s" else None,
     )
     result = chosen.launch(runs, dry_run=dry_run, wait=wait, timeout=timeout)
-    if result.dry_run is not None and not as_json:
-        out.raw(result.dry_run)
+    if result.dry_run is not None:
+        out.result(to_jsonable(result), lambda: out.raw(result.dry_run))
+        if not result.ok:
+            raise ValleyError("dry run: the real launch would be refused for the reasons listed; fix them and rerun")
         return
     # a local launch that ended well is compared at once (a cluster's runs end later: `valleyctl compare`)
     compared = _compare(runs, tracking_uri) if result.steps is not None and result.ok else {}
@@ -303,7 +305,8 @@ def logs_command(
     from manager.backends import backend
 
     out = Output()
-    for chunk in backend(executor, namespace=namespace).logs(resolve_run(run, study), follow=follow, timeout=timeout):
+    chosen = backend(executor, namespace=namespace)
+    for chunk in chosen.logs(chosen.find_run(run, study), follow=follow, timeout=timeout):
         if chunk.kind == "header":
             out.line(f"==> {chunk.text} <==")
         elif chunk.kind == "notice":
@@ -327,7 +330,8 @@ def cancel_command(
     """
     from manager.backends import backend
 
-    result = backend(executor, tracking_uri=tracking_uri, namespace=namespace).cancel(resolve_run(run, study))
+    chosen = backend(executor, tracking_uri=tracking_uri, namespace=namespace)
+    result = chosen.cancel(chosen.find_run(run, study))
     out = Output(as_json)
     if result.marked:
         recorded = f"{result.run_id} marked KILLED"
@@ -358,14 +362,3 @@ def _print_reconcile(out: Output, result) -> None:
     for run_name, why in sorted(result.waiting.items()):
         out.line(f"{run_name}: {why}")
     out.line(f"reconciled {result.runs} run(s) in {result.namespace}; opened {result.opened} Job(s)")
-
-
-def resolve_run(wanted: str, study: str):
-    """A run of `study` by label or name (bases included), else one line listing labels."""
-    from manager.study import ordered, study_runs
-
-    runs = ordered(study_runs(study))
-    for run in runs:
-        if wanted in (run.label, run.name):
-            return run
-    raise ConfigError(f"run: {wanted!r} is not a run of study {study!r}; allowed: {', '.join(r.label for r in runs)}")

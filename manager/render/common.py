@@ -217,10 +217,13 @@ def pod_spec(
 
 
 def failure_policy(pod: dict) -> dict:
-    """Configuration errors (exit 3) in any container that runs a workload command fail the
-    Job at once; node disruptions (preemption, drain) are retried without counting against
-    backoffLimit. The grader sidecar serves, it runs no workload command."""
-    workloads = [c["name"] for c in pod.get("initContainers", []) + pod["containers"] if c["command"][0] == "valley"]
+    """Configuration errors (exit 3) in any container that runs to completion (the workload, the
+    grader's isolation check) fail the Job at once; node disruptions (preemption, drain) are
+    retried without counting against backoffLimit. The grader sidecar itself is restarted by the
+    kubelet, so its exit never reaches this policy: its check container stands for it."""
+    workloads = [
+        c["name"] for c in pod.get("initContainers", []) + pod["containers"] if c.get("restartPolicy") != "Always"
+    ]
     return {
         "rules": [
             *(

@@ -80,7 +80,7 @@ def shared_job(stage: Stage, ctx: RenderContext) -> dict:
         sidecar = grader_sidecar(ctx, ctx.profile.gvisor_runtime_class)
         main["command"] += ["--grader-url", f"http://127.0.0.1:{GRADER_PORT}"]
         vols.append(sidecar["volume"])
-        extra_pod = {"runtimeClassName": sidecar["runtimeClassName"], "initContainers": [sidecar["sidecar"]]}
+        extra_pod = {"runtimeClassName": sidecar["runtimeClassName"], "initContainers": sidecar["init_containers"]}
     pod = pod_spec("valley-train", [main], vols, ctx.profile.pods.data, **extra_pod)
     return batch_job(
         shared_metadata(ctx, name, stage), shared_labels(name, stage.kind), ctx, pod, needs=stage.needs, backoff_limit=3

@@ -46,7 +46,7 @@ def eval_job(run: RunSpec, ctx: RenderContext) -> dict:
     extra_pod: dict = {}
     if not split:
         sidecar = grader_sidecar(ctx, ctx.profile.gvisor_gpu_runtime_class)
-        extra_pod = {"runtimeClassName": sidecar["runtimeClassName"], "initContainers": [sidecar["sidecar"]]}
+        extra_pod = {"runtimeClassName": sidecar["runtimeClassName"], "initContainers": sidecar["init_containers"]}
         vols.append(sidecar["volume"])
     pod = pod_spec("valley-eval", [main], vols, ctx.profile.pods.eval, **extra_pod)
     return job(run, ctx, "eval", pod, needs=stage.needs, backoff_limit=2)

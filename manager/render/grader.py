@@ -68,12 +68,28 @@ def grader_container(ctx: RenderContext, host: str, **extra: object) -> dict:
     )
 
 
+def grader_check(ctx: RenderContext) -> dict:
+    """`valley.grader check --sandbox in-gvisor` as an ordinary init container ahead of the
+    sidecar: a refused isolation exits 3 here, where the Job's podFailurePolicy sees it and fails
+    the Job at once (the restartable sidecar's own exit 3 would only restart it, for ever)."""
+    return container(
+        "grader-check",
+        ctx.images["grader"],
+        ["python", "-m", "valley.grader", "check", "--sandbox", "in-gvisor"],
+        [{"name": "HOME", "value": "/tmp"}],
+        [{"name": GRADER_TMP["name"], "mountPath": "/tmp"}],
+        resources("100m", "256Mi"),
+        pull_policy=ctx.profile.image_pull_policy,
+    )
+
+
 def grader_sidecar(ctx: RenderContext, runtime_class: str) -> dict:
-    """What a pod adds to grade on localhost: the grader as a native sidecar, its volume, and
-    gVisor (`runtime_class`: the profile's, with nvproxy when the pod has GPUs) for the whole pod."""
+    """What a pod adds to grade on localhost: the grader as a native sidecar after its isolation
+    check (`init_containers`, in order), its volume, and gVisor (`runtime_class`: the profile's,
+    with nvproxy when the pod has GPUs) for the whole pod."""
     return {
         "runtimeClassName": runtime_class,
-        "sidecar": grader_container(ctx, LOOPBACK, restartPolicy="Always"),
+        "init_containers": [grader_check(ctx), grader_container(ctx, LOOPBACK, restartPolicy="Always")],
         "volume": GRADER_TMP,
     }
 

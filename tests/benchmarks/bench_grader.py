@@ -25,6 +25,10 @@ cores the workers can use, min(workers, cores)), the CPU the grader and its sand
 against that, what the run left idle and what other processes on the machine took meanwhile
 (so a figure from a shared machine can be read), and per program where the time goes.
 `--only lcb` runs that section alone.
+
+Hostile-output section (`--only hostile`, tests/valley/grader/hostile_outputs.py): what outputs a
+program chose to make expensive cost the grader itself (a fresh grader process each, after a
+warm-up program): its CPU seconds and peak memory growth, per MiB of output, and the verdict.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.valley.grader import lcb_like  # noqa: E402
 from tests.valley.grader.corpus import build_corpus  # noqa: E402
+from tests.valley.grader.hostile_outputs import CASES as HOSTILE_OUTPUTS  # noqa: E402
+from tests.valley.grader.hostile_outputs import grader_cost  # noqa: E402
 from valley.cores import usable_cores  # noqa: E402
 from valley.grader.cpu import CpuCgroup, tree_usage  # noqa: E402
 from valley.grader.extract import extract_code  # noqa: E402
@@ -472,12 +478,28 @@ def lcb_like_section(args) -> None:
         print("  " + f"{label:<20}" + "".join(f"{stages[k]:16.1f}" for k in TIMING_STAGES))
 
 
+def hostile_section() -> None:
+    print("what a hostile output costs the grader (its own CPU and peak memory growth; process sandbox):")
+    print(f"  {'output':<42}{'MiB':>6}{'verdict':>16}{'CPU s':>8}{'CPU s/MiB':>11}{'RSS MiB':>9}{'RSS/MiB':>9}")
+    for name, (functional, code, size_mb) in HOSTILE_OUTPUTS.items():
+        for judge in ("lcb",) if functional else ("lcb", "taco"):
+            cost = grader_cost(functional, code, judge)
+            label = name if functional else f"{name} ({judge})"
+            if cost.get("cpu_s") is None:
+                print(f"  {label:<42}{size_mb:>6.1f}  {cost['status']}")
+                continue
+            print(
+                f"  {label:<42}{size_mb:>6.1f}{cost['status']:>16}{cost['cpu_s']:>8.2f}{cost['cpu_s'] / size_mb:>11.3f}"
+                f"{cost['rss_growth_mb']:>9.0f}{cost['rss_growth_mb'] / size_mb:>9.2f}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--programs", type=int, default=200)
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--start-samples", type=int, default=10)
-    parser.add_argument("--only", choices=["classic", "lcb"], help="run one section only")
+    parser.add_argument("--only", choices=["classic", "lcb", "hostile"], help="run one section only")
     parser.add_argument("--lcb-problems", type=int, default=16)
     parser.add_argument("--lcb-samples", type=int, default=10, help="generations per problem")
     parser.add_argument("--lcb-max-numbers", type=int, default=200_000)
@@ -488,9 +510,11 @@ def main() -> None:
     parser.add_argument("--lcb-workers", default="2,16", help="valley grade --workers values to measure")
     parser.add_argument("--lcb-sandboxes", default="runsc", help="comma-separated sandbox kinds")
     args = parser.parse_args()
-    if args.only != "classic":
+    if args.only in (None, "hostile"):
+        hostile_section()
+    if args.only in (None, "lcb"):
         lcb_like_section(args)
-    if args.only == "lcb":
+    if args.only in ("lcb", "hostile"):
         return
     jobs = workload(args.programs)
     tests = sum(len(problem["tests"]) for problem, _ in jobs)

@@ -653,16 +653,26 @@ def wait_for_metric(client, run_id: str, key: str, step: int, deadline: Deadline
         time.sleep(min(1.0, deadline.left(f"MLflow: waiting for {key} at step {step}")))
 
 
-def train(run, paths, plan, device: str, overrides: list[str], client, run_id: str, report: Report, deadline) -> dict:
-    """Epoch 0 (STEPS steps), killed once its checkpoint and recipe state are saved; resumed for one
-    step and killed; the saved checkpoint exported and registered. Times come from torchtune's lines."""
+def train(run, paths, plan, device: str, overrides: list[str], client, report: Report, deadline) -> dict:
+    """In the run's train stage run, as `valley train` does: epoch 0 (STEPS steps), killed once its
+    checkpoint and recipe state are saved; resumed for one step and killed; the saved checkpoint
+    exported and registered. Times come from torchtune's lines; "run_id" is the train run's."""
+    from valley.tracking import stage_run
+    from valley.vocabulary import TRAIN_KIND
+
+    with stage_run(TRAIN_KIND) as active:
+        return train_stage(run, paths, plan, device, overrides, client, active, report, deadline)
+
+
+def train_stage(run, paths, plan, device, overrides, client, active, report: Report, deadline) -> dict:
     from valley.data.lineage import log_subset_input
     from valley.train.config import render_config
     from valley.train.sft import export_final, log_plan, register_checkpoint
+    from valley.vocabulary import TRAIN_METRICS
 
     log_plan(plan, render_config(run, paths, plan=plan, device=device))
     log_subset_input(paths.data_dir / "manifest.json")
-    figures: dict = {}
+    figures: dict = {"run_id": active.info.run_id}
     with report.phase("train, attempt 1 (fresh)"):
         first = tune_attempt(run, paths, plan, device, overrides, 0, paths.out_dir.parent / "train-1.log")
         seeded, _ = first.wait_for(SEEDED, deadline)
@@ -691,7 +701,7 @@ def train(run, paths, plan, device: str, overrides: list[str], client, run_id: s
         seeded, _ = second.wait_for(SEEDED, deadline)
         loaded, _ = second.wait_for(OPTIMIZER_READY, deadline)
         second.wait_for(step_line(STEPS + 1), deadline)
-        wait_for_metric(client, run_id, "loss", STEPS + 1, deadline)
+        wait_for_metric(client, active.info.run_id, TRAIN_METRICS + "loss", STEPS + 1, deadline)
         second.kill()
         figures |= {"load_resume_s": loaded - seeded, "repeated_epoch_0": second.seen(step_line(1)) is not None}
     with report.phase("export and register"):
@@ -699,7 +709,7 @@ def train(run, paths, plan, device: str, overrides: list[str], client, run_id: s
         started = time.monotonic()
         export_final(paths, 1)  # the last complete epoch, as `valley train` exports it
         figures["export_s"] = time.monotonic() - started
-        register_checkpoint(run, paths)
+        register_checkpoint(run, paths, active)
     return figures
 
 
@@ -755,60 +765,99 @@ TRAIN_PLAN_PARAMS = (
     "recipe_device",
     "chat_template_hash",
 )
-#: what torchtune's recipes log every step (the last three on CUDA, log_peak_memory_stats)
-TRAIN_METRICS = ("loss", "lr", "tokens_per_second_per_gpu")
+#: what torchtune's recipes log every step (the last three on CUDA, log_peak_memory_stats), under train/
+TUNE_STEP_METRICS = ("loss", "lr", "tokens_per_second_per_gpu")
 CUDA_MEMORY_METRICS = ("peak_memory_active", "peak_memory_alloc", "peak_memory_reserved")
 
 
+def stage_run_ids(client, run_id: str) -> dict[str, str]:
+    """The cell run's stage runs (train, eval) by kind, the newest of each."""
+    from valley.vocabulary import KIND_TAG, PARENT_RUN_TAG, tag_filter
+
+    experiment = client.get_run(run_id).info.experiment_id
+    children = client.search_runs(
+        [experiment], filter_string=tag_filter({PARENT_RUN_TAG: run_id}), order_by=["attributes.start_time DESC"]
+    )
+    found: dict[str, str] = {}
+    for child in children:
+        found.setdefault(child.data.tags.get(KIND_TAG, ""), child.info.run_id)
+    return found
+
+
 def mlflow_record(client, run_id: str, run, eval_metrics: dict, cuda: bool, training: dict | None) -> dict:
-    """What a cluster run's control plane and workloads log, looked up in the store: missing items by
-    kind. `training`: the rendered config and the subset's key, None when training was skipped."""
+    """What a cluster run's control plane and workloads log, looked up in the store where the UI shows
+    it: the cell run (spec, manifests, params, tags), its eval run and, when trained, its train run.
+    Missing items by kind, each as `<run>: <item>`. `training`: the rendered config and the subset's
+    key, None when training was skipped."""
     from manager.tracking import flat_params, run_tags
     from valley.eval.generate import GENERATIONS
     from valley.eval.record import ARTIFACT_DIR, PER_PROBLEM, eval_tags
     from valley.eval.run import VERDICTS
     from valley.train.mlflow_logger import CONFIG_ARTIFACT_DIR, PARAM_PREFIX
     from valley.train.sft import MODEL_ID_TAG
+    from valley.vocabulary import EVAL_KIND, EVAL_METRICS, TRAIN_KIND, TRAIN_METRICS
 
-    logged = client.get_run(run_id)
     expected = {
-        "params": set(flat_params(run)),
-        "metrics": {key for key, value in eval_metrics.items() if math.isfinite(value)},
-        "artifacts": {
-            "spec/run.json",
-            "manifests/manifests.yaml",
-            *(f"{ARTIFACT_DIR}/{name}" for name in (GENERATIONS, VERDICTS, PER_PROBLEM, "metrics.json")),
+        "cell": {
+            "params": set(flat_params(run)),
+            "artifacts": {"spec/run.json", "manifests/manifests.yaml"},
+            "tags": set(run_tags(run)),
         },
-        "tags": set(run_tags(run)) | set(eval_tags(run, chat_template_hash="", engine_seeds=[0])),
+        EVAL_KIND: {
+            "metrics": {EVAL_METRICS + key for key, value in eval_metrics.items() if math.isfinite(value)},
+            "artifacts": {f"{ARTIFACT_DIR}/{name}" for name in (GENERATIONS, VERDICTS, PER_PROBLEM, "metrics.json")},
+            "tags": set(eval_tags(run, chat_template_hash="", engine_seeds=[0])),
+        },
     }
     if training is not None:
-        expected["params"] |= {f"train_plan.{name}" for name in TRAIN_PLAN_PARAMS}
-        expected["params"] |= {PARAM_PREFIX + key for key in flat(training["config"])}
-        expected["metrics"] |= {*TRAIN_METRICS, *(CUDA_MEMORY_METRICS if cuda else ())}
-        expected["artifacts"] |= {
-            f"{CONFIG_ARTIFACT_DIR}/config.yaml",
-            f"{CONFIG_ARTIFACT_DIR}/torchtune_config.yaml",
-            "checkpoint/manifest.json",
+        expected[TRAIN_KIND] = {
+            "params": {f"train_plan.{name}" for name in TRAIN_PLAN_PARAMS}
+            | {PARAM_PREFIX + key for key in flat(training["config"])},
+            "metrics": {TRAIN_METRICS + key for key in (*TUNE_STEP_METRICS, *(CUDA_MEMORY_METRICS if cuda else ()))},
+            "artifacts": {
+                f"{CONFIG_ARTIFACT_DIR}/config.yaml",
+                f"{CONFIG_ARTIFACT_DIR}/torchtune_config.yaml",
+                "checkpoint/manifest.json",
+            },
+            "tags": {MODEL_ID_TAG, "valley.checkpoint.volume_path"},
         }
-        expected["tags"] |= {MODEL_ID_TAG, "valley.checkpoint.path"}
-    folders = {path.split("/")[0] for path in expected["artifacts"]}
-    found = {
-        "params": set(logged.data.params),
-        "metrics": set(logged.data.metrics),
-        "artifacts": {a.path for folder in folders for a in client.list_artifacts(run_id, folder)},
-        "tags": set(logged.data.tags),
-    }
-    missing = {kind: sorted(expected[kind] - found[kind]) for kind in expected}
+    run_ids = {"cell": run_id} | stage_run_ids(client, run_id)
+    missing: dict[str, list[str]] = {"stage_runs": sorted(set(expected) - set(run_ids))}
+    for stage, items in expected.items():
+        logged = client.get_run(run_ids[stage]) if stage in run_ids else None
+        folders = {path.split("/")[0] for path in items.get("artifacts", ())}
+        found = {
+            "params": set(logged.data.params) if logged else set(),
+            "metrics": set(logged.data.metrics) if logged else set(),
+            "artifacts": {a.path for f in folders for a in client.list_artifacts(run_ids[stage], f)}
+            if logged
+            else set(),
+            "tags": set(logged.data.tags) if logged else set(),
+        }
+        for kind, names in items.items():
+            missing.setdefault(kind, []).extend(f"{stage}: {name}" for name in sorted(names - found[kind]))
+    train = client.get_run(run_ids[TRAIN_KIND]) if training is not None and TRAIN_KIND in run_ids else None
     if training is not None:
-        if training["subset_key"] not in [i.dataset.name for i in logged.inputs.dataset_inputs]:
-            missing["dataset_input"] = [training["subset_key"]]
-        model_id = logged.data.tags.get(MODEL_ID_TAG)
+        keys = (
+            [tag.value for i in train.inputs.dataset_inputs for tag in i.tags if tag.key == "valley.data.key"]
+            if train
+            else []
+        )
+        if training["subset_key"] not in keys:
+            missing["dataset_input"] = [f"{TRAIN_KIND}: {training['subset_key']}"]
+        model_id = train.data.tags.get(MODEL_ID_TAG) if train else None
         if not model_id or client.get_logged_model(model_id).tags.get("mlflow.model.isExternal") != "true":
-            missing["logged_model"] = [model_id or "none"]
+            missing["logged_model"] = [f"{TRAIN_KIND}: {model_id or 'none'}"]
+    counts: dict[str, int] = {}
+    for items in expected.values():
+        for kind, names in items.items():
+            counts[kind] = counts.get(kind, 0) + len(names)
     return {
         "missing": {kind: items for kind, items in missing.items() if items},
-        "counts": {kind: len(expected[kind]) for kind in expected},
-        "loss_steps": sorted(m.step for m in client.get_metric_history(run_id, "loss")),
+        "counts": counts,
+        "loss_steps": sorted(m.step for m in client.get_metric_history(train.info.run_id, TRAIN_METRICS + "loss"))
+        if train
+        else [],
     }
 
 
@@ -846,6 +895,7 @@ def prove(preset: Preset, env: dict, args, work: Path, report: Report, deadline:
     from manager.tracking import Tracker
     from valley.spec import EvalSpec
     from valley.train.config import TrainPaths, plan_steps, render_config, shard_files
+    from valley.vocabulary import TRAIN_METRICS
 
     device = "cuda" if env["cuda"] else "cpu"
     params = arch_params(preset.arch)
@@ -899,15 +949,18 @@ def prove(preset: Preset, env: dict, args, work: Path, report: Report, deadline:
         env_overrides = ["env PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True"] if env["cuda"] else []
         report.data["config_vs_cluster"] = differences_from_cluster(run, preset, paths, plan, overrides, device)
         report.data["config_vs_cluster"] += env_overrides
-        training = train(run, paths, plan, device, overrides, client, run_id, report, deadline)
-        trained_per_s = history(client, run_id, "tokens_per_second_per_gpu")[1:STEPS]
+        training = train(run, paths, plan, device, overrides, client, report, deadline)
+        trained_per_s = history(client, training["run_id"], TRAIN_METRICS + "tokens_per_second_per_gpu")[1:STEPS]
         training |= {
             "tokens_per_step": stats["mean"],
             "tokens_per_s": stats["mean"] / training["step_s"],
             "trained_tokens_per_s": sorted(trained_per_s)[len(trained_per_s) // 2],
         }
         if env["cuda"]:
-            training |= {f"{key}_gib": max(history(client, run_id, key)) for key in CUDA_MEMORY_METRICS}
+            training |= {
+                f"{key}_gib": max(history(client, training["run_id"], TRAIN_METRICS + key))
+                for key in CUDA_MEMORY_METRICS
+            }
         report.data["train"] = training
         report.save()
         report.say(

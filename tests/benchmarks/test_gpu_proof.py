@@ -90,11 +90,16 @@ def test_the_mlflow_check_names_what_a_run_without_workloads_lacks(tmp_path):
     record = gpu_proof.mlflow_record(client, run_id, run, {"pass_at_1": 0.0}, False, training | {"subset_key": "k"})
 
     missing = record["missing"]
-    assert set(missing) == {"params", "metrics", "artifacts", "tags", "dataset_input", "logged_model"}
-    assert "train_plan.total_steps" in missing["params"] and "torchtune.optimizer.lr" in missing["params"]
-    assert missing["metrics"] == ["loss", "lr", "pass_at_1", "tokens_per_second_per_gpu"]
-    assert "checkpoint/manifest.json" in missing["artifacts"] and "spec/run.json" not in missing["artifacts"]
-    assert "valley.eval_spec" in missing["tags"] and "valley.label" not in missing["tags"]
+    assert set(missing) == {"stage_runs", "params", "metrics", "artifacts", "tags", "dataset_input", "logged_model"}
+    assert missing["stage_runs"] == ["eval", "train"]
+    assert "train: train_plan.total_steps" in missing["params"] and "train: torchtune.optimizer.lr" in missing["params"]
+    assert missing["metrics"] == ["eval: eval/pass_at_1", "train: train/loss", "train: train/lr"] + [
+        "train: train/tokens_per_second_per_gpu"
+    ]
+    assert "train: checkpoint/manifest.json" in missing["artifacts"]
+    assert not any(item.startswith("cell:") for kind in missing.values() for item in kind)  # launch logged its part
+    assert "eval: valley.eval_spec" in missing["tags"]
     # --skip-training: only what the control plane and the eval log is expected
     skipped = gpu_proof.mlflow_record(client, run_id, run, {"pass_at_1": 0.0}, False, None)["missing"]
-    assert skipped["metrics"] == ["pass_at_1"] and "train_plan.total_steps" not in skipped.get("params", [])
+    assert skipped["metrics"] == ["eval: eval/pass_at_1"] and skipped["stage_runs"] == ["eval"]
+    assert "params" not in skipped

@@ -113,3 +113,11 @@ def job_condition(plane: ControlPlane, job: str, kind: str) -> dict:
         return next((c for c in status.conditions or [] if c.type == kind and c.status == "True"), None)
 
     return wait_for(f"Job {job} {kind}", found)
+
+
+def job_ready(plane: ControlPlane, job: str) -> None:
+    """Wait until the Job controller counts a ready pod of the Job (status.ready)."""
+    from kubernetes import client
+
+    batch = client.BatchV1Api(plane.admin)
+    wait_for(f"a ready pod of Job {job}", lambda: batch.read_namespaced_job(job, plane.namespace).status.ready)

@@ -82,6 +82,7 @@ def test_a_pending_pod_is_not_running_and_an_unschedulable_one_stops_the_wait(co
     code, _, err = as_account(LAUNCHER, ["logs", "qwen-baseline", "--follow", "--timeout", "10m"])
     assert code == 1 and "cannot start (Unschedulable" in err
     kubelet.start(control_plane, pod)
+    kubelet.job_ready(control_plane, fetch)  # the Job controller counts it a moment later
     ok(as_account(RECONCILER, ["reconcile"]))
     assert MlflowClient(tracking).get_run(run.info.run_id).info.status == "RUNNING"
 
@@ -131,7 +132,9 @@ def test_the_failure_record_names_the_pod_whose_exit_failed_the_job(control_plan
     first = kubelet.pods_of(control_plane, name)[0]
     kubelet.start(control_plane, first)
     kubelet.finish(control_plane, first, 137, at="2026-01-01T00:01:00Z")
-    second = next(p for p in kubelet.pods_of(control_plane, name, count=2) if p["metadata"] != first["metadata"])
+    second = next(
+        p for p in kubelet.pods_of(control_plane, name, count=2) if p["metadata"]["name"] != first["metadata"]["name"]
+    )
     kubelet.start(control_plane, second)
     kubelet.finish(control_plane, second, 3, at="2026-01-01T00:02:00Z")
     kubelet.job_condition(control_plane, name, "Failed")

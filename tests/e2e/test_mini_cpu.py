@@ -70,6 +70,8 @@ def refs() -> dict[str, str]:
 
     wanted = profile_refs(load_profile("cpu"))
     nodes = yaml.safe_load(kubectl("get", "nodes", "-o", "yaml"))["items"]
+    if not nodes:
+        pytest.skip("the cluster has no node to run the mini study's pods on (the control-plane scenarios run there)")
     present = {name for node in nodes for image in node["status"].get("images", []) for name in image["names"]}
     missing = [ref for ref in wanted.values() if not normalized(ref) & present]
     assert not missing, (

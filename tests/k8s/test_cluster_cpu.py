@@ -114,10 +114,11 @@ def test_the_cpu_overlays_mlflow_command_serves_from_its_volume(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def mini_cpu(tmp_path_factory) -> list[dict]:
-    """`valleyctl launch --study mini --profile cpu --dry-run`: what launch would create."""
+    """`valleyctl render --study mini --profile cpu`: what launch creates (its --dry-run now also
+    asks a cluster and an MLflow server, which this test has neither of)."""
     cwd = tmp_path_factory.mktemp("launch")
     result = subprocess.run(
-        [sys.executable, "-m", "manager", "launch", "--study", "mini", "--profile", "cpu", "--dry-run"],
+        [sys.executable, "-m", "manager", "render", "--study", "mini", "--profile", "cpu"],
         cwd=cwd,
         capture_output=True,
         text=True,

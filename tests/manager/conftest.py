@@ -54,6 +54,14 @@ class FakeKube:
         #: 503 for every request while set (an API server that is unavailable)
         self.unavailable = False
         self.lock = threading.RLock()
+        self.version = 0
+
+    def stamp(self, obj: dict) -> dict:
+        """A new resourceVersion, as the server gives an object on every write (a client holding an older
+        copy sees it changed)."""
+        self.version += 1
+        obj.setdefault("metadata", {})["resourceVersion"] = str(self.version)
+        return obj
 
     # --------------------------------------------------------------------- RBAC, quota
 
@@ -154,7 +162,7 @@ class FakeKube:
             "spec": {**template["spec"], "nodeName": "node-1"},  # on a node: its kubelet answers for logs
             "status": {"phase": pod_phase, "containerStatuses": statuses, "initContainerStatuses": init_statuses},
         }
-        self.objects[("pods", pod_name)] = pod
+        self.objects[("pods", pod_name)] = self.stamp(pod)
         if waiting:
             job["status"] = {"active": 1}
         elif exit_code == 0:
@@ -205,7 +213,10 @@ class JobController:
     def sync(self) -> None:
         for (plural, _), job in list(self.fake.objects.items()):
             if plural == "jobs":
+                before = copy.deepcopy(job.get("status"))
                 self.sync_job(job)
+                if job.get("status") != before:
+                    self.fake.stamp(job)
 
     def pods(self, job: dict) -> list[dict]:
         name = job["metadata"]["name"]
@@ -297,30 +308,90 @@ class JobController:
         template, job_name = job["spec"]["template"], job["metadata"]["name"]
         count = len(self.fake.names("pods"))
         name = f"{job_name}-{count:05d}"
-        self.fake.objects[("pods", name)] = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": name,
-                "namespace": self.fake.namespace,
-                "labels": {
-                    **template["metadata"].get("labels", {}),
-                    "batch.kubernetes.io/job-name": job_name,
-                    "job-name": job_name,
+        self.fake.objects[("pods", name)] = self.fake.stamp(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "namespace": self.fake.namespace,
+                    "labels": {
+                        **(template.get("metadata") or {}).get("labels", {}),  # a template may have none
+                        "batch.kubernetes.io/job-name": job_name,
+                        "job-name": job_name,
+                    },
+                    "creationTimestamp": f"2026-01-01T00:{count // 60:02d}:{count % 60:02d}Z",
                 },
-                "creationTimestamp": f"2026-01-01T00:{count // 60:02d}:{count % 60:02d}Z",
-            },
-            "spec": copy.deepcopy(template["spec"]),
-            "status": {"phase": "Pending"},
-        }
+                "spec": copy.deepcopy(template["spec"]),
+                "status": {"phase": "Pending"},
+            }
+        )
 
 
-def merge(target: dict, patch: dict) -> None:
+#: list fields a strategic merge patch merges item by item, by this key, as the API's schema declares them
+#: (patchMergeKey); others, container statuses included (listType=atomic), are replaced whole
+MERGE_KEYS = {"conditions": "type"}
+
+
+def merge(target: dict, patch: dict, *, strategic: bool = False) -> None:
+    """A JSON merge patch (RFC 7386: null deletes, a list replaces), or a strategic merge patch, which
+    merges the lists of MERGE_KEYS item by item (what the official client sends for a dict body)."""
     for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
-            merge(target[key], value)
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            merge(target[key], value, strategic=strategic)
+        elif strategic and key in MERGE_KEYS and isinstance(value, list) and isinstance(target.get(key), list):
+            by_key = {item.get(MERGE_KEYS[key]): item for item in target[key]}
+            for item in value:
+                if item.get(MERGE_KEYS[key]) in by_key:
+                    merge(by_key[item[MERGE_KEYS[key]]], item, strategic=True)
+                else:
+                    target[key].append(item)
         else:
             target[key] = value
+
+
+def status_transition_errors(pod: dict, old: dict, new: dict) -> list[str]:
+    """What the API server's pod status validation refuses: a container that terminated may not run
+    again unless the pod (Always), its exit code (OnFailure, non-zero) or its own restartPolicy (a
+    native sidecar) lets it restart."""
+    spec, errors = pod["spec"], []
+    policy = spec.get("restartPolicy", "Always")
+    if policy == "Always":
+        return errors
+    sidecars = {c["name"] for c in spec.get("initContainers", []) if c.get("restartPolicy") == "Always"}
+    for field in ("containerStatuses", "initContainerStatuses"):
+        now = {c["name"]: c for c in new.get(field) or []}
+        for index, before in enumerate(old.get(field) or []):
+            ended = (before.get("state") or {}).get("terminated")
+            if ended is None or before["name"] in sidecars:
+                continue
+            if policy == "OnFailure" and ended.get("exitCode", 0) != 0:
+                continue
+            after = now.get(before["name"])
+            if after is not None and "terminated" not in (after.get("state") or {}):
+                errors.append(
+                    f"status.{field}[{index}].state: Forbidden: may not be transitioned to non-terminated state"
+                )
+    return errors
+
+
+def invalid_log_container(pod: dict, container: str) -> str | None:
+    """Why kube-apiserver refuses the logs of `container` (400), as it checks before asking a kubelet."""
+    spec = pod.get("spec") or {}
+    names = [c["name"] for c in spec.get("containers", [])]
+    others = [c["name"] for c in spec.get("initContainers", [])]
+    if not container:
+        if len(names) == 1:
+            return None
+        listed = f"choose one of: [{' '.join(names)}]" + (
+            f" or one of the init containers: [{' '.join(others)}]" if others else ""
+        )
+        return f"a container name must be specified for pod {pod['metadata']['name']}, {listed}"
+    if container in names + others:
+        return None
+    return f"container {container} is not valid for pod {pod['metadata']['name']}"
 
 
 def handler_for(fake: FakeKube):
@@ -397,11 +468,15 @@ def handler_for(fake: FakeKube):
                     f'{where} is forbidden: User "system:serviceaccount:{fake.namespace}:tester" cannot {verb} '
                     f'resource "{resource}" in API group "{group}" in the namespace "{match["ns"]}"',
                 )
+            if refusal == 503:
+                return self.status(503, "ServiceUnavailable", "the server is currently unable to handle the request")
             if refusal:
                 return self.status(refusal, "Invalid", f"{plural} denied by the test")
             if match["ns"] is not None and match["ns"] != fake.namespace:
                 if method == "GET" and name is None:
                     return self.reply(200, {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": []})
+                if method != "POST":  # only a create asks for the namespace; the rest look for the object
+                    return self.status(404, "NotFound", f'{where} "{name}" not found')
                 return self.status(404, "NotFound", f'namespaces "{match["ns"]}" not found')
             if plural == "namespaces" and method == "POST":
                 if body["metadata"]["name"] != fake.namespace:
@@ -419,6 +494,8 @@ def handler_for(fake: FakeKube):
                 container = query.get("container", [""])[0]
                 if key not in fake.objects:
                     return self.status(404, "NotFound", f'pods "{name}" not found')
+                if why := invalid_log_container(fake.objects[key], container):  # before the node is looked at
+                    return self.status(400, "BadRequest", why)
                 if (name, container) in fake.logs:
                     return self.reply(200, fake.logs[(name, container)])
                 if not fake.objects[key]["spec"].get("nodeName"):  # no node, no kubelet: the server answers empty
@@ -441,7 +518,7 @@ def handler_for(fake: FakeKube):
                     hard = body["spec"]["hard"]
                     used = {k: str(len(fake.names(k.split("/")[1].split(".")[0]))) for k in hard}
                     body["status"] = {"hard": hard, "used": used}
-                fake.objects[key] = body
+                fake.objects[key] = fake.stamp(body)
                 self.settle()
                 return self.reply(
                     201, {k: v for k, v in body.items() if k != "status" or v}
@@ -455,10 +532,21 @@ def handler_for(fake: FakeKube):
             if method == "GET":
                 return self.reply(200, fake.objects[key])
             if method == "PATCH":
+                strategic = "strategic-merge-patch" in (self.headers.get("Content-Type") or "")
                 if sub == "status":
-                    merge(fake.objects[key].setdefault("status", {}), body.get("status", {}))
+                    status = copy.deepcopy(fake.objects[key].get("status") or {})
+                    merge(status, body.get("status", {}), strategic=strategic)
+                    if plural == "pods" and (
+                        errors := status_transition_errors(
+                            fake.objects[key], fake.objects[key].get("status") or {}, status
+                        )
+                    ):
+                        listed = errors[0] if len(errors) == 1 else f"[{', '.join(errors)}]"
+                        return self.status(422, "Invalid", f'Pod "{name}" is invalid: {listed}')
+                    fake.objects[key]["status"] = status
                 else:
-                    merge(fake.objects[key], body)
+                    merge(fake.objects[key], body, strategic=strategic)
+                fake.stamp(fake.objects[key])
                 self.settle()
                 return self.reply(200, fake.objects[key])
             if method == "DELETE":

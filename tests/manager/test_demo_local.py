@@ -48,7 +48,7 @@ def test_two_chains_at_once_one_failing_then_resume(valleyctl, tmp_path):
 
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("valley-mini").experiment_id
-    (run,) = client.search_runs([experiment], "tags.`valley.label` = 'tiny-qwen-40'")
+    (run,) = client.search_runs([experiment], "tags.`valley.label` = 'tiny-qwen-40' and tags.`valley.kind` = 'run'")
     assert run.info.status == "FINISHED"
     stages = {
         child.data.tags["valley.kind"]: child
@@ -58,7 +58,7 @@ def test_two_chains_at_once_one_failing_then_resume(valleyctl, tmp_path):
     assert "train/loss" in stages["train"].data.metrics and stages["train"].info.status == "FINISHED"
     assert (root / "checkpoints" / run.data.tags["valley.run_name"] / "final" / "config.json").is_file()
     assert (root / "checkpoints" / run.data.tags["valley.run_name"] / "eval" / ".done").read_text() == run.info.run_id
-    (failed,) = client.search_runs([experiment], "tags.`valley.label` = 'tiny-llama-40'")
+    (failed,) = client.search_runs([experiment], "tags.`valley.label` = 'tiny-llama-40' and tags.`valley.kind` = 'run'")
     assert failed.info.status == "FAILED"
     assert failed.data.tags["valley.status_note"] == f"train failed; log: {root / 'logs' / llama.name / 'train.log'}"
     # the launch closed every run itself: its watcher (local_watch) found nothing left open to mark KILLED

@@ -5,6 +5,8 @@ Job at once on exit 3 from exactly those containers (a retry cannot fix a config
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from manager.render import RenderContext, render_run
 from manager.render.common import SPEC_PATH
@@ -88,3 +90,38 @@ def test_both_clis_share_conventions_one_error_style_and_the_exit_code_contract(
         assert result.returncode == 3, (args, result.returncode, result.stderr)
         (printed,) = result.stderr.strip().splitlines()
         assert printed.startswith(line), (args, printed)
+
+
+def test_a_refused_grader_sidecar_fails_its_job_at_once(tmp_path):
+    """Issue 21: the grader sidecar refuses `in-gvisor` outside gVisor (exit 3), but a restartable
+    init container's exit only restarts it: the labelling and eval Jobs crash-looped instead of
+    failing. An ordinary init container runs the same isolation check ahead of it, and the Job's
+    podFailurePolicy fails the Job on that container's exit 3."""
+    pods = [
+        obj["spec"]["template"]["spec"] | {"job": obj}
+        for run in valley_study()
+        for obj in render_run(run, RenderContext())
+        if obj["kind"] == "Job"
+    ]
+    graded = [pod for pod in pods if any(c["name"] == "grader" for c in pod.get("initContainers", []))]
+    assert {tuple(pod["containers"][0]["command"][:3]) for pod in graded} == {("valley", "data", "build")}
+    for pod in graded:
+        names = [c["name"] for c in pod["initContainers"]]
+        assert names.index("grader-check") < names.index("grader"), names
+        check = pod["initContainers"][names.index("grader-check")]
+        assert "restartPolicy" not in check and check["image"] == pod["initContainers"][names.index("grader")]["image"]
+        assert {
+            "action": "FailJob",
+            "onExitCodes": {"containerName": "grader-check", "operator": "In", "values": [3]},
+        } in pod["job"]["spec"]["podFailurePolicy"]["rules"]
+        assert all(
+            r.get("onExitCodes", {}).get("containerName") != "grader"
+            for r in pod["job"]["spec"]["podFailurePolicy"]["rules"]
+        )
+    # the check's own command, here (not under gVisor): one line, exit 3
+    command = graded[0]["initContainers"][0]["command"]
+    assert command[:3] == ["python", "-m", "valley.grader"]
+    result = subprocess.run([sys.executable, *command[1:]], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 3, (result.returncode, result.stderr)
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: in-gvisor sandbox: this grader is not running under gVisor"), line

@@ -150,7 +150,8 @@ def test_multi_node_is_an_indexed_job_with_a_headless_service():
 def test_eval_pod_isolation_runs_gpus_under_gvisor_nvproxy_with_a_native_sidecar_on_its_own_tmp():
     pod = jobs(select(Selection(size="10k", model="qwen", isolation="pod"))[0])["eval"]["spec"]["template"]["spec"]
     assert pod["runtimeClassName"] == "gvisor-nvproxy"
-    sidecar = pod["initContainers"][0]
+    check, sidecar = pod["initContainers"]  # the isolation check first: its exit 3 fails the Job
+    assert check["name"] == "grader-check" and check["command"][-3:] == ["check", "--sandbox", "in-gvisor"]
     assert sidecar["name"] == "grader" and sidecar["restartPolicy"] == "Always"
     assert "http://127.0.0.1:8000" in pod["containers"][0]["command"]
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "8"
@@ -331,6 +332,7 @@ def test_failure_policy_fails_the_job_on_exit_3_in_every_workload_container():
         workloads = {
             c["name"] for c in pod["containers"] + pod.get("initContainers", []) if c["command"][0] == "valley"
         }
+        workloads |= {c["name"] for c in pod.get("initContainers", []) if c["name"] == "grader-check"}
         fail_on_3 = {
             r["onExitCodes"]["containerName"]
             for r in obj["spec"]["podFailurePolicy"]["rules"]

@@ -142,11 +142,13 @@ def test_rbac_refusal_is_found_by_dry_run_before_recording(kctl):
     assert record(client, "valley", "qwen-30k") is None
 
 
-def test_refusal_midway_undoes_the_launch(kctl):
+@pytest.mark.parametrize("refusal, said", [(403, "forbidden"), (503, "API error 503")])
+def test_refusal_midway_undoes_the_launch(kctl, refusal, said):
+    """A refusal the dry-run does not hit (a quota, a webhook), or the API server unavailable for a moment."""
     fake, client, call = kctl
-    fake.fail_after_dry_run[("POST", "jobs")] = 403  # e.g. a quota or webhook the dry-run does not hit
+    fake.fail_after_dry_run[("POST", "jobs")] = refusal
     code, _, err = call(["launch", "--run", "qwen-30k+hard-4k"])
-    assert code == 1 and "forbidden" in err and "undone" in err
+    assert code == 1 and said in err and "undone" in err, err
     assert fake.objects == {}, "no orphan ConfigMaps or Services"
     for label in ("qwen-30k", "qwen-30k+hard-4k"):
         assert record(client, "valley", label) is None, "no SCHEDULED run with nothing behind it"
@@ -173,6 +175,43 @@ def test_undo_goes_on_past_a_delete_it_may_not_do_and_keeps_the_root_cause(kctl)
     assert undo.startswith(f"deleted 1 of {1 + len(left)} object(s) and 1 of 1 MLflow run(s) it made; ")
     assert f"left: {', '.join(left)} (" in undo
     assert record(client, "valley", "qwen-1k") is None
+
+
+def test_runs_off_the_grid_are_addressed_by_label_or_name(kctl):
+    """`--nodes 2` keeps the label qwen-10k under a new name; llama-20k is a cell the grid lacks. Seen
+    failing at 8a1d673: status had no row for either, and logs and cancel refused both names."""
+    fake, client, call = kctl
+    launched(call, "--size", "10k", "--model", "qwen", "--nodes", "2")
+    launched(call, "--size", "20k", "--model", "llama", "--off-grid")
+    two_nodes = record(client, "valley", "qwen-10k").data.tags["valley.run_name"]
+    rows = {r["name"]: r for r in json.loads(call(["status", "--executor", "k8s", "--json"])[1])}
+    assert rows[two_nodes]["mlflow"] == "SCHEDULED" and rows[two_nodes]["label"] == "qwen-10k"
+    assert [r["mlflow"] for r in rows.values() if r["label"] == "llama-20k"] == ["SCHEDULED"]
+    run_data(fake, two_nodes)
+    code, out, err = call(["logs", two_nodes])
+    assert code == 0 and "==> valley-fetch-qwen-" in out, err
+    code, out, err = call(["cancel", two_nodes])
+    assert code == 0 and "marked KILLED" in out, err
+    assert not [name for plural, name in fake.objects if name.startswith(two_nodes)]
+    code, out, err = call(["cancel", "llama-20k"])
+    assert code == 0 and "marked KILLED" in out, err
+    code, _, err = call(["cancel", "qwen-10k"])  # a label names the grid's run first: never launched here
+    assert code == 1 and "nothing to cancel" in err
+
+
+def test_a_local_run_off_the_grid_is_found_by_its_spec_file(valleyctl, tmp_path):
+    from manager.layout import Layout
+    from manager.selection import Selection, select
+
+    run = select(Selection(study="mini", size="40", model="tiny-qwen", isolation="pod"))[0]
+    layout = Layout.at(tmp_path)
+    layout.write_spec(run)
+    log = layout.log_file(run, "eval")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("pass@1 0.5\n")
+    env = {"HOME": str(tmp_path), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'absent' / 'mlflow.db'}"}
+    out = valleyctl(["logs", run.name, "--study", "mini", "--executor", "local"], env=env, cwd=tmp_path).stdout
+    assert f"==> {log} <==" in out and "pass@1 0.5" in out
 
 
 # --------------------------------------------- 11: why a run failed; the study's status
@@ -366,3 +405,25 @@ def test_logs_follow_streams_the_running_stage_not_the_grader(kctl):
     assert f"==> {train['metadata']['name']}/train <==" in out and "step 1/9 loss 2.3" in out, err
     assert "grader listening" not in out
     assert code == 1 and "stopped following after the timeout; the train Job" in err
+
+
+def test_a_dry_run_checks_everything_a_launch_checks_and_sums_up_creating_nothing(kctl):
+    """Seen failing on main: `--dry-run` printed the manifests and exit 0 without asking the cluster,
+    so a launch it showed as fine was refused by RBAC."""
+    fake, client, call = kctl
+    code, out, err = call(["launch", "--run", "qwen-30k+hard-4k", "--dry-run"])
+    assert code == 0, err
+    assert "dry run: 2 run(s): qwen-30k, qwen-30k+hard-4k" in out
+    assert "GPUs: up to 8 at once" in out and "GPU-hours training" in out
+    assert "image trainer:" in out and "pushed, pinned by digest" in out
+    assert "the real launch would go ahead" in out
+    dry_posts = [r for r in fake.requests if r[0] == "POST"]
+    assert dry_posts and all("dryRun" in r[1] for r in dry_posts)
+
+    fake.fail[("POST", "jobs")] = 403
+    code, out, err = call(["launch", "--run", "qwen-30k+hard-4k", "--dry-run"])
+    assert code == 1 and err.strip().splitlines()[-1].startswith("error: dry run: the real launch would be refused")
+    (refusal,) = [line for line in out.splitlines() if line.startswith("  - ")]
+    assert "forbidden" in refusal.lower() and "objects, first Job" in refusal
+    assert fake.objects == {}
+    assert record(client, "valley", "qwen-30k") is None and record(client, "valley", "qwen-30k+hard-4k") is None

@@ -23,6 +23,7 @@ SANDBOX_HELP = (
 EXAMPLES = {
     "grade": "--problems lcb.jsonl --generations eval/generations.jsonl --out eval/verdicts.jsonl",
     "serve": "--port 8000",
+    "check": "--sandbox in-gvisor",
 }
 
 
@@ -49,8 +50,14 @@ def parser(prog: str) -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="bind address; 0.0.0.0 only inside a pod (%(default)s)")
     serve.add_argument("--port", type=int, default=8000, help="TCP port (%(default)s)")
-    for command in (grade, serve):
+    check = commands.add_parser(
+        "check",
+        help="exit 0 if the sandbox's isolation works here, else 3 with one line naming the fix",
+        description=f"Example: {prog} check {EXAMPLES['check']}",
+    )
+    for command in (grade, serve, check):
         command.add_argument("--sandbox", default="auto", choices=SANDBOX_KINDS, help=SANDBOX_HELP)
+    for command in (grade, serve):
         command.add_argument("--workers", type=int, default=None, help="programs graded at once (one per CPU)")
     grade.add_argument("--timeout-s", type=float, default=None, help="per-test timeout (6 s LCB, 4 s TACO)")
     grade.add_argument(
@@ -61,19 +68,34 @@ def parser(prog: str) -> argparse.ArgumentParser:
     )
     serve.add_argument("--max-pending", type=int, default=8, help="requests queued or running before 429 (%(default)s)")
     serve.add_argument("--max-request-mb", type=int, default=256, help="largest request body, 413 above (%(default)s)")
+    serve.add_argument(
+        "--read-timeout-s", type=float, default=60.0, help="a request must be read within this, 408 after (%(default)s)"
+    )
+    serve.add_argument(
+        "--drain-s", type=float, default=25.0, help="after SIGTERM, running requests get this long (%(default)s)"
+    )
     return root
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m valley.grader") -> int:
     try:
         args = parser(prog).parse_args(argv)
-        return _grade(args) if args.command == "grade" else _serve(args)
+        return {"grade": _grade, "serve": _serve, "check": _check}[args.command](args)
     except (UsageError, IsolationUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return CONFIG_ERROR_EXIT
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+
+
+def _check(args: argparse.Namespace) -> int:
+    """The grader sidecar's preflight: an ordinary init container whose exit 3 the Job's
+    podFailurePolicy sees (a restartable sidecar's exit restarts it instead, for ever)."""
+    from valley.grader.isolation import require_isolation
+
+    print(f"sandbox {require_isolation(args.sandbox)}: isolation available")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -86,6 +108,8 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         max_pending=args.max_pending,
         max_request_mb=args.max_request_mb,
+        read_timeout_s=args.read_timeout_s,
+        drain_s=args.drain_s,
     )
     return 0
 

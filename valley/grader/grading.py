@@ -177,10 +177,11 @@ def score(rows: Iterable[dict], ks: Iterable[int] = (1,)) -> dict:
 # ---- files
 
 
-def problem_from_row(row: dict) -> Problem:
-    """An LCB row (dataset schema), a TACO row (`input_output` + `question_id`), or `Problem.to_dict()`."""
+def problem_from_row(row: dict, max_test_bytes: int | None = None) -> Problem:
+    """An LCB row (dataset schema), a TACO row (`input_output` + `question_id`), or `Problem.to_dict()`;
+    an LCB row's packed private tests inflate to at most `max_test_bytes`."""
     if "public_test_cases" in row:
-        return from_lcb_row(row)
+        return from_lcb_row(row, max_test_bytes)
     if "input_output" in row:
         return from_taco_row(row, str(row["question_id"]))
     if "tests" in row:

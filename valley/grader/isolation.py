@@ -1,13 +1,17 @@
 """Choosing the isolation: the sandbox kinds, and whether the one asked for works here.
 
 * `runsc`: a gVisor container from an OCI bundle built per sandbox (launch.py).
-* `process`: the harness as a confined host process in its own PID, network and mount
+* `process`: the harness as a confined host process in its own PID, network, IPC and mount
   namespaces (as root, or through a user namespace).
-* `in-gvisor`: the grader itself runs under gVisor (a pod with RuntimeClass gvisor, where
-  `unshare` is refused): programs run as confined processes without namespaces, gVisor is the
-  wall around all of them. Refused unless the kernel answering is gVisor's.
+* `in-gvisor`: the grader itself runs under gVisor (the pods' mode: RuntimeClass gvisor, uid
+  10001, no capabilities): the harness gets user, PID, network and IPC namespaces (gVisor
+  refuses a mount namespace there), gVisor is the wall around all of it. Refused unless the
+  kernel answering is gVisor's and those namespaces can be had.
 * `unsafe-local`: the process sandbox without namespaces, on purpose (a laptop or CI container
   that refuses `unshare`). Every verdict row and /healthz name it; cluster runs refuse it.
+
+In every kind but a non-root unsafe-local, each test's program runs chrooted into its own empty
+directory, in PID and IPC namespaces of its program's own (harness.py).
 * `auto`: runsc when the binary is on PATH, else process.
 
 Fail closed: `require_isolation` (called before any grading) refuses a kind whose isolation
@@ -25,7 +29,9 @@ from valley.errors import ConfigError
 
 SANDBOX_KINDS = ("auto", "runsc", "process", "in-gvisor", "unsafe-local")
 UNSAFE = "unsafe-local"
-NAMESPACELESS = ("in-gvisor", UNSAFE)
+# kinds where a non-root grader's programs run as its own uid (no root to give them one of their
+# own, and in-gvisor's user namespace maps only that uid): such sandboxes grade one program at a time
+SHARED_UID_KINDS = ("in-gvisor", UNSAFE)
 HOST_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
@@ -42,23 +48,33 @@ def resolve_kind(kind: str) -> str:
     return kind
 
 
-def namespace_prefix() -> tuple[str, ...]:
-    """The `unshare` invocation that works here, or () when none does."""
-    return _namespace_probe()[0]
+# the namespaces each kind's harness gets from `unshare`: gVisor refuses a mount namespace inside
+# a pod, so in-gvisor goes without one (its test children's chroot hides the file system)
+NAMESPACES = {
+    "process": ("--pid", "--net", "--ipc", "--mount", "--fork", "--kill-child", "--mount-proc"),
+    "in-gvisor": ("--pid", "--net", "--ipc", "--fork", "--kill-child"),
+}
+
+
+def namespace_prefix(kind: str) -> tuple[str, ...]:
+    """The `unshare` invocation that works here for `kind` (process, in-gvisor), or () when none does."""
+    return _namespace_probe(kind)[0]
 
 
 @functools.lru_cache(maxsize=None)
-def _namespace_probe() -> tuple[tuple[str, ...], str]:
-    """(the working `unshare` invocation or (), why none works). `VALLEY_GRADER_NAMESPACES=0`
-    makes it fail as a pod whose seccomp profile forbids `unshare` does (tests use it)."""
+def _namespace_probe(kind: str) -> tuple[tuple[str, ...], str]:
+    """(the working `unshare` invocation or (), why none works): as root without a user
+    namespace, else through one (the harness is then root of it, the grader's uid outside).
+    `VALLEY_GRADER_NAMESPACES=0` makes it fail as a pod whose seccomp profile forbids `unshare`
+    does (tests use it)."""
     unshare = shutil.which("unshare")
     if not unshare:
         return (), "no unshare binary on PATH"
     if os.environ.get("VALLEY_GRADER_NAMESPACES") == "0":
         return (), "VALLEY_GRADER_NAMESPACES=0"
-    common = ("--pid", "--net", "--mount", "--fork", "--kill-child", "--mount-proc")
-    candidates = [(unshare, *common)] if os.geteuid() == 0 else []
-    candidates.append((unshare, "--user", "--map-root-user", *common))
+    flags = NAMESPACES[kind]
+    candidates = [(unshare, *flags)] if os.geteuid() == 0 else []
+    candidates.append((unshare, "--user", "--map-root-user", *flags))
     reason = ""
     for candidate in candidates:
         try:
@@ -92,9 +108,9 @@ def require_isolation(kind: str) -> str:
             "runsc sandbox: the runsc binary is not on PATH; install it (apt-get install -y runsc) or pass --sandbox "
             "process"
         )
-    if kind == "process" and not namespace_prefix():
+    if kind == "process" and not namespace_prefix(kind):
         raise IsolationUnavailable(
-            f"process sandbox: unshare refused ({_namespace_probe()[1]}); run the grader as root or where user "
+            f"process sandbox: unshare refused ({_namespace_probe(kind)[1]}); run the grader as root or where user "
             "namespaces are allowed, install runsc, or pass --sandbox unsafe-local to grade without namespaces (never "
             "on a cluster)"
         )
@@ -102,6 +118,12 @@ def require_isolation(kind: str) -> str:
         raise IsolationUnavailable(
             "in-gvisor sandbox: this grader is not running under gVisor; use it only in a pod with "
             "runtimeClassName gvisor, or pass --sandbox process"
+        )
+    if kind == "in-gvisor" and not namespace_prefix(kind):
+        raise IsolationUnavailable(
+            f"in-gvisor sandbox: unshare refused ({_namespace_probe(kind)[1]}); the programs need a user, PID, network "
+            "and IPC namespace of their own inside the pod: allow unshare in its seccomp profile (gVisor's own "
+            "sandbox stays the outer wall)"
         )
     return kind
 
@@ -119,5 +141,5 @@ def refuse_unsafe_on_cluster(kind: str, what: str) -> None:
 
 
 def shares_uid(kind: str) -> bool:
-    """Programs in sandboxes of this kind run as the grader's own uid (no namespace, no root)."""
-    return kind in NAMESPACELESS and os.geteuid() != 0
+    """Programs in sandboxes of this kind run as the grader's own uid (see SHARED_UID_KINDS)."""
+    return kind in SHARED_UID_KINDS and os.geteuid() != 0

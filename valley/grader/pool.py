@@ -32,6 +32,8 @@ class SessionPool:
         self._lock = threading.Lock()
         self._one_at_a_time = threading.Lock()
         self._in_use = threading.BoundedSemaphore(max_in_use)
+        self._busy: set[Session] = set()
+        self._closed = False  # after close_all(abort=True): the process is stopping
         atexit.register(self.close_all)
 
     @contextlib.contextmanager
@@ -44,10 +46,14 @@ class SessionPool:
     @contextlib.contextmanager
     def _session(self, kind: str):
         with self._lock:
+            if self._closed:
+                raise SandboxError("the grader is stopping")
             session = self._idle.get(kind, []).pop() if self._idle.get(kind) else None
         fresh = session is None
         if fresh:
             session = Session(kind).start()
+        with self._lock:
+            self._busy.add(session)
         healthy = False
         try:
             yield session, fresh
@@ -58,18 +64,26 @@ class SessionPool:
                 except SandboxError:
                     pass  # the program's verdict stands; only this sandbox is not reused
         finally:
-            if healthy:
-                with self._lock:
+            with self._lock:
+                self._busy.discard(session)
+                healthy = healthy and not self._closed
+                if healthy:
                     self._idle.setdefault(kind, []).append(session)
-            else:
+            if not healthy:
                 session.close()
 
-    def close_all(self) -> None:
+    def close_all(self, abort: bool = False) -> None:
+        """Close the idle sandboxes; with `abort`, also kill those in use (their tests end as
+        infra errors) and start no more: the process is stopping."""
         with self._lock:
             sessions = [s for idle in self._idle.values() for s in idle]
             self._idle.clear()
+            busy = list(self._busy) if abort else []
+            self._closed = self._closed or abort
         for session in sessions:
             session.close()
+        for session in busy:
+            session.abort()
 
 
 POOL = SessionPool()

@@ -49,15 +49,24 @@ class Problem:
         )
 
 
-def from_lcb_row(row: dict) -> Problem:
-    """Public then private tests, as `get_evaluation_sample` concatenates them."""
+def from_lcb_row(row: dict, max_test_bytes: int | None = None) -> Problem:
+    """Public then private tests, as `get_evaluation_sample` concatenates them (the packed private
+    tests inflated to at most `max_test_bytes`)."""
     public = (
         json.loads(row["public_test_cases"]) if isinstance(row["public_test_cases"], str) else row["public_test_cases"]
     )
     private = row.get("private_test_cases") or "[]"
-    private = decode_private_tests(private) if isinstance(private, str) else private
+    private = decode_private_tests(private, max_test_bytes) if isinstance(private, str) else private
     metadata = row.get("metadata") or "{}"
     metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
+    for field, cases in (("public_test_cases", public), ("private_test_cases", private)):
+        if not isinstance(cases, list) or not all(
+            isinstance(case, dict) and isinstance(case.get("input"), str) and isinstance(case.get("output"), str)
+            for case in cases
+        ):
+            raise ValueError(f"{field}: a list of {{input, output}} objects with string values")
+    if not isinstance(metadata, dict):
+        raise ValueError("metadata: a JSON object")
     cases = [*public, *private]
     functional = any(case.get("testtype") == "functional" for case in cases)
     return Problem(

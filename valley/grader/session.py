@@ -22,9 +22,9 @@ import uuid
 
 from valley.cores import usable_cores
 from valley.grader.cpu import CpuCgroup, tree_usage
-from valley.grader.harness import CACHED_INPUT_CHARS, CLOCK_TICKS, POLLS_PER_LIMIT, InputCache, value_reply
+from valley.grader.harness import CACHED_INPUT_CHARS, CLOCK_TICKS, POLLS_PER_LIMIT, InputCache
 from valley.grader.isolation import HOST_ENV, IsolationUnavailable, resolve_kind
-from valley.grader.launch import process_launch, runsc_command, runsc_launch, scratch_root
+from valley.grader.launch import process_launch, runsc_command, runsc_launch, scratch_root, stdlib_image
 
 START_TIMEOUT_S = 30.0
 REPLY_MARGIN_S = 10.0  # the harness enforces per-test timeouts; this only catches a wedged sandbox
@@ -67,6 +67,7 @@ class Session:
         self.inputs = InputCache()  # what the harness holds (keys and sizes only)
         self._cpu_mark: float | None = None  # runsc: the sandbox's CPU seconds after its last test
         self.cgroup: CpuCgroup | None = None
+        self.aborted = False  # killed from outside (the grader stopping), not by its program
 
     def __enter__(self) -> "Session":
         return self
@@ -102,7 +103,9 @@ class Session:
         except OSError as error:
             self.close()
             raise SandboxError(f"{self.kind} sandbox could not start: {error}") from error
-        self._send(setup)
+        image = stdlib_image()
+        self._send({**setup, "stdlib_bytes": len(image)})
+        self._send_bytes(image)
         if self._receive(started + START_TIMEOUT_S) is None:
             detail = self._stderr_tail()
             self.close()
@@ -127,18 +130,16 @@ class Session:
 
         gVisor charges a task for the time it waits for a host CPU, so under runsc the CPU time
         is read from the host: the sandbox's processes' CPU during the test, which also counts
-        the sandbox's own work for it (the fork, the input and output files). On the host kernel
-        (process, unsafe-local) the harness reads its child's precise CPU time itself: the kernel
-        enforces RLIMIT_CPU on a tick-sampled figure that runs ahead of it on contended CPUs (it
-        stopped programs at 0.88 s of a 1 s limit), so RLIMIT_CPU is only a backstop there. In
-        gVisor (in-gvisor) only gVisor's clock exists, and RLIMIT_CPU on it judges."""
+        the sandbox's own work for it (the fork, the input and output files). Elsewhere (process,
+        unsafe-local, in-gvisor) the harness's zygote reads the precise CPU time of every
+        process the test started (live ones below it, and those it reaped) and stops the test
+        itself: the kernel enforces RLIMIT_CPU on a tick-sampled figure that runs ahead of it on
+        contended CPUs (it stopped programs at 0.88 s of a 1 s limit), and per process, so
+        RLIMIT_CPU is only a backstop there. In gVisor (in-gvisor) that is gVisor's clock."""
         host_clock = self.kind == "runsc"
-        harness_watch = self.kind not in ("runsc", "in-gvisor")
         backstop = BACKSTOP * timeout_s
-        limits = {"cpu_limit_s": timeout_s, "wall_limit_s": backstop}  # in-gvisor: RLIMIT_CPU judges
-        if host_clock:
-            limits["cpu_limit_s"] = backstop
-        elif harness_watch:
+        limits = {"cpu_limit_s": backstop, "wall_limit_s": backstop}
+        if not host_clock:
             limits.update(cpu_limit_s=WATCHED_RLIMIT * timeout_s + 0.5, watch_cpu_s=timeout_s)
         waited = time.perf_counter()
         with TEST_SLOTS:
@@ -146,14 +147,18 @@ class Session:
             message = self._test_message(test_input, limits)
             # the sandbox is idle between two tests of a program: the last reading still holds
             cpu_before = self._cpu_mark if self._cpu_mark is not None else self._host_cpu_s() if host_clock else 0.0
-            queued_at_first_poll: list[int] = []  # tests shorter than a poll never read /proc
+            # tests shorter than a poll never read /proc. The guard counts from the first poll: the
+            # run-queue waits before it (the test's processes being started on a busy machine) are
+            # in its baseline, so the time before it must not count either, or a wait would
+            first_poll: list[tuple[float, int]] = []
 
             def over_limit() -> str | None:
                 _ticks, queued_ns = tree_usage(self.process.pid)
                 if host_clock and self._host_cpu_s() - cpu_before > timeout_s:
                     return "cpu_limit"
-                queued_at_first_poll[:] = queued_at_first_poll or [queued_ns]
-                if time.perf_counter() - started - (queued_ns - queued_at_first_poll[0]) / 1e9 > WALL_GUARD * timeout_s:
+                first_poll[:] = first_poll or [(time.perf_counter(), queued_ns)]
+                polled_at, queued_then = first_poll[0]
+                if time.perf_counter() - polled_at - (queued_ns - queued_then) / 1e9 > WALL_GUARD * timeout_s:
                     return "wall_limit"
                 return None
 
@@ -172,12 +177,11 @@ class Session:
                 reply["cpu_s"] = round(self._cpu_mark - cpu_before, 4)
             finished = time.perf_counter()
         if reply is None:
+            if self.aborted:
+                raise SandboxError(f"{self.kind} sandbox closed while grading: the grader is stopping")
             raise ProgramEndedSandbox(self._stderr_tail())
         if reply.get("status") == "harness_error":
             raise SandboxError(f"{self.kind} harness failed: {reply['detail']}")
-        if "value_json" in reply:
-            checked = value_reply(reply.pop("value_json"))
-            reply.update(checked, stderr=checked.get("stderr") or reply["stderr"])
         if (reply.get("cpu_s") or 0) > timeout_s:
             reply.update(status="timeout", limit="cpu_limit")
         harness = reply.pop("stages")
@@ -245,6 +249,18 @@ class Session:
             self.cgroup = None
         shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def abort(self) -> None:
+        """Kill the sandbox from another thread: the test it runs ends as an infrastructure error."""
+        self.aborted = True
+        process = self.process
+        if process is not None:
+            if self.container_id:
+                runsc_command(self.workdir, "kill", self.container_id, "KILL")
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
     def _kill(self) -> None:
         if self.process.poll() is None and self.container_id:
             runsc_command(self.workdir, "kill", self.container_id, "KILL")
@@ -267,12 +283,54 @@ class Session:
             pass  # the reply read reports the dead sandbox
 
     def _receive(self, deadline: float, watch: tuple | None = None) -> dict | None:
-        """The next reply line. `watch` = (over_limit, poll_s): every poll_s, tell the harness
-        to stop the test once over_limit() names the limit passed."""
+        """The next reply: its line, and the program's output and stderr tail it announces,
+        which follow it as raw bytes (`stdout`, `value_json`, `stderr`: text, decoded here).
+        `watch` = (over_limit, poll_s): every poll_s, tell the harness to stop the test once
+        over_limit() names the limit passed."""
+        line = self._read_until(lambda: self._buffer.find(b"\n"), deadline, watch)
+        if line is None:
+            return None
+        try:
+            reply = json.loads(line[:-1])
+            sizes = [int(reply.pop("output_bytes", 0) or 0), int(reply.pop("stderr_bytes", 0) or 0)]
+        except (json.JSONDecodeError, TypeError, ValueError, AttributeError):
+            return None
+        if "output" not in reply:
+            return reply
+        data = self._read_exact(sum(sizes), deadline)
+        if data is None:
+            return None
+        channel = reply.pop("output")
+        if channel in ("stdout", "value"):  # decoded from the buffer itself: the output is held twice at most
+            reply["stdout" if channel == "stdout" else "value_json"] = str(data[: sizes[0]], "utf-8", "replace")
+        reply["stderr"] = str(data[sizes[0] :], "utf-8", "replace")
+        return reply
+
+    def _read_exact(self, size: int, deadline: float) -> memoryview | None:
+        """The next `size` bytes from the harness, read into one buffer of that size."""
+        data = bytearray(size)
+        view = memoryview(data)
+        taken = min(size, len(self._buffer))
+        view[:taken] = self._buffer[:taken]
+        del self._buffer[:taken]
         fd = self.process.stdout.fileno()
-        scanned = 0  # a reply can be tens of MB: look for the newline only in new bytes
-        while (end := self._buffer.find(b"\n", scanned)) < 0:
-            scanned = len(self._buffer)
+        while taken < size:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                self._kill()
+                return None
+            if select.select([fd], [], [], remaining)[0]:
+                got = os.readv(fd, [view[taken:]])
+                if not got:
+                    return None
+                taken += got
+        return view
+
+    def _read_until(self, end_of, deadline: float, watch: tuple | None = None) -> bytes | None:
+        """The buffered bytes up to and including index end_of() (-1: not there yet), read from
+        the harness until then; None when it ended or the deadline passed."""
+        fd = self.process.stdout.fileno()
+        while (end := end_of()) < 0:
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 self._kill()
@@ -288,12 +346,9 @@ class Session:
                 if not chunk:
                     return None
                 self._buffer += chunk
-        line = bytes(self._buffer[:end])
+        data = bytes(self._buffer[: end + 1])
         del self._buffer[: end + 1]
-        try:
-            return json.loads(line)
-        except json.JSONDecodeError:
-            return None
+        return data
 
     def _stderr_tail(self) -> str:
         if self.process.poll() is None:

@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from valley.grader.harness import decode_value
+from valley.grader.values import decode_reply
 
 TEST_STATUSES = ("pass", "wrong_answer", "timeout", "runtime_error", "compile_error")
 
@@ -56,29 +56,36 @@ def program_status(tests: list[TestResult], total: int) -> str:
     return "pass" if len(tests) == total else "infra_error"
 
 
-# ---- LiveCodeBench (lcb_runner/evaluation/testing_util.py)
+# ---- LiveCodeBench (lcb_runner/evaluation/testing_util.py). The comparisons below are exactly
+# LCB's and TACO's, written so that what they allocate is bounded by the expected output (trusted),
+# not by the program's: a line or token count is checked at C speed before anything is split.
 
 
 def _stripped_lines(text: str) -> list[str]:
     return [line.strip() for line in text.strip().split("\n")]
 
 
-def _decimals(line: str) -> list[Decimal] | None:
+def _decimals(tokens: list[str]) -> list[Decimal] | None:
     try:
-        return [Decimal(token) for token in line.split()]
+        return [Decimal(token) for token in tokens]
     except (InvalidOperation, ValueError):
         return None
 
 
 def lcb_stdout_matches(output: str, expected: str) -> bool:
     """Line counts equal; each line equal after strip, or equal as Decimal tokens."""
-    got, want = _stripped_lines(output), _stripped_lines(expected)
-    if len(got) != len(want):
+    want = _stripped_lines(expected)
+    output = output.strip()
+    if output.count("\n") + 1 != len(want):
         return False
-    for got_line, want_line in zip(got, want, strict=True):
+    for got_line, want_line in zip((line.strip() for line in output.split("\n")), want, strict=True):
         if got_line == want_line:
             continue
-        got_numbers, want_numbers = _decimals(got_line), _decimals(want_line)
+        want_tokens = want_line.split()
+        got_tokens = got_line.split(None, len(want_tokens))  # more tokens than expected: one left over
+        if len(got_tokens) != len(want_tokens):
+            return False
+        got_numbers, want_numbers = _decimals(got_tokens), _decimals(want_tokens)
         if got_numbers is None or want_numbers is None or got_numbers != want_numbers:
             return False
     return True
@@ -98,22 +105,20 @@ def lcb_value_matches(value, expected_json: str) -> bool:
 
 
 def taco_stdout_matches(output: str, expected: str) -> bool:
-    if output.strip() == expected.strip():
-        return True
-    got = [line.strip() for line in output.strip().split("\n") if line.strip()]
-    want = [line.strip() for line in expected.strip().split("\n") if line.strip()]
+    """TACO's checks in order (the whole text stripped, its non-empty stripped lines, its
+    whitespace tokens, then the tokens as floats within 1e-5): each of the first three implies
+    the tokens are equal, so equal tokens or close floats decide."""
+    want = expected.split()
+    got = output.split(None, len(want))  # more tokens than expected: one left over, never equal
     if got == want:
         return True
-    got_tokens, want_tokens = " ".join(got).split(), " ".join(want).split()
-    if got_tokens == want_tokens:
-        return True
+    if len(got) != len(want):
+        return False
     try:
-        got_floats, want_floats = [float(t) for t in got_tokens], [float(t) for t in want_tokens]
+        got_floats, want_floats = [float(t) for t in got], [float(t) for t in want]
     except ValueError:
         return False
-    return len(got_floats) == len(want_floats) and all(
-        math.isclose(g, w, rel_tol=1e-5, abs_tol=1e-8) for g, w in zip(got_floats, want_floats, strict=True)
-    )
+    return all(math.isclose(g, w, rel_tol=1e-5, abs_tol=1e-8) for g, w in zip(got_floats, want_floats, strict=True))
 
 
 def taco_value_matches(value, expected_json: str) -> bool:
@@ -134,10 +139,12 @@ def taco_value_matches(value, expected_json: str) -> bool:
 
 
 def judge_test(judge: str, mode: str, raw: dict, expected: str) -> tuple[str, str]:
-    """Turn one harness result into (status, detail)."""
+    """Turn one harness result into (status, detail). Whatever the program printed or returned,
+    this gives it a verdict: an output that cannot be decoded or compared is the program's own
+    runtime error or wrong answer, never an exception that would make it an infra_error."""
     status = raw["status"]
     if status == "output_limit":
-        return "wrong_answer", "output over the size cap"
+        return "wrong_answer", f"output over the size cap; {raw.get('stderr', '')[-400:]}".rstrip("; ")
     if status == "timeout":
         limit = {"wall_limit": "wall-clock guard (a sleeping or blocked program)"}.get(
             raw.get("limit"), "CPU time limit"
@@ -145,13 +152,14 @@ def judge_test(judge: str, mode: str, raw: dict, expected: str) -> tuple[str, st
         return "timeout", f"{limit}; {raw.get('stderr', '')[-400:]}".rstrip("; ")
     if status != "exited":
         return status, raw.get("stderr", "")[-500:]
-    if mode == "functional":
-        matches = lcb_value_matches if judge == "lcb" else taco_value_matches
-        try:
-            ok = matches(raw["decoded"] if "decoded" in raw else decode_value(raw["value"]), expected)
-        except Exception as error:  # the harness checked the value; this is a last wall, never a crash
-            return "wrong_answer", f"the return value could not be compared ({type(error).__name__})"
-    else:
-        matches = lcb_stdout_matches if judge == "lcb" else taco_stdout_matches
-        ok = matches(raw["stdout"], expected)
+    try:
+        if mode == "functional":
+            status, value, why = decode_reply(raw.get("value_json", ""), expected)
+            if status != "exited":
+                return status, why
+            ok = (lcb_value_matches if judge == "lcb" else taco_value_matches)(value, expected)
+        else:
+            ok = (lcb_stdout_matches if judge == "lcb" else taco_stdout_matches)(raw["stdout"], expected)
+    except Exception as error:  # a last wall: nothing a program produced may raise out of here
+        return "wrong_answer", f"the output could not be compared ({type(error).__name__})"
     return ("pass", "") if ok else ("wrong_answer", "")

@@ -43,6 +43,7 @@ def test_corpus_covers_the_required_cases(corpus):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # 430 programs; under runsc each now starts a zygote of its own (0.15-0.45 s)
 @pytest.mark.parametrize("sandbox", ["process", pytest.param("runsc", marks=pytest.mark.runsc)])
 def test_corpus_verdicts_through_the_cli(valley, corpus, tmp_path, sandbox):
     if sandbox == "runsc":

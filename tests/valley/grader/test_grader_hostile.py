@@ -465,3 +465,47 @@ def test_hostile_programs_under_a_non_root_grader(listener, planted_token, sandb
         batch.check(result.stdout + result.stderr, connections, planted_token, str(package.parent))
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_files_hidden_by_their_modes_are_still_watched_and_removed_under_a_non_root_grader(tmp_path):
+    """A directory the program makes unlistable (0300, 0) neither hides files from the disk
+    watch nor survives the cleanup where the grader, non-root and without namespaces, shares the
+    program's uid (the pods' in-gvisor mode is checked the same way in test_grader_isolation)."""
+    from tests.valley.grader import probes
+
+    system_python = require_uid_switch()
+    root = Path(tempfile.mkdtemp(prefix="valley-hidden-"))
+    try:
+        root.chmod(0o755)
+        package = grader_package(root / "pkg")
+        scratch = root / "sandboxes"
+        scratch.mkdir()
+        subprocess.run(["chown", "-R", "65534:65534", str(scratch)], check=True)
+        script = (
+            f"import json, sys; sys.path.insert(0, {str(package)!r})\n"
+            "from valley.grader.grading import grade_code\n"
+            "from valley.grader.pool import POOL\n"
+            "from valley.grader.problem import Problem, TestCase\n"
+            "problem = Problem('p', (TestCase('1\\n', 'ok\\n'),), timeout_s=5)\n"
+            f"programs = ({probes.fill(probes.HIDDEN_DISK_FILLER)!r}, {probes.fill(probes.HIDE_FILES)!r})\n"
+            "verdicts = [grade_code(problem, code, sandbox='unsafe-local', limits={'scratch_mb': 16}).status\n"
+            "            for code in programs]\n"
+            "POOL.close_all()\n"
+            "print(json.dumps(verdicts))\n"
+        )
+        result = subprocess.run(
+            ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", system_python, "-I", "-c", script],
+            env={"PATH": "/usr/bin:/bin", "HOME": str(root), "VALLEY_GRADER_TMPDIR": str(scratch)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        filler, hider = json.loads(result.stdout)
+        assert filler == "wrong_answer"  # stopped at 16 MiB however hidden: output over the size cap
+        assert hider == "wrong_answer"
+        assert [str(p) for p in scratch.rglob("*")] == []  # nothing left, modes notwithstanding
+    finally:
+        subprocess.run(["chmod", "-R", "u+rwx", str(root)], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

@@ -11,9 +11,10 @@ import pytest
 
 from valley.grader.extract import extract_code, strip_think
 from valley.grader.grading import pass_at_k, score
-from valley.grader.harness import Opaque, decode_value, encode_value
+from valley.grader.harness import encode_value
 from valley.grader.lcb import encode_private_tests
 from valley.grader.problem import LCB_TIMEOUT_S, TACO_TIMEOUT_S, from_lcb_row, from_taco_row
+from valley.grader.values import Opaque, decode_value
 from valley.grader.verdict import lcb_stdout_matches, lcb_value_matches, taco_stdout_matches, taco_value_matches
 
 
@@ -73,10 +74,14 @@ def test_taco_comparison_is_more_lenient():
 
 
 def test_values_cross_the_sandbox_boundary_with_their_types():
-    value = {"t": (1, [2, (3,)]), "s": {1, 2}, "big": 2**80, "f": float("inf"), 4: None}
+    value = {"t": (1, [2, (3,)]), "big": 2**80, "huge": 2**14000, "f": float("inf"), "n": None}
     decoded = decode_value(json.loads(json.dumps(encode_value(value))))
     assert decoded == value
     assert isinstance(decoded["t"], tuple) and isinstance(decoded["t"][1][1], tuple)
+    # a set, or a dict with a key that is not a string, equals no JSON value: never hashed, equal to nothing
+    for unequal in ({1, 2}, {4: None}, {"s": {1}}):
+        assert isinstance(decode_value(json.loads(json.dumps(encode_value(unequal)))), (Opaque, dict))
+        assert not lcb_value_matches(decode_value(json.loads(json.dumps(encode_value(unequal)))), "[1, 2]")
     assert math.isnan(decode_value(encode_value(float("nan"))))
     assert isinstance(decode_value(encode_value(object())), Opaque)
 

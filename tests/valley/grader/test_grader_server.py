@@ -4,6 +4,7 @@ request-size limit (413), bounded queue (429), and the stdlib-only entrypoint.""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -41,11 +42,11 @@ def problem_row(question_id: str = "double") -> dict:
     }
 
 
-def start_server(*args: str) -> tuple[subprocess.Popen, str]:
-    return start_server_on(free_port(), *args)
+def start_server(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    return start_server_on(free_port(), *args, env=env)
 
 
-def start_server_on(port: int, *args: str) -> tuple[subprocess.Popen, str]:
+def start_server_on(port: int, *args: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
     # -S -I: no site-packages, no PYTHONPATH: the entrypoint must run on the standard library alone
     process = subprocess.Popen(
         [
@@ -65,6 +66,7 @@ def start_server_on(port: int, *args: str) -> tuple[subprocess.Popen, str]:
         ],
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
@@ -302,3 +304,104 @@ def test_a_killed_client_resumes_without_regrading_or_duplicates(server, tmp_pat
     lines = out.read_text().splitlines()
     assert len(lines) == 6 == len(read_verdicts(out))
     assert all(row["passed"] for row in read_verdicts(out).values())
+
+
+# ---- hardening (issue 21): whatever a client sends, one line back and no slot held for ever
+
+
+def raw_request(url: str, head: str, body: bytes = b"", *, close_write: bool = False, timeout_s: float = 60) -> bytes:
+    """Send a hand-made request; returns the status line (b"" when the server closed without one)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout_s) as connection:
+        connection.sendall(head.encode() + b"\r\n\r\n" + body)
+        if close_write:
+            connection.shutdown(socket.SHUT_WR)
+        return connection.makefile("rb").readline()
+
+
+def grading_body(size: int = 0) -> bytes:
+    """A valid request, padded with whitespace to `size` bytes."""
+    body = json.dumps(
+        {
+            "problems": [problem_row()],
+            "generations": [{"question_id": "double", "sample_id": 0, "response": "```python\nprint(1)\n```"}],
+        }
+    ).encode()
+    return body + b" " * max(0, size - len(body))
+
+
+def test_a_negative_or_malformed_content_length_is_400_and_bypasses_nothing(server):
+    oversized = grading_body(2 * 1024 * 1024)  # the server takes 1 MiB
+    for length in ("-1", "abc", "+5", "1e3", ""):
+        status = raw_request(
+            server, f"POST /grade HTTP/1.1\r\nHost: x\r\nContent-Length: {length}", oversized, close_write=True
+        )
+        assert b" 400 " in status, (length, status)
+
+
+def test_undecodable_or_inflating_private_tests_get_one_line_and_no_memory(server):
+    import base64
+    import pickle
+    import zlib
+
+    bomb = [{"input": "1" * (64 << 20), "output": "2", "testtype": "stdin"}]  # 64 MiB of tests
+    cases = {
+        413: base64.b64encode(zlib.compress(pickle.dumps(json.dumps(bomb)), 9)).decode(),  # ~64 KiB on the wire
+        400: base64.b64encode(zlib.compress(b"not a pickle")).decode(),
+    }
+    for expected, encoded in cases.items():
+        row = {**problem_row(), "private_test_cases": encoded}
+        body = {"problems": [row], "generations": [{"question_id": "double", "sample_id": 0, "response": "x"}]}
+        status, _headers, answer = post(server, json.dumps(body).encode())
+        assert status == expected and "private_test_cases" in answer["error"], (status, answer)
+        assert "\n" not in answer["error"]
+    # a body whose problems or generations have the wrong shape: 400 with the reason, never an empty reply
+    for body in (
+        {"problems": [{**problem_row(), "private_test_cases": json.dumps({"input": 1})}], "generations": []},
+        {"problems": [problem_row()], "generations": [{"question_id": "double", "sample_id": 0, "response": 5}]},
+        {"problems": "x", "generations": []},
+        [1, 2],
+    ):
+        status, _headers, answer = post(server, json.dumps(body).encode())
+        assert status == 400 and answer["error"] and "\n" not in answer["error"], (body, status, answer)
+
+
+def test_a_client_that_never_finishes_its_body_is_cut_off_and_frees_its_slot():
+    process, url = start_server("--workers", "1", "--max-pending", "1", "--read-timeout-s", "2")
+    try:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=60) as stalled:
+            stalled.sendall(b'POST /grade HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"problems"')
+            cut_off = stalled.makefile("rb").readline()  # at the read deadline: 408
+            assert b" 408 " in cut_off, cut_off
+        status, _headers, body = post(url, grading_body())  # its slot is free again
+        assert status == 200 and body["rows"][0]["verdict"] == "wrong_answer"
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_sigterm_drains_within_its_bound_whatever_clients_do(tmp_path):
+    scratch = tmp_path / "sandboxes"
+    scratch.mkdir()
+    scratch.chmod(0o711)
+    process, url = start_server("--workers", "1", "--drain-s", "2", env={"VALLEY_GRADER_TMPDIR": str(scratch)})
+    long_running = json.dumps(
+        {
+            "problems": [problem_row()],
+            "generations": [{"question_id": "double", "sample_id": 0, "response": SLEEPER}],
+            "timeout_s": 20,  # its wall-clock guard stops it after 60 s
+        }
+    ).encode()
+    threading.Thread(target=post, args=(url, long_running), daemon=True).start()
+    host, port = url.removeprefix("http://").split(":")
+    stalled = socket.create_connection((host, int(port)))
+    stalled.sendall(b"POST /grade HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+    try:
+        health_when(url, lambda _status, body: body["pending"] == 2)  # both admitted: one grading, one stalled
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0  # the drain bound (2 s), not the running program's 60 s
+        assert list(scratch.iterdir()) == []  # its sandboxes closed on the way out
+    finally:
+        stalled.close()
+        process.kill()
