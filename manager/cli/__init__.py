@@ -15,6 +15,7 @@ from manager.cli.runs import (
     render_command,
     status_command,
 )
+from manager.cli.store import store_app
 from manager.cli.study import compare_command, plan_command
 from valley.cli_kit import run_cli, typer_app
 
@@ -32,6 +33,7 @@ app.command("logs")(logs_command)
 app.command("cancel")(cancel_command)
 app.command("reconcile")(reconcile_command)
 app.add_typer(images_app, name="images")
+app.add_typer(store_app, name="store")
 
 
 def main() -> None:
