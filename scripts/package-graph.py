@@ -28,7 +28,7 @@ TOP = ("valley", "manager")
 #: the order inside manager/, bottom-up: which runs and what is recorded, then the stages, then the
 #: manifests, then what submits, watches and reads back, then the CLI
 MANAGER_TIERS = (
-    ("manager.images", "manager.mlflow_ui", "manager.profile", "manager.study", "manager.tracking"),
+    ("manager.images", "manager.mlflow_ui", "manager.profile", "manager.store", "manager.study", "manager.tracking"),
     ("manager.layout", "manager.selection"),
     ("manager.render",),
     ("manager.backends", "manager.compare", "manager.gitops", "manager.plan"),
