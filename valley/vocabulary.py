@@ -140,6 +140,8 @@ TRAIN_METRICS, EVAL_METRICS, SYSTEM_METRICS = "train/", "eval/", "system/"
 ATTEMPT_TAG = "valley.attempt"
 PREVIOUS_RUN_TAG = "valley.previous_run_id"
 CREATED_BY_TAG = "valley.created_by"
+#: where a run was launched (k8s, local): what `logs` and `cancel` use when no --executor is given
+EXECUTOR_TAG = "valley.executor"
 #: the namespace a cluster launch put the run's objects in
 NAMESPACE_TAG = "valley.namespace"
 #: a cluster launch records a run `pending` until every object of it exists, then `done`; a pending run with

@@ -26,6 +26,7 @@ from valley.vocabulary import (
     APP_COMPONENT,
     ATTEMPT_TAG,
     CONFIGMAPS,
+    EXECUTOR_TAG,
     LABEL_ANNOTATION,
     LAUNCH_DEADLINE_TAG,
     LAUNCH_DONE,
@@ -158,7 +159,9 @@ class KubernetesBackend(Backend):
         # a run that ended (cancelled, failed or finished) whose Jobs are gone starts again as a new attempt:
         # its record keeps the status it ended with
         restart = frozenset() if kube.list("Job", of_run(run.name)) else TERMINAL
-        run_id, created = tracker.ensure_run(run, restart=restart, tags=pending, recorded=undo.recorded(run))
+        run_id, created = tracker.ensure_run(
+            run, restart=restart, tags={**pending, EXECUTOR_TAG: self.name}, recorded=undo.recorded(run)
+        )
         if not created and before is not None and before.data.tags.get(LAUNCH_TAG) == LAUNCH_PENDING:
             undo.pending.append(run_id)  # an unfinished launch of it: this one finishes it
         objects = render_run(run, replace(self.context, run_id=run_id))

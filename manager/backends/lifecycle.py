@@ -24,6 +24,7 @@ from valley.vocabulary import (
     ALL_OBJECTS,
     APP_COMPONENT,
     CONFIGMAPS,
+    EXECUTOR_TAG,
     LAUNCH_ABANDONED,
     LAUNCH_DEADLINE_TAG,
     LAUNCH_TAG,
@@ -371,7 +372,7 @@ def ensure_gitops_runs(kube, tracker, specs: list[dict], *, echo=print) -> None:
         if not name.endswith("-spec") or name.removesuffix("-spec") + "-mlflow" in have:
             continue
         run = spec_of(cm)
-        run_id, created = tracker.ensure_run(run)
+        run_id, created = tracker.ensure_run(run, tags={EXECUTOR_TAG: "k8s"})
         ctx = replace(RenderContext(namespace=kube.namespace), run_id=run_id, tracking_uri=tracker.uri)
         kube.create(mlflow_configmap(run, ctx))
         echo(f"{run.name}: MLflow run {run_id} {'created' if created else 'found'} for a spec applied from git")

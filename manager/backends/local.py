@@ -27,6 +27,7 @@ from valley.cores import usable_cores
 from valley.errors import ValleyError
 from valley.files import write_atomic
 from valley.spec import RunSpec
+from valley.vocabulary import EXECUTOR_TAG
 
 
 class LocalBackend(Backend):
@@ -61,7 +62,7 @@ class LocalBackend(Backend):
         tracker = Tracker(self.tracking_uri)
         launched = []
         for run in runs:
-            run_id, created = tracker.ensure_run(run)
+            run_id, created = tracker.ensure_run(run, tags={EXECUTOR_TAG: self.name})
             launched.append(LaunchedRun(run.label, run.name, run_id, created))
             self.layout.write_spec(run)
         run_ids = {r.name: r.run_id for r in launched}

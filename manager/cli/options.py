@@ -44,6 +44,14 @@ ClusterTrackingOpt = Annotated[str, typer.Option("--cluster-tracking-uri", help=
 ExecutorOpt = Annotated[
     Executor, typer.Option("--executor", help="k8s (Jobs on the cluster) or local (subprocesses here).")
 ]
+RunExecutorOpt = Annotated[
+    Optional[Executor],
+    typer.Option(
+        "--executor",
+        help="k8s or local; default: where the run was launched (its MLflow record), else k8s.",
+        show_default=False,
+    ),
+]
 ReadExecutorOpt = Annotated[
     ReadExecutor,
     typer.Option(

@@ -27,6 +27,7 @@ from manager.cli.options import (
     QueueOpt,
     ReadExecutorOpt,
     RunArg,
+    RunExecutorOpt,
     RunOpt,
     SizeOpt,
     StudyOpt,
@@ -292,20 +293,23 @@ def logs_command(
         bool, typer.Option("--follow", "-f", help="Stream the stage that runs, then the next, until the run ends.")
     ] = False,
     timeout: FollowTimeoutOpt = "24h",
-    executor: ExecutorOpt = "k8s",
+    executor: RunExecutorOpt = None,
     namespace: NamespaceOpt = "valley",
+    tracking_uri: TrackingOpt = None,
 ) -> None:
     """Print a run's logs (data, train, eval), from its pods or the local log files.
 
     \b
     Examples:
       valleyctl logs qwen-10k --follow
-      valleyctl logs tiny-qwen-40 --study mini --executor local
+      valleyctl logs tiny-qwen-40 --study mini
     """
     from manager.backends import backend
 
     out = Output()
-    chosen = backend(executor, namespace=namespace)
+    chosen = backend(
+        executor or _launched_with(run, study, tracking_uri), namespace=namespace, tracking_uri=tracking_uri
+    )
     for chunk in chosen.logs(chosen.find_run(run, study), follow=follow, timeout=timeout):
         if chunk.kind == "header":
             out.line(f"==> {chunk.text} <==")
@@ -318,19 +322,23 @@ def logs_command(
 def cancel_command(
     run: RunArg,
     study: StudyOpt = "valley",
-    executor: ExecutorOpt = "k8s",
+    executor: RunExecutorOpt = None,
     namespace: NamespaceOpt = "valley",
     tracking_uri: TrackingOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a run's Jobs (with their pods) and mark its MLflow run KILLED.
 
-    Example:
+    \b
+    Examples:
       valleyctl cancel qwen-10k
+      valleyctl cancel tiny-qwen-40 --study mini
     """
     from manager.backends import backend
 
-    chosen = backend(executor, tracking_uri=tracking_uri, namespace=namespace)
+    chosen = backend(
+        executor or _launched_with(run, study, tracking_uri), tracking_uri=tracking_uri, namespace=namespace
+    )
     result = chosen.cancel(chosen.find_run(run, study))
     out = Output(as_json)
     if result.marked:
@@ -362,3 +370,22 @@ def _print_reconcile(out: Output, result) -> None:
     for run_name, why in sorted(result.waiting.items()):
         out.line(f"{run_name}: {why}")
     out.line(f"reconciled {result.runs} run(s) in {result.namespace}; opened {result.opened} Job(s)")
+
+
+def _launched_with(wanted: str, study: str, tracking_uri: str | None) -> str:
+    """The executor a run was launched with, as its MLflow record says; k8s when no record answers
+    (no local store here, the tracking server down: the cluster is the default)."""
+    from mlflow.exceptions import MlflowException
+
+    from manager.tracking import Tracker, require_reachable, resolve_tracking_uri
+    from valley.vocabulary import EXECUTOR_TAG
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return "k8s"
+    try:
+        require_reachable(uri)
+        records = Tracker(uri).recorded(study, wanted)
+    except (ValleyError, MlflowException):
+        return "k8s"
+    return records[0].data.tags.get(EXECUTOR_TAG, "k8s") if records else "k8s"

@@ -49,7 +49,7 @@ def test_two_chains_at_once_one_failing_then_resume(valleyctl, tmp_path):
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("valley-mini").experiment_id
     (run,) = client.search_runs([experiment], "tags.`valley.label` = 'tiny-qwen-40' and tags.`valley.kind` = 'run'")
-    assert run.info.status == "FINISHED"
+    assert run.info.status == "FINISHED" and run.data.tags["valley.executor"] == "local"
     stages = {
         child.data.tags["valley.kind"]: child
         for child in client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")

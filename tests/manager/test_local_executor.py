@@ -247,3 +247,23 @@ def test_a_local_launch_with_json_prints_one_document(valleyctl, tmp_path, mlflo
     document = json.loads(result.stdout)
     assert (document["steps"]["done"], document["steps"]["failed"]) == (0, 2) and not document["ok"]
     assert "x failed fetch tiny-qwen" in result.stderr
+
+
+def test_logs_and_cancel_default_to_the_executor_the_run_was_launched_with(valleyctl, tmp_path):
+    """A run launched locally is cancelled and its logs read without --executor local (seen failing
+    on main: both went to the cluster and stopped at 'no Kubernetes cluster configured')."""
+    from manager.study import mini_study
+    from manager.tracking import Tracker
+    from valley.vocabulary import EXECUTOR_TAG
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (run,) = [r for r in mini_study() if r.label == "tiny-qwen-40"]
+    run_id, _ = Tracker(uri).ensure_run(run, tags={EXECUTOR_TAG: "local"})  # as a local launch records it
+    env = {"KUBECONFIG": str(tmp_path / "no-cluster")}
+    where = ["tiny-qwen-40", "--study", "mini", "--tracking-uri", uri]
+
+    logs = valleyctl(["logs", *where], env=env, cwd=tmp_path, check=False)
+    assert logs.returncode == 1 and "no local logs under" in logs.stderr and "cluster" not in logs.stderr
+    cancelled = valleyctl(["cancel", *where], env=env, cwd=tmp_path)
+    assert f"MLflow run {run_id} marked KILLED" in cancelled.stdout
+    assert Tracker(uri).client.get_run(run_id).info.status == "KILLED"

@@ -102,6 +102,7 @@ def test_relaunch_after_cancel_is_a_new_attempt_linked_to_the_killed_run(kctl):
     launched(call, "--run", "llama-1k")
     first = record(client, "valley", "llama-1k")
     name = first.data.tags["valley.run_name"]
+    assert first.data.tags["valley.executor"] == "k8s"  # so `cancel` without --executor goes to the cluster
     assert call(["cancel", "llama-1k"])[0] == 0
     assert client.get_run(first.info.run_id).info.status == "KILLED"
     out = launched(call, "--run", "llama-1k")
