@@ -36,6 +36,21 @@ def require_uid_switch() -> str:
     return system_python
 
 
+def python_as_nobody(system_python: str, script: str, args: list, env: dict, timeout: float):
+    """`system_python -I -c SCRIPT ARGS` as uid/gid 65534 with no groups (setpriv), as a non-root
+    grader image runs: only what env gives it, output captured."""
+    command = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", system_python, "-I", "-c", script]
+    return subprocess.run([*command, *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def grader_cli_entry(package_dir: Path) -> str:
+    """A script that runs `python -m valley.grader` from the copy of the grader package in package_dir."""
+    return (
+        f"import sys; sys.path.insert(0, {str(package_dir)!r}); "
+        "from valley.grader.__main__ import main; sys.exit(main())"
+    )
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="rewrite golden files instead of comparing")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_tool, require_uid_switch
+from tests.conftest import grader_cli_entry, python_as_nobody, require_tool, require_uid_switch
 from tests.valley.grader.standalone import grader_package
 from valley.grader.grading import read_verdicts
 
@@ -426,39 +426,12 @@ def test_hostile_programs_under_a_non_root_grader(listener, planted_token, sandb
         batch.out.chmod(0o666)
         for path in (batch.problems, batch.generations):
             path.chmod(0o644)
-        entry = (
-            f"import sys; sys.path.insert(0, {str(package.parent)!r}); "
-            "from valley.grader.__main__ import main; sys.exit(main())"
-        )
-        result = subprocess.run(
-            [
-                "setpriv",
-                "--reuid",
-                "65534",
-                "--regid",
-                "65534",
-                "--clear-groups",
-                system_python,
-                "-I",
-                "-c",
-                entry,
-                "grade",
-                "--problems",
-                str(batch.problems),
-                "--generations",
-                str(batch.generations),
-                "--out",
-                str(batch.out),
-                "--sandbox",
-                sandbox,
-                "--workers",
-                "2",
-                "--timeout-s",
-                "2",
-            ],
+        result = python_as_nobody(
+            system_python,
+            grader_cli_entry(package.parent),
+            ["grade", "--problems", batch.problems, "--generations", batch.generations, "--out", batch.out]
+            + ["--sandbox", sandbox, "--workers", "2", "--timeout-s", "2"],
             env={"PATH": "/usr/bin:/bin", "HOME": str(root), **batch.env()},
-            capture_output=True,
-            text=True,
             timeout=300,
         )
         assert result.returncode == 0, result.stderr
@@ -494,11 +467,11 @@ def test_files_hidden_by_their_modes_are_still_watched_and_removed_under_a_non_r
             "POOL.close_all()\n"
             "print(json.dumps(verdicts))\n"
         )
-        result = subprocess.run(
-            ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", system_python, "-I", "-c", script],
+        result = python_as_nobody(
+            system_python,
+            script,
+            [],
             env={"PATH": "/usr/bin:/bin", "HOME": str(root), "VALLEY_GRADER_TMPDIR": str(scratch)},
-            capture_output=True,
-            text=True,
             timeout=120,
         )
         assert result.returncode == 0, result.stderr

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_tool, require_uid_switch
+from tests.conftest import grader_cli_entry, python_as_nobody, require_tool, require_uid_switch
 from tests.valley.grader.standalone import grader_package
 from valley.grader import confine, harness
 from valley.grader.grading import grade_batch, grade_code, read_verdicts
@@ -519,37 +519,12 @@ def test_a_non_root_unsafe_local_grader_keeps_programs_apart(tmp_path):
         # a program at the grader's uid can write whatever the grader can: the grader's files
         # must not be findable (here: under a directory other uids cannot list), see docs/grader.md
         root.chmod(0o711)
-        entry = (
-            f"import sys; sys.path.insert(0, {str(package.parent)!r}); "
-            "from valley.grader.__main__ import main; sys.exit(main())"
-        )
-        result = subprocess.run(
-            [
-                "setpriv",
-                "--reuid",
-                "65534",
-                "--regid",
-                "65534",
-                "--clear-groups",
-                system_python,
-                "-I",
-                "-c",
-                entry,
-                "grade",
-                "--problems",
-                str(problems),
-                "--generations",
-                str(generations),
-                "--out",
-                str(out),
-                "--sandbox",
-                "unsafe-local",
-                "--workers",
-                "2",
-            ],
+        result = python_as_nobody(
+            system_python,
+            grader_cli_entry(package.parent),
+            ["grade", "--problems", problems, "--generations", generations, "--out", out]
+            + ["--sandbox", "unsafe-local", "--workers", "2"],
             env={"PATH": "/usr/bin:/bin", "HOME": str(root), "VALLEY_GRADER_TMPDIR": str(scratch_root)},
-            capture_output=True,
-            text=True,
             timeout=120,
         )
         assert result.returncode == 0, result.stderr
