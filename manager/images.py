@@ -308,6 +308,12 @@ def served_wheelhouse(directory: Path) -> Iterator[dict[str, str]]:
         server.server_close()
 
 
+def base_image_id(client, base: str) -> str | None:
+    """The engine's id of a build's base image; None for `scratch`, Docker's empty base, which is
+    no image (asking for it is a 404)."""
+    return None if base == "scratch" else client.images.get(base).id
+
+
 def parse_bases(values: list[str] | None) -> dict[str, str]:
     """`--base REF` (every image) and `--base ROLE=REF` / `--base NAME=REF` (trainer=…, trainer-cpu=…)."""
     bases: dict[str, str] = {}
@@ -359,7 +365,7 @@ def build_images(
             found, base = IMAGES[name], base_of(name, bases, root)
             repo, tag = repository(name, registry), content_tag(name, root, base)
             try:
-                base_id = client.images.get(base).id
+                base_id = base_image_id(client, base)
             except docker.errors.ImageNotFound:
                 base_id = None  # pulled by the build
             try:
@@ -385,7 +391,7 @@ def build_images(
                 "tag": tag,
                 "image_id": built_image.id,
                 "base": base,
-                "base_id": base_id or client.images.get(base).id,
+                "base_id": base_id or base_image_id(client, base),
                 "digest": previous.get("digest") if keep else None,
             }
             if push:
