@@ -67,7 +67,7 @@ def stage_run(kind: str) -> Iterator[object | None]:
 
 def stage_run_id(client, parent_id: str, kind: str) -> str:
     """The stage's child run of `parent_id`: the newest one, else a new one."""
-    from valley.vocabulary import KIND_TAG, PARENT_RUN_TAG, stage_run_name, stage_tags, tag_filter
+    from valley.vocabulary import KIND_TAG, LABEL_TAG, PARENT_RUN_TAG, stage_run_name, stage_tags, tag_filter
 
     parent = client.get_run(parent_id)
     found = client.search_runs(
@@ -80,7 +80,8 @@ def stage_run_id(client, parent_id: str, kind: str) -> str:
         return found[0].info.run_id
     created = client.create_run(
         parent.info.experiment_id,
-        run_name=stage_run_name(parent.info.run_name, kind),
+        # named by the cell's label, whoever created the cell run (launch names it so; a run made by hand may not)
+        run_name=stage_run_name(parent.data.tags.get(LABEL_TAG) or parent.info.run_name, kind),
         tags=stage_tags(parent_id, parent.data.tags, kind),
     )
     return created.info.run_id

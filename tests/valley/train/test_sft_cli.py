@@ -247,7 +247,8 @@ def test_a_killed_run_resumes_from_the_last_completed_epoch(valley, tmp_path, tm
     assert "resuming tiny-llama-40 after epoch 1 of 2" in second.stderr
     assert "1|1|Loss" not in second.stderr and "2|10|Loss" in second.stderr
     assert yaml.safe_load((tmp_path / "ckpt" / "config.yaml").read_text())["resume_from_checkpoint"] is True
-    steps = [m.step for m in mlflow.MlflowClient(mlflow_uri).get_metric_history(run_id, "train/loss")]
+    train_run = train_run_id(mlflow_uri, run_id)  # both attempts log into the one train run
+    steps = [m.step for m in mlflow.MlflowClient(mlflow_uri).get_metric_history(train_run, "train/loss")]
     assert sorted(set(steps)) == list(range(1, 11))
     assert all(steps.count(step) == 1 for step in range(1, 6))  # epoch 1 was not trained again
     assert (tmp_path / "ckpt" / "final" / ".valley-checkpoint.json").exists()
