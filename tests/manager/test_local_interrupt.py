@@ -16,11 +16,16 @@ from mlflow.tracking import MlflowClient
 pytestmark = pytest.mark.slow
 
 
-def statuses(client):
+def statuses(client, kind: str = "run"):
+    """label -> status of the runs of one kind: cell runs ("run"), the study run ("study"); the
+    stage runs below a cell (train, eval) carry its label too. kind=None: run name -> status of all."""
     experiment = client.get_experiment_by_name("valley-mini")
     if experiment is None:
         return {}
-    return {r.data.tags.get("valley.label"): r.info.status for r in client.search_runs([experiment.experiment_id])}
+    found = client.search_runs([experiment.experiment_id])
+    if kind is None:
+        return {r.info.run_name: r.info.status for r in found}
+    return {r.data.tags.get("valley.label"): r.info.status for r in found if r.data.tags.get("valley.kind") == kind}
 
 
 def session_processes(session: int) -> str:
@@ -73,9 +78,10 @@ def test_an_interrupted_local_launch_kills_its_runs_and_its_steps(tmp_path, sign
     deadline = time.monotonic() + 60  # SIGKILL: the watcher ends the steps (10 s grace) and marks the runs
     while session_processes(launch.pid) and time.monotonic() < deadline:
         time.sleep(0.5)
+    every_run = statuses(client, kind=None)  # stage runs included
+    assert not {"RUNNING", "SCHEDULED"} & set(every_run.values()), (every_run, output)
     runs = statuses(client)
-    assert not {"RUNNING", "SCHEDULED"} & set(runs.values()), (runs, output)
-    assert runs["tiny-qwen-40"] == "KILLED" and runs.get("valley-mini") in (None, "KILLED"), runs
+    assert runs["tiny-qwen-40"] == "KILLED" and set(statuses(client, "study").values()) <= {"KILLED"}, runs
     run = next(
         r
         for r in client.search_runs([client.get_experiment_by_name("valley-mini").experiment_id])
