@@ -61,7 +61,10 @@ class GraderServer(ThreadingHTTPServer):
         self.slots = threading.BoundedSemaphore(max_pending)
         self.max_pending = max_pending
         self.pending = 0
+        #: admitted requests whose answer is not written yet (drain waits for them too)
+        self.answering = 0
         self.lock = threading.Lock()
+        self.all_answered = threading.Condition(self.lock)
         self.draining = threading.Event()
         self.stopped = threading.Event()  # past the drain bound: what still runs is abandoned
 
@@ -70,12 +73,19 @@ class GraderServer(ThreadingHTTPServer):
             return False
         with self.lock:
             self.pending += 1
+            self.answering += 1
         return True
 
     def release(self) -> None:
+        """The request's work is done: its slot is free (its answer may still be on the way)."""
         with self.lock:
             self.pending -= 1
         self.slots.release()
+
+    def answered(self) -> None:
+        with self.lock:
+            self.answering -= 1
+            self.all_answered.notify_all()
 
     def parse_request(self, body) -> tuple[dict, list[dict], dict]:
         """(problems by id, generations, options) from a request body; ValueError names what is wrong."""
@@ -117,6 +127,8 @@ class GraderServer(ThreadingHTTPServer):
         for _ in range(self.max_pending):  # every slot back means nothing is running
             if not self.slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 break
+        with self.lock:  # and every answer written: slots are freed just before answering
+            self.all_answered.wait_for(lambda: self.answering == 0, timeout=max(0.0, deadline - time.monotonic()))
         self.stopped.set()
         self.shutdown()
 
@@ -185,23 +197,38 @@ class GradeHandler(BaseHTTPRequestHandler):
             self._read_body(length, keep=False)  # read (within the deadline), so the client sees the answer
             return self._refuse(429, f"{server.max_pending} requests already pending", retry=True)
         try:
-            data = self._read_body(length)
-            if data is None:
-                return self._refuse(408, f"the request was not read within {server.read_timeout_s:g} s")
-            try:
-                problems, generations, options = server.parse_request(json.loads(data))
-            except PrivateTestsTooLarge as error:
-                return self._refuse(413, str(error))
-            except (ValueError, KeyError, TypeError) as error:
-                return self._reply(400, {"error": _line(error)})
-            rows = server.grade_request(problems, generations, options)
-            if server.stopped.is_set():  # cut short: some rows may be for programs stopped midway
-                return self._refuse(503, "the grader stopped before this request finished; retry", retry=True)
-            self._reply(200, {"rows": rows})
+            answer = self._grade(length)
         except Exception as error:  # one line, never an empty reply
-            self._refuse(500, f"grader error: {_line(error)}")
+            answer = (500, f"grader error: {_line(error)}", False)
         finally:
+            # before answering: a client that sends its next request as soon as it reads this answer
+            # must find the slot free (released after the answer, it met a 429 under load)
             server.release()
+        status, body, retry = answer
+        try:
+            if status in (200, 400):
+                self._reply(status, body if status == 200 else {"error": body})
+            else:
+                self._refuse(status, body, retry=retry)
+        finally:
+            server.answered()
+
+    def _grade(self, length: int) -> tuple[int, object, bool]:
+        """(status, rows or the error line, whether to retry) for an admitted request."""
+        server = self.server
+        data = self._read_body(length)
+        if data is None:
+            return 408, f"the request was not read within {server.read_timeout_s:g} s", False
+        try:
+            problems, generations, options = server.parse_request(json.loads(data))
+        except PrivateTestsTooLarge as error:
+            return 413, str(error), False
+        except (ValueError, KeyError, TypeError) as error:
+            return 400, _line(error), False
+        rows = server.grade_request(problems, generations, options)
+        if server.stopped.is_set():  # cut short: some rows may be for programs stopped midway
+            return 503, "the grader stopped before this request finished; retry", True
+        return 200, {"rows": rows}, False
 
     def _read_body(self, length: int, keep: bool = True) -> bytes | None:
         """The whole body (b"" unless `keep`), or None when the read deadline cut it short."""
